@@ -1,0 +1,1 @@
+"""Tally agent: domain, storage, daemon, local API and command line."""

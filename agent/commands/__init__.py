@@ -1,0 +1,1 @@
+"""Command-line subcommands, one module each; heavy imports stay inside their functions."""

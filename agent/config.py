@@ -1,0 +1,500 @@
+"""The TOML configuration: typed, immutable objects, with every problem reported by key path."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_PATH = "/etc/tally/tally.toml"
+TERMINAL_ID = re.compile(r"[a-z0-9-]{1,32}")
+NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+class ConfigError(Exception):
+    """The configuration file cannot be used; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalConfig:
+    """The terminal's identity and where it keeps its files."""
+
+    id: str = "wb1"
+    timezone: str = "Asia/Shanghai"
+    database: str = "/var/lib/tally/tally.db"
+    socket: str = "/run/tally/tally.sock"
+    language: str = "zh"
+    scale_queue: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleConfig:
+    """One truck scale indicator on a serial port (see protocols/SCALES.md)."""
+
+    name: str
+    port: str
+    baudrate: int = 9600
+    bytesize: int = 8
+    parity: str = "N"
+    stopbits: float = 1
+    protocol: str = "xk3190"
+    checksum: bool = True
+    min_weight_kg: int = 500
+    zero_band_kg: int = 40
+    band_kg: int = 40
+    hold_s: float = 3.0
+    min_samples: int = 5
+    max_wait_s: float = 120.0
+    clear_s: float = 2.0
+    silence_s: float = 2.0
+    frozen_alert_s: float = 180.0
+
+
+@dataclass(frozen=True, slots=True)
+class PointConfig:
+    """One Modbus point of a packer (see protocols/MODBUS.md)."""
+
+    role: str
+    function: int
+    address: int
+    type: str = "uint16"
+    word_order: str = "big"
+    byte_swap: bool = False
+    scale: float = 1.0
+    modulus: int = 0
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PackerConfig:
+    """One packer or bag counter read over Modbus TCP or RTU."""
+
+    name: str
+    transport: str = "tcp"
+    host: str = "127.0.0.1"
+    port: int = 502
+    serial_port: str = ""
+    baudrate: int = 9600
+    parity: str = "N"
+    stopbits: int = 1
+    device_id: int = 1
+    poll_s: float = 1.0
+    timeout_s: float = 1.0
+    bag_kg: int = 50
+    tally_s: int = 60
+    stop_after_s: float = 120.0
+    max_bags_per_s: float = 20.0
+    spouts: int = 8
+    points: tuple[PointConfig, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SyncConfig:
+    """Where and how events are forwarded to the central server."""
+
+    url: str
+    token_file: str
+    ca_file: str = ""
+    client_cert: str = ""
+    client_key: str = ""
+    batch_max: int = 500
+    interval_s: float = 1.0
+    timeout_s: float = 30.0
+    retry_after_max_s: float = 300.0
+    backoff_max_s: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    """Retention of acknowledged events and the free-disk floor."""
+
+    retention_days: int = 90
+    min_free_mb: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class KpiConfig:
+    """Every threshold of the service standard (DESIGN.md section 1)."""
+
+    weigh_wait_min: float = 10.0
+    bag_load_wait_min: float = 120.0
+    bag_load_share: float = 0.9
+    bulk_turnaround_min: float = 60.0
+    seal_lag_min: float = 10.0
+    return_rate_max: float = 0.05
+    broken_rate_max: float = 0.03
+    packer_rate_tph: float = 100.0
+    daily_completion: float = 1.0
+    queue_alert: int = 10
+    tare_tolerance_kg: int = 100
+    tare_tolerance_pct: float = 1.0
+    tare_history: int = 5
+    tare_min_history: int = 3
+    underload_pct: float = 90.0
+    overweight_pct: float = 1.0
+    window_plan_order_min: float = 5.0
+    window_payment_min: float = 5.0
+    window_transport_letter_min: float = 10.0
+    window_no_letter_min: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration file."""
+
+    terminal: TerminalConfig = field(default_factory=TerminalConfig)
+    scales: tuple[ScaleConfig, ...] = ()
+    packers: tuple[PackerConfig, ...] = ()
+    sync: SyncConfig | None = None
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    kpi: KpiConfig = field(default_factory=KpiConfig)
+    path: str = ""
+
+
+# --- validation -------------------------------------------------------------------------------
+
+Check = Callable[[Any], str | None]
+
+
+def _one_of(*allowed: Any) -> Check:
+    def check(value: Any) -> str | None:
+        if value in allowed:
+            return None
+        return "must be one of " + ", ".join(repr(a) for a in allowed)
+
+    return check
+
+
+def _range(lo: float, hi: float) -> Check:
+    def check(value: Any) -> str | None:
+        if lo <= value <= hi:
+            return None
+        return f"must be between {lo:g} and {hi:g}"
+
+    return check
+
+
+def _pattern(regex: re.Pattern[str], what: str) -> Check:
+    def check(value: Any) -> str | None:
+        return None if regex.fullmatch(value) else f"must be {what}"
+
+    return check
+
+
+def _nonempty(value: Any) -> str | None:
+    return None if value else "must not be empty"
+
+
+def _timezone(value: Any) -> str | None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "is not a known IANA time zone (for example 'Asia/Shanghai')"
+    return None
+
+
+def _url(value: Any) -> str | None:
+    if re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+        return None
+    return "must be an http:// or https:// URL"
+
+
+_POSITIVE = _range(0.001, 1e9)
+_CHECKS: dict[type, dict[str, Check]] = {
+    TerminalConfig: {
+        "id": _pattern(TERMINAL_ID, "1 to 32 characters of a-z, 0-9 and '-'"),
+        "timezone": _timezone,
+        "database": _nonempty,
+        "socket": _nonempty,
+        "language": _one_of("zh", "en"),
+    },
+    ScaleConfig: {
+        "name": _pattern(NAME, "a short name of a-z, 0-9, '_' and '-'"),
+        "port": _nonempty,
+        "baudrate": _one_of(300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200),
+        "bytesize": _one_of(7, 8),
+        "parity": _one_of("N", "E", "O"),
+        "stopbits": _one_of(1, 1.5, 2),
+        "protocol": _one_of("toledo", "xk3190", "xk3190-eq", "ascii"),
+        "min_weight_kg": _range(1, 200_000),
+        "zero_band_kg": _range(0, 10_000),
+        "band_kg": _range(0, 10_000),
+        "hold_s": _range(0.1, 600),
+        "min_samples": _range(1, 10_000),
+        "max_wait_s": _range(1, 86_400),
+        "clear_s": _range(0, 600),
+        "silence_s": _range(0.1, 600),
+        "frozen_alert_s": _range(1, 86_400),
+    },
+    PointConfig: {
+        "role": _one_of("bags", "returned", "broken", "loaded", "running", "spout"),
+        "function": _one_of(1, 2, 3, 4),
+        "address": _range(0, 65_535),
+        "type": _one_of("uint16", "int16", "uint32", "int32", "float32", "bool"),
+        "word_order": _one_of("big", "little"),
+        "modulus": _range(0, 2**32),
+    },
+    PackerConfig: {
+        "name": _pattern(NAME, "a short name of a-z, 0-9, '_' and '-'"),
+        "transport": _one_of("tcp", "rtu"),
+        "port": _range(1, 65_535),
+        "baudrate": _one_of(1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200),
+        "parity": _one_of("N", "E", "O"),
+        "stopbits": _one_of(1, 2),
+        "device_id": _range(0, 247),
+        "poll_s": _range(0.05, 3600),
+        "timeout_s": _range(0.05, 60),
+        "bag_kg": _range(1, 5_000),
+        "tally_s": _range(1, 86_400),
+        "stop_after_s": _range(1, 86_400),
+        "max_bags_per_s": _POSITIVE,
+        "spouts": _range(1, 64),
+    },
+    SyncConfig: {
+        "url": _url,
+        "token_file": _nonempty,
+        "batch_max": _range(1, 10_000),
+        "interval_s": _range(0.01, 3600),
+        "timeout_s": _range(0.1, 3600),
+        "retry_after_max_s": _range(1, 86_400),
+        "backoff_max_s": _range(0.1, 86_400),
+    },
+    StorageConfig: {
+        "retention_days": _range(1, 36_500),
+        "min_free_mb": _range(0, 10_000_000),
+    },
+    KpiConfig: {
+        "bag_load_share": _range(0, 1),
+        "return_rate_max": _range(0, 1),
+        "broken_rate_max": _range(0, 1),
+        "daily_completion": _range(0, 10),
+        "queue_alert": _range(0, 100_000),
+        "tare_history": _range(1, 100),
+        "tare_min_history": _range(1, 100),
+        "underload_pct": _range(0, 100),
+        "overweight_pct": _range(0, 100),
+    },
+}
+
+_SECTIONS = {
+    "terminal": TerminalConfig,
+    "scale": ScaleConfig,
+    "packer": PackerConfig,
+    "sync": SyncConfig,
+    "storage": StorageConfig,
+    "kpi": KpiConfig,
+}
+_LISTS = {"scale", "packer"}
+
+
+def _type_name(tp: Any) -> str:
+    return {
+        "str": "a string",
+        "int": "a whole number",
+        "float": "a number",
+        "bool": "true or false",
+    }.get(str(tp), str(tp))
+
+
+def _coerce(value: Any, tp: str) -> tuple[Any, bool]:
+    """Return (value converted to the field's type, ok)."""
+    if tp == "bool":
+        return value, isinstance(value, bool)
+    if tp == "int":
+        return value, isinstance(value, int) and not isinstance(value, bool)
+    if tp == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return value, False
+        return float(value), True
+    if tp == "str":
+        return value, isinstance(value, str)
+    return value, True
+
+
+def _closest(key: str, valid: list[str]) -> str:
+    match = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    if match:
+        return f"unknown key; did you mean '{match[0]}'?"
+    return "unknown key; allowed keys are " + ", ".join(sorted(valid))
+
+
+def _build(cls: type, table: Mapping[str, Any], path: str, problems: list[str]) -> Any:
+    """Build one dataclass from a TOML table, appending every problem found to `problems`."""
+    kwargs: dict[str, Any] = {}
+    flds = {f.name: f for f in fields(cls) if f.name != "points"}
+    valid = list(flds)
+    if cls is PackerConfig:
+        valid.append("point")
+    for key in table:
+        if key not in valid:
+            problems.append(f"{path}.{key}: {_closest(key, valid)}")
+    checks = _CHECKS.get(cls, {})
+    for name, f in flds.items():
+        required = f.default is f.default_factory  # both MISSING
+        if name not in table:
+            if required:
+                problems.append(f"{path}.{name}: is required")
+            continue
+        raw = table[name]
+        tp = str(f.type).split(" ")[0]
+        value, ok = _coerce(raw, tp)
+        if not ok:
+            problems.append(f"{path}.{name}: must be {_type_name(tp)}, not {raw!r}")
+            continue
+        check = checks.get(name)
+        message = check(value) if check else None
+        if message:
+            problems.append(f"{path}.{name}: {message}, not {raw!r}")
+            continue
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError:
+        return None  # a required key was missing; already reported
+
+
+def _check_packer(p: PackerConfig, table: Mapping[str, Any], path: str, problems: list[str]) -> Any:
+    raw_points = table.get("point", [])
+    if not isinstance(raw_points, list):
+        problems.append(f"{path}.point: must be an array of tables ([[packer.point]])")
+        return p
+    points: list[PointConfig] = []
+    for j, pt in enumerate(raw_points):
+        ppath = f"{path}.point[{j}]"
+        if not isinstance(pt, dict):
+            problems.append(f"{ppath}: must be a table")
+            continue
+        built = _build(PointConfig, pt, ppath, problems)
+        if built is None:
+            continue
+        if built.type in ("uint32", "int32", "float32") and built.function in (1, 2):
+            problems.append(
+                f"{ppath}.type: a {built.type} needs function 3 or 4, not {built.function}"
+            )
+        if built.role in ("bags", "returned", "broken", "loaded", "spout") and built.type in (
+            "float32",
+            "bool",
+        ):
+            problems.append(f"{ppath}.type: a counter must be an integer type, not {built.type!r}")
+        points.append(built)
+    roles = [pt.role for pt in points]
+    for role in set(roles):
+        if role != "spout" and roles.count(role) > 1:
+            problems.append(f"{path}.point: role {role!r} appears {roles.count(role)} times")
+    if p.transport == "rtu" and not p.serial_port:
+        problems.append(f"{path}.serial_port: is required when transport = 'rtu'")
+    if p.transport == "tcp" and not table.get("host"):
+        problems.append(f"{path}.host: is required when transport = 'tcp'")
+    return PackerConfig(
+        **{**{f.name: getattr(p, f.name) for f in fields(p)}, "points": tuple(points)}
+    )
+
+
+def parse(data: Mapping[str, Any], path: str = "") -> Config:
+    """Turn a parsed TOML document into a `Config`; raise `ConfigError` with every problem."""
+    problems: list[str] = []
+    for key in data:
+        if key not in _SECTIONS:
+            problems.append(f"{key}: {_closest(key, list(_SECTIONS))}")
+    built: dict[str, Any] = {}
+    for section, cls in _SECTIONS.items():
+        if section not in data:
+            continue
+        raw = data[section]
+        if section in _LISTS:
+            if not isinstance(raw, list):
+                problems.append(f"{section}: must be an array of tables ([[{section}]])")
+                continue
+            items = []
+            for i, table in enumerate(raw):
+                ipath = f"{section}[{i}]"
+                if not isinstance(table, dict):
+                    problems.append(f"{ipath}: must be a table")
+                    continue
+                item = _build(cls, table, ipath, problems)
+                if item is not None and cls is PackerConfig:
+                    item = _check_packer(item, table, ipath, problems)
+                if item is not None:
+                    items.append(item)
+            names = [it.name for it in items]
+            for i, name in enumerate(names):
+                if name in names[:i]:
+                    problems.append(
+                        f"{section}[{i}].name: {name!r} is used twice; names must differ"
+                    )
+            built[section] = tuple(items)
+        else:
+            if not isinstance(raw, dict):
+                problems.append(f"{section}: must be a table ([{section}])")
+                continue
+            obj = _build(cls, raw, section, problems)
+            if obj is not None:
+                built[section] = obj
+    terminal = built.get("terminal", TerminalConfig())
+    if "terminal" not in data:
+        problems.append("terminal: is required ([terminal] with at least id)")
+    elif "id" not in data["terminal"]:
+        problems.append("terminal.id: is required")
+    if problems:
+        raise ConfigError(problems)
+    return Config(
+        terminal=terminal,
+        scales=built.get("scale", ()),
+        packers=built.get("packer", ()),
+        sync=built.get("sync"),
+        storage=built.get("storage", StorageConfig()),
+        kpi=built.get("kpi", KpiConfig()),
+        path=path,
+    )
+
+
+def load(path: str | os.PathLike[str], *, check_paths: bool = True) -> Config:
+    """Read and validate a config file; raise `ConfigError` naming every problem."""
+    p = Path(path)
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{p}: no such file; pass the path of a tally.toml"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{p}: is a directory; pass the path of a tally.toml"]) from None
+    except PermissionError:
+        raise ConfigError([f"{p}: permission denied; run as a user that may read it"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{p}: is not UTF-8 text; save it as UTF-8"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{p}: is not valid TOML ({exc}); fix the syntax"]) from None
+    config = parse(data, str(p))
+    if check_paths:
+        problems = path_problems(config)
+        if problems:
+            raise ConfigError(problems)
+    return config
+
+
+def path_problems(config: Config) -> list[str]:
+    """Problems with the files the config names that only the file system can tell."""
+    problems: list[str] = []
+    db_dir = Path(config.terminal.database).parent
+    if not db_dir.is_dir():
+        problems.append(
+            f"terminal.database: the folder {str(db_dir)!r} does not exist; "
+            "create it or change the path"
+        )
+    elif not os.access(db_dir, os.W_OK | os.X_OK):
+        problems.append(
+            f"terminal.database: the folder {str(db_dir)!r} is not writable by this user; "
+            "fix its permissions or change the path"
+        )
+    return problems

@@ -1,0 +1,134 @@
+"""The event envelope (DESIGN.md section 4) and the clocks that stamp it."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+_BOOT_ID: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """One moment read from both clocks: UTC wall time and the monotonic clock."""
+
+    at: datetime
+    mono_ns: int
+
+    @staticmethod
+    def now() -> Stamp:
+        """Read both clocks back to back."""
+        return Stamp(datetime.now(UTC), time.monotonic_ns())
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One stored fact: the envelope of DESIGN.md section 4."""
+
+    terminal: str
+    epoch: str
+    seq: int
+    kind: str
+    at: str
+    mono_ns: int
+    boot: str
+    data: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        """The idempotency identity `terminal:epoch:seq`."""
+        return f"{self.terminal}:{self.epoch}:{self.seq}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The envelope as a JSON-ready dict, in the field order of the design."""
+        return {
+            "terminal": self.terminal,
+            "epoch": self.epoch,
+            "seq": self.seq,
+            "id": self.id,
+            "kind": self.kind,
+            "at": self.at,
+            "mono_ns": self.mono_ns,
+            "boot": self.boot,
+            "data": self.data,
+        }
+
+    def to_json(self) -> str:
+        """One JSON line, UTF-8 characters kept as they are."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> Event:
+        """Build an event from its envelope dict; raise ValueError naming the bad field."""
+        try:
+            ev = Event(
+                terminal=str(d["terminal"]),
+                epoch=str(d["epoch"]),
+                seq=int(d["seq"]),
+                kind=str(d["kind"]),
+                at=str(d["at"]),
+                mono_ns=int(d["mono_ns"]),
+                boot=str(d["boot"]),
+                data=dict(d["data"]),
+            )
+        except KeyError as exc:
+            raise ValueError(f"event has no {exc.args[0]!r} field") from None
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"event has a field of the wrong type ({exc})") from None
+        parse_at(ev.at)
+        return ev
+
+    @property
+    def when(self) -> datetime:
+        """The wall time as a tz-aware UTC datetime."""
+        return parse_at(self.at)
+
+
+def format_at(at: datetime) -> str:
+    """UTC ISO 8601 with milliseconds and Z, e.g. 2026-11-29T10:00:00.123Z."""
+    at = at.astimezone(UTC)
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+
+
+def parse_at(text: str) -> datetime:
+    """Parse a stored wall time; raise ValueError when it is not ISO 8601 with a zone."""
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"time {text!r} is not ISO 8601") from None
+    if at.tzinfo is None:
+        raise ValueError(f"time {text!r} has no time zone")
+    return at.astimezone(UTC)
+
+
+def boot_id() -> str:
+    """The kernel's boot id (changes at every boot), or 'unknown' off Linux."""
+    global _BOOT_ID
+    if _BOOT_ID is None:
+        try:
+            with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+                _BOOT_ID = f.read().strip()
+        except OSError:
+            _BOOT_ID = "unknown"
+    return _BOOT_ID
+
+
+def new_epoch() -> str:
+    """A fresh random epoch id for a new database."""
+    return uuid.uuid4().hex[:16]
+
+
+def uuid7(now_ms: int | None = None) -> str:
+    """A UUIDv7 string (time-ordered), used for visit and weighing ids."""
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    rand = int.from_bytes(uuid.uuid4().bytes[:10], "big")
+    value = (ms & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76
+    value |= ((rand >> 62) & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & ((1 << 62) - 1)
+    return str(uuid.UUID(int=value))

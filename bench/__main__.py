@@ -1,0 +1,38 @@
+"""Runner for `make bench`: each bench_*.py has `run() -> list[Row]`; one table is printed."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+import time
+
+from bench.common import Row
+
+
+def main(argv: list[str]) -> int:
+    """Run the benchmarks named on the command line (all when none) and print the table."""
+    import bench
+
+    names = sorted(
+        m.name for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("bench_")
+    )
+    if argv:
+        names = [n for n in names if any(a in n for a in argv)]
+    rows: list[Row] = []
+    for name in names:
+        started = time.perf_counter()
+        module = importlib.import_module(f"bench.{name}")
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        rows.extend(module.run())
+        print(f"  {name} took {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    width = max((len(r.name) for r in rows), default=10)
+    print(f"{'benchmark':<{width}}  {'value':>14}  unit")
+    print("-" * (width + 24))
+    for r in rows:
+        print(f"{r.name:<{width}}  {r.value:>14,.2f}  {r.unit}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

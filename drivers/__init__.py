@@ -1,0 +1,1 @@
+"""Device I/O: scale protocols and serial driver, Modbus counters, simulators."""

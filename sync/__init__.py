@@ -1,0 +1,1 @@
+"""Sync: the sender (outbox to server) and the reference central receiver."""

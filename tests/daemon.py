@@ -1,0 +1,114 @@
+"""Test support: write a config and run the real daemon as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from agent.client import DaemonUnavailable, request
+from agent.config import load
+
+
+def write_config(folder: Path, extra: str = "", terminal: str = "wb1") -> Path:
+    """Write a tally.toml under `folder` with its database and socket there; return its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "tally.toml"
+    sock = folder / "tally.sock"
+    if len(str(sock)) > 100:  # Unix socket paths are limited to about 108 bytes
+        sock = Path(tempfile.mkdtemp(prefix="tally-")) / "tally.sock"
+    path.write_text(
+        f'[terminal]\nid = "{terminal}"\ndatabase = "{folder}/tally.db"\n'
+        f'socket = "{sock}"\n\n{extra}',
+        encoding="utf-8",
+    )
+    return path
+
+
+def tally(
+    *args: str, input: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `tally` command line and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "agent.cli", *args],
+        capture_output=True,
+        text=True,
+        input=input,
+        timeout=timeout,
+    )
+
+
+class Daemon:
+    """`tally run --config F` as a real process, with its stderr kept in a file."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        folder = config.parent
+        self.socket = load(config, check_paths=False).terminal.socket
+        self.log_path = folder / "daemon.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 20) -> Daemon:
+        """Start the process and wait until the local API answers ping."""
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's life
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agent.cli", "run", "--config", str(self.config)],
+            stdout=self._log,
+            stderr=self._log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                request(self.socket, "ping", timeout=1)
+                return self
+            except DaemonUnavailable:
+                time.sleep(0.05)
+        raise TimeoutError(f"daemon did not answer within {timeout} s:\n{self.log()}")
+
+    def request(self, op: str, **args: Any) -> Any:
+        """One local API request."""
+        return request(self.socket, op, **args)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        """Send `sig` and wait; return the exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout)
+        self._log.close()
+        return code
+
+    def log(self) -> str:
+        """Everything the daemon printed so far."""
+        return (
+            self.log_path.read_text(encoding="utf-8", errors="replace")
+            if self.log_path.exists()
+            else ""
+        )
+
+    def __enter__(self) -> Daemon:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.stop()
+
+
+def wait_for(predicate: Any, timeout: float = 10, interval: float = 0.05) -> Any:
+    """Poll `predicate()` until it returns something truthy; raise TimeoutError otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout} s")
+        time.sleep(interval)

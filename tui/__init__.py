@@ -1,0 +1,1 @@
+"""Textual operator UI, a client of the daemon's local API."""
