@@ -64,6 +64,21 @@ class Context:
     stop_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     status: dict[str, Any] = field(default_factory=dict)
 
+    async def device_state(
+        self, device: str, online: bool, reason: str = "", kind: str = ""
+    ) -> None:
+        """Record a device going online or offline (an event only on a change of state)."""
+        devices: dict[str, Any] = dict(self.hub.get("devices") or {})
+        prev = devices.get(device)
+        if prev is not None and prev["online"] == online:
+            return
+        ev = await self.writer.append(
+            "device.online" if online else "device.offline", {"device": device, "reason": reason}
+        )
+        devices = dict(self.hub.get("devices") or {})
+        devices[device] = {"online": online, "reason": reason, "since": ev.at, "kind": kind}
+        self.hub.publish("devices", devices)
+
 
 def config_sha256(config: Config) -> str:
     """The SHA-256 of the config file's bytes (empty string when built in memory)."""
