@@ -22,6 +22,10 @@ SUBSCRIBE_INTERVAL_S = 0.1  # at most ~10 state messages per topic per second
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
+class StartupError(Exception):
+    """The daemon cannot start; the message is one clear sentence."""
+
+
 class CommandError(Exception):
     """An operator command or request was refused; the message is one clear sentence."""
 
@@ -52,7 +56,7 @@ class ApiServer:
         sock.parent.mkdir(parents=True, exist_ok=True)
         if sock.exists() or sock.is_symlink():
             if await _alive(self.path):
-                raise RuntimeError(
+                raise StartupError(
                     f"another daemon is already serving {self.path}; "
                     "stop it or change terminal.socket"
                 )

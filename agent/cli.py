@@ -66,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "_main"):
         parser.print_help()
         return 2
+    from agent.api import StartupError
     from agent.client import DaemonUnavailable, RequestRefused
     from agent.config import ConfigError
     from agent.store import StoreError
@@ -79,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, RequestRefused, StoreError) as exc:
         print(f"tally: {exc}", file=sys.stderr)
         return 2
-    except DaemonUnavailable as exc:
+    except (DaemonUnavailable, StartupError) as exc:
         print(f"tally: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

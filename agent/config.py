@@ -426,9 +426,9 @@ def parse(data: Mapping[str, Any], path: str = "") -> Config:
                     item = _check_packer(item, table, ipath, problems)
                 if item is not None:
                     items.append(item)
-            names = [it.name for it in items]
+            names = [t.get("name") if isinstance(t, dict) else None for t in raw]
             for i, name in enumerate(names):
-                if name in names[:i]:
+                if name is not None and name in names[:i]:
                     problems.append(
                         f"{section}[{i}].name: {name!r} is used twice; names must differ"
                     )

@@ -170,11 +170,16 @@ async def run(config: Config) -> int:
 
     services: list[Service] = [ClockWatch(ctx)]
     services.extend(build_services(ctx))
+    try:
+        await api.start()
+    except BaseException:
+        writer.close()
+        store.close()
+        raise
     await writer.append(
         "agent.started",
         {"version": VERSION, "config_sha256": config_sha256(config), "pid": os.getpid()},
     )
-    await api.start()
     tasks = [asyncio.create_task(supervise(s, stopping), name=s.name) for s in services]
     for hook in ctx.ready_hooks:
         hook()

@@ -1,0 +1,117 @@
+"""The daemon as a real process: local API, subscribe, clean stop, refusals."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+from pathlib import Path
+
+from agent.store import Store
+from tests.daemon import Daemon, tally, write_config
+
+
+def _lines(sock_path: str, *requests: bytes, want: int) -> list[dict[str, object]]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(sock_path)
+        for r in requests:
+            s.sendall(r)
+        buf = b""
+        while buf.count(b"\n") < want:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    return [json.loads(line) for line in buf.splitlines()[:want]]
+
+
+def test_local_api_answers_and_refuses_in_one_sentence(daemon: Daemon) -> None:
+    replies = _lines(
+        daemon.socket,
+        b'{"id": 1, "op": "ping"}\n',
+        b"not json\n",
+        b'{"id": 3, "op": "fly"}\n',
+        want=3,
+    )
+    assert replies[0]["id"] == 1 and replies[0]["ok"] is True
+    assert replies[1] == {"id": None, "ok": False, "error": "the request is not a JSON object"}
+    assert replies[2]["ok"] is False and replies[2]["id"] == 3
+    assert str(replies[2]["error"]).startswith("unknown op 'fly'; known ops: ")
+
+
+def test_subscribe_streams_state_messages(daemon: Daemon) -> None:
+    replies = _lines(daemon.socket, b'{"id": 7, "op": "subscribe"}\n', want=2)
+    assert replies[0] == {"id": 7, "ok": True, "result": "subscribed"}
+    assert "topic" in replies[1] and "state" in replies[1]
+
+
+def test_sigterm_stops_cleanly_with_started_and_stopped_events(config_path: Path) -> None:
+    d = Daemon(config_path).start()
+    assert d.stop(signal.SIGTERM) == 0
+    store = Store(str(config_path.parent / "tally.db"))
+    kinds = [e.kind for e in store.iter_events()]
+    assert kinds == ["agent.started", "agent.stopped"]
+    assert store.events_after(1)[0].data == {"reason": "signal"}
+    assert not Path(d.socket).exists()
+
+
+def test_sigint_also_stops_cleanly(config_path: Path) -> None:
+    d = Daemon(config_path).start()
+    assert d.stop(signal.SIGINT) == 0
+
+
+def test_a_second_daemon_on_the_same_socket_is_refused(daemon: Daemon, tmp_path: Path) -> None:
+    other = write_config(tmp_path / "other")
+    text = other.read_text(encoding="utf-8")
+    other.write_text(
+        text.replace(f'socket = "{other.parent}/tally.sock"', f'socket = "{daemon.socket}"'),
+        encoding="utf-8",
+    )
+    r = tally("run", "--config", str(other), timeout=30)
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[-1] == (
+        f"tally: another daemon is already serving {daemon.socket}; "
+        "stop it or change terminal.socket"
+    )
+    assert (
+        not (tmp_path / "other" / "tally.db").exists()
+        or Store(str(tmp_path / "other" / "tally.db")).count() == 0
+    )
+    assert daemon.request("ping")["pong"] is True
+
+
+def test_invalid_config_refuses_to_start_with_exit_2(tmp_path: Path) -> None:
+    bad = write_config(tmp_path, '[kpi]\nqueue_alert = "many"\n')
+    r = tally("run", "--config", str(bad))
+    assert (r.returncode, r.stderr) == (2, "kpi.queue_alert: must be a whole number, not 'many'\n")
+    assert not (tmp_path / "tally.db").exists()
+
+
+def test_events_command_lists_json_envelopes_and_a_table(config_path: Path) -> None:
+    Daemon(config_path).start().stop()
+    r = tally("events", "--config", str(config_path), "--json")
+    assert r.returncode == 0
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(e["seq"], e["kind"]) for e in rows] == [(1, "agent.started"), (2, "agent.stopped")]
+    assert set(rows[0]) == {
+        "terminal",
+        "epoch",
+        "seq",
+        "id",
+        "kind",
+        "at",
+        "mono_ns",
+        "boot",
+        "data",
+    }
+    assert rows[0]["id"] == f"wb1:{rows[0]['epoch']}:1"
+    r = tally("events", "--config", str(config_path), "--kind", "agent.stopped")
+    assert r.stdout.splitlines()[0].split() == ["SEQ", "AT", "(UTC)", "KIND", "DATA"]
+    assert len(r.stdout.splitlines()) == 2 and "agent.stopped" in r.stdout
+
+
+def test_events_without_a_database_says_so(config_path: Path) -> None:
+    r = tally("events", "--config", str(config_path))
+    assert r.returncode == 2
+    assert r.stderr.startswith("tally: there is no database at ")

@@ -1,0 +1,144 @@
+"""The event store: envelope, gapless seqs, group commit, state with events, crash safety."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.events import Event, Stamp, parse_at
+from agent.store import Store, StoreError, Writer, init_database
+
+
+def test_append_assigns_gapless_seqs_and_the_envelope(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.db")
+    w = Writer(db, "wb1")
+    stamp = Stamp.now()
+    first = w.append_sync("visit.arrived", {"plate": "苏A12345"}, stamp=stamp)
+    second = w.append_sync("agent.started", {"version": "x"})
+    w.close()
+    assert first.seq == 1 and second.seq == 2
+    assert first.id == f"wb1:{w.epoch}:1"
+    assert first.at.endswith("Z") and len(first.at) == len("2026-11-29T10:00:00.000Z")
+    assert parse_at(first.at) == stamp.at.replace(microsecond=stamp.at.microsecond // 1000 * 1000)
+    store = Store(db)
+    assert store.events_after(0) == [first, second]
+    assert store.events_after(0, kind="visit") == [first]
+    assert store.count() == 2 and store.count("agent") == 1 and store.count("agent.st") == 0
+    assert [e.seq for e in store.iter_events(batch=1)] == [1, 2]
+    assert store.epoch == w.epoch and store.terminal == "wb1"
+
+
+def test_seqs_continue_after_reopen_and_epoch_is_kept(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.db")
+    w = Writer(db, "wb1")
+    w.append_sync("a.b", {})
+    w.close()
+    w2 = Writer(db, "wb1")
+    ev = w2.append_sync("a.b", {})
+    w2.close()
+    assert (ev.seq, w2.epoch) == (2, w.epoch)
+
+
+def test_a_new_database_gets_a_new_epoch(tmp_path: Path) -> None:
+    assert init_database(str(tmp_path / "a.db"), "wb1") != init_database(
+        str(tmp_path / "b.db"), "wb1"
+    )
+
+
+def test_a_database_of_another_terminal_is_refused(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.db")
+    init_database(db, "wb1")
+    with pytest.raises(StoreError) as info:
+        init_database(db, "wb2")
+    assert str(info.value) == (
+        f"the database {db} belongs to terminal 'wb1', not 'wb2'; "
+        "set terminal.id back or point terminal.database at a new file"
+    )
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "t.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="cannot open the database"):
+        init_database(str(bad), "wb1")
+    assert bad.read_bytes() == b"this is not sqlite" * 100
+
+
+def test_state_commits_with_its_event(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.db")
+    w = Writer(db, "wb1")
+    w.append_sync("packer.tally", {"bags": 3}, state={"counter.line1.bags": {"raw": 103}})
+    w.close()
+    store = Store(db)
+    assert store.get_state("counter.line1.bags") == {"raw": 103}
+    assert store.state_prefix("counter.") == {"counter.line1.bags": {"raw": 103}}
+    assert store.get_state("missing", 7) == 7
+
+
+async def test_concurrent_appends_are_group_committed(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.db")
+    w = Writer(db, "wb1")
+    events = await asyncio.gather(*(w.append("x.y", {"i": i}) for i in range(500)))
+    w.close()
+    assert sorted(e.seq for e in events) == list(range(1, 501))
+    assert w.commits < 500  # many events shared one transaction
+    assert Store(db).count() == 500
+
+
+def test_wal_and_migrations_are_in_place(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.db")
+    Writer(db, "wb1").close()
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    names = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations ORDER BY id")]
+    assert names == ["0001_events", "0002_dead_letters"]
+
+
+def test_store_on_missing_file_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(StoreError) as info:
+        Store(str(tmp_path / "none.db"))
+    assert "start the daemon once to create it" in str(info.value)
+
+
+def test_event_round_trips_through_its_dict() -> None:
+    ev = Event(
+        "wb1", "e1", 3, "visit.sealed", "2026-11-29T10:00:00.123Z", 5, "b", {"seals": ["S1"]}
+    )
+    assert Event.from_dict(ev.to_dict()) == ev
+    with pytest.raises(ValueError, match="no 'kind' field"):
+        Event.from_dict({k: v for k, v in ev.to_dict().items() if k != "kind"})
+
+
+def test_sigkill_never_loses_an_acknowledged_event(tmp_path: Path) -> None:
+    """Kill a real appending process 50 times; every acknowledged seq survives, gapless."""
+    db = str(tmp_path / "crash.db")
+    rng = random.Random(20261129)
+    acknowledged: set[int] = set()
+    for _ in range(50):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.agent.crash_writer", db],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # at least one commit before the kill
+        assert first.strip().isdigit(), first
+        time.sleep(rng.uniform(0.0, 0.15))
+        proc.send_signal(signal.SIGKILL)
+        rest, _ = proc.communicate()
+        acknowledged.update(int(x) for x in [first, *rest.split()] if x.strip())
+        conn = sqlite3.connect(db)
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        seqs = [r[0] for r in conn.execute("SELECT seq FROM events ORDER BY seq")]
+        conn.close()
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert acknowledged <= set(seqs)
+    assert len(acknowledged) > 50
