@@ -123,6 +123,18 @@ class StorageConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ChecksConfig:
+    """Packing-line spot checks: bag weights after each start and per shift, print codes."""
+
+    bag_samples: int = 10
+    bag_min_pct: float = 2.0
+    bag_max_over_kg: float = 1.0
+    shift_starts: tuple[str, ...] = ("00:00", "08:00", "16:00")
+    print_code_every_h: float = 2.0
+    grace_min: float = 15.0
+
+
+@dataclass(frozen=True, slots=True)
 class KpiConfig:
     """Every threshold of the service standard (DESIGN.md section 1)."""
 
@@ -158,6 +170,7 @@ class Config:
     sync: SyncConfig | None = None
     storage: StorageConfig = field(default_factory=StorageConfig)
     kpi: KpiConfig = field(default_factory=KpiConfig)
+    checks: ChecksConfig = field(default_factory=ChecksConfig)
     path: str = ""
 
 
@@ -273,6 +286,19 @@ _CHECKS: dict[type, dict[str, Check]] = {
         "retention_days": _range(1, 36_500),
         "min_free_mb": _range(0, 10_000_000),
     },
+    ChecksConfig: {
+        "bag_samples": _range(1, 100),
+        "bag_min_pct": _range(0, 50),
+        "bag_max_over_kg": _range(0, 100),
+        "shift_starts": lambda v: (
+            None
+            if v
+            and all(isinstance(x, str) and re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", x) for x in v)
+            else 'must be a list of local times like "08:00"'
+        ),
+        "print_code_every_h": _range(0.1, 24),
+        "grace_min": _range(0, 1440),
+    },
     KpiConfig: {
         "bag_load_share": _range(0, 1),
         "return_rate_max": _range(0, 1),
@@ -293,6 +319,7 @@ _SECTIONS = {
     "sync": SyncConfig,
     "storage": StorageConfig,
     "kpi": KpiConfig,
+    "checks": ChecksConfig,
 }
 _LISTS = {"scale", "packer"}
 
@@ -303,6 +330,7 @@ def _type_name(tp: Any) -> str:
         "int": "a whole number",
         "float": "a number",
         "bool": "true or false",
+        "tuple[str,": "a list of strings",
     }.get(str(tp), str(tp))
 
 
@@ -318,6 +346,10 @@ def _coerce(value: Any, tp: str) -> tuple[Any, bool]:
         return float(value), True
     if tp == "str":
         return value, isinstance(value, str)
+    if tp.startswith("tuple[str"):
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value), True
+        return value, False
     return value, True
 
 
@@ -454,6 +486,7 @@ def parse(data: Mapping[str, Any], path: str = "") -> Config:
         sync=built.get("sync"),
         storage=built.get("storage", StorageConfig()),
         kpi=built.get("kpi", KpiConfig()),
+        checks=built.get("checks", ChecksConfig()),
         path=path,
     )
 

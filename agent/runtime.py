@@ -35,6 +35,8 @@ SERVICE_FACTORIES = [
     "agent.packers:build",
     "agent.visits_service:build",
     "agent.health:build",
+    "agent.windows_service:build",
+    "agent.spotchecks_service:build",
     "sync.sender:build",
 ]
 
