@@ -8,6 +8,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from agent.errors import UsageError
+
+__all__ = ["UsageError", "main"]
+
 # (name, module). Each module defines HELP, add_arguments(parser) and main(args) -> int and
 # imports nothing heavy at module level, so `tally --help` stays fast.
 COMMANDS: list[tuple[str, str]] = [
@@ -27,10 +31,6 @@ COMMANDS: list[tuple[str, str]] = [
     ("export", "agent.commands.export"),
     ("serve", "agent.commands.serve"),
 ]
-
-
-class UsageError(Exception):
-    """Bad usage or bad input: printed as one sentence, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
