@@ -322,7 +322,7 @@ def test_libreoffice_converts_the_xlsx_without_error(day_config: Path, tmp_path:
             "--headless",
             f"-env:UserInstallation=file://{tmp_path}/lo",
             "--convert-to",
-            "csv",
+            "csv:Text - txt - csv (StarCalc):44,34,UTF8",
             "--outdir",
             str(tmp_path / "lo-out"),
             str(out),
