@@ -382,9 +382,11 @@ class Projection:
     def apply(self, ev: Event) -> None:
         """Fold one event in (events of kinds the projection does not use are only counted)."""
         self.last_seq = max(self.last_seq, ev.seq)
+        kind = ev.kind
+        if not relevant(kind):
+            return
         self.count += 1
         index = self.count
-        kind = ev.kind
         if kind == "weighing.captured":
             self._captured(ev)
         elif kind == "operator.corrected":
@@ -827,6 +829,11 @@ class Projection:
                 },
             )
         ]
+
+
+def relevant(kind: str) -> bool:
+    """Whether the projection folds events of this kind."""
+    return kind.startswith("visit.") or kind in ("weighing.captured", "operator.corrected")
 
 
 def rebuild(events: Iterable[Event], kpi: KpiConfig | None = None) -> Projection:
