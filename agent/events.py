@@ -132,10 +132,3 @@ def uuid7(now_ms: int | None = None) -> str:
     value |= 0b10 << 62
     value |= rand & ((1 << 62) - 1)
     return str(uuid.UUID(int=value))
-
-
-def duration_s(start: Event, end: Event) -> float:
-    """Seconds from `start` to `end`: monotonic within one terminal, epoch and boot, else wall."""
-    if (start.terminal, start.epoch, start.boot) == (end.terminal, end.epoch, end.boot):
-        return (end.mono_ns - start.mono_ns) / 1e9
-    return (end.when - start.when).total_seconds()

@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from agent import windows
 from agent.config import KpiConfig
 from agent.events import Event, parse_at
 from agent.visits import Mark, collect_corrections, corrected, duration_ms
@@ -180,8 +181,10 @@ def compute(events: Iterable[Event], day: date, tz: ZoneInfo, cfg: KpiConfig) ->
             "met": None if completion is None else completion >= cfg.daily_completion,
         },
         "flags": flags,
-        # The window-service waits (DESIGN.md section 1, window_wait) are added by later work.
-        "window_wait": {},
+        "window_wait": {
+            service: _within(samples, windows.target_min(cfg, service))
+            for service, samples in windows.window_samples(ordered, day, tz).items()
+        },
     }
 
 

@@ -9,7 +9,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.config import NAME, KpiConfig
-from agent.events import Event, duration_s
+from agent.events import Event
+from agent.visits import Mark, duration_ms
 
 # service → the KpiConfig field holding its target in minutes
 SERVICES: dict[str, str] = {
@@ -94,14 +95,14 @@ class WindowBook:
         return {"window": t.window, "service": t.service, "ticket": t.ticket}
 
 
-def window_wait(events: Iterable[Event], day: date, tz: ZoneInfo, cfg: KpiConfig) -> dict[str, Any]:
-    """Per service: count, within_target, share, max_min, target_min for tickets served on `day`.
+def window_samples(events: Iterable[Event], day: date, tz: ZoneInfo) -> dict[str, list[int]]:
+    """Per service, the waits in ms of tickets served on the plant-local `day`.
 
-    A wait belongs to the plant-local day of its `window.served`; tickets are paired by
-    (terminal, epoch, ticket) so two terminals may reuse ticket numbers.
+    Tickets are paired by (terminal, epoch, ticket), so two terminals may reuse numbers; events
+    must come in seq order per terminal.
     """
     arrived: dict[tuple[str, str, str], Event] = {}
-    waits: dict[str, list[float]] = {s: [] for s in SERVICES}
+    waits: dict[str, list[int]] = {s: [] for s in SERVICES}
     for ev in events:
         if ev.kind == "window.arrived":
             arrived[(ev.terminal, ev.epoch, ev.data["ticket"])] = ev
@@ -111,16 +112,5 @@ def window_wait(events: Iterable[Event], day: date, tz: ZoneInfo, cfg: KpiConfig
                 continue
             service = start.data["service"]
             if service in waits:
-                waits[service].append(duration_s(start, ev) / 60)
-    report: dict[str, Any] = {}
-    for service, minutes in waits.items():
-        target = target_min(cfg, service)
-        within = sum(1 for m in minutes if m <= target)
-        report[service] = {
-            "count": len(minutes),
-            "within_target": within,
-            "share": round(within / len(minutes), 4) if minutes else None,
-            "max_min": round(max(minutes), 2) if minutes else None,
-            "target_min": target,
-        }
-    return report
+                waits[service].append(duration_ms(Mark.of(start), Mark.of(ev)))
+    return waits

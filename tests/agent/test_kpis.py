@@ -55,7 +55,21 @@ def empty(**sections: Any) -> dict[str, Any]:
         },
         "daily_completion": {"planned_t": 0.0, "completed_t": 0.0, "value": None, "met": None},
         "flags": {"tare_fluctuation": 0, "underloaded": 0, "bagged_overweight": 0},
-        "window_wait": {},
+        "window_wait": {
+            service: {
+                "count": 0,
+                "within_target": 0,
+                "share": None,
+                "max_min": None,
+                "target_min": target,
+            }
+            for service, target in (
+                ("plan_order", 5.0),
+                ("payment", 5.0),
+                ("transport_letter", 10.0),
+                ("no_letter", 10.0),
+            )
+        },
     }
     report.update(sections)
     return report

@@ -11,7 +11,8 @@ import pytest
 
 from agent.config import KpiConfig
 from agent.events import Event
-from agent.windows import WindowBook, WindowError, window_wait
+from agent.kpis import compute
+from agent.windows import WindowBook, WindowError
 from tests.daemon import Daemon, tally
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -69,7 +70,7 @@ def test_window_wait_per_service_on_the_plant_local_day() -> None:
         # never served
         arrive(9, "2026-11-29T05:00:00.000Z", 10000, "t5", "no_letter"),
     ]
-    assert window_wait(events, date(2026, 11, 29), TZ, KpiConfig()) == {
+    assert compute(events, date(2026, 11, 29), TZ, KpiConfig())["window_wait"] == {
         "plan_order": {
             "count": 2,
             "within_target": 1,
@@ -108,7 +109,7 @@ def test_tickets_from_two_terminals_do_not_mix_and_use_wall_time_across_boots() 
         served(2, "2026-11-29T01:03:00.000Z", 180, "t1", "payment", terminal="b"),
         served(2, "2026-11-29T01:10:00.000Z", 5, "t1", "payment", terminal="a", boot="b2"),
     ]
-    report = window_wait(events, date(2026, 11, 29), TZ, KpiConfig())
+    report = compute(events, date(2026, 11, 29), TZ, KpiConfig())["window_wait"]
     assert report["payment"] == {
         "count": 2,
         "within_target": 1,
