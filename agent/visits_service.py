@@ -41,12 +41,14 @@ COMMAND_OPS = (
 
 _SELECT = "SELECT seq, kind, at, mono_ns, boot, data FROM events WHERE seq > ? AND seq <= ? AND ("
 _PROJECTION_SQL = "kind LIKE 'visit.%' OR kind IN ('weighing.captured', 'operator.corrected')"
-_KPI_SQL = "kind LIKE 'visit.%' OR kind IN ('operator.corrected', 'packer.tally')"
+_KPI_SQL = (
+    "kind LIKE 'visit.%' OR kind LIKE 'window.%' OR kind IN ('operator.corrected', 'packer.tally')"
+)
 
 
 def kpi_relevant(kind: str) -> bool:
     """Whether the KPI engine uses events of this kind."""
-    return kind.startswith("visit.") or kind in ("operator.corrected", "packer.tally")
+    return kind.startswith(("visit.", "window.")) or kind in ("operator.corrected", "packer.tally")
 
 
 def load_events(
