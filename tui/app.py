@@ -92,18 +92,12 @@ PANE_KEYS: dict[tuple[str, str], str] = {
 }
 
 
-class TallyApp(App[None]):
-    """`tally tui`: the weighbridge, loading, yard, today and health panes."""
+class LiveApp(App[None]):
+    """An app fed by the daemon's live state: the connection worker, the banner, the tick."""
 
     CSS_PATH = "tally.tcss"
     TITLE = "Tally"
     ENABLE_COMMAND_PALETTE = False
-    BINDINGS: ClassVar[list[BindingType]] = [
-        *(Binding(f"f{i}", f"show('{p}')", show=False) for i, p in enumerate(PANES, 1)),
-        *(Binding(str(i), f"show('{p}')", show=False) for i, p in enumerate(PANES, 1)),
-        *(Binding(k, f"key('{k}')", show=False) for k in sorted({k for _p, k in PANE_KEYS})),
-        Binding("ctrl+q", "quit", show=False, priority=True),
-    ]
 
     def __init__(
         self,
@@ -124,19 +118,7 @@ class TallyApp(App[None]):
         self.states: dict[str, Any] = {}
         self.connected = False
         self.lost_shown = False
-        self.current = PANES[0]
         self.client: AsyncClient | None = None
-        self.status_text = Text("")
-
-    def compose(self) -> ComposeResult:
-        """Top bar, connection banner, the panes, the command status and the key hints."""
-        yield Static("", id="topbar")
-        yield Static("", id="banner")
-        with ContentSwitcher(initial=PANES[0], id="panes"):
-            for name in PANES:
-                yield PANE_CLASSES[name](self.w, self.tz, id=name)
-        yield Static("", id="status")
-        yield Static("", id="keys")
 
     def on_mount(self) -> None:
         """Draw the empty state, start the connection worker and the one-second tick."""
@@ -145,8 +127,6 @@ class TallyApp(App[None]):
         self.set_interval(1.0, self.tick)
         if self.connect:
             self.link()
-
-    # --- the only I/O: the connection worker and the command workers -------------------------
 
     @work(exclusive=True, group="link", exit_on_error=False)
     async def link(self) -> None:
@@ -167,6 +147,74 @@ class TallyApp(App[None]):
                 self.client = None
                 await client.close()
             await asyncio.sleep(RETRY_S)
+
+    def on_state_received(self, msg: StateReceived) -> None:
+        """Keep the newest state and redraw what shows it."""
+        self.states[msg.topic] = msg.state
+        self.state_changed(msg.topic)
+
+    def on_daemon_found(self, _msg: DaemonFound) -> None:
+        """The daemon is back: hide the banner."""
+        self.connected = True
+        self.lost_shown = False
+        self.banner("")
+        self.refresh_all()
+
+    def on_daemon_lost(self, _msg: DaemonLost) -> None:
+        """Say so plainly; forget the live state rather than show stale weights as live."""
+        if self.lost_shown:
+            return
+        self.lost_shown = True
+        self.connected = False
+        self.states.clear()
+        self.banner(self.w("link.banner", path=self.socket_path, every=f"{RETRY_S:g}"))
+        self.refresh_all()
+
+    def banner(self, sentence: str) -> None:
+        """The connection banner (hidden when empty)."""
+        banner = self.query_one("#banner", Static)
+        banner.update(sentence)
+        banner.display = bool(sentence)
+
+    def tick(self) -> None:
+        """Once a second: elapsed times move on."""
+        self.refresh_current()
+
+    def state_changed(self, topic: str) -> None:
+        """A topic changed: redraw (subclasses redraw less for the weight stream)."""
+        self.refresh_current()
+
+    def refresh_current(self) -> None:
+        """Redraw what is in view."""
+        self.refresh_all()
+
+    def refresh_all(self) -> None:
+        """Redraw everything."""
+
+
+class TallyApp(LiveApp):
+    """`tally tui`: the weighbridge, loading, yard, today and health panes."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(Binding(f"f{i}", f"show('{p}')", show=False) for i, p in enumerate(PANES, 1)),
+        *(Binding(str(i), f"show('{p}')", show=False) for i, p in enumerate(PANES, 1)),
+        *(Binding(k, f"key('{k}')", show=False) for k in sorted({k for _p, k in PANE_KEYS})),
+        Binding("ctrl+q", "quit", show=False, priority=True),
+    ]
+
+    def __init__(self, socket_path: str, language: str = "zh", **kwargs: Any) -> None:
+        super().__init__(socket_path, language, **kwargs)
+        self.current = PANES[0]
+
+    def compose(self) -> ComposeResult:
+        """Top bar, connection banner, the panes, the command status and the key hints."""
+        yield Static("", id="topbar")
+        yield Static("", id="banner")
+        with ContentSwitcher(initial=PANES[0], id="panes"):
+            for name in PANES:
+                yield PANE_CLASSES[name](self.w, self.tz, id=name)
+        yield Static("", id="status")
+        yield Static("", id="keys")
 
     def send(self, op: str, what: str, **args: Any) -> None:
         """Send an operator command in a worker; the answer comes back as a message."""
@@ -190,32 +238,14 @@ class TallyApp(App[None]):
 
     # --- facts in ------------------------------------------------------------------------------
 
-    def on_state_received(self, msg: StateReceived) -> None:
-        """Keep the newest state; the weight alone is redrawn at stream rate."""
-        self.states[msg.topic] = msg.state
-        if msg.topic.startswith("scale."):
-            pane = self.query_one("#weighbridge", WeighbridgePane)
+    def state_changed(self, topic: str) -> None:
+        """The weight streams at up to ten a second: redraw only the weight for it."""
+        if topic.startswith("scale."):
             if self.current == "weighbridge":
+                pane = self.query_one("#weighbridge", WeighbridgePane)
                 pane.update_weight(views.weighbridge(self.states, self.clock(), self.tz, self.w))
             return
         self.refresh_current()
-
-    def on_daemon_found(self, _msg: DaemonFound) -> None:
-        """The daemon is back: hide the banner."""
-        self.connected = True
-        self.lost_shown = False
-        self.banner("")
-        self.refresh_top()
-
-    def on_daemon_lost(self, _msg: DaemonLost) -> None:
-        """Say so plainly; forget the live state rather than show stale weights as live."""
-        if self.lost_shown:
-            return
-        self.lost_shown = True
-        self.connected = False
-        self.states.clear()
-        self.banner(self.w("link.banner", path=self.socket_path, every=f"{RETRY_S:g}"))
-        self.refresh_all()
 
     def on_command_answered(self, msg: CommandAnswered) -> None:
         """Show what was done."""
@@ -226,10 +256,6 @@ class TallyApp(App[None]):
         self.show_status(self.w("cmd.refused", sentence=msg.sentence), "bad")
 
     # --- drawing -------------------------------------------------------------------------------
-
-    def tick(self) -> None:
-        """Once a second: elapsed times move on."""
-        self.refresh_current()
 
     def pane(self, name: str | None = None) -> Pane:
         """A pane by name (the visible one by default)."""
@@ -264,12 +290,6 @@ class TallyApp(App[None]):
         hints = self.pane().keys
         keys = (self.w(hints) + "   " if hints else "") + self.w("keys.global")
         self.query_one("#keys", Static).update(keys)
-
-    def banner(self, sentence: str) -> None:
-        """The connection banner (hidden when empty)."""
-        banner = self.query_one("#banner", Static)
-        banner.update(sentence)
-        banner.display = bool(sentence)
 
     def show_status(self, message: str, tone: str) -> None:
         """The result of the last command."""
