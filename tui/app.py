@@ -219,7 +219,7 @@ class TallyApp(LiveApp):
     def send(self, op: str, what: str, **args: Any) -> None:
         """Send an operator command in a worker; the answer comes back as a message."""
         if not self.connected or self.client is None:
-            self.show_status(self.w("cmd.no_daemon"), "bad")
+            self.show_status(self.w("cmd.refused", sentence=self.w("cmd.no_daemon")), "bad")
             return
         self.run_worker(
             self._request(self.client, op, what, args), group="ops", exit_on_error=False
@@ -315,8 +315,12 @@ class TallyApp(LiveApp):
         if isinstance(self.screen, ModalScreen):
             return
         action = PANE_KEYS.get((self.current, key))
-        if action is not None:
-            getattr(self, f"do_{action}")()
+        if action is None:
+            return
+        if not self.connected:
+            self.show_status(self.w("cmd.refused", sentence=self.w("cmd.no_daemon")), "bad")
+            return
+        getattr(self, f"do_{action}")()
 
     def selected_visit(self) -> dict[str, Any] | None:
         """The visit under the cursor of the visible pane, as last published."""

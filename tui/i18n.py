@@ -18,7 +18,7 @@ _TEXT: dict[str, tuple[str, str]] = {
     "link.connected": ("已连接", "connected"),
     "link.lost": ("未连接", "no daemon"),
     "link.banner": (
-        "Tally 守护进程未运行（{path}）：数据仍由守护进程采集；每 {every} 秒重试连接。",
+        "Tally 守护进程未运行（{path}）；每 {every} 秒重试连接。",
         "The Tally daemon is not running ({path}); retrying every {every} s.",
     ),
     "link.connecting": ("正在连接 {path} …", "Connecting to {path} …"),

@@ -278,7 +278,8 @@ def weighbridge(states: Mapping[str, Any], now: datetime, tz: tzinfo, w: Words) 
     weight = kg(scale.get("weight")) if online else NONE
     tags: list[Cell] = []
     if name is None:
-        tags.append(Cell(w("scale.none"), "dim"))
+        if states:  # connected and the daemon has no scale (no state at all: nothing to say)
+            tags.append(Cell(w("scale.none"), "dim"))
     else:
         tags.append(Cell(name))
         tags.append(Cell(w("scale.online"), "ok") if online else Cell(w("scale.offline"), "bad"))
