@@ -92,6 +92,8 @@ _TEXT: dict[str, tuple[str, str]] = {
     "load.bulk": ("散装", "bulk"),
     "stage.arrived": ("到达", "arrived"),
     "stage.gate_in": ("已进厂", "gated in"),
+    "stage.gated_in": ("已进厂", "gated in"),
+    "stage.scale_queue": ("排队过磅", "scale queue"),
     "stage.queued_at_scale": ("排队过磅", "scale queue"),
     "stage.queued": ("排队过磅", "scale queue"),
     "stage.tared": ("已称皮重", "tared"),

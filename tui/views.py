@@ -28,6 +28,9 @@ DEFAULT_TARGETS: dict[str, float] = {
     "broken_rate": 0.03,
     "packer_rate": 100.0,
 }
+DECIMAL_DEFAULTS = {k: Decimal(str(v)) for k, v in DEFAULT_TARGETS.items()}
+SCALE_QUEUE_STAGES = ("scale_queue", "queued_at_scale", "queued")
+GATED_STAGES = ("gated_in", "gate_in", "tared")
 WARN_SHARE = Decimal("0.8")  # a wait past 80 % of its target is shown as a warning
 
 
@@ -399,12 +402,12 @@ def loading(states: Mapping[str, Any], now: datetime, w: Words) -> LoadingView:
         if v.get("point") in (None, "") or v.get("stage") not in ("loading", "loaded"):
             continue
         point = str(v["point"])
-        planned_bags = _num(v.get("planned_bags"))
+        planned_bags = _num(v.get("planned_bags") or _dict(v.get("counter")).get("planned_bags"))
         planned_kg = _num(v.get("planned_kg"))
         if planned_bags is None and planned_kg is not None and v.get("load") == "bagged":
             per_bag = bag_kg.get(point, Decimal(50))
             planned_bags = (planned_kg / per_bag).to_integral_value(ROUND_HALF_UP)
-        bags = _num(v.get("bags"))
+        bags = _num(v.get("bags") if v.get("bags") is not None else v.get("counted_bags"))
         tone = "ok" if bags is not None and planned_bags and bags >= planned_bags else ""
         points.append(
             Row(
@@ -425,23 +428,23 @@ def loading(states: Mapping[str, Any], now: datetime, w: Words) -> LoadingView:
 def stage_target(visit: Mapping[str, Any], t: Mapping[str, Decimal]) -> Decimal | None:
     """The standard's target for the stage a visit is in (None where the standard sets none)."""
     stage, load = visit.get("stage"), visit.get("load")
-    if stage in ("queued_at_scale", "queued"):
+    if stage in SCALE_QUEUE_STAGES:
         return t["weigh_wait"]
-    if load == "bagged" and stage in ("gate_in", "tared", "tare"):
+    if load == "bagged" and stage in GATED_STAGES:
         return t["bag_load_wait"]
-    if load == "bulk" and stage in ("loaded",):
+    if load == "bulk" and stage == "loaded":
         return t["seal_lag"]
-    if load == "bulk" and stage in (
-        "gate_in",
-        "tared",
-        "tare",
-        "loading",
-        "gross",
-        "weighed",
-        "sealed",
-    ):
+    if load == "bulk" and stage in (*GATED_STAGES, "loading", "weighed", "sealed"):
         return t["bulk_turnaround"]
     return None
+
+
+def stage_clock(visit: Mapping[str, Any]) -> Any:
+    """When the measured span began: gate-in for the loading wait and turnaround, else the stage."""
+    t = stage_target(visit, DECIMAL_DEFAULTS)
+    if t is not None and visit.get("stage") not in (*SCALE_QUEUE_STAGES, "loaded"):
+        return visit.get("gate_in_at") or visit.get("stage_since")
+    return visit.get("stage_since")
 
 
 def yard(states: Mapping[str, Any], now: datetime, w: Words) -> YardView:
@@ -458,7 +461,7 @@ def yard(states: Mapping[str, Any], now: datetime, w: Words) -> YardView:
                     Cell(text(v.get("product"))),
                     Cell(load_text(w, v.get("load"))),
                     Cell(stage_text(w, v.get("stage"))),
-                    wait_cell(minutes_since(v.get("stage_since"), now), stage_target(v, t)),
+                    wait_cell(minutes_since(stage_clock(v), now), stage_target(v, t)),
                     Cell(flags_text(w, v), "bad"),
                 ),
             )

@@ -40,17 +40,17 @@ def _visit(n: int, plate: str, stage: str, since: str, **more: Any) -> dict[str,
 V1 = _visit(
     1,
     "苏A12345",
-    "queued_at_scale",
+    "scale_queue",
     "2026-11-29T02:18:00.000Z",
     flags=[{"check": "tare_fluctuation", "detail": "tare 15,400 kg vs reference 15,020 kg"}],
 )
 V2 = _visit(
-    2, "苏B67890", "queued_at_scale", "2026-11-29T02:26:30.000Z", load="bulk", product="P.O 52.5"
+    2, "苏B67890", "scale_queue", "2026-11-29T02:26:30.000Z", load="bulk", product="P.O 52.5"
 )
 V3 = _visit(
     3, "鲁C11111", "loading", "2026-11-29T02:10:00.000Z", point="line1", bags=420, tare_kg=15020
 )
-V4 = _visit(4, "皖D22222", "gate_in", "2026-11-29T00:20:00.000Z")
+V4 = _visit(4, "皖D22222", "gated_in", "2026-11-29T00:20:00.000Z")
 V5 = _visit(
     5,
     "沪E33333",
