@@ -1,0 +1,63 @@
+"""The pure views: missing or malformed state renders as '—', never raises."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.tui.fixtures import NOW
+from tui import views
+from tui.i18n import Words
+from tui.views import Cell
+
+SH = ZoneInfo("Asia/Shanghai")
+W = Words("en")
+
+JUNK: list[dict[str, Any]] = [
+    {},
+    {"visits": None, "kpi": [], "sync": "x", "health": 3, "alerts": None, "devices": []},
+    {
+        "scale.s": [],
+        "packer.p": {"last15": 5, "stopped": "x", "running": "yes"},
+        "visits": {
+            "open": [1, None, {"flags": "x", "stage_since": "not a time"}],
+            "scale_queue": "x",
+        },
+        "kpi": {"weigh_wait": 3, "flags": [], "day": None},
+        "devices": {"d": None},
+        "alerts": {"active": [None, {"since": 5}]},
+        "sync": {"backlog": "many", "oldest_unsent_s": float("nan")},
+        "health": {"uptime_s": "x", "clock_offset_ms": None},
+    },
+]
+
+
+@pytest.mark.parametrize("states", JUNK)
+def test_every_view_survives_bad_state(states: dict[str, Any]) -> None:
+    views.weighbridge(states, NOW, SH, W)
+    views.loading(states, NOW, W)
+    views.yard(states, NOW, W)
+    views.today(states, W)
+    views.health(states, SH, W)
+    views.board(states, NOW, W)
+
+
+def test_an_offline_scale_shows_no_weight() -> None:
+    v = views.weighbridge({"scale.s1": {"online": False, "weight": 41000}}, NOW, SH, W)
+    assert (v.weight, v.tags) == ("—", (Cell("s1"), Cell("offline", "bad")))
+
+
+def test_waits_are_coloured_against_the_target() -> None:
+    cells = [views.wait_cell(views.Decimal(m), views.Decimal(10)) for m in (3, 8, 11)]
+    assert cells == [Cell("3/10", "ok"), Cell("8/10", "warn"), Cell("11/10", "bad")]
+
+
+def test_formatters() -> None:
+    assert [views.kg(43120), views.kg(None), views.pct(0.0125), views.fixed("x")] == [
+        "43,120",
+        "—",
+        "1.3 %",
+        "—",
+    ]

@@ -1,0 +1,38 @@
+"""Run a command in a private tmux server and read its screen (for whole-process TUI tests)."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import uuid
+
+
+class Tmux:
+    """A tmux server of our own (its own socket name), one session, one pane."""
+
+    def __init__(self, argv: list[str], size: tuple[int, int] = (100, 30)) -> None:
+        self.server = f"tally-{uuid.uuid4().hex[:8]}"
+        cmd = "exec " + shlex.join(argv)
+        self._tmux("new-session", "-d", "-s", "t", "-x", str(size[0]), "-y", str(size[1]), cmd)
+
+    def _tmux(self, *args: str) -> str:
+        out = subprocess.run(
+            ["tmux", "-L", self.server, *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        return out.stdout
+
+    def screen(self) -> str:
+        """The visible text of the pane."""
+        return self._tmux("capture-pane", "-p", "-t", "t")
+
+    def pid(self) -> int:
+        """The process id of the command in the pane."""
+        return int(self._tmux("list-panes", "-t", "t", "-F", "#{pane_pid}").split()[0])
+
+    def close(self) -> None:
+        """End our tmux server (and the command in it)."""
+        subprocess.run(["tmux", "-L", self.server, "kill-server"], capture_output=True, timeout=10)

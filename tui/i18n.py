@@ -1,0 +1,225 @@
+"""The operator UI's words in Chinese (the default) and English (`terminal.language`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+LANGUAGES = ("zh", "en")
+
+# key: (Chinese, English). Placeholders use str.format names.
+_TEXT: dict[str, tuple[str, str]] = {
+    # frame
+    "app.title": ("Tally 称重与包装", "Tally weighbridge and packing"),
+    "pane.weighbridge": ("地磅", "Weighbridge"),
+    "pane.loading": ("装车", "Loading"),
+    "pane.yard": ("厂区", "Yard"),
+    "pane.today": ("今日", "Today"),
+    "pane.health": ("状态", "Health"),
+    "link.connected": ("已连接", "connected"),
+    "link.lost": ("未连接", "no daemon"),
+    "link.banner": (
+        "Tally 守护进程未运行（{path}）；每 {every} 秒重试连接。",
+        "The Tally daemon is not running ({path}); retrying every {every} s.",
+    ),
+    "link.connecting": ("正在连接 {path} …", "Connecting to {path} …"),
+    "keys.global": ("F1-F5/1-5 切换  ^q 退出", "F1-F5/1-5 switch  ^q quit"),
+    "cmd.ok": ("✓ {what}", "✓ {what}"),
+    "cmd.refused": ("✗ {sentence}", "✗ {sentence}"),
+    "cmd.no_visit": ("请先在列表中选择一辆车。", "Select a truck in the list first."),
+    "cmd.no_packer": ("请先选择一台包装机。", "Select a packer first."),
+    "cmd.no_daemon": (
+        "守护进程未运行，命令未发送。",
+        "The daemon is not running; nothing was sent.",
+    ),
+    "none": ("—", "—"),
+    # weighbridge
+    "scale.none": ("未配置地磅", "no scale"),
+    "scale.online": ("在线", "online"),
+    "scale.offline": ("离线", "offline"),
+    "scale.stable": ("稳定", "stable"),
+    "scale.moving": ("动态", "moving"),
+    "scale.state.idle": ("空秤", "idle"),
+    "scale.state.armed": ("上秤", "armed"),
+    "scale.state.settling": ("稳定中", "settling"),
+    "scale.state.captured": ("已采集", "captured"),
+    "scale.last": ("最近称重", "last weighing"),
+    "scale.unassigned": ("未分配称重", "unassigned weighings"),
+    "deck.title": ("秤上/下一辆", "on the deck / next"),
+    "deck.empty": ("地磅排队为空", "nobody queued at the scale"),
+    "wb.queue": ("地磅排队（目标 {target} 分钟）", "scale queue (target {target} min)"),
+    "wb.keys": (
+        "a 登记到达  t 皮重  g 毛重  q 排队",
+        "a arrival  t tare  g gross  q queue",
+    ),
+    # columns
+    "col.pos": ("#", "#"),
+    "col.plate": ("车牌", "plate"),
+    "col.order": ("订单", "order"),
+    "col.product": ("产品", "product"),
+    "col.load": ("方式", "load"),
+    "col.stage": ("阶段", "stage"),
+    "col.wait": ("等待/目标", "wait/target"),
+    "col.elapsed": ("用时/目标", "time/target"),
+    "col.planned": ("计划kg", "planned kg"),
+    "col.tare": ("皮重", "tare"),
+    "col.net": ("净重", "net"),
+    "col.flags": ("异常", "checks"),
+    "col.packer": ("包装机", "packer"),
+    "col.state": ("状态", "state"),
+    "col.bags_h": ("袋/时", "bags/h"),
+    "col.t_h": ("吨/时", "t/h"),
+    "col.return": ("退袋率", "returned"),
+    "col.broken": ("破袋率", "broken"),
+    "col.reason": ("停机原因", "stop reason"),
+    "col.repair": ("预计修复", "repair"),
+    "col.point": ("装车点", "point"),
+    "col.bags": ("袋数/计划", "bags/planned"),
+    "col.kpi": ("指标", "measure"),
+    "col.value": ("实际", "actual"),
+    "col.target": ("标准", "standard"),
+    "col.met": ("达标", "met"),
+    "col.device": ("设备", "device"),
+    "col.kind": ("类型", "kind"),
+    "col.since": ("自", "since"),
+    "col.why": ("原因", "reason"),
+    "col.item": ("项目", "item"),
+    "col.alert": ("告警", "alert"),
+    "col.detail": ("说明", "detail"),
+    "col.queue_wait": ("已等", "waited"),
+    "col.expected": ("预计等待", "expected wait"),
+    # loads, stages and checks
+    "load.bagged": ("袋装", "bagged"),
+    "load.bulk": ("散装", "bulk"),
+    "stage.arrived": ("到达", "arrived"),
+    "stage.gate_in": ("已进厂", "gated in"),
+    "stage.gated_in": ("已进厂", "gated in"),
+    "stage.scale_queue": ("排队过磅", "scale queue"),
+    "stage.queued_at_scale": ("排队过磅", "scale queue"),
+    "stage.queued": ("排队过磅", "scale queue"),
+    "stage.tared": ("已称皮重", "tared"),
+    "stage.tare": ("已称皮重", "tared"),
+    "stage.loading": ("装车中", "loading"),
+    "stage.loaded": ("已装车", "loaded"),
+    "stage.gross": ("已称毛重", "weighed"),
+    "stage.weighed": ("已称毛重", "weighed"),
+    "stage.sealed": ("已施封", "sealed"),
+    "stage.exited": ("已出厂", "exited"),
+    "stage.cancelled": ("已取消", "cancelled"),
+    "check.tare_fluctuation": ("皮重波动", "tare fluctuation"),
+    "check.underloaded": ("欠载", "underloaded"),
+    "check.bagged_overweight": ("袋装超重", "bagged overweight"),
+    "flags.title": ("⚠ 异常", "⚠ checks"),
+    # loading
+    "packer.running": ("运行", "running"),
+    "packer.stopped": ("停机", "stopped"),
+    "packer.offline": ("离线", "offline"),
+    "packer.none": ("未配置包装机", "no packer"),
+    "loading.points": ("装车点", "loading points"),
+    "loading.keys": ("r 停机原因", "r stop reason"),
+    "repair.min": ("{n} 分钟", "{n} min"),
+    # yard
+    "yard.title": (
+        "厂内车辆 {n} 辆，门外排队 {q} 辆",
+        "{n} trucks in the plant, {q} waiting outside",
+    ),
+    "yard.keys": (
+        "a 到达 i 进厂 q 排队 l 开始装车 f 装完 s 施封 x 出厂 c 取消",
+        "a arrive i gate-in q queue l load f finish s seal x exit c cancel",
+    ),
+    # today
+    "today.title": ("今日服务指标 {day}", "today's service measures {day}"),
+    "today.none": ("尚无今日指标", "no KPI report yet"),
+    "kpi.weigh_wait": ("过磅等待", "weighbridge wait"),
+    "kpi.bag_load_wait": ("袋装等待装车", "bagged loading wait"),
+    "kpi.bulk_turnaround": ("散装周转", "bulk turnaround"),
+    "kpi.seal_lag": ("散装施封", "bulk seal lag"),
+    "kpi.return_rate": ("退袋率", "returned bags"),
+    "kpi.broken_rate": ("破袋率", "broken bags"),
+    "kpi.packer_rate": ("包装机产量", "packer rate"),
+    "kpi.daily_completion": ("日计划完成", "daily completion"),
+    "kpi.flags": ("异常 {text}", "checks {text}"),
+    "met.yes": ("✓", "✓"),
+    "met.no": ("✗", "✗"),
+    # health
+    "health.devices": ("设备", "devices"),
+    "health.sync": ("同步", "sync"),
+    "health.agent": ("本机", "agent"),
+    "health.alerts": ("告警", "alerts"),
+    "health.no_alerts": ("无告警", "no alerts"),
+    "sync.state": ("同步状态", "sync state"),
+    "sync.backlog": ("待发送", "backlog"),
+    "sync.oldest": ("最早未发 (秒)", "oldest unsent (s)"),
+    "sync.acked": ("已确认至", "acked through"),
+    "sync.last_ack": ("最近确认", "last ack"),
+    "sync.error": ("最近错误", "last error"),
+    "sync.dead": ("死信", "dead letters"),
+    "sync.disabled": ("未配置同步", "sync not configured"),
+    "health.version": ("版本", "version"),
+    "health.uptime": ("运行时间", "uptime"),
+    "health.disk": ("磁盘剩余 MB", "disk free MB"),
+    "health.disk_full": ("磁盘已满", "disk full"),
+    "health.clock": ("时钟偏差 ms", "clock offset ms"),
+    "health.last_seq": ("最新事件号", "last seq"),
+    "health.last_weighing": ("最近称重", "last weighing"),
+    "yes": ("是", "yes"),
+    "no": ("否", "no"),
+    "online": ("在线", "online"),
+    "offline": ("离线", "offline"),
+    # forms
+    "form.ok": ("确定", "OK"),
+    "form.cancel": ("取消", "Cancel"),
+    "form.arrive": ("登记到达", "Register an arrival"),
+    "form.plate": ("车牌", "plate"),
+    "form.order": ("订单号", "order"),
+    "form.product": ("产品", "product"),
+    "form.load": ("装载方式", "load"),
+    "form.planned_kg": ("计划重量 kg", "planned kg"),
+    "form.point": ("装车点", "loading point"),
+    "form.bags": ("袋数（散装留空）", "bags (empty for bulk)"),
+    "form.seals": ("封号（逗号分隔）", "seal numbers (comma separated)"),
+    "form.reason": ("原因", "reason"),
+    "form.repair": ("预计修复分钟", "expected repair minutes"),
+    "form.packer_reason": ("{packer} 停机原因", "{packer}: stop reason"),
+    "form.loading_start": ("{plate} 开始装车", "{plate}: start loading"),
+    "form.loading_finish": ("{plate} 装车完成", "{plate}: loading finished"),
+    "form.seal": ("{plate} 施封", "{plate}: seal"),
+    "form.cancel_visit": ("{plate} 取消", "{plate}: cancel the visit"),
+    "form.queue_pick": ("选择排队过磅的车辆", "Pick the truck that joins the scale queue"),
+    "form.nothing_to_pick": ("没有可排队的车辆", "no truck to queue"),
+    "form.required": ("请填写：{field}", "Please fill in: {field}"),
+    "form.number": ("{field} 必须是整数", "{field} must be a whole number"),
+    # board
+    "board.title": ("司机排队信息", "Queue for drivers"),
+    "board.gate": ("门外排队", "waiting at the gate"),
+    "board.scale": ("地磅排队", "at the weighbridge"),
+    "board.stopped": ("停机", "stopped"),
+    "board.all_running": ("包装机全部正常运行", "every packer is running"),
+    "board.empty": ("无车排队", "nobody waiting"),
+    "board.minutes": ("{n} 分", "{n} min"),
+}
+
+
+class Words:
+    """Looks up a key in one language; unknown keys show themselves so nothing crashes."""
+
+    def __init__(self, language: str) -> None:
+        self.language = language if language in LANGUAGES else "zh"
+        self._col = LANGUAGES.index(self.language)
+
+    def __call__(self, key: str, **values: object) -> str:
+        """The text for `key` with `values` filled in."""
+        pair = _TEXT.get(key)
+        if pair is None:
+            return key
+        text = pair[self._col]
+        return text.format(**values) if values else text
+
+    def maybe(self, key: str, fallback: str) -> str:
+        """The text for `key`, or `fallback` when there is none (e.g. a stage we do not know)."""
+        pair = _TEXT.get(key)
+        return pair[self._col] if pair else fallback
+
+
+def keys() -> Mapping[str, tuple[str, str]]:
+    """Every key with its two texts (for the completeness test)."""
+    return _TEXT
