@@ -89,7 +89,11 @@ PANE_KEYS: dict[tuple[str, str], str] = {
     ("yard", "x"): "exit",
     ("yard", "c"): "cancel",
     ("loading", "r"): "packer_reason",
+    ("loading", "b"): "check_bags",
+    ("loading", "p"): "check_print",
+    **{(pane, "w"): "window" for pane in ("weighbridge", "loading", "yard", "today", "health")},
 }
+WINDOW_SERVICES = ("plan_order", "payment", "transport_letter", "no_letter")
 
 
 class LiveApp(App[None]):
@@ -487,3 +491,101 @@ class TallyApp(LiveApp):
         self.push_screen(
             FormScreen(self.w("form.packer_reason", packer=packer), fields, self.w), done
         )
+
+    def _selected_packer(self) -> str | None:
+        packer = self.pane().selected_key()
+        if packer is None or packer not in views.packer_names(self.states):
+            self.show_status(self.w("cmd.no_packer"), "bad")
+            return None
+        return packer
+
+    def do_check_bags(self) -> None:
+        """Record a bag-weight spot check on the selected packer (weights typed in)."""
+        packer = self._selected_packer()
+        if packer is None:
+            return
+
+        def done(values: dict[str, str | int] | None) -> None:
+            if values is not None:
+                weights = [x for x in re.split(r"[\s,，;；]+", str(values["kg"])) if x]
+                samples: list[Any] = []
+                for x in weights:
+                    try:
+                        samples.append(float(x))
+                    except ValueError:
+                        samples.append(x)  # the daemon names the bad entry
+                self.send(
+                    "check.bag_weight",
+                    f"check.bag_weight {packer}",
+                    packer=packer,
+                    samples_kg=samples,
+                )
+
+        fields = [Field("kg", self.w("form.bag_weights"))]
+        self.push_screen(FormScreen(self.w("form.check_bags", packer=packer), fields, self.w), done)
+
+    def do_check_print(self) -> None:
+        """Record a print-code check on the selected packer."""
+        packer = self._selected_packer()
+        if packer is None:
+            return
+        w = self.w
+        fields = [
+            Field(
+                "result",
+                w("form.result"),
+                "choice",
+                choices=((w("result.pass"), "pass"), (w("result.fail"), "fail")),
+            ),
+            Field("note", w("form.note"), required=False),
+        ]
+
+        def done(values: dict[str, str | int] | None) -> None:
+            if values is not None:
+                self.send("check.print_code", f"check.print_code {packer}", packer=packer, **values)
+
+        self.push_screen(FormScreen(w("form.check_print", packer=packer), fields, w), done)
+
+    def do_window(self) -> None:
+        """One key for the service windows: serve someone waiting, or register a new arrival."""
+        w = self.w
+        waiting = [
+            t for t in views.list_of(self.states.get("windows"), "open") if isinstance(t, dict)
+        ]
+        items = [("", w("window.new"))] + [
+            (
+                str(t.get("ticket")),
+                w(
+                    "window.waiting",
+                    ticket=views.text(t.get("ticket")),
+                    window=views.text(t.get("window")),
+                    service=w.maybe(f"service.{t.get('service')}", views.text(t.get("service"))),
+                    since=views.clock(t.get("arrived_at"), self.tz),
+                ),
+            )
+            for t in waiting
+        ]
+
+        def picked(ticket: str | None) -> None:
+            if ticket is None:
+                return
+            if ticket:
+                self.send("window.serve", f"window.serve {ticket}", ticket=ticket)
+                return
+            fields = [
+                Field("window", w("form.window"), default="sales"),
+                Field(
+                    "service",
+                    w("form.service"),
+                    "choice",
+                    choices=tuple((w(f"service.{s}"), s) for s in WINDOW_SERVICES),
+                ),
+            ]
+
+            def done(values: dict[str, str | int] | None) -> None:
+                if values is not None:
+                    self.send("window.arrive", f"window.arrive {values['window']}", **values)
+
+            self.push_screen(FormScreen(w("form.window_arrive"), fields, w), done)
+
+        self.push_screen(PickScreen(w("window.title"), items, w("window.new")), picked)

@@ -131,12 +131,18 @@ class LoadingPane(Pane):
             ],
             id="points",
         )
+        yield Label(w("loading.checks"), classes="section")
+        yield RowTable(
+            [w("col.packer"), w("col.check"), w("col.why"), w("col.due"), w("col.state")],
+            id="checks",
+        )
 
     def update_view(self, states: Mapping[str, Any], now: datetime) -> None:
-        """Render both tables."""
-        v = views.loading(states, now, self.w)
+        """Render the three tables."""
+        v = views.loading(states, now, self.w, self.tz)
         self.query_one("#packers", RowTable).show(v.packers)
         self.query_one("#points", RowTable).show(v.points)
+        self.query_one("#checks", RowTable).show(v.checks)
 
 
 class YardPane(Pane):

@@ -72,6 +72,7 @@ class LoadingView:
 
     packers: tuple[Row, ...]
     points: tuple[Row, ...]
+    checks: tuple[Row, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,11 @@ class BoardView:
 
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def list_of(value: Any, key: str) -> list[Any]:
+    """`value[key]` when value is a dict holding a list there, else an empty list."""
+    return _list(_dict(value).get(key))
 
 
 def _list(value: Any) -> list[Any]:
@@ -355,7 +361,7 @@ def weighbridge(states: Mapping[str, Any], now: datetime, tz: tzinfo, w: Words) 
     )
 
 
-def loading(states: Mapping[str, Any], now: datetime, w: Words) -> LoadingView:
+def loading(states: Mapping[str, Any], now: datetime, w: Words, tz: tzinfo = UTC) -> LoadingView:
     """Each packer against its targets, and each loading point's truck."""
     t = targets(states)
     rows = []
@@ -422,7 +428,24 @@ def loading(states: Mapping[str, Any], now: datetime, w: Words) -> LoadingView:
                 ),
             )
         )
-    return LoadingView(tuple(rows), tuple(points))
+    checks = []
+    for d in _list(_dict(states.get("checks")).get("due")):
+        if not isinstance(d, dict):
+            continue
+        overdue = d.get("overdue") is True
+        checks.append(
+            Row(
+                f"{text(d.get('packer'))}:{text(d.get('check'))}",
+                (
+                    Cell(text(d.get("packer"))),
+                    Cell(w.maybe(f"check.{d.get('check')}", text(d.get("check")))),
+                    Cell(w.maybe(f"check.{d.get('reason')}", text(d.get("reason")))),
+                    Cell(clock(d.get("due_at"), tz)),
+                    Cell(w("check.overdue"), "bad") if overdue else Cell(w("check.due"), "warn"),
+                ),
+            )
+        )
+    return LoadingView(tuple(rows), tuple(points), tuple(checks))
 
 
 def stage_target(visit: Mapping[str, Any], t: Mapping[str, Decimal]) -> Decimal | None:

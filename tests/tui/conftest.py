@@ -28,6 +28,10 @@ OPS = [
     "visit.exit",
     "visit.cancel",
     "packer.reason",
+    "check.bag_weight",
+    "check.print_code",
+    "window.arrive",
+    "window.serve",
 ]
 
 

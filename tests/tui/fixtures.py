@@ -157,6 +157,34 @@ STATES: dict[str, Any] = {
         "daily_completion": {"planned_t": 600.0, "completed_t": 450.0, "value": 0.75, "met": False},
         "flags": {"tare_fluctuation": 1, "underloaded": 0, "bagged_overweight": 0},
     },
+    "checks": {
+        "due": [
+            {
+                "packer": "line1",
+                "check": "bag_weight",
+                "reason": "after_start",
+                "due_at": "2026-11-29T02:00:00+00:00",
+                "overdue": True,
+            },
+            {
+                "packer": "line2",
+                "check": "print_code",
+                "reason": "interval",
+                "due_at": "2026-11-29T02:25:00+00:00",
+                "overdue": False,
+            },
+        ]
+    },
+    "windows": {
+        "open": [
+            {
+                "ticket": "sales-0007",
+                "window": "sales",
+                "service": "payment",
+                "arrived_at": "2026-11-29T02:27:00.000Z",
+            }
+        ]
+    },
     "alerts": {
         "active": [
             {

@@ -148,6 +148,46 @@ async def test_packer_stop_reason(plant: Plant) -> None:
         ]
 
 
+async def test_spot_checks_from_the_loading_pane(plant: Plant) -> None:
+    app = make(plant)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        await pilot.press("f2", "down", "b")
+        await fill(app, pilot, {"kg": "50.1, 49.9 50.0"})
+        await until(pilot, lambda: plant.requests)
+        await pilot.press("p")
+        await fill(app, pilot, {"note": "clear"})
+        await until(pilot, lambda: len(plant.requests) == 2)
+        assert plant.requests == [
+            ("check.bag_weight", {"packer": "line2", "samples_kg": [50.1, 49.9, 50.0]}),
+            ("check.print_code", {"packer": "line2", "result": "pass", "note": "clear"}),
+        ]
+
+
+async def test_the_window_key_serves_a_ticket_or_registers_an_arrival(plant: Plant) -> None:
+    app = make(plant)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        await pilot.press("w")
+        await until(pilot, lambda: bool(app.screen.query(OptionList)))
+        options = app.screen.query_one(OptionList)
+        assert [options.get_option_at_index(i).id for i in range(options.option_count)] == [
+            "",
+            "sales-0007",
+        ]
+        await pilot.press("down", "enter")
+        await until(pilot, lambda: plant.requests)
+        await pilot.press("w")
+        await until(pilot, lambda: bool(app.screen.query(OptionList)))
+        await pilot.press("enter")
+        await fill(app, pilot, {"window": "finance"})
+        await until(pilot, lambda: len(plant.requests) == 2)
+        assert plant.requests == [
+            ("window.serve", {"ticket": "sales-0007"}),
+            ("window.arrive", {"window": "finance", "service": "plan_order"}),
+        ]
+
+
 async def test_a_refusal_shows_the_daemons_sentence(plant: Plant) -> None:
     plant.refuse["visit.weigh"] = "no captured weighing is waiting; weigh the truck first"
     app = make(plant)
