@@ -33,12 +33,13 @@ clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache
 
 # `make install [DESTDIR=stage] [PREFIX=/opt/tally]`: a virtual environment with Tally under
-# PREFIX, the units, sysusers/tmpfiles, and the sample config (never over an edited one: a
+# PREFIX (linked as BINDIR/tally), the units, sysusers/tmpfiles, and the sample config (never over an edited one: a
 # differing tally.toml gets tally.toml.new beside it). Without DESTDIR it also creates the
 # tally user and folders and reloads systemd. An upgrade is the same command (the database
 # migrates itself when the daemon opens it).
 PREFIX ?= /opt/tally
 SYSCONFDIR ?= /etc
+BINDIR ?= /usr/local/bin
 UNITDIR ?= /etc/systemd/system
 SYSUSERSDIR ?= /usr/lib/sysusers.d
 TMPFILESDIR ?= /usr/lib/tmpfiles.d
@@ -55,7 +56,8 @@ install:
 	    | xargs -0 -r sed -i 's#$(INSTALL_VENV)#$(PREFIX)#g'; \
 	fi
 	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
-	  $(DESTDIR)$(SYSCONFDIR)/tally $(INSTALL_VENV)/share/doc/tally
+	  $(DESTDIR)$(SYSCONFDIR)/tally $(INSTALL_VENV)/share/doc/tally $(DESTDIR)$(BINDIR)
+	ln -sfn $(PREFIX)/bin/tally $(DESTDIR)$(BINDIR)/tally
 	for unit in tally.service tally-tui@.service; do \
 	  sed 's#/opt/tally#$(PREFIX)#g; s#/etc/tally#$(SYSCONFDIR)/tally#g' systemd/$$unit \
 	    > $(DESTDIR)$(UNITDIR)/$$unit && chmod 0644 $(DESTDIR)$(UNITDIR)/$$unit; \

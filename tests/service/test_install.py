@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import stat
@@ -51,6 +52,7 @@ def test_make_install_into_a_staging_folder_and_again_as_an_upgrade(tmp_path: Pa
         REPO / "systemd/tally.tmpfiles"
     ).read_bytes()
     assert (dest / "opt/tally/share/doc/tally/README.md").is_file()
+    assert os.readlink(dest / "usr/local/bin/tally") == "/opt/tally/bin/tally"
 
     # The staged scripts already name their final home, and the package is a real copy.
     venv = dest / "opt/tally"
