@@ -117,6 +117,8 @@ def test_sysusers_and_tmpfiles_in_a_fresh_root(tmp_path: Path) -> None:
     (etc / "group").write_text("root:x:0:\ndialout:x:20:\n")
     (etc / "shadow").touch()
     (etc / "gshadow").touch()
+    (etc / "tally").mkdir()
+    (etc / "tally" / "tally.toml").write_text("[terminal]\n")
     for tool, conf in (
         ("systemd-sysusers", "tally.sysusers"),
         ("systemd-tmpfiles", "tally.tmpfiles"),
@@ -143,4 +145,5 @@ def test_sysusers_and_tmpfiles_in_a_fresh_root(tmp_path: Path) -> None:
 
     assert owner(etc / "tally") == ("0o750", 0, gid)
     assert owner(etc / "tally" / "token") == ("0o600", 0, 0)
+    assert owner(etc / "tally" / "tally.toml") == ("0o640", 0, gid)
     assert owner(tmp_path / "var" / "lib" / "tally") == ("0o750", uid, gid)
