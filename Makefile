@@ -31,3 +31,53 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache
+
+# `make install [DESTDIR=stage] [PREFIX=/opt/tally]`: a virtual environment with Tally under
+# PREFIX (linked as BINDIR/tally), the units, sysusers/tmpfiles, and the sample config (never over an edited one: a
+# differing tally.toml gets tally.toml.new beside it). Without DESTDIR it also creates the
+# tally user and folders and reloads systemd. An upgrade is the same command (the database
+# migrates itself when the daemon opens it).
+PREFIX ?= /opt/tally
+SYSCONFDIR ?= /etc
+BINDIR ?= /usr/local/bin
+UNITDIR ?= /etc/systemd/system
+SYSUSERSDIR ?= /usr/lib/sysusers.d
+TMPFILESDIR ?= /usr/lib/tmpfiles.d
+PIP_INSTALL_FLAGS ?=
+INSTALL_VENV := $(DESTDIR)$(PREFIX)
+CONF := $(DESTDIR)$(SYSCONFDIR)/tally/tally.toml
+
+install:
+	$(PY) -m venv $(INSTALL_VENV)
+	$(INSTALL_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(PIP_INSTALL_FLAGS) --upgrade .
+	@# A staged venv must run from PREFIX once copied there: rewrite the scripts' paths.
+	@if [ -n "$(DESTDIR)" ]; then \
+	  grep -lIr --null -F '$(INSTALL_VENV)' $(INSTALL_VENV)/bin $(INSTALL_VENV)/pyvenv.cfg \
+	    | xargs -0 -r sed -i 's#$(INSTALL_VENV)#$(PREFIX)#g'; \
+	fi
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
+	  $(DESTDIR)$(SYSCONFDIR)/tally $(INSTALL_VENV)/share/doc/tally $(DESTDIR)$(BINDIR)
+	ln -sfn $(PREFIX)/bin/tally $(DESTDIR)$(BINDIR)/tally
+	for unit in tally.service tally-tui@.service; do \
+	  sed 's#/opt/tally#$(PREFIX)#g; s#/etc/tally#$(SYSCONFDIR)/tally#g' systemd/$$unit \
+	    > $(DESTDIR)$(UNITDIR)/$$unit && chmod 0644 $(DESTDIR)$(UNITDIR)/$$unit; \
+	done
+	install -m 0644 systemd/tally.sysusers $(DESTDIR)$(SYSUSERSDIR)/tally.conf
+	install -m 0644 systemd/tally.tmpfiles $(DESTDIR)$(TMPFILESDIR)/tally.conf
+	install -m 0644 README.md CHANGELOG.md $(INSTALL_VENV)/share/doc/tally/
+	@if [ ! -e $(CONF) ]; then \
+	  install -m 0640 systemd/tally.toml $(CONF); echo "installed $(CONF)"; \
+	elif cmp -s systemd/tally.toml $(CONF); then \
+	  echo "$(CONF) is unchanged"; \
+	else \
+	  install -m 0640 systemd/tally.toml $(CONF).new; \
+	  echo "kept your $(CONF); the new sample is $(CONF).new"; \
+	fi
+	@if [ -z "$(DESTDIR)" ]; then \
+	  systemd-sysusers $(SYSUSERSDIR)/tally.conf && \
+	  systemd-tmpfiles --create $(TMPFILESDIR)/tally.conf && \
+	  chgrp tally $(CONF)* && \
+	  if [ -d /run/systemd/system ]; then \
+	    systemctl daemon-reload && systemctl try-restart tally.service; \
+	  fi; \
+	fi

@@ -419,6 +419,9 @@ class Writer:
                     conn.execute("ROLLBACK")
                 item.future.set_exception(exc)
                 return
+            if self.disk_full:
+                log.warning("disk has space again; writing resumed")
+            self.disk_full = False
             item.future.set_result(result)
             return
 

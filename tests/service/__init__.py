@@ -1,0 +1,1 @@
+"""Tests of the systemd units, sysusers/tmpfiles files and `make install`."""
