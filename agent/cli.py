@@ -90,4 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m agent.cli` runs this file as __main__; call the imported module's main so that
+    # the UsageError commands raise (agent.cli.UsageError) is the class caught there.
+    from agent import cli
+
+    sys.exit(cli.main())

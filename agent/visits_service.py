@@ -124,6 +124,8 @@ class VisitsService:
         self.pruned_at = time.monotonic()
         ctx.hub.event_listeners.append(self._on_events)
         ctx.hub.watchers.append(self._on_publish)
+        for topic, value in list(ctx.hub.topics.items()):
+            self._on_publish(topic, value)  # packers may have published before we listened
         for op in COMMAND_OPS:
             ctx.api.register(op, self._handler(op))
         ctx.api.register("visits.list", self._list)

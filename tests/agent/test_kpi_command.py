@@ -1,0 +1,102 @@
+"""`tally kpi --events`: JSON lines from several terminals in, the report or a table out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from agent.config import KpiConfig
+from agent.kpis import compute
+from tests.agent.test_kpis import DAY, TZ, bagged_day, bulk_events, tallies
+from tests.agent.timeline import Timeline
+from tests.daemon import tally
+
+
+def write_events(path: Path) -> list[str]:
+    wb, pk = Timeline(terminal="wb1"), Timeline(terminal="pk1", epoch="e2", boot="b9")
+    events = bagged_day(wb) + bulk_events(wb) + tallies(pk)
+    lines = [ev.to_json() for ev in reversed(events)]  # any order
+    path.write_text("\n".join(lines) + "\n\n", encoding="utf-8")
+    return lines
+
+
+def test_json_report(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    write_events(path)
+    r = tally("kpi", "--events", str(path), "--day", "2026-11-29", "--json")
+    assert (r.returncode, r.stderr) == (0, "")
+    from agent.events import Event
+
+    events = [Event.from_dict(json.loads(line)) for line in path.read_text().split("\n") if line]
+    assert json.loads(r.stdout) == compute(events, DAY, TZ, KpiConfig())
+
+
+def test_table(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    write_events(path)
+    r = tally("kpi", "--events", str(path), "--day", "2026-11-29")
+    assert (r.returncode, r.stderr) == (0, "")
+    rows = [
+        ("KPI", "MEASURED", "STATUS", "TARGET"),
+        (
+            "Weighbridge wait",
+            "1 of 2 in time (50.0 %), longest 12.0 min",
+            "NOT MET",
+            "each ≤ 10 min",
+        ),
+        ("Bagged loading wait", "1 of 2 in time (50.0 %)", "NOT MET", "≥ 90 % within 120 min"),
+        ("Bulk turnaround", "mean 64.0 min over 2 trucks", "NOT MET", "mean ≤ 60 min"),
+        ("Bulk seal lag", "1 of 2 in time (50.0 %), longest 12.0 min", "NOT MET", "each ≤ 10 min"),
+        ("Returned bags", "150 of 3000 bags (5.00 %)", "met", "≤ 5.00 %"),
+        ("Broken bags", "60 of 3000 bags (2.00 %)", "met", "≤ 3.00 %"),
+        ("Packer rate", "150.0 t in 1.00 h = 150.0 t/h", "met", "≥ 100 t/h"),
+        ("Daily completion", "50.0 of 50.0 t planned (100.0 %)", "met", "the whole plan"),
+    ]
+    table = [f"{a:<19}  {b:<41}  {c:<7}  {d}" for a, b, c, d in rows]
+    assert r.stdout.split("\n") == [
+        "Service standard for 2026-11-29 (Asia/Shanghai)",
+        "",
+        *table,
+        "",
+        "Weighing exceptions: tare_fluctuation 0, underloaded 0, bagged_overweight 0",
+        "",
+    ]
+
+
+def test_bad_input(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    lines = write_events(path)
+    broken = json.loads(lines[2])
+    del broken["boot"]
+    path.write_text("\n".join([lines[0], lines[1], json.dumps(broken), "{"]), encoding="utf-8")
+    cases = [
+        (
+            ["--events", str(path), "--day", "2026-11-29"],
+            f"tally: {path} line 3 is not an event envelope (event has no 'boot' field);"
+            " fix or remove that line",
+        ),
+        (
+            ["--events", str(tmp_path / "none.jsonl"), "--day", "2026-11-29"],
+            f"tally: cannot read {tmp_path / 'none.jsonl'} (No such file or directory);"
+            " check the path",
+        ),
+        (
+            ["--events", str(path), "--day", "29/11/2026"],
+            "tally: --day '29/11/2026' is not a date like 2026-11-29",
+        ),
+        (
+            ["--events", str(path), "--day", "2026-11-29", "--timezone", "Mars/Base"],
+            "tally: --timezone 'Mars/Base' is not a known IANA time zone (for example"
+            " 'Asia/Shanghai')",
+        ),
+    ]
+    for args, message in cases:
+        r = tally("kpi", *args)
+        assert (r.returncode, r.stdout, r.stderr.strip()) == (2, "", message)
+    path.write_text(lines[0] + "\n[1]\n", encoding="utf-8")
+    r = tally("kpi", "--events", str(path), "--day", "2026-11-29")
+    assert (r.returncode, r.stderr.strip()) == (
+        2,
+        f"tally: {path} line 2 is not an event envelope (it is not a JSON object);"
+        " fix or remove that line",
+    )

@@ -1,0 +1,129 @@
+"""The visits service in process on a real store: matching, the loading counter, the queue alert."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.alerts import Alerts
+from agent.api import ApiServer, CommandError
+from agent.config import Config, KpiConfig, PackerConfig, ScaleConfig, TerminalConfig
+from agent.events import Event
+from agent.hub import Hub
+from agent.runtime import Context
+from agent.store import Store, Writer
+from agent.visits_service import VisitsService, rebuild_from
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[VisitsService]:
+    config = Config(
+        terminal=TerminalConfig(id="wb1", database=str(tmp_path / "t.db"), socket="unused"),
+        scales=(ScaleConfig(name="scale1", port="loop://"),),
+        packers=(PackerConfig(name="line1", bag_kg=50),),
+        kpi=KpiConfig(queue_alert=1),
+    )
+    loop = asyncio.get_running_loop()
+    writer = Writer(config.terminal.database, "wb1")
+    store = Store(config.terminal.database)
+    hub = Hub()
+
+    def on_commit(events: list[Event]) -> None:
+        loop.call_soon_threadsafe(hub.on_events, events)
+
+    writer.listeners.append(on_commit)
+    api = ApiServer("unused", hub)
+    ctx = Context(config, writer, store, hub, api, Alerts(writer, hub, store), asyncio.Event())
+    svc = VisitsService(ctx)
+    task = asyncio.create_task(svc.run())
+    try:
+        yield svc
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        writer.close()
+        store.close()
+
+
+async def op(svc: VisitsService, name: str, **req: Any) -> Any:
+    return await svc.ctx.api.ops[name](req)
+
+
+async def until(predicate: Any, timeout: float = 5) -> Any:
+    async with asyncio.timeout(timeout):
+        while not (value := predicate()):
+            await asyncio.sleep(0.01)
+    return value
+
+
+def kinds(svc: VisitsService, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(e.kind, e.data) for e in svc.ctx.store.iter_events(prefix)]
+
+
+async def test_capture_matched_counter_and_alert(service: VisitsService) -> None:
+    svc = service
+    a = await op(
+        svc,
+        "visit.arrive",
+        plate="苏A12345",
+        order="SO1",
+        product="P",
+        load="bagged",
+        planned_kg=1000,
+    )
+    await op(
+        svc,
+        "visit.arrive",
+        plate="苏B12345",
+        order="SO2",
+        product="P",
+        load="bulk",
+        planned_kg=1000,
+    )
+    # Two at the gate: more than queue_alert = 1.
+    await until(lambda: "queue_long" in svc.ctx.alerts.active)
+    await op(svc, "visit.gate_in", visit=a["visit"])
+    await until(lambda: "queue_long" not in svc.ctx.alerts.active)
+    assert [k for k, _ in kinds(svc, "alert")] == ["alert.raised", "alert.cleared"]
+
+    await op(svc, "visit.queue", plate="苏A12345")
+    # The scale service appends a capture: the only queued visit gets it as its tare.
+    await svc.ctx.writer.append(
+        "weighing.captured",
+        {"weighing": "w1", "scale": "scale1", "weight_kg": 15000, "mode": "gross"},
+    )
+    await until(lambda: svc.proj.visits[a["visit"]].tare_kg == 15000)
+    assert svc.ctx.hub.get("visits")["open"][0]["tare_kg"] == 15000
+
+    svc.ctx.hub.publish("packer.line1", {"name": "line1", "loaded": 500})
+    v = await op(svc, "visit.loading_start", plate="苏A12345", point="line1")
+    assert v["counter"] == {"packer": "line1", "from": 500, "planned_bags": 20}
+    svc.ctx.hub.publish("packer.line1", {"name": "line1", "loaded": 520})
+    published = svc.ctx.hub.get("visits")["open"][0]
+    assert (published["counted_bags"], published["finish_suggested"], published["hint"]) == (
+        20,
+        True,
+        "20 of 20 planned bags loaded on 苏A12345; finish loading",
+    )
+    v = await op(svc, "visit.loading_finish", plate="苏A12345")
+    assert (v["bags"], v["bag_kg"], v["finish_suggested"]) == (20, 50, False)
+
+    with pytest.raises(CommandError) as info:
+        await op(svc, "visit.loading_finish", plate="苏A12345")
+    assert str(info.value) == (
+        f"苏A12345 (visit {a['visit']}) has already finished loading at line1"
+    )
+    result = await op(svc, "visits.rebuild")
+    assert (result["matched"], result["visits"]) == (True, svc.proj.snapshot(live=False))
+    fresh = rebuild_from(svc.ctx.store, svc.ctx.config)
+    assert fresh.snapshot(live=False) == svc.proj.snapshot(live=False)
+    report = await op(svc, "kpi.report")
+    assert report["bag_load_wait"]["count"] == 1
+    await until(
+        lambda: (svc.ctx.hub.get("kpi") or {}).get("bag_load_wait") == report["bag_load_wait"]
+    )
