@@ -51,6 +51,15 @@ def _seal(args: argparse.Namespace) -> dict[str, Any]:
     return {**_which(args), "seals": seals}
 
 
+def _exit(args: argparse.Namespace) -> dict[str, Any]:
+    out = _which(args)
+    if args.seals_seen:
+        out["seals_seen"] = [
+            s.strip() for item in args.seals_seen for s in item.split(",") if s.strip()
+        ]
+    return out
+
+
 def _correct(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "target_event": args.event,
@@ -82,7 +91,16 @@ OPS: list[CtlOp] = [
         ),
         _arrive,
     ),
-    CtlOp("gate-in", "the vehicle passed the gate", "visit.gate_in", _WHICH, _with()),
+    CtlOp(
+        "gate-in",
+        "the vehicle passed the gate (released in arrival order)",
+        "visit.gate_in",
+        (
+            *_WHICH,
+            Arg(("--reason",), {"help": "why it is released before vehicles that came earlier"}),
+        ),
+        _with("reason"),
+    ),
     CtlOp(
         "queue",
         "the vehicle joined the scale queue",
@@ -141,7 +159,19 @@ OPS: list[CtlOp] = [
         ),
         _seal,
     ),
-    CtlOp("exit", "the vehicle left the plant", "visit.exit", _WHICH, _with()),
+    CtlOp(
+        "exit",
+        "the vehicle left the plant (a sealed bulk truck: with the seals the gate sees)",
+        "visit.exit",
+        (
+            *_WHICH,
+            Arg(
+                ("--seals-seen",),
+                {"action": "append", "metavar": "NO", "help": "seal numbers seen at the gate"},
+            ),
+        ),
+        _exit,
+    ),
     CtlOp(
         "cancel",
         "cancel the visit",

@@ -682,7 +682,18 @@ class Projection:
         _require_open(v)
         if v.gate_in is not None:
             raise Refusal(f"{_name(v)} is already through the gate (since {v.gate_in.at})")
-        return [("visit.gate_in", {"visit": v.visit})]
+        # The gate releases in arrival order; jumping the queue needs a recorded reason.
+        ahead = [x for x in self.open_visits() if x.gate_in is None and x.index < v.index]
+        reason = _text(req, "reason", limit=MAX_REASON)
+        if ahead and not reason:
+            raise Refusal(
+                f"{_name(v)} is not next at the gate ({ahead[0].plate} arrived earlier);"
+                " give a reason to release it out of order"
+            )
+        data: dict[str, Any] = {"visit": v.visit}
+        if ahead:
+            data.update(reason=reason, ahead=[x.plate for x in ahead])
+        return [("visit.gate_in", data)]
 
     def _queue(self, v: VisitState, req: Mapping[str, Any], ctx: CommandContext) -> list[Command]:
         _require_in(v)
@@ -782,7 +793,30 @@ class Projection:
             raise Refusal(f"{_name(v)} is still loading at {v.point}; finish loading first")
         if v.tare_kg is not None and v.gross_kg is None:
             raise Refusal(f"{_name(v)} has a tare but no gross; weigh it loaded before it leaves")
-        return [("visit.exited", {"visit": v.visit})]
+        if not v.seals:
+            if req.get("seals_seen"):
+                raise Refusal(f"{_name(v)} was never sealed; there are no seals to confirm")
+            return [("visit.exited", {"visit": v.visit})]
+        # A sealed bulk truck leaves only after the gate confirms the seal numbers it sees.
+        if not req.get("seals_seen"):
+            if v.load != "bulk":
+                return [("visit.exited", {"visit": v.visit})]
+            raise Refusal(
+                f"{_name(v)} is sealed; give the seal numbers the gate sees (seals_seen) to let it out"
+            )
+        seen = _seals(req.get("seals_seen"))
+        out: list[Command] = []
+        if sorted(seen) != sorted(v.seals):
+            missing = [s for s in v.seals if s not in seen]
+            extra = [s for s in seen if s not in v.seals]
+            detail = f"sealed {' '.join(v.seals)}; the gate saw {' '.join(seen)}"
+            if missing:
+                detail += f"; missing {' '.join(missing)}"
+            if extra:
+                detail += f"; unknown {' '.join(extra)}"
+            out.append(_flag(v, "seal_mismatch", "", detail))
+        out.append(("visit.exited", {"visit": v.visit, "seals_seen": seen}))
+        return out
 
     def _cancel(self, v: VisitState, req: Mapping[str, Any], ctx: CommandContext) -> list[Command]:
         _require_open(v)

@@ -118,12 +118,12 @@ def test_queues_stage_and_unassigned() -> None:
     b = arrive(d, "苏A22222")
     d.t.advance(1)
     c = arrive(d, "苏A33333")
-    d.do("visit.gate_in", visit=b)
+    d.do("visit.gate_in", visit=b, reason="loader idle")
     snap = d.p.snapshot()
     assert [v["visit"] for v in snap["open"]] == [a, b, c]
     assert [v["visit"] for v in snap["queue"]] == [a, c]
     assert d.p.queue_length() == 2
-    d.do("visit.gate_in", visit=c)
+    d.do("visit.gate_in", visit=c, reason="loader idle")
     d.do("visit.queue", visit=c)
     d.do("visit.queue", visit=b)
     snap = d.p.snapshot()

@@ -134,7 +134,11 @@ def test_visits_through_ctl_then_kpi_and_rebuild(tmp_path: Path) -> None:
         ctl(config, "loading-finish", "--visit", bulk["visit"])
         v = ctl(config, "seal", "--visit", bulk["visit"], "--seal", "A1,A2", "--seal", "A3")
         assert (v["stage"], v["seals"]) == ("sealed", ["A1", "A2", "A3"])
-        ctl(config, "exit", "--visit", bulk["visit"])
+        assert refused(config, "exit", "--visit", bulk["visit"]) == (
+            f"tally: 京B88888 (visit {bulk['visit']}) is sealed; give the seal numbers the gate"
+            " sees (seals_seen) to let it out"
+        )
+        ctl(config, "exit", "--visit", bulk["visit"], "--seals-seen", "A3,A2,A1")
         # One left at the gate: not more than 1, the alert clears.
         wait_for(lambda: "queue_long" not in {a["alert"] for a in alerts(config)})
         v = ctl(config, "cancel", "--plate", "粤BD12345", "--reason", "wrong order")
