@@ -35,6 +35,7 @@ SERVICE_FACTORIES = [
     "agent.packers:build",
     "agent.visits_service:build",
     "agent.health:build",
+    "agent.notes:build",
     "sync.sender:build",
 ]
 

@@ -14,7 +14,7 @@ from agent.config import DEFAULT_PATH
 HELP = "send an operator command to the running daemon (arrive, gate-in, ...)"
 
 # Modules that contribute operator commands; each has OPS: list[CtlOp]. Light imports only.
-CTL_MODULES = ["agent.ctl_visits", "agent.ctl_packers", "agent.ctl_windows"]
+CTL_MODULES = ["agent.ctl_visits", "agent.ctl_packers", "agent.ctl_windows", "agent.ctl_notes"]
 
 
 @dataclass(frozen=True, slots=True)
