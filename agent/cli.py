@@ -89,4 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the canonical module's main: under `python -m agent.cli` this file is `__main__`,
+    # and commands raising `agent.cli.UsageError` must meet the class that main() catches.
+    from agent.cli import main as _main
+
+    sys.exit(_main())
