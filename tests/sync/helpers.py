@@ -120,11 +120,11 @@ class Receiver:
 class Faults:
     """What the proxy does to each new connection (decided with a seeded random generator).
 
-    Each of the first `faulty` connections draws one fault at a random byte offset: a reset
-    while the request goes up, a reset while the answer comes down, or a stall (the bytes
-    stop; the client's deadline has to end it). `drop_answers` connections forward the
-    request whole, then reset instead of forwarding the first byte of the answer (the
-    server has committed: a lost answer). Every chunk is delayed by `latency_s`.
+    Each of the first `faulty` exchanges (request up, answer down) draws one fault at a
+    random byte offset: a reset while the request goes up, a reset while the answer comes
+    down, or a stall (the bytes stop; the client's deadline has to end it). The first
+    `drop_answers` exchanges forward the request whole, then reset instead of forwarding
+    the answer (the server has committed: a lost answer). Every chunk waits `latency_s`.
     """
 
     latency_s: float = 0.0
@@ -141,6 +141,7 @@ class ProxyCounts:
     """What the proxy did."""
 
     connections: int = 0
+    requests: int = 0
     resets: int = 0
     stalls: int = 0
     dropped: int = 0
@@ -190,18 +191,20 @@ class Proxy:
     def _decide(self) -> tuple[str, int]:
         c = self.counts
         f = self.faults
+        c.requests += 1
         if c.dropped < f.drop_answers:
+            c.dropped += 1
             return "drop", 0
-        if c.connections > f.faulty:
+        if c.requests > f.faulty:
             return "none", 0
         r = self.rng.random()
-        offset = self.rng.randint(0, 4000)
+        # Offsets within a request (headers and a small gzip body) or an answer (~150 bytes).
         if r < f.reset_up:
-            return "reset_up", offset
+            return "reset_up", self.rng.randint(0, 600)
         if r < f.reset_up + f.reset_down:
-            return "reset_down", offset
+            return "reset_down", self.rng.randint(0, 120)
         if r < f.reset_up + f.reset_down + f.stall:
-            return "stall", offset
+            return "stall", self.rng.randint(0, 600)
         return "none", 0
 
     async def _client(self, creader: asyncio.StreamReader, cwriter: asyncio.StreamWriter) -> None:
@@ -209,10 +212,6 @@ class Proxy:
         assert task is not None
         self._tasks.add(task)
         self.counts.connections += 1
-        fault, offset = self._decide()
-        if fault == "drop":
-            self.counts.dropped += 1
-        self.counts.log.append(f"{self.counts.connections}:{fault}@{offset}")
         try:
             sreader, swriter = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:
@@ -220,11 +219,13 @@ class Proxy:
             self._tasks.discard(task)
             return
         done = asyncio.Event()
+        # One exchange = the request bytes up, then the answer bytes down. A fault is drawn
+        # for every exchange, so a kept-alive connection meets trouble too.
+        now: dict[str, Any] = {"fault": "none", "offset": 0, "sent": 0, "answered": True}
 
         async def pump(
             reader: asyncio.StreamReader, writer: asyncio.StreamWriter, up: bool
         ) -> None:
-            sent = 0
             try:
                 while True:
                     chunk = await reader.read(1024)
@@ -232,10 +233,17 @@ class Proxy:
                         break
                     if self.faults.latency_s:
                         await asyncio.sleep(self.faults.latency_s)
-                    mine = (fault == "reset_up" and up) or (fault == "reset_down" and not up)
+                    if up and now["answered"]:
+                        fault, offset = self._decide()
+                        self.counts.log.append(f"{self.counts.requests}:{fault}@{offset}")
+                        now.update(fault=fault, offset=offset, sent=0, answered=False)
+                    if not up and not now["answered"]:
+                        now.update(answered=True, sent=0)
+                    fault, offset, sent = now["fault"], now["offset"], now["sent"]
                     if fault == "drop" and not up:
                         self.counts.resets += 1
                         break
+                    mine = (fault == "reset_up" and up) or (fault == "reset_down" and not up)
                     if mine and sent + len(chunk) > offset:
                         writer.write(chunk[: max(0, offset - sent)])
                         self.counts.resets += 1
@@ -247,7 +255,7 @@ class Proxy:
                         break
                     writer.write(chunk)
                     await writer.drain()
-                    sent += len(chunk)
+                    now["sent"] = sent + len(chunk)
             except (ConnectionError, OSError):
                 pass
             finally:
