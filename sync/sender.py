@@ -46,6 +46,8 @@ ALERT_PROTOCOL = "sync_protocol"
 ALERT_REJECTED = "sync_rejected"
 ALERT_TLS = "sync_tls"
 ALERT_GAP = "sync_gap"
+ALERT_UNREACHABLE = "sync_unreachable"
+UNREACHABLE_ALERT_S = 300.0  # failing this long (not a blip) becomes an operator alert
 ALERT_DISK = "disk_low"
 
 
@@ -230,6 +232,7 @@ class Sender:
         self.attempts = 0
         self.sends = 0
         self._auth_until: float | None = None
+        self._failing_since: float | None = None
         self._store: Store | None = None
         self._client: httpx.AsyncClient | None = None
         self._last_error: str | None = None
@@ -340,7 +343,7 @@ class Sender:
                     "tls",
                     f"the TLS connection to the server failed ({problem}); check sync.ca_file",
                 )
-            detail = str(exc) or exc.__class__.__name__
+            detail = str(exc) or f"the connection failed: {exc.__class__.__name__}"
             return Verdict("backoff", f"cannot reach the server ({self._redact(detail)})")
         verdict = judge(resp.status_code, resp.headers, content, datetime.now(UTC), self.cfg)
         return Verdict(
@@ -381,6 +384,15 @@ class Sender:
             delay = self._backoff()
         self.state = "retrying"
         await self._note_error(f"{verdict.message}; retrying in {delay:.1f} s")
+        now = self._clock()
+        if self._failing_since is None:
+            self._failing_since = now
+        elif now - self._failing_since >= UNREACHABLE_ALERT_S:
+            await self.alerts.raise_(
+                ALERT_UNREACHABLE,
+                f"nothing acknowledged by the server for over {UNREACHABLE_ALERT_S / 60:g} min;"
+                " events are kept and sent once it answers (see `tally sync status`)",
+            )
         if verdict.action in ("protocol", "shrink"):
             await self.alerts.raise_(ALERT_PROTOCOL, verdict.message)
         elif verdict.action == "tls":
@@ -417,7 +429,8 @@ class Sender:
         self.attempts = 0
         self._last_error = None
         self.state = "sending"
-        for name in (ALERT_AUTH, ALERT_PROTOCOL, ALERT_TLS, ALERT_GAP):
+        self._failing_since = None
+        for name in (ALERT_AUTH, ALERT_PROTOCOL, ALERT_TLS, ALERT_GAP, ALERT_UNREACHABLE):
             await self.alerts.clear(name, "sync works again")
         if dead:
             log.warning("the server rejected %d events of seq %d-%d", len(dead), first, last)

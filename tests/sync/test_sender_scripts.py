@@ -358,3 +358,23 @@ async def test_a_server_echoing_the_token_does_not_get_it_stored(make: Any) -> N
     texts = [json.dumps(e.data) for e in p.store.iter_events()]
     assert all(TOKEN not in t for t in texts)
     assert any("[token]" in t for t in texts)  # the alert event is there, redacted
+
+
+async def test_a_long_outage_becomes_an_alert_and_ends_with_the_first_ack(make: Any) -> None:
+    p, _ = await make([(503, {}, b"")] * 4 + [ack(2)], backoff_max_s=1.0)
+    await append_notes(p.writer, 1)
+    await p.sender.step()
+    p.clock[0] += 200
+    await p.sender.step()
+    assert alerts(p) == {}  # a blip is not worth an operator's attention
+    p.clock[0] += 100
+    await p.sender.step()
+    assert alerts(p) == {
+        "sync_unreachable": "nothing acknowledged by the server for over 5 min; events are"
+        " kept and sent once it answers (see `tally sync status`)"
+    }
+    p.clock[0] += 100
+    await p.sender.step()
+    await p.sender.step()
+    assert acked(p) == 2  # seq 2 is the alert itself
+    assert alerts(p) == {}
