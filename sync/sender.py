@@ -590,6 +590,18 @@ class Retention:
                 await self.alerts.clear(ALERT_DISK, f"{free_mb} MiB free")
 
 
+DISABLED: dict[str, Any] = {
+    "enabled": False,
+    "backlog": 0,
+    "oldest_unsent_s": None,
+    "acked_through": 0,
+    "last_ack_at": None,
+    "last_error": None,
+    "dead_letters": 0,
+    "state": "disabled",
+}
+
+
 def _deleter(seqs: list[tuple[int]]) -> Callable[[sqlite3.Connection], int]:
     def delete(conn: sqlite3.Connection) -> int:
         before = conn.total_changes
@@ -605,13 +617,19 @@ def _deleter(seqs: list[tuple[int]]) -> Callable[[sqlite3.Connection], int]:
 
 
 def build(ctx: Context) -> list[Service]:
-    """The sender and retention services, and the `sync.status` op; [] without [sync].
+    """The sender and retention services, and the `sync.status` op; no services without [sync].
 
     Raises ConfigError (the daemon exits 2 before starting) when the token file is missing,
     open to group or others, or unusable, or a TLS file cannot be loaded.
     """
     cfg = ctx.config.sync
     if cfg is None:
+        ctx.hub.publish("sync", DISABLED)
+
+        async def disabled(request: dict[str, Any]) -> dict[str, Any]:
+            return {**DISABLED, "url": None}
+
+        ctx.api.register("sync.status", disabled)
         return []
     token_path = expand(cfg.token_file)
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from agent.store import Store, Writer, set_state
 from sync.status import ACKED, LAST_ACK_AT, LAST_ERROR
-from tests.daemon import tally, write_config
+from tests.daemon import Daemon, tally, write_config
 from tests.sync.helpers import write_private
 
 SECRET = "tok-never-printed-77"
@@ -138,3 +138,17 @@ def test_agent_never_imports_sync() -> None:
             ):
                 offenders.append(f"{path.name}:{n}")
     assert offenders == []
+
+
+def test_without_sync_the_op_says_disabled(daemon: Daemon) -> None:
+    assert daemon.request("sync.status") == {
+        "enabled": False,
+        "backlog": 0,
+        "oldest_unsent_s": None,
+        "acked_through": 0,
+        "last_ack_at": None,
+        "last_error": None,
+        "dead_letters": 0,
+        "state": "disabled",
+        "url": None,
+    }
