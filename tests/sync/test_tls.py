@@ -106,7 +106,8 @@ async def test_a_client_certificate_is_presented_when_the_server_requires_one(
     without = await send_once(tmp_path / "without", r.url, pki["plant"])
     assert without[0] == 0
     # TLS 1.3: the server refuses after the handshake, so the client only sees it hang up
-    assert without[1].startswith("cannot reach the server (the connection failed: ReadError)")
+    # (a reset read or a disconnect, depending on timing)
+    assert without[1].startswith("cannot reach the server (")
     assert r.rows("SELECT count(*) FROM events") == [(0,)]
     with_cert = await send_once(
         tmp_path / "with", r.url, pki["plant"], client_cert=str(cert), client_key=str(key)
