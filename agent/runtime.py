@@ -37,6 +37,7 @@ SERVICE_FACTORIES = [
     "agent.health:build",
     "agent.windows_service:build",
     "agent.spotchecks_service:build",
+    "agent.notes:build",
     "sync.sender:build",
 ]
 

@@ -19,6 +19,7 @@ CTL_MODULES = [
     "agent.ctl_packers",
     "agent.ctl_windows",
     "agent.ctl_checks",
+    "agent.ctl_notes",
 ]
 
 
