@@ -266,7 +266,9 @@ class TallyApp(LiveApp):
         return self.query_one(f"#{name or self.current}", Pane)
 
     def refresh_current(self) -> None:
-        """Re-render the visible pane and the top bar."""
+        """Re-render the visible pane and the top bar (nothing while the app is closing)."""
+        if not self.query("#topbar"):
+            return
         self.refresh_top()
         self.pane().update_view(self.states, self.clock())
 
@@ -299,7 +301,8 @@ class TallyApp(LiveApp):
         """The result of the last command."""
         style = {"ok": "green", "bad": "bold red"}.get(tone, "")
         self.status_text = Text(message, style=style)
-        self.query_one("#status", Static).update(self.status_text)
+        for status in self.query("#status").results(Static):  # none while closing
+            status.update(self.status_text)
 
     # --- keys ----------------------------------------------------------------------------------
 
