@@ -381,7 +381,8 @@ def observe(
         gap = (at - state.prev_at).total_seconds()
         if gap <= s.max_gap_s:
             assert state.start is not None
-            running_ms = _ms(max(state.prev_at, state.start), at)
+            # A reading stamped just before the interval that is now open earns nothing.
+            running_ms = max(0, _ms(max(state.prev_at, state.start), at))
     first_at = state.first_at or at
     last_run_at = at if running else state.last_run_at
     state = replace(
