@@ -89,4 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the imported module so `python -m agent.cli` catches the same UsageError
+    # class that subcommands import from agent.cli (not a second copy living in __main__).
+    from agent.cli import main as _main
+
+    sys.exit(_main())

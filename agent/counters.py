@@ -324,7 +324,8 @@ def _close(s: Settings, state: PackerState, end: datetime) -> tuple[PackerState,
 def tick(s: Settings, state: PackerState, at: datetime) -> tuple[PackerState, list[Output]]:
     """Close the open interval when `at` has reached its end; start the next aligned one."""
     if state.start is None:
-        return replace(state, start=_aligned_start(at, s.tally_s)), []
+        # The very first interval starts with the first reading; later ones are aligned.
+        return replace(state, start=at), []
     end = interval_end(state.start, s.tally_s)
     if at < end:
         return state, []
