@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,3 +100,42 @@ def test_bags_counted_exactly_once_across_stops_and_a_crash(
     r = tally("events", "--config", str(config), "--kind", "packer.tally", "--json")
     assert r.returncode == 0
     assert len(r.stdout.splitlines()) == len(tallies)
+
+
+def test_ctl_packer_reason(tmp_path: Path, server: ThreadedServer) -> None:
+    extra = packer_toml(server.server.port).replace("tally_s = 1", "tally_s = 60\nstop_after_s = 1")
+    config = write_config(tmp_path, extra)
+    server.set(1, RUNNING, False)
+    with Daemon(config):
+        r = tally(
+            "ctl", "--config", str(config), "packer-reason",
+            "--packer", "line9", "--reason", "belt torn", "--repair-min", "40",
+        )  # fmt: skip
+        assert (r.returncode, r.stderr) == (
+            2,
+            "tally: there is no packer 'line9'; the packers are: line1\n",
+        )
+        r = tally(
+            "ctl", "--config", str(config), "packer-reason",
+            "--packer", "line1", "--reason", "belt torn", "--repair-min", "40",
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        reply = json.loads(r.stdout)
+        assert {k: reply[k] for k in ("packer", "reason", "expected_repair_min")} == {
+            "packer": "line1",
+            "reason": "belt torn",
+            "expected_repair_min": 40,
+        }
+        r = tally(
+            "ctl", "--config", str(config), "packer-reason",
+            "--packer", "line1", "--reason", "x", "--repair-min", "soon",
+        )  # fmt: skip
+        assert r.returncode == 2
+        assert "argument --repair-min: invalid int value: 'soon'" in r.stderr
+    store = Store(str(tmp_path / "tally.db"))
+    try:
+        stops = [e.data for e in store.iter_events("packer.stopped")]
+    finally:
+        store.close()
+    assert [(s["reason"], s["expected_repair_min"]) for s in stops][-1] == ("belt torn", 40)
+    assert stops[-1]["since"] == reply["since"]
