@@ -72,9 +72,9 @@ def run() -> list[Row]:
         try:
             ports = []
             for i in range(PACKERS):
+                args = ["--listen", "127.0.0.1:0", "--map", str(sim_map), "--seed", str(i + 1)]
                 sim = subprocess.Popen(
-                    [*cli, "simulate", "packer", "--listen", "127.0.0.1:0", "--map", str(sim_map)]
-                    + ["--seed", str(i + 1)],
+                    [*cli, "simulate", "packer", *args],
                     stdout=subprocess.PIPE,
                     stderr=subprocess.DEVNULL,
                     text=True,
