@@ -9,6 +9,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.common import Row
 
@@ -64,7 +65,7 @@ def _packer(name: str, port: int) -> str:
 def run() -> list[Row]:
     """Start 4 simulators and a real daemon, measure the daemon's CPU over ~20 s."""
     cli = [sys.executable, "-m", "agent.cli"]
-    procs: list[subprocess.Popen[str]] = []
+    procs: list[subprocess.Popen[Any]] = []
     with tempfile.TemporaryDirectory(prefix="tally-bench-") as tmp:
         folder = Path(tmp)
         sim_map = folder / "map.toml"
