@@ -66,24 +66,29 @@ def counter_delta(
     """The counts between two raw readings of a counter with the given modulus.
 
     `previous` None is the first reading ever: the baseline, zero counts. A rise is the
-    difference; a fall is a wrap (previous near the modulus and current near zero: current +
-    modulus - previous) or else a reset (current). A delta above `max_per_s` times the elapsed
-    seconds (at least one second) is returned as an anomaly with delta 0.
+    difference; a fall is a wrap (previous in the top quarter of the range and current in the
+    bottom quarter: current + modulus - previous) or else a reset (current); a fall that looks
+    like a wrap but could only be a reset in the elapsed time is a reset. A delta above
+    `max_per_s` times the elapsed seconds (at least one second) is returned as an anomaly with
+    delta 0.
     """
     if previous is None:
         return Delta(0)
     disc: Discontinuity | None = None
+    limit = math.floor(max_per_s * max(elapsed_s, 1.0))
     if current >= previous:
         delta = current - previous
     else:
         band = modulus * NEAR_FRACTION
-        if previous >= modulus - band and current < band:
+        wrapped = current + modulus - previous
+        # Near the top a fall looks like a wrap, unless only a reset fits the elapsed time
+        # (a power cycle just before the wrap).
+        if previous >= modulus - band and current < band and (wrapped <= limit or current > limit):
             disc = Discontinuity(point, previous, current, "wrap")
-            delta = current + modulus - previous
+            delta = wrapped
         else:
             disc = Discontinuity(point, previous, current, "reset")
             delta = current
-    limit = math.floor(max_per_s * max(elapsed_s, 1.0))
     if delta > limit:
         return Delta(0, disc, Anomaly(point, previous, current, delta, limit))
     return Delta(delta, disc)
@@ -304,6 +309,11 @@ def _ms(a: datetime, b: datetime) -> int:
 def _close(s: Settings, state: PackerState, end: datetime) -> tuple[PackerState, Tally | None]:
     """Close the open interval at `end`; a tally only when the interval saw a reading."""
     tally = None
+    if state.running and state.prev_at is not None and state.start is not None:
+        # The packer ran from the last reading up to the boundary: that time belongs here.
+        if (end - state.prev_at).total_seconds() <= s.max_gap_s:
+            pending = max(0, _ms(max(state.prev_at, state.start), end))
+            state = replace(state, running_ms=state.running_ms + pending)
     if state.start is not None and state.seen:
         tally = Tally(
             s.name,

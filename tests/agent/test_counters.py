@@ -66,6 +66,26 @@ def test_fall_from_the_middle_is_a_reset() -> None:
     )
 
 
+def test_power_cycle_just_before_the_wrap_is_a_reset() -> None:
+    assert counter_delta("bags", 65_239, 3, 65536, 1, 20) == Delta(
+        3, Discontinuity("bags", 65_239, 3, "reset")
+    )
+
+
+def test_running_time_is_split_exactly_at_interval_boundaries() -> None:
+    s = settings()
+    readings: list[tuple[float, dict[str, int | bool]]] = [
+        (t + 0.4, {"running": True}) for t in range(0, 130)
+    ]
+    state, out = run(s, readings)
+    tallies = [o for o in out if isinstance(o, Tally)]
+    assert [(t.start, t.end, t.running_ms) for t in tallies] == [
+        (at(0.4), at(60), 59_600),
+        (at(60), at(120), 60_000),
+    ]
+    assert state.running_ms == 9_400
+
+
 def test_fall_to_a_high_value_is_a_reset() -> None:
     assert counter_delta("bags", 65_000, 40_000, 65536, 7200, 20) == Delta(
         40_000, Discontinuity("bags", 65_000, 40_000, "reset")
@@ -190,7 +210,7 @@ def test_running_from_activity_without_running_point() -> None:
     ]
     state, out = run(s, readings)
     # credited: 1→2 (bag), 2→3 (bag), 3→10 (within idle_s of the bag at 3); not 10→20 (idle 17 s)
-    assert state.running_ms == 9_000
+    assert state.running_ms == 9_400
     assert state.running is False
     assert [o for o in out if isinstance(o, Progress) and o.running_ms] == [
         Progress(at(2), 1, 0, 0, 1000),
