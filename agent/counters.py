@@ -309,11 +309,15 @@ def _ms(a: datetime, b: datetime) -> int:
 def _close(s: Settings, state: PackerState, end: datetime) -> tuple[PackerState, Tally | None]:
     """Close the open interval at `end`; a tally only when the interval saw a reading."""
     tally = None
-    if state.running and state.prev_at is not None and state.start is not None:
+    if (
+        state.running
+        and state.prev_at is not None
+        and state.start is not None
+        and (end - state.prev_at).total_seconds() <= s.max_gap_s
+    ):
         # The packer ran from the last reading up to the boundary: that time belongs here.
-        if (end - state.prev_at).total_seconds() <= s.max_gap_s:
-            pending = max(0, _ms(max(state.prev_at, state.start), end))
-            state = replace(state, running_ms=state.running_ms + pending)
+        pending = max(0, _ms(max(state.prev_at, state.start), end))
+        state = replace(state, running_ms=state.running_ms + pending)
     if state.start is not None and state.seen:
         tally = Tally(
             s.name,

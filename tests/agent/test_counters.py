@@ -210,7 +210,7 @@ def test_running_from_activity_without_running_point() -> None:
     ]
     state, out = run(s, readings)
     # credited: 1→2 (bag), 2→3 (bag), 3→10 (within idle_s of the bag at 3); not 10→20 (idle 17 s)
-    assert state.running_ms == 9_400
+    assert state.running_ms == 9_000
     assert state.running is False
     assert [o for o in out if isinstance(o, Progress) and o.running_ms] == [
         Progress(at(2), 1, 0, 0, 1000),
@@ -293,7 +293,7 @@ def test_state_json_round_trip_and_clean_close() -> None:
     again = PackerState.from_json(state.to_json())
     assert again == state
     closed, tally = close(s, again, at(7))
-    assert tally == Tally("line1", at(0), at(7), 3, 0, 0, 5000, 50)
+    assert tally == Tally("line1", at(0), at(7), 3, 0, 0, 7000, 50)  # ran up to the stop
     assert (closed.start, closed.bags, closed.seen) == (at(7), 0, False)
     # the next interval after a restart starts aligned, counting what happened meanwhile
     after, out = observe(s, closed, {"bags": 20, "running": True}, at(3600 + 5))
