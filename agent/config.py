@@ -94,6 +94,7 @@ class PackerConfig:
     tally_s: int = 60
     stop_after_s: float = 120.0
     max_bags_per_s: float = 20.0
+    idle_s: float = 30.0
     spouts: int = 8
     points: tuple[PointConfig, ...] = ()
 
@@ -271,6 +272,7 @@ _CHECKS: dict[type, dict[str, Check]] = {
         "tally_s": _range(1, 86_400),
         "stop_after_s": _range(1, 86_400),
         "max_bags_per_s": _POSITIVE,
+        "idle_s": _range(1, 86_400),
         "spouts": _range(1, 64),
     },
     SyncConfig: {

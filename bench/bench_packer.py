@@ -1,0 +1,128 @@
+"""Daemon CPU seconds per hour polling 4 simulated packers with 6 points each at 1 Hz."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import Row
+
+PACKERS = 4
+WARMUP_S = 4.0
+MEASURE_S = 20.0
+
+POINTS = """
+  [[packer.point]]
+  role = "bags"
+  function = 3
+  address = 0
+  [[packer.point]]
+  role = "returned"
+  function = 3
+  address = 1
+  [[packer.point]]
+  role = "broken"
+  function = 3
+  address = 2
+  [[packer.point]]
+  role = "spout"
+  name = "spout1"
+  function = 3
+  address = 5
+  [[packer.point]]
+  role = "loaded"
+  function = 3
+  address = 10
+  type = "uint32"
+  word_order = "little"
+  [[packer.point]]
+  role = "running"
+  function = 1
+  address = 0
+  type = "bool"
+"""
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _packer(name: str, port: int) -> str:
+    return (
+        f'[[packer]]\nname = "{name}"\nhost = "127.0.0.1"\nport = {port}\n'
+        f"poll_s = 1.0\ntally_s = 60\n{POINTS}\n"
+    )
+
+
+def run() -> list[Row]:
+    """Start 4 simulators and a real daemon, measure the daemon's CPU over ~20 s."""
+    cli = [sys.executable, "-m", "agent.cli"]
+    procs: list[subprocess.Popen[Any]] = []
+    with tempfile.TemporaryDirectory(prefix="tally-bench-") as tmp:
+        folder = Path(tmp)
+        sim_map = folder / "map.toml"
+        sim_map.write_text(_packer("sim", 502), encoding="utf-8")
+        try:
+            ports = []
+            for i in range(PACKERS):
+                args = ["--listen", "127.0.0.1:0", "--map", str(sim_map), "--seed", str(i + 1)]
+                sim = subprocess.Popen(
+                    [*cli, "simulate", "packer", *args],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                )
+                procs.append(sim)
+                assert sim.stdout is not None
+                ports.append(int(sim.stdout.readline().strip().rsplit(":", 1)[1]))
+            config = folder / "tally.toml"
+            config.write_text(
+                f'[terminal]\nid = "bench"\ndatabase = "{folder}/tally.db"\n'
+                f'socket = "{folder}/tally.sock"\n\n'
+                + "\n".join(_packer(f"line{i + 1}", p) for i, p in enumerate(ports)),
+                encoding="utf-8",
+            )
+            daemon = subprocess.Popen(
+                [*cli, "run", "--config", str(config)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            procs.append(daemon)
+            time.sleep(WARMUP_S)
+            c0, t0 = _cpu_s(daemon.pid), time.monotonic()
+            time.sleep(MEASURE_S)
+            c1, t1 = _cpu_s(daemon.pid), time.monotonic()
+            online = _online(folder / "tally.db")
+        finally:
+            for p in reversed(procs):
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+                    try:
+                        p.wait(10)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+                        p.wait()
+    per_hour = (c1 - c0) / (t1 - t0) * 3600
+    return [
+        Row(f"packer daemon CPU, {PACKERS} packers x 6 points @ 1 Hz", per_hour, "CPU s/h"),
+        Row("packer daemon CPU share of one core", per_hour / 36, "%"),
+        Row("packers online during the packer benchmark", online, "packers"),
+    ]
+
+
+def _online(db: Path) -> float:
+    from agent.store import Store
+
+    store = Store(str(db))
+    try:
+        return float(len({e.data["device"] for e in store.iter_events("device.online")}))
+    finally:
+        store.close()

@@ -1,0 +1,312 @@
+"""The Modbus driver: polls packers over TCP or RTU, one bus at a time, each unit on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusException
+from pymodbus.framer import FramerType
+
+from agent.config import PackerConfig, PointConfig
+from drivers.modbus_points import ReadGroup, Value, plan
+
+log = logging.getLogger("tally.modbus")
+
+CONFIG_CODES = {1: "illegal function", 2: "illegal data address", 3: "illegal data value"}
+EXCEPTION_NAMES = {
+    **CONFIG_CODES,
+    4: "server device failure",
+    5: "acknowledge",
+    6: "server device busy",
+    10: "gateway path unavailable",
+    11: "gateway target device failed to respond",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One poll of one packer: raw point values by key, read at `at` (UTC)."""
+
+    unit: str
+    at: datetime
+    values: dict[str, Value]
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """A packer's link went online or offline (only sent on a change)."""
+
+    unit: str
+    online: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigFault:
+    """The device refused a read with exception code 1-3 (or accepts it again: cleared)."""
+
+    unit: str
+    points: str
+    detail: str
+    cleared: bool = False
+
+
+Item = Reading | Status | ConfigFault
+Emit = Callable[[Item], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One packer on a bus: its unit id, poll interval and planned reads."""
+
+    name: str
+    device_id: int
+    poll_s: float
+    groups: tuple[ReadGroup, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """How to reach a bus: a TCP host and port, or a serial port (any pyserial URL)."""
+
+    transport: str
+    host: str = ""
+    port: int = 502
+    serial_port: str = ""
+    baudrate: int = 9600
+    parity: str = "N"
+    stopbits: int = 1
+    timeout_s: float = 1.0
+
+    @property
+    def label(self) -> str:
+        """Where the bus is, for messages."""
+        return f"{self.host}:{self.port}" if self.transport == "tcp" else self.serial_port
+
+    @staticmethod
+    def of(p: PackerConfig) -> Link:
+        """The link of a `[[packer]]` table."""
+        if p.transport == "tcp":
+            return Link("tcp", host=p.host, port=p.port, timeout_s=p.timeout_s)
+        return Link(
+            "rtu",
+            serial_port=p.serial_port,
+            baudrate=p.baudrate,
+            parity=p.parity,
+            stopbits=p.stopbits,
+            timeout_s=p.timeout_s,
+        )
+
+
+def make_client(link: Link) -> Any:
+    """A pymodbus client that never reconnects by itself (the bus loop decides when)."""
+    if link.transport == "tcp":
+        return AsyncModbusTcpClient(
+            link.host, port=link.port, timeout=link.timeout_s, retries=0, reconnect_delay=0
+        )
+    return AsyncModbusSerialClient(
+        link.serial_port,
+        framer=FramerType.RTU,
+        baudrate=link.baudrate,
+        parity=link.parity,
+        stopbits=link.stopbits,
+        timeout=link.timeout_s,
+        retries=0,
+        reconnect_delay=0,
+    )
+
+
+async def _read(client: Any, group: ReadGroup, device_id: int) -> Any:
+    fn = {
+        1: client.read_coils,
+        2: client.read_discrete_inputs,
+        3: client.read_holding_registers,
+        4: client.read_input_registers,
+    }[group.function]
+    return await fn(group.address, count=group.count, device_id=device_id)
+
+
+class _Transient(Exception):
+    """The unit did not answer usefully this time; back off and retry."""
+
+
+@dataclass
+class _UnitState:
+    unit: Unit
+    due: float = 0.0
+    failures: int = 0
+    online: bool | None = None
+    retry_group: dict[int, float] = field(default_factory=dict)
+
+
+class Bus:
+    """One connection (a TCP socket or a serial line) shared by its units, polled in turn."""
+
+    def __init__(
+        self,
+        link: Link,
+        units: Sequence[Unit],
+        emit: Emit,
+        *,
+        backoff_max_s: float = 30.0,
+        config_retry_s: float = 60.0,
+    ) -> None:
+        self.link = link
+        self.units = [_UnitState(u) for u in units]
+        self.emit = emit
+        self.backoff_max_s = backoff_max_s
+        self.config_retry_s = config_retry_s
+        self.connect_failures = 0
+        self.requests = 0
+
+    def _status(self, us: _UnitState, online: bool, reason: str) -> None:
+        if us.online is not online:
+            us.online = online
+            self.emit(Status(us.unit.name, online, reason))
+
+    def _backoff(self, failures: int, poll_s: float) -> float:
+        """Seconds until the next try: doubling from max(poll_s, 0.5), capped."""
+        grown: float = max(poll_s, 0.5) * 2.0 ** max(failures - 1, 0)
+        return min(grown, max(self.backoff_max_s, poll_s))
+
+    async def run(self) -> None:
+        """Poll until cancelled; the client is closed on the way out."""
+        client = make_client(self.link)
+        try:
+            while True:
+                us = min(self.units, key=lambda u: u.due)
+                wait = us.due - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    continue
+                if not client.connected and not await client.connect():
+                    self.connect_failures += 1
+                    delay = self._backoff(self.connect_failures, us.unit.poll_s)
+                    for other in self.units:
+                        self._status(other, False, f"cannot connect to {self.link.label}")
+                        other.due = time.monotonic() + delay
+                    continue
+                self.connect_failures = 0
+                await self._poll(client, us)
+        finally:
+            client.close()
+
+    async def _poll(self, client: Any, us: _UnitState) -> None:
+        unit = us.unit
+        values: dict[str, Value] = {}
+        started = time.monotonic()
+        try:
+            for i, group in enumerate(unit.groups):
+                if us.retry_group.get(i, 0.0) > started:
+                    continue
+                values.update(await self._read_group(client, us, i, group))
+        except _Transient as exc:
+            us.failures += 1
+            self._status(us, False, str(exc))
+            us.due = time.monotonic() + self._backoff(us.failures, unit.poll_s)
+            log.debug("%s: %s; retry in %.1f s", unit.name, exc, us.due - time.monotonic())
+            return
+        us.failures = 0
+        self._status(us, True, "")
+        # Keep the cadence, but never try to catch up on missed polls.
+        us.due = max(us.due + unit.poll_s, time.monotonic())
+        if values:
+            self.emit(Reading(unit.name, datetime.now(UTC), values))
+
+    async def _read_group(
+        self, client: Any, us: _UnitState, index: int, group: ReadGroup
+    ) -> dict[str, Value]:
+        unit = us.unit
+        self.requests += 1
+        try:
+            rr = await _read(client, group, unit.device_id)
+        except ModbusException:
+            if not client.connected:
+                raise _Transient(f"connection to {self.link.label} lost") from None
+            raise _Transient(
+                f"no response from unit {unit.device_id} within {self.link.timeout_s:g} s"
+            ) from None
+        except (OSError, TimeoutError) as exc:
+            raise _Transient(f"link error on {self.link.label} ({exc})") from None
+        if rr.isError():
+            code = int(getattr(rr, "exception_code", 0))
+            name = EXCEPTION_NAMES.get(code, "unknown exception")
+            if code in CONFIG_CODES:
+                first = index not in us.retry_group
+                us.retry_group[index] = time.monotonic() + self.config_retry_s
+                if first:
+                    self.emit(
+                        ConfigFault(
+                            unit.name,
+                            group.names(),
+                            f"unit {unit.device_id} refused function {group.function} at "
+                            f"address {group.address} count {group.count} with exception "
+                            f"code {code} ({name}); check the point map of {group.names()}",
+                        )
+                    )
+                return {}
+            raise _Transient(f"unit {unit.device_id} answered exception code {code} ({name})")
+        words = rr.bits[: group.count] if group.function in (1, 2) else rr.registers
+        if len(words) < group.count:
+            raise _Transient(f"unit {unit.device_id} sent {len(words)} of {group.count} words")
+        if us.retry_group.pop(index, None) is not None:
+            self.emit(ConfigFault(unit.name, group.names(), "", cleared=True))
+        return group.values(words)
+
+
+def units_by_link(
+    packers: Sequence[tuple[PackerConfig, Sequence[tuple[str, PointConfig]]]],
+) -> dict[Link, list[Unit]]:
+    """Group packers by their bus: one TCP endpoint or one serial port each."""
+    buses: dict[tuple[str, ...], tuple[Link, list[Unit]]] = {}
+    for p, points in packers:
+        link = Link.of(p)
+        key = ("tcp", p.host, str(p.port)) if p.transport == "tcp" else ("rtu", p.serial_port)
+        unit = Unit(p.name, p.device_id, p.poll_s, tuple(plan(points)))
+        if key in buses:
+            buses[key][1].append(unit)
+        else:
+            buses[key] = (link, [unit])
+    return {link: units for link, units in buses.values()}
+
+
+class ModbusDriver:
+    """Every bus of the configured packers, each polled by its own task."""
+
+    def __init__(
+        self,
+        packers: Sequence[tuple[PackerConfig, Sequence[tuple[str, PointConfig]]]],
+        *,
+        backoff_max_s: float = 30.0,
+        config_retry_s: float = 60.0,
+    ) -> None:
+        self.links = units_by_link(packers)
+        self.backoff_max_s = backoff_max_s
+        self.config_retry_s = config_retry_s
+        self.buses: list[Bus] = []
+
+    async def run(self, emit: Emit) -> None:
+        """Poll every bus until cancelled, handing readings and status changes to `emit`."""
+        if not log.isEnabledFor(logging.DEBUG):
+            # pymodbus logs every unanswered request with frame dumps; our status says it once.
+            logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+        self.buses = [
+            Bus(
+                link,
+                units,
+                emit,
+                backoff_max_s=self.backoff_max_s,
+                config_retry_s=self.config_retry_s,
+            )
+            for link, units in self.links.items()
+        ]
+        async with asyncio.TaskGroup() as tg:
+            for bus in self.buses:
+                tg.create_task(bus.run(), name=f"modbus {bus.link.label}")

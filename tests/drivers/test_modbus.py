@@ -1,0 +1,256 @@
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from agent.config import PackerConfig, PointConfig
+from drivers.modbus import ConfigFault, ModbusDriver, Reading, Status
+from tests.drivers.modbus_server import LoopbackServer
+
+POINTS: dict[str, tuple[PointConfig, Any]] = {
+    "u16": (PointConfig("spout", 3, 0, "uint16"), 65535),
+    "i16": (PointConfig("spout", 3, 1, "int16"), -300),
+    "u32b": (PointConfig("bags", 3, 2, "uint32", "big"), 70_000),
+    "u32l": (PointConfig("returned", 3, 4, "uint32", "little"), 4_000_000_000),
+    "i32b": (PointConfig("spout", 3, 6, "int32", "big", True), -123_456),
+    "f32l": (PointConfig("spout", 4, 10, "float32", "little"), 99.5),
+    "f32b": (PointConfig("spout", 4, 12, "float32", "big", True), -0.25),
+    "i32l": (PointConfig("spout", 4, 20, "int32", "little"), 2_000_000_000),
+    "flag": (PointConfig("spout", 3, 30, "bool"), True),
+    "coil": (PointConfig("running", 1, 3, "bool"), True),
+    "di": (PointConfig("spout", 2, 5, "bool"), True),
+    "di0": (PointConfig("spout", 2, 6, "bool"), False),
+}
+
+
+def packer(name: str, server: LoopbackServer, unit: int = 1, **kw: Any) -> PackerConfig:
+    if server.rtu:
+        return PackerConfig(
+            name=name, transport="rtu", serial_port=server.url, device_id=unit, **kw
+        )
+    return PackerConfig(name=name, host="127.0.0.1", port=server.port, device_id=unit, **kw)
+
+
+class Run:
+    """The driver running in the background with every emitted item kept."""
+
+    def __init__(self, driver: ModbusDriver) -> None:
+        self.driver = driver
+        self.items: list[Any] = []
+        self.task: asyncio.Task[None] | None = None
+
+    def readings(self, unit: str) -> list[Reading]:
+        return [i for i in self.items if isinstance(i, Reading) and i.unit == unit]
+
+    def statuses(self, unit: str) -> list[tuple[bool, str]]:
+        return [
+            (i.online, i.reason) for i in self.items if isinstance(i, Status) and i.unit == unit
+        ]
+
+    async def until(self, predicate: Callable[[], Any], timeout: float = 10) -> Any:
+        async with asyncio.timeout(timeout):
+            while not (value := predicate()):
+                await asyncio.sleep(0.02)
+        return value
+
+
+@contextlib.asynccontextmanager
+async def running(
+    packers: list[tuple[PackerConfig, list[tuple[str, PointConfig]]]], **kw: Any
+) -> AsyncIterator[Run]:
+    run = Run(ModbusDriver(packers, **kw))
+    run.task = asyncio.create_task(run.driver.run(run.items.append))
+    try:
+        yield run
+    finally:
+        run.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run.task
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    units: tuple[int, ...] = (1,), rtu: bool = False
+) -> AsyncIterator[LoopbackServer]:
+    server = await LoopbackServer(units, rtu=rtu).start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.mark.parametrize("rtu", [False, True], ids=["tcp", "rtu"])
+async def test_every_type_and_word_order(rtu: bool) -> None:
+    async with serving(rtu=rtu) as server:
+        for pt, value in POINTS.values():
+            await server.set(1, pt, value)
+        cfg = packer("line1", server, poll_s=0.05, timeout_s=0.5)
+        points = [(k, pt) for k, (pt, _) in POINTS.items()]
+        async with running([(cfg, points)]) as run:
+            first = await run.until(lambda: run.readings("line1"))
+        assert first[0].values == {k: v for k, (_, v) in POINTS.items()}
+        assert run.statuses("line1")[0] == (True, "")
+        # One request per contiguous run of words: both words of a 32-bit value together.
+        assert server.requests[:6] == [
+            (1, 1, 3, 1),
+            (1, 2, 5, 2),
+            (1, 3, 0, 8),
+            (1, 3, 30, 1),
+            (1, 4, 10, 4),
+            (1, 4, 20, 2),
+        ]
+
+
+@pytest.mark.parametrize("rtu", [False, True], ids=["tcp", "rtu"])
+async def test_wrap_and_reset_reach_the_reading(rtu: bool) -> None:
+    bags = PointConfig("bags", 3, 0, "uint16")
+    async with serving(rtu=rtu) as server:
+        cfg = packer("line1", server, poll_s=0.05, timeout_s=0.5)
+        async with running([(cfg, [("bags", bags)])]) as run:
+            seen: list[int] = []
+
+            def has(v: int) -> bool:
+                seen[:] = [int(r.values["bags"]) for r in run.readings("line1")]
+                return v in seen
+
+            for v in (65534, 65535, 1, 3, 0, 2):
+                await server.set(1, bags, v)
+                await run.until(lambda v=v: has(v))  # type: ignore[misc]
+        deduped = [v for i, v in enumerate(seen) if i == 0 or seen[i - 1] != v]
+        assert deduped[-6:] == [65534, 65535, 1, 3, 0, 2]
+
+
+async def test_illegal_address_is_a_config_fault_and_the_rest_still_reads() -> None:
+    good = PointConfig("bags", 3, 0, "uint32")
+    bad = PointConfig("returned", 3, 150, "uint16")
+    async with serving() as server:
+        await server.set(1, good, 123_456)
+        cfg = packer("line1", server, poll_s=0.05, timeout_s=0.5)
+        async with running([(cfg, [("bags", good), ("returned", bad)])]) as run:
+            await run.until(lambda: len(run.readings("line1")) >= 3)
+        faults = [i for i in run.items if isinstance(i, ConfigFault)]
+        assert faults == [
+            ConfigFault(
+                "line1",
+                "returned",
+                "unit 1 refused function 3 at address 150 count 1 with exception code 2 "
+                "(illegal data address); check the point map of returned",
+            )
+        ]
+        assert {r.values.get("returned") for r in run.readings("line1")} == {None}
+        assert run.readings("line1")[0].values == {"bags": 123_456}
+        assert run.statuses("line1") == [(True, "")]
+        # the bad read is retried slowly, not at every poll
+        bad_reads = [r for r in server.requests if r[2] == 150]
+        assert len(bad_reads) == 1
+
+
+async def test_timeout_goes_offline_and_comes_back() -> None:
+    bags = PointConfig("bags", 3, 0, "uint16")
+    async with serving() as server:
+        cfg = packer("line1", server, poll_s=0.05, timeout_s=0.2)
+        async with running([(cfg, [("bags", bags)])], backoff_max_s=0.3) as run:
+            await run.until(lambda: run.readings("line1"))
+            server.silent.add(1)
+            await run.until(lambda: len(run.statuses("line1")) == 2)
+            server.silent.clear()
+            await run.until(lambda: len(run.statuses("line1")) == 3)
+        assert run.statuses("line1") == [
+            (True, ""),
+            (False, "no response from unit 1 within 0.2 s"),
+            (True, ""),
+        ]
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        (5, "unit 1 answered exception code 5 (acknowledge)"),
+        (6, "unit 1 answered exception code 6 (server device busy)"),
+        (11, "unit 1 answered exception code 11 (gateway target device failed to respond)"),
+    ],
+)
+async def test_transient_exception_codes_back_off_and_recover(code: int, reason: str) -> None:
+    bags = PointConfig("bags", 3, 0, "uint16")
+    async with serving() as server:
+        cfg = packer("line1", server, poll_s=0.05, timeout_s=0.5)
+        server.fail_with[1] = code
+        async with running([(cfg, [("bags", bags)])], backoff_max_s=0.2) as run:
+            await run.until(lambda: run.statuses("line1"))
+            await asyncio.sleep(0.3)
+            server.fail_with.clear()
+            await run.until(lambda: run.readings("line1"))
+        assert run.statuses("line1") == [(False, reason), (True, "")]
+        assert [i for i in run.items if isinstance(i, ConfigFault)] == []
+
+
+async def test_illegal_function_is_a_config_fault() -> None:
+    bags = PointConfig("bags", 3, 0, "uint16")
+    async with serving() as server:
+        cfg = packer("line1", server, poll_s=0.05, timeout_s=0.5)
+        server.fail_with[1] = 1
+        async with running([(cfg, [("bags", bags)])], config_retry_s=0.2) as run:
+            await run.until(lambda: [i for i in run.items if isinstance(i, ConfigFault)])
+            server.fail_with.clear()
+            await run.until(lambda: run.readings("line1"))
+        assert [i for i in run.items if isinstance(i, ConfigFault)] == [
+            ConfigFault(
+                "line1",
+                "bags",
+                "unit 1 refused function 3 at address 0 count 1 with exception code 1 "
+                "(illegal function); check the point map of bags",
+            ),
+            ConfigFault("line1", "bags", "", cleared=True),
+        ]
+        assert run.statuses("line1") == [(True, "")]
+
+
+@pytest.mark.parametrize("rtu", [False, True], ids=["tcp", "rtu"])
+async def test_server_restart_is_picked_up(rtu: bool) -> None:
+    bags = PointConfig("bags", 3, 0, "uint16")
+    server = await LoopbackServer((1,), rtu=rtu).start()
+    cfg = packer("line1", server, poll_s=0.05, timeout_s=0.3)
+    try:
+        async with running([(cfg, [("bags", bags)])], backoff_max_s=0.3) as run:
+            await server.set(1, bags, 7)
+            await run.until(lambda: any(r.values == {"bags": 7} for r in run.readings("line1")))
+            await server.stop()
+            await run.until(lambda: len(run.statuses("line1")) >= 2)
+            server = await LoopbackServer((1,), rtu=rtu, port=server.port).start()
+            await server.set(1, bags, 9)
+            await run.until(lambda: any(r.values == {"bags": 9} for r in run.readings("line1")))
+        statuses = run.statuses("line1")
+        assert statuses[0] == (True, "")
+        assert statuses[1][0] is False
+        assert statuses[-1] == (True, "")
+    finally:
+        await server.stop()
+
+
+async def test_three_units_on_one_rtu_bus_with_one_silent() -> None:
+    bags = PointConfig("bags", 3, 0, "uint16")
+    async with serving((1, 2, 3), rtu=True) as server:
+        for unit in (1, 2, 3):
+            await server.set(unit, bags, unit * 100)
+        server.silent.add(3)
+        cfgs = [
+            (packer(f"p{u}", server, unit=u, poll_s=0.05, timeout_s=0.2), [("bags", bags)])
+            for u in (1, 2, 3)
+        ]
+        async with running(cfgs, backoff_max_s=1.0) as run:
+            await run.until(lambda: run.statuses("p3"))
+            await run.until(lambda: len(run.readings("p1")) >= 30 and len(run.readings("p2")) >= 30)
+            asked_3 = sum(1 for r in server.requests if r[0] == 3)
+            asked_1 = sum(1 for r in server.requests if r[0] == 1)
+        assert run.statuses("p3") == [(False, "no response from unit 3 within 0.2 s")]
+        assert run.statuses("p1") == [(True, "")]
+        assert {r.values["bags"] for r in run.readings("p2")} == {200}
+        assert run.readings("p3") == []
+        # the silent unit is backed off on its own: asked far less often than the others
+        assert asked_3 * 4 <= asked_1
+        # one client for the bus
+        assert len(run.driver.buses) == 1

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent.config import PointConfig
+from drivers.modbus_points import ReadGroup, decode, encode, plan, scaled
+
+RANGES = {
+    "uint16": st.integers(0, 2**16 - 1),
+    "int16": st.integers(-(2**15), 2**15 - 1),
+    "uint32": st.integers(0, 2**32 - 1),
+    "int32": st.integers(-(2**31), 2**31 - 1),
+    "float32": st.floats(width=32, allow_nan=False),
+}
+
+
+@pytest.mark.parametrize(
+    ("type_", "order", "swap", "words", "value"),
+    [
+        ("uint16", "big", False, [0x1234], 0x1234),
+        ("uint16", "big", True, [0x1234], 0x3412),
+        ("int16", "big", False, [0xFFFE], -2),
+        ("uint32", "big", False, [0x0001, 0x0002], 0x00010002),
+        ("uint32", "little", False, [0x0002, 0x0001], 0x00010002),
+        ("uint32", "big", True, [0x0100, 0x0200], 0x00010002),
+        ("uint32", "little", True, [0x0200, 0x0100], 0x00010002),
+        ("int32", "big", False, [0xFFFF, 0xFFFF], -1),
+        ("int32", "little", False, [0xFFFE, 0xFFFF], -2),
+        ("float32", "big", False, [0x42C8, 0x0000], 100.0),
+        ("float32", "little", False, [0x0000, 0x42C8], 100.0),
+        ("float32", "big", True, [0xC842, 0x0000], 100.0),
+        ("bool", "big", False, [0], False),
+        ("bool", "big", False, [0x0100], True),
+    ],
+)
+def test_decode_registers(
+    type_: str, order: str, swap: bool, words: list[int], value: float | bool
+) -> None:
+    pt = PointConfig("bags", 3, 0, type_, order, swap)
+    assert decode(pt, words) == value
+    assert type(decode(pt, words)) is type(value)
+    assert encode(pt, value) == words or type_ == "bool"
+
+
+def test_decode_bits() -> None:
+    assert decode(PointConfig("running", 1, 5, "bool"), [True]) is True
+    assert decode(PointConfig("running", 2, 5, "bool"), [False]) is False
+    assert decode(PointConfig("bags", 1, 5, "uint16"), [True]) == 1
+
+
+def test_wrong_word_count() -> None:
+    with pytest.raises(ValueError, match="needs 2 words, got 1"):
+        decode(PointConfig("bags", 3, 0, "uint32"), [1])
+
+
+def test_scaled() -> None:
+    assert scaled(PointConfig("bags", 3, 0, scale=0.1), 1234) == pytest.approx(123.4)
+    assert scaled(PointConfig("bags", 3, 0), 1234) == 1234
+    assert scaled(PointConfig("running", 1, 0, "bool", scale=2.0), True) is True
+
+
+@given(
+    st.sampled_from(sorted(RANGES)),
+    st.sampled_from(["big", "little"]),
+    st.booleans(),
+    st.data(),
+)
+def test_round_trip(type_: str, order: str, swap: bool, data: st.DataObject) -> None:
+    pt = PointConfig("bags", 4, 7, type_, order, swap)
+    value = data.draw(RANGES[type_])
+    words = encode(pt, value)
+    assert all(0 <= w <= 0xFFFF for w in words)
+    back = decode(pt, words)
+    if type_ == "float32":
+        assert back == value or (math.isinf(value) and back == value)
+    else:
+        assert back == value
+
+
+@given(st.lists(st.integers(0, 0xFFFF), min_size=2, max_size=2), st.sampled_from(sorted(RANGES)))
+def test_any_words_decode_without_error(words: list[int], type_: str) -> None:
+    pt = PointConfig("bags", 3, 0, type_)
+    n = 2 if type_ in ("uint32", "int32", "float32") else 1
+    decode(pt, words[:n])
+
+
+def test_plan_groups_contiguous_points_per_function() -> None:
+    bags = PointConfig("bags", 3, 0, "uint32")
+    ret = PointConfig("returned", 3, 2, "uint16")
+    brk = PointConfig("broken", 3, 3, "uint16")
+    loaded = PointConfig("loaded", 3, 10, "uint32", "little")
+    running = PointConfig("running", 1, 0, "bool")
+    spout = PointConfig("spout", 1, 1, "bool")
+    inp = PointConfig("spout", 4, 0, "uint16")
+    points = [
+        ("loaded", loaded),
+        ("bags", bags),
+        ("running", running),
+        ("returned", ret),
+        ("broken", brk),
+        ("s1", spout),
+        ("s2", inp),
+    ]
+    assert plan(points) == [
+        ReadGroup(1, 0, 2, (("running", running), ("s1", spout))),
+        ReadGroup(3, 0, 4, (("bags", bags), ("returned", ret), ("broken", brk))),
+        ReadGroup(3, 10, 2, (("loaded", loaded),)),
+        ReadGroup(4, 0, 1, (("s2", inp),)),
+    ]
+    group = plan(points)[1]
+    assert group.values([0, 70000 - 65536, 5, 6][:4]) == {"bags": 4464, "returned": 5, "broken": 6}
+
+
+def test_plan_respects_request_limit() -> None:
+    pts = [(f"p{i}", PointConfig("spout", 3, i, "uint16")) for i in range(130)]
+    groups = plan(pts)
+    assert [(g.address, g.count) for g in groups] == [(0, 125), (125, 5)]
