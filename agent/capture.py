@@ -76,7 +76,7 @@ class GapDetector:
         self._gaps: deque[float] = deque(maxlen=GAP_HISTORY)
 
     def missed(self, t: float) -> bool:
-        """Record a frame (or corrupt marker) at `t`; return whether frames were missed before it."""
+        """Record a frame (or corrupt marker) at `t`; return whether frames were missed."""
         last, self._last = self._last, t
         if last is None:
             return False
@@ -224,7 +224,8 @@ class StepWatch:
             if abs(kg - ref) > self.band_kg:
                 steady = window[-1][0] - window[0][0] + _EPS >= self.hold_s
                 loaded = max(ref, kg) >= self.min_weight_kg
-                self._pending = (t, ref, kg) if steady and loaded and self._pending is None else None
+                fresh = steady and loaded and self._pending is None
+                self._pending = (t, ref, kg) if fresh else None
                 window.clear()
         window.append((t, kg))
         while max(w for _, w in window) - min(w for _, w in window) > self.band_kg:
