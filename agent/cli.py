@@ -89,4 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the importable module: under `python -m agent.cli` this file is `__main__`, and the
+    # UsageError that commands import from agent.cli would otherwise not be the one caught here.
+    from agent import cli
+
+    sys.exit(cli.main())
