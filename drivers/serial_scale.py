@@ -73,7 +73,7 @@ def open_port(settings: PortSettings, timeout: float = READ_TIMEOUT_S) -> Any:
             exclusive=True,
         )
         port.open()
-    except (serial.SerialException, OSError, ValueError) as exc:
+    except Exception as exc:  # SerialException, OSError, termios.error, ValueError alike
         raise PortError(f"cannot open {settings.url} ({_short(exc)})") from None
     return port
 
@@ -230,15 +230,27 @@ def detect(
     bauds: Iterable[int] = DETECT_BAUDS,
     on_try: Callable[[PortSettings], None] | None = None,
 ) -> Detection | None:
-    """Try the usual baud rates and framings with every format; the first clean one wins."""
+    """Try the usual baud rates and framings with every format; the first clean one wins.
+
+    A setting the port refuses is skipped; PortError when the port refuses every one.
+    """
+    first_error: PortError | None = None
+    opened = False
     for baud in bauds:
         for bytesize, parity, stopbits in DETECT_FRAMINGS:
             settings = PortSettings(url, baud, bytesize, parity, stopbits)
             if on_try is not None:
                 on_try(settings)
-            data = read_for(settings, seconds)
+            try:
+                data = read_for(settings, seconds)
+            except PortError as exc:
+                first_error = first_error or exc
+                continue
+            opened = True
             protocols = ["toledo"] if bytesize == 7 else list(PROTOCOLS)
             found = best_decode(data, protocols)
             if found is not None:
                 return Detection(settings, *found)
+    if not opened and first_error is not None:
+        raise first_error
     return None
