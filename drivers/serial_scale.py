@@ -232,9 +232,8 @@ def detect(
 ) -> Detection | None:
     """Try the usual baud rates and framings with every format; the first clean one wins.
 
-    A setting the port refuses is skipped; PortError when the port refuses every one.
+    A setting the port refuses is skipped; PortError when it refuses the first (plain 8N1).
     """
-    first_error: PortError | None = None
     opened = False
     for baud in bauds:
         for bytesize, parity, stopbits in DETECT_FRAMINGS:
@@ -243,14 +242,13 @@ def detect(
                 on_try(settings)
             try:
                 data = read_for(settings, seconds)
-            except PortError as exc:
-                first_error = first_error or exc
+            except PortError:
+                if not opened:
+                    raise
                 continue
             opened = True
             protocols = ["toledo"] if bytesize == 7 else list(PROTOCOLS)
             found = best_decode(data, protocols)
             if found is not None:
                 return Detection(settings, *found)
-    if not opened and first_error is not None:
-        raise first_error
     return None
