@@ -139,5 +139,8 @@ def test_detect_says_plainly_when_nothing_decodes() -> None:
 def test_detect_on_a_missing_port_is_exit_2(tmp_path: Path) -> None:
     proc = tally("scale", "detect", str(tmp_path / "ttyUSB9"), "--timeout-s", "0.05")
     assert proc.returncode == 2
-    assert proc.stderr.startswith(f"tally: cannot open {tmp_path / 'ttyUSB9'} (")
-    assert proc.stderr.endswith("; check the port path and that no other program holds it\n")
+    assert proc.stderr.splitlines() == [
+        "trying 9600 8N1 ...",
+        f"tally: cannot open {tmp_path / 'ttyUSB9'} (No such file or directory); "
+        "check the port path and that no other program holds it",
+    ]
