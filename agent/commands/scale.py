@@ -79,9 +79,14 @@ def _chunks(path: str | None) -> Iterator[bytes]:
 
     if path is None:
         fd = sys.stdin.buffer.fileno()
-        while chunk := os.read(fd, _CHUNK):
+        while True:
+            try:
+                chunk = os.read(fd, _CHUNK)
+            except OSError:  # a pseudo-terminal whose other side closed: end of input
+                return
+            if not chunk:
+                return
             yield chunk
-        return
     try:
         f: IO[bytes] = open(path, "rb")  # noqa: SIM115 - closed below, generator
     except OSError as exc:

@@ -58,6 +58,11 @@ class Corrupt:
 Item = Reading | Corrupt
 
 
+def kg_value(weight: Decimal, unit: str) -> Decimal:
+    """A displayed value in `unit` as kilograms, exactly."""
+    return weight * _TO_KG[unit]
+
+
 def to_kg(weight: Decimal, unit: str) -> int:
     """Convert a displayed value in `unit` to whole kilograms, rounding half away from zero."""
     return int((weight * _TO_KG[unit]).quantize(Decimal(1), rounding=ROUND_HALF_UP))
