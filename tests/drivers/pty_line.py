@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import time
 import tty
 from collections.abc import Callable
 from pathlib import Path
