@@ -1,0 +1,263 @@
+"""The weighing capture state machine of SCALES.md and the anti-cheat watches, all pure."""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+from agent.config import ScaleConfig
+from drivers.scale import Reading
+
+State = Literal["idle", "armed", "settling", "captured"]
+_EPS = 1e-9
+GAP_FACTOR = 2.5
+GAP_HISTORY = 16
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureSettings:
+    """The capture thresholds (weights in kg, times in seconds); see ScaleConfig."""
+
+    min_weight_kg: int = 500
+    zero_band_kg: int = 40
+    band_kg: int = 40
+    hold_s: float = 3.0
+    min_samples: int = 5
+    max_wait_s: float = 120.0
+    clear_s: float = 2.0
+    silence_s: float = 2.0
+
+    @staticmethod
+    def from_config(cfg: ScaleConfig) -> CaptureSettings:
+        """The capture settings of one [[scale]]."""
+        return CaptureSettings(
+            min_weight_kg=cfg.min_weight_kg,
+            zero_band_kg=cfg.zero_band_kg,
+            band_kg=cfg.band_kg,
+            hold_s=cfg.hold_s,
+            min_samples=cfg.min_samples,
+            max_wait_s=cfg.max_wait_s,
+            clear_s=cfg.clear_s,
+            silence_s=cfg.silence_s,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """One vehicle's weight: the median of a stable window of `samples` readings."""
+
+    at_s: float
+    weight_kg: int
+    mode: str
+    stable_ms: int
+    samples: int
+
+
+@dataclass(frozen=True, slots=True)
+class Abandoned:
+    """A vehicle that left unstable or stayed unstable past max_wait_s; max_kg seen meanwhile."""
+
+    at_s: float
+    reason: Literal["left_unstable", "unstable_timeout"]
+    max_kg: int
+
+
+Outcome = Captured | Abandoned
+
+
+class GapDetector:
+    """Tells when frames went missing: a gap much longer than the usual interval, or silence."""
+
+    def __init__(self, silence_s: float) -> None:
+        self.silence_s = silence_s
+        self._last: float | None = None
+        self._gaps: deque[float] = deque(maxlen=GAP_HISTORY)
+
+    def missed(self, t: float) -> bool:
+        """Record a frame (or corrupt marker) at `t`; return whether frames were missed."""
+        last, self._last = self._last, t
+        if last is None:
+            return False
+        gap = t - last
+        missing = gap > self.silence_s
+        if len(self._gaps) >= 4:
+            missing = missing or gap > GAP_FACTOR * statistics.median(self._gaps)
+        if not missing:
+            self._gaps.append(gap)
+        return missing
+
+    def reset(self) -> None:
+        """Forget the last frame time (after the line went offline)."""
+        self._last = None
+
+
+class Capture:
+    """One capture per vehicle on the deck (SCALES.md); feed it every frame with its time.
+
+    A window holds consecutive readings within `band_kg` of each other; the indicator's
+    unstable flag, a corrupt or out-of-range frame and missing frames all empty it. A capture
+    needs the window to span `hold_s` with at least `min_samples` readings.
+    """
+
+    def __init__(self, settings: CaptureSettings) -> None:
+        self.settings = settings
+        self.state: State = "idle"
+        self._window: deque[tuple[float, int, str | None]] = deque()
+        self._gaps = GapDetector(settings.silence_s)
+        self._since = 0.0
+        self._max_kg = 0
+        self._timed_out = False
+        self._zero_since: float | None = None
+
+    def interrupt(self, t: float) -> list[Outcome]:
+        """The line went offline or a frame was lost: the window breaks."""
+        self._window.clear()
+        self._gaps.reset()
+        return self._timeout(t)
+
+    def feed(self, t: float, reading: Reading | None) -> list[Outcome]:
+        """Feed one frame at monotonic time `t` seconds (None = a corrupt frame)."""
+        if self._gaps.missed(t):
+            self._window.clear()
+        kg = reading.kg() if reading is not None else None
+        if kg is None or reading is None:
+            self._window.clear()
+            return self._timeout(t)
+        s = self.settings
+        if self.state == "idle":
+            if abs(kg) <= s.zero_band_kg:
+                self.state = "armed"
+            return []
+        if self.state == "armed":
+            if kg < s.min_weight_kg:
+                return []
+            self.state = "settling"
+            self._since, self._max_kg, self._timed_out = t, kg, False
+            self._window.clear()
+        if self.state == "captured":
+            if abs(kg) > s.zero_band_kg:
+                self._zero_since = None
+                return []
+            if self._zero_since is None:
+                self._zero_since = t
+            if t - self._zero_since + _EPS >= s.clear_s:
+                self.state = "idle"
+            return []
+        # settling
+        if kg < s.min_weight_kg:
+            self.state = "idle"
+            self._window.clear()
+            if self._timed_out:
+                return []  # one abandonment per vehicle
+            return [Abandoned(t, "left_unstable", self._max_kg)]
+        self._max_kg = max(self._max_kg, kg)
+        if reading.stable is False:
+            self._window.clear()
+            return self._timeout(t)
+        window = self._window
+        window.append((t, kg, reading.mode))
+        while max(w for _, w, _ in window) - min(w for _, w, _ in window) > s.band_kg:
+            window.popleft()
+        span = window[-1][0] - window[0][0]
+        if span + _EPS >= s.hold_s and len(window) >= s.min_samples:
+            self.state = "captured"
+            self._zero_since = None
+            weights = [w for _, w, _ in window]
+            captured = Captured(
+                at_s=t,
+                weight_kg=statistics.median_low(weights),
+                mode=window[-1][2] or "gross",
+                stable_ms=round(span * 1000),
+                samples=len(window),
+            )
+            window.clear()
+            return [captured]
+        return self._timeout(t)
+
+    def _timeout(self, t: float) -> list[Outcome]:
+        if (
+            self.state == "settling"
+            and not self._timed_out
+            and t - self._since + _EPS >= self.settings.max_wait_s
+        ):
+            self._timed_out = True
+            return [Abandoned(t, "unstable_timeout", self._max_kg)]
+        return []
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A jump between two steady levels in one frame, with no motion in between."""
+
+    at_s: float
+    from_kg: int
+    to_kg: int
+
+
+class StepWatch:
+    """Finds a step change while stable: steady for hold_s, one jump > band_kg, steady again.
+
+    A vehicle driving on or off moves the weight over many frames (and sets the motion flag);
+    a single-frame jump between two steady levels on a loaded deck is what an added weight or a
+    tampered signal looks like.
+    """
+
+    def __init__(self, band_kg: int, hold_s: float, min_weight_kg: int, silence_s: float) -> None:
+        self.band_kg = band_kg
+        self.hold_s = hold_s
+        self.min_weight_kg = min_weight_kg
+        self._window: deque[tuple[float, int]] = deque()
+        self._pending: tuple[float, int, int] | None = None
+        self._gaps = GapDetector(silence_s)
+
+    def feed(self, t: float, kg: int | None, stable: bool | None) -> Step | None:
+        """Feed one frame's weight in kg (None = corrupt or out of range) and stability flag."""
+        if self._gaps.missed(t) or kg is None or stable is False:
+            self._window.clear()
+            self._pending = None
+            return None
+        window = self._window
+        if window:
+            ref = statistics.median_low(w for _, w in window)
+            if abs(kg - ref) > self.band_kg:
+                steady = window[-1][0] - window[0][0] + _EPS >= self.hold_s
+                loaded = max(ref, kg) >= self.min_weight_kg
+                fresh = steady and loaded and self._pending is None
+                self._pending = (t, ref, kg) if fresh else None
+                window.clear()
+        window.append((t, kg))
+        while max(w for _, w in window) - min(w for _, w in window) > self.band_kg:
+            window.popleft()
+            self._pending = None
+        if self._pending is not None and t - self._pending[0] + _EPS >= self.hold_s:
+            at, before, after = self._pending
+            self._pending = None
+            return Step(at, before, after)
+        return None
+
+
+class FrozenWatch:
+    """Finds a byte-identical frame stream on a loaded deck lasting `frozen_s` or more."""
+
+    def __init__(self, min_weight_kg: int, frozen_s: float) -> None:
+        self.min_weight_kg = min_weight_kg
+        self.frozen_s = frozen_s
+        self.active = False
+        self._raw: bytes | None = None
+        self._since = 0.0
+
+    def feed(self, t: float, raw: bytes, kg: int | None) -> bool | None:
+        """Feed one accepted frame; return True to raise, False to clear, None for no change."""
+        loaded = kg is not None and kg >= self.min_weight_kg
+        if raw != self._raw or not loaded:
+            self._raw, self._since = (raw if loaded else None), t
+            if self.active:
+                self.active = False
+                return False
+            return None
+        if not self.active and t - self._since + _EPS >= self.frozen_s:
+            self.active = True
+            return True
+        return None

@@ -1,0 +1,258 @@
+"""The serial scale driver: any pyserial URL, frames split in a pure splitter, reconnects alone."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import serial
+
+from drivers.scale import PROTOCOLS, Item, Reading, make_splitter
+
+READ_TIMEOUT_S = 0.1
+DETECT_BAUDS = (9600, 2400, 1200, 4800, 19200)
+# (bytesize, parity, stopbits); 7E1 is how Mettler Toledo terminals usually run.
+DETECT_FRAMINGS = ((8, "N", 1), (7, "E", 1), (8, "E", 1), (8, "O", 1))
+
+
+@dataclass(frozen=True, slots=True)
+class PortSettings:
+    """Where and how to open the port (a device path or any pyserial URL)."""
+
+    url: str
+    baudrate: int = 9600
+    bytesize: int = 8
+    parity: str = "N"
+    stopbits: float = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Online:
+    """The port is open and valid frames arrive."""
+
+
+@dataclass(frozen=True, slots=True)
+class Offline:
+    """The port could not be opened, was lost, or stayed silent; `reason` says which."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One item from the splitter (a reading or a corrupt marker) and when its bytes arrived."""
+
+    mono_ns: int
+    item: Item
+
+
+DriverEvent = Online | Offline | Frame
+Emit = Callable[[DriverEvent], Awaitable[None]]
+
+
+class PortError(Exception):
+    """The port cannot be opened or read; the message names it and the cause."""
+
+
+def open_port(settings: PortSettings, timeout: float = READ_TIMEOUT_S) -> Any:
+    """Open the port exclusively (where the platform supports it); raise PortError."""
+    try:
+        port = serial.serial_for_url(
+            settings.url,
+            do_not_open=True,
+            baudrate=settings.baudrate,
+            bytesize=settings.bytesize,
+            parity=settings.parity,
+            stopbits=settings.stopbits,
+            timeout=timeout,
+            exclusive=True,
+        )
+        port.open()
+    except Exception as exc:  # SerialException, OSError, termios.error, ValueError alike
+        raise PortError(f"cannot open {settings.url} ({_short(exc)})") from None
+    return port
+
+
+def _short(exc: BaseException) -> str:
+    code = getattr(exc, "errno", None)
+    if isinstance(code, int) and code > 0:
+        return os.strerror(code)
+    text = str(exc).strip() or type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+class SerialScale:
+    """Reads one indicator: `await run(emit)` forever, reconnecting with backoff.
+
+    A port that disappears (read error, EOF) or sends no valid frame for `silence_s` is
+    closed, reported `Offline`, and reopened after 0.5 s, then doubling to 10 s while it keeps
+    failing. Reads happen on a thread with a short timeout, so the event loop never blocks.
+    """
+
+    def __init__(
+        self,
+        settings: PortSettings,
+        protocol: str,
+        *,
+        checksum: bool = True,
+        silence_s: float = 2.0,
+        backoff_min_s: float = 0.5,
+        backoff_max_s: float = 10.0,
+    ) -> None:
+        self.settings = settings
+        self.splitter = make_splitter(protocol, checksum=checksum)
+        self.silence_s = silence_s
+        self.backoff_min_s = backoff_min_s
+        self.backoff_max_s = backoff_max_s
+        self.online = False
+
+    async def run(self, emit: Emit) -> None:
+        """Read until cancelled, emitting Online, Offline and Frame events."""
+        delay = self.backoff_min_s
+        while True:
+            reason, had_frames = await self._session(emit)
+            self.online = False
+            await emit(Offline(reason))
+            delay = self.backoff_min_s if had_frames else delay
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.backoff_max_s)
+
+    async def _session(self, emit: Emit) -> tuple[str, bool]:
+        try:
+            port = await asyncio.to_thread(open_port, self.settings)
+        except PortError as exc:
+            return str(exc), False
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=_read_loop, args=(port, queue, loop, stop), name="scale-reader", daemon=True
+        )
+        thread.start()
+        self.splitter.reset()
+        had_frames = False
+        last_frame = time.monotonic()
+        try:
+            while True:
+                left = self.silence_s - (time.monotonic() - last_frame)
+                try:
+                    data = await asyncio.wait_for(queue.get(), max(left, 0.001))
+                except TimeoutError:
+                    return f"no valid frame for {self.silence_s:g} s", had_frames
+                if isinstance(data, BaseException):
+                    return f"the port was lost ({_short(data)})", had_frames
+                now_ns = time.monotonic_ns()
+                for item in self.splitter.feed(data):
+                    if isinstance(item, Reading):
+                        last_frame = time.monotonic()
+                        had_frames = True
+                        if not self.online:
+                            self.online = True
+                            await emit(Online())
+                    await emit(Frame(now_ns, item))
+        finally:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.shield(asyncio.to_thread(thread.join, 2.0))
+            with contextlib.suppress(Exception):
+                port.close()
+
+
+def _read_loop(
+    port: Any,
+    queue: asyncio.Queue[bytes | BaseException],
+    loop: asyncio.AbstractEventLoop,
+    stop: threading.Event,
+) -> None:
+    """Blocking reads with a short timeout, handed to the loop; an error ends the loop."""
+    try:
+        while not stop.is_set():
+            data = port.read(max(1, port.in_waiting))
+            if data:
+                loop.call_soon_threadsafe(queue.put_nowait, data)
+    except Exception as exc:
+        with contextlib.suppress(RuntimeError):  # the loop is already closed
+            loop.call_soon_threadsafe(queue.put_nowait, exc)
+
+
+# --- detection ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """Port settings and a format that decoded cleanly."""
+
+    settings: PortSettings
+    protocol: str
+    checksum: bool
+    frames: int
+
+
+def read_for(settings: PortSettings, seconds: float) -> bytes:
+    """Everything the port sends within `seconds`; raise PortError if it cannot be opened."""
+    port = open_port(settings)
+    try:
+        data = bytearray()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with contextlib.suppress(serial.SerialException, OSError):
+                data += port.read(max(1, port.in_waiting))
+                continue
+            break
+        return bytes(data)
+    finally:
+        port.close()
+
+
+def best_decode(data: bytes, protocols: Iterable[str]) -> tuple[str, bool, int] | None:
+    """The format that decodes `data` cleanly with the most frames: (protocol, checksum, frames).
+
+    Clean means at least 3 frames, no corrupt frame and at most one resync (the partial frame
+    the capture started in).
+    """
+    best: tuple[str, bool, int] | None = None
+    for protocol in protocols:
+        for checksum in (True, False) if protocol == "toledo" else (True,):
+            splitter = make_splitter(protocol, checksum=checksum)
+            splitter.feed(data)
+            clean = splitter.frames >= 3 and splitter.corrupt == 0 and splitter.resyncs <= 1
+            if clean and (best is None or splitter.frames > best[2]):
+                best = (protocol, checksum, splitter.frames)
+    return best
+
+
+def detect(
+    url: str,
+    seconds: float,
+    *,
+    bauds: Iterable[int] = DETECT_BAUDS,
+    on_try: Callable[[PortSettings], None] | None = None,
+) -> Detection | None:
+    """Try the usual baud rates and framings with every format; the first clean one wins.
+
+    A setting the port refuses is skipped; PortError when it refuses the first (plain 8N1).
+    """
+    opened = False
+    for baud in bauds:
+        for bytesize, parity, stopbits in DETECT_FRAMINGS:
+            settings = PortSettings(url, baud, bytesize, parity, stopbits)
+            if on_try is not None:
+                on_try(settings)
+            try:
+                data = read_for(settings, seconds)
+            except PortError:
+                if not opened:
+                    raise
+                continue
+            opened = True
+            protocols = ["toledo"] if bytesize == 7 else list(PROTOCOLS)
+            found = best_decode(data, protocols)
+            if found is not None:
+                return Detection(settings, *found)
+    return None

@@ -1,0 +1,57 @@
+"""Test support: an indicator line on a pseudo-terminal behind a symlink, like a udev by-id link.
+
+Unplugging closes the pty (the reader gets EIO); plugging in opens a new pty and re-points the
+link, so a driver configured with the link path finds the device again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import tty
+from collections.abc import Callable
+from pathlib import Path
+
+
+class PtyLine:
+    """A pseudo-terminal fed by a thread that sends `source()` frames at `rate` per second."""
+
+    def __init__(self, link: Path, source: Callable[[], bytes], rate: float = 50.0) -> None:
+        self.link = link
+        self.source = source
+        self.rate = rate
+        self._fds: tuple[int, int] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def plug(self) -> PtyLine:
+        """Open a new pty, point the link at it and start sending."""
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        os.set_blocking(master, False)
+        self._fds = (master, slave)
+        tmp = self.link.with_name(self.link.name + ".new")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        tmp.symlink_to(os.ttyname(slave))
+        tmp.replace(self.link)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._send, args=(master, self._stop), daemon=True)
+        self._thread.start()
+        return self
+
+    def unplug(self) -> None:
+        """Stop sending and close both sides of the pty."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2)
+        if self._fds is not None:
+            for fd in self._fds:
+                os.close(fd)
+            self._fds = None
+
+    def _send(self, master: int, stop: threading.Event) -> None:
+        while not stop.wait(1 / self.rate):
+            with contextlib.suppress(BlockingIOError):
+                os.write(master, self.source())

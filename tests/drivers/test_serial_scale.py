@@ -1,0 +1,205 @@
+"""The serial driver through real pseudo-terminals and a loopback socket:// URL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import threading
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+from drivers.scale import Reading, encode
+from drivers.serial_scale import (
+    DriverEvent,
+    Frame,
+    Offline,
+    Online,
+    PortSettings,
+    SerialScale,
+    best_decode,
+)
+from tests.drivers.pty_line import PtyLine
+
+FRAME = encode("xk3190", Decimal(15_000))
+
+
+class Recorder:
+    """Collects driver events and lets a test wait for a condition on them."""
+
+    def __init__(self) -> None:
+        self.events: list[DriverEvent] = []
+        self.changed = asyncio.Event()
+
+    async def __call__(self, event: DriverEvent) -> None:
+        self.events.append(event)
+        self.changed.set()
+
+    def states(self) -> list[str]:
+        """Online/offline transitions, consecutive duplicates removed."""
+        out: list[str] = []
+        for e in self.events:
+            s = "online" if isinstance(e, Online) else "offline" if isinstance(e, Offline) else ""
+            if s and (not out or out[-1] != s):
+                out.append(s)
+        return out
+
+    def readings(self) -> list[Reading]:
+        return [e.item for e in self.events if isinstance(e, Frame) and isinstance(e.item, Reading)]
+
+    async def until(self, predicate: Callable[[], bool], timeout: float = 10) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self.changed.clear()
+                await self.changed.wait()
+
+
+def _driver(url: str, **kw: float) -> SerialScale:
+    return SerialScale(
+        PortSettings(url),
+        "xk3190",
+        silence_s=kw.get("silence_s", 1.0),
+        backoff_min_s=0.05,
+        backoff_max_s=kw.get("backoff_max_s", 0.2),
+    )
+
+
+async def test_readings_arrive_then_unplug_goes_offline_and_replug_comes_back(
+    tmp_path: Path,
+) -> None:
+    line = PtyLine(tmp_path / "ttyUSB-scale", lambda: FRAME).plug()
+    driver = _driver(str(line.link))
+    rec = Recorder()
+    task = asyncio.create_task(driver.run(rec))
+    try:
+        await rec.until(lambda: len(rec.readings()) >= 5)
+        assert rec.states() == ["online"]
+        assert {r.weight for r in rec.readings()} == {Decimal(15_000)}
+        line.unplug()
+        await rec.until(lambda: rec.states() == ["online", "offline"])
+        reason = next(e.reason for e in rec.events if isinstance(e, Offline))
+        assert reason.startswith("the port was lost (")
+        line.plug()
+        await rec.until(lambda: rec.states() == ["online", "offline", "online"])
+        before = len(rec.readings())
+        await rec.until(lambda: len(rec.readings()) > before + 3)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        line.unplug()
+
+
+async def test_a_silent_port_goes_offline(tmp_path: Path) -> None:
+    line = PtyLine(tmp_path / "tty", lambda: b"").plug()
+    rec = Recorder()
+    task = asyncio.create_task(_driver(str(line.link), silence_s=0.3).run(rec))
+    try:
+        await rec.until(lambda: any(isinstance(e, Offline) for e in rec.events))
+        assert rec.events[0] == Offline("no valid frame for 0.3 s")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        line.unplug()
+
+
+async def test_a_missing_port_is_offline_with_the_reason(tmp_path: Path) -> None:
+    rec = Recorder()
+    task = asyncio.create_task(_driver(str(tmp_path / "nope")).run(rec))
+    try:
+        await rec.until(lambda: bool(rec.events))
+        assert rec.events[0] == Offline(
+            f"cannot open {tmp_path / 'nope'} (No such file or directory)"
+        )
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_twenty_unplug_cycles_leak_no_file_descriptors(tmp_path: Path) -> None:
+    line = PtyLine(tmp_path / "tty", lambda: FRAME, rate=100)
+    rec = Recorder()
+    task = asyncio.create_task(_driver(str(line.link), backoff_max_s=0.05).run(rec))
+    try:
+        line.plug()
+        await rec.until(lambda: rec.states() == ["online"])
+        line.unplug()
+        await rec.until(lambda: rec.states() == ["online", "offline"])
+        baseline = _fd_count()
+        for cycle in range(20):
+            line.plug()
+            await rec.until(lambda c=cycle: rec.states().count("online") == c + 2)
+            line.unplug()
+            await rec.until(lambda c=cycle: rec.states().count("offline") == c + 2)
+        await asyncio.sleep(0.1)
+        assert _fd_count() == baseline
+        assert rec.states() == ["online", "offline"] * 21
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        line.unplug()
+
+
+class LoopbackIndicator:
+    """A TCP server on 127.0.0.1 that sends frames to each client until told to drop it."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.drop = threading.Event()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.server.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                while not (self.drop.is_set() or self.stop.is_set()):
+                    try:
+                        conn.sendall(FRAME)
+                    except OSError:
+                        break
+                    self.stop.wait(0.02)
+            self.drop.clear()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(2)
+        self.server.close()
+
+
+async def test_socket_url_reconnects_after_the_connection_drops() -> None:
+    server = LoopbackIndicator()
+    rec = Recorder()
+    task = asyncio.create_task(_driver(f"socket://127.0.0.1:{server.port}").run(rec))
+    try:
+        await rec.until(lambda: len(rec.readings()) >= 3)
+        server.drop.set()
+        await rec.until(lambda: rec.states()[:3] == ["online", "offline", "online"])
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        server.close()
+
+
+def test_best_decode_picks_the_format_that_decodes_cleanly() -> None:
+    tol = encode("toledo", Decimal(12_340), parity=True)
+    assert best_decode(tol * 5, ["toledo", "xk3190", "xk3190-eq", "ascii"]) == ("toledo", True, 5)
+    assert best_decode(tol[:17] * 5, ["toledo", "ascii"]) == ("toledo", False, 5)
+    assert best_decode(FRAME[3:] + FRAME * 4, ["toledo", "xk3190", "ascii"]) == ("xk3190", True, 4)
+    assert best_decode(bytes(range(256)) * 3, ["toledo", "xk3190", "xk3190-eq", "ascii"]) is None
