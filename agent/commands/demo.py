@@ -561,9 +561,13 @@ class Driver:
         gross = await self.weigh(vid, "gross")
         self.say(f"truck {n} gross {gross} kg")
         if load == "bulk":
-            await self.op("visit.seal", visit=vid, seals=[f"S{n:04d}A", f"S{n:04d}B"])
+            seals = [f"S{n:04d}A", f"S{n:04d}B"]
+            await self.op("visit.seal", visit=vid, seals=seals)
             await asyncio.sleep(STAGE_PAUSE_S)
-        await self.op("visit.exit", visit=vid)
+            # the gate confirms the seals it sees before a sealed bulk truck leaves
+            await self.op("visit.exit", visit=vid, seals_seen=seals)
+        else:
+            await self.op("visit.exit", visit=vid)
         self.say(f"truck {n} exited")
 
 
