@@ -39,6 +39,7 @@ _TEXT: dict[str, tuple[str, str]] = {
     "service.payment": ("收款", "payment"),
     "service.transport_letter": ("提货单转地磅", "transport letter"),
     "service.no_letter": ("无单联系业务员", "no letter"),
+    "kpi.window": ("窗口：{service}", "window: {service}"),
     "loading.checks": ("抽检待办", "spot checks due"),
     "col.check": ("检查项目", "check"),
     "col.due": ("应检时间", "due"),

@@ -577,6 +577,26 @@ def today(states: Mapping[str, Any], w: Words) -> TodayView:
             ),
         ),
     ]
+    for service, p in sorted(_dict(kpi.get("window_wait")).items()):
+        p = _dict(p)
+        count = p.get("count")
+        if not isinstance(count, int) or count == 0:
+            continue  # a window nobody came to today takes no line on a small screen
+        share = _num(p.get("share"))
+        rows.append(
+            Row(
+                f"window_wait.{service}",
+                (
+                    Cell(w("kpi.window", service=w.maybe(f"service.{service}", str(service)))),
+                    Cell(
+                        f"{pct(share, 0)} ({text(p.get('within_target'))}/{count})"
+                        f" max {fixed(p.get('max_min'), 0)}"
+                    ),
+                    Cell(f"≤ {fixed(p.get('target_min'), 0)} min"),
+                    _met(w, p.get("within_target") == count),
+                ),
+            )
+        )
     flags = _dict(kpi.get("flags"))
     flag_text = "  ".join(f"{w.maybe(f'check.{k}', k)} {v}" for k, v in sorted(flags.items()))
     return TodayView(

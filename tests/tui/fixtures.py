@@ -156,6 +156,22 @@ STATES: dict[str, Any] = {
         },
         "daily_completion": {"planned_t": 600.0, "completed_t": 450.0, "value": 0.75, "met": False},
         "flags": {"tare_fluctuation": 1, "underloaded": 0, "bagged_overweight": 0},
+        "window_wait": {
+            "plan_order": {
+                "count": 4,
+                "within_target": 3,
+                "share": 0.75,
+                "max_min": 7.5,
+                "target_min": 5.0,
+            },
+            "payment": {
+                "count": 0,
+                "within_target": 0,
+                "share": None,
+                "max_min": None,
+                "target_min": 5.0,
+            },
+        },
     },
     "checks": {
         "due": [
