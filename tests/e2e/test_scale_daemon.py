@@ -34,7 +34,9 @@ def test_daemon_captures_the_simulators_trucks(tmp_path: Path) -> None:
             events = wait_for(lambda: len(weighings()) >= 2 and weighings(), timeout=40)
             assert daemon.request("ping") is not None
         captured = [e["data"] for e in events if e["kind"] == "weighing.captured"]
-        assert [abs(c["weight_kg"] - w) <= 10 for c, w in zip(captured, [14800, 43500])] == [
+        assert [
+            abs(c["weight_kg"] - w) <= 10 for c, w in zip(captured, [14800, 43500], strict=True)
+        ] == [
             True,
             True,
         ]
