@@ -142,7 +142,9 @@ class SerialScale:
             while True:
                 left = self.silence_s - (time.monotonic() - last_frame)
                 try:
-                    data = await asyncio.wait_for(queue.get(), max(left, 0.001))
+                    # not wait_for: on 3.11 it can swallow a cancellation that races a result
+                    async with asyncio.timeout(max(left, 0.001)):
+                        data = await queue.get()
                 except TimeoutError:
                     return f"no valid frame for {self.silence_s:g} s", had_frames
                 if isinstance(data, BaseException):

@@ -1,0 +1,101 @@
+"""Scale benchmarks: parser throughput per format and the daemon's CPU on a 20 Hz stream."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+from bench.common import Row
+from drivers.scale import PROTOCOLS, encode, make_splitter
+
+FRAMES = 50_000
+CHUNK = 4096
+DAEMON_SECONDS = 20.0
+RATE_HZ = 20
+
+
+def _stream(protocol: str) -> bytes:
+    weights = [0, 0, 5_000, 20_000, 40_000, 40_010, 39_990, 40_000, 20_000, 0]
+    return b"".join(
+        encode(protocol, Decimal(weights[i % 10]), stable=i % 10 not in (2, 3, 8), parity=True)
+        for i in range(FRAMES)
+    )
+
+
+def parse_rate(protocol: str) -> float:
+    """Frames per second through splitter and parser, fed in 4 KiB reads."""
+    data = _stream(protocol)
+    splitter = make_splitter(protocol)
+    started = time.perf_counter()
+    for i in range(0, len(data), CHUNK):
+        splitter.feed(data[i : i + CHUNK])
+    elapsed = time.perf_counter() - started
+    return splitter.frames / elapsed
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+
+
+def daemon_cpu_per_hour() -> float:
+    """The daemon's CPU seconds per hour while reading a 20 frames/s Toledo simulator."""
+    from agent.client import DaemonUnavailable, request
+
+    folder = Path(tempfile.mkdtemp(prefix="tally-bench-"))
+    cmd = [sys.executable, "-m", "agent.cli"]
+    sim = subprocess.Popen(
+        [*cmd, "simulate", "scale", "--protocol", "toledo", "--rate", str(RATE_HZ), "--seed", "1"],
+        stdout=subprocess.PIPE,
+    )
+    daemon: subprocess.Popen[bytes] | None = None
+    try:
+        assert sim.stdout is not None
+        port = sim.stdout.readline().decode().strip()
+        config = folder / "tally.toml"
+        config.write_text(
+            f'[terminal]\nid = "bench"\ndatabase = "{folder}/tally.db"\n'
+            f'socket = "{folder}/tally.sock"\n\n'
+            f'[[scale]]\nname = "scale1"\nport = "{port}"\nprotocol = "toledo"\n'
+        )
+        daemon = subprocess.Popen(
+            [*cmd, "run", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                request(str(folder / "tally.sock"), "ping", timeout=1)
+                break
+            except DaemonUnavailable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        time.sleep(2)  # past start-up work
+        cpu0, t0 = _cpu_seconds(daemon.pid), time.monotonic()
+        time.sleep(DAEMON_SECONDS)
+        cpu1, t1 = _cpu_seconds(daemon.pid), time.monotonic()
+        return (cpu1 - cpu0) / (t1 - t0) * 3600
+    finally:
+        for proc in (daemon, sim):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(20)
+        if sim.stdout is not None:
+            sim.stdout.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run() -> list[Row]:
+    """Every scale benchmark row."""
+    rows = [Row(f"scale parse {p}", parse_rate(p), "frames/s") for p in PROTOCOLS]
+    rows.append(Row(f"scale daemon CPU at {RATE_HZ} frames/s", daemon_cpu_per_hour(), "CPU s/hour"))
+    return rows

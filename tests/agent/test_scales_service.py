@@ -1,0 +1,179 @@
+"""The scale service in-process on a real store and a pseudo-terminal line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from agent.alerts import Alerts
+from agent.api import ApiServer
+from agent.config import Config, ScaleConfig, TerminalConfig
+from agent.hub import Hub
+from agent.runtime import Context
+from agent.scales import ScaleService, build
+from agent.store import Store, Writer
+from drivers.scale import encode
+from tests.drivers.pty_line import PtyLine
+
+
+@dataclass
+class Rig:
+    ctx: Context
+    service: ScaleService
+    line: PtyLine
+    weights: list[tuple[int, bool]]  # what the indicator shows next: (kg, stable), consumed
+
+    def kinds(self) -> list[str]:
+        return [ev.kind for ev in self.ctx.store.iter_events(None)]
+
+    def events(self, kind: str) -> list[dict[str, Any]]:
+        return [ev.data for ev in self.ctx.store.iter_events(kind)]
+
+    async def until(self, predicate: Any, timeout: float = 10) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await asyncio.sleep(0.02)
+
+
+def _source(plan: list[tuple[int, bool]]) -> Iterator[bytes]:
+    for kg, stable in itertools.chain(plan, itertools.repeat(plan[-1])):
+        yield encode("toledo", Decimal(kg), stable=stable, parity=True)
+
+
+@contextlib.asynccontextmanager
+async def rig(tmp_path: Path, plan: list[tuple[int, bool]], **scale: Any) -> AsyncIterator[Rig]:
+    link = tmp_path / "ttyS-scale"
+    cfg = ScaleConfig(
+        name="s1",
+        port=str(link),
+        protocol="toledo",
+        hold_s=0.5,
+        min_samples=5,
+        clear_s=0.2,
+        silence_s=1.0,
+        **scale,
+    )
+    db = str(tmp_path / "tally.db")
+    config = Config(terminal=TerminalConfig(database=db), scales=(cfg,))
+    writer = Writer(db, "wb1")
+    store = Store(db)
+    hub = Hub()
+    ctx = Context(
+        config, writer, store, hub, ApiServer(str(tmp_path / "s"), hub), Alerts(writer, hub, store),
+        asyncio.Event(),
+    )  # fmt: skip
+    frames = _source(plan)
+    line = PtyLine(link, lambda: next(frames), rate=100).plug()
+    [service] = build(ctx)
+    assert isinstance(service, ScaleService)
+    service.backoff_min_s = 0.05
+    task = asyncio.create_task(service.run())
+    try:
+        yield Rig(ctx, service, line, plan)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        line.unplug()
+        writer.close()
+        store.close()
+
+
+TRUCK = [(0, True)] * 30 + [(20_000, False)] * 10 + [(40_000, True)] * 80 + [(0, True)] * 40
+
+
+async def test_a_truck_becomes_one_captured_weighing_and_the_topic_follows(
+    tmp_path: Path,
+) -> None:
+    async with rig(tmp_path, TRUCK) as r:
+        await r.until(lambda: r.events("weighing.captured"))
+        [captured] = r.events("weighing.captured")
+        assert captured == {
+            "weighing": captured["weighing"],
+            "scale": "s1",
+            "weight_kg": 40_000,
+            "mode": "gross",
+            "stable_ms": captured["stable_ms"],
+            "samples": captured["samples"],
+        }
+        # real time on a pty: the window spans hold_s (0.5 s) at about 100 frames a second
+        assert 500 <= captured["stable_ms"] < 1500 and captured["samples"] >= 5
+        assert len(captured["weighing"]) == 36 and captured["weighing"][14] == "7"
+        assert r.events("device.online") == [{"device": "s1", "reason": ""}]
+        await r.until(lambda: r.ctx.hub.get("scale.s1")["state"] == "armed")
+        topic = r.ctx.hub.get("scale.s1")
+        at = next(ev.at for ev in r.ctx.store.iter_events("weighing.captured"))
+        assert topic == {
+            "name": "s1",
+            "online": True,
+            "weight": 0,
+            "unit": "kg",
+            "stable": True,
+            "state": "armed",
+            "last_weighing": {"weighing": captured["weighing"], "weight_kg": 40_000, "at": at},
+            "frames": topic["frames"],
+            "corrupt": 0,
+            "resyncs": topic["resyncs"],
+        }
+        assert topic["frames"] >= 90 and topic["resyncs"] <= 1
+        assert r.ctx.hub.get("devices")["s1"]["online"] is True
+        # unplug: offline with an event; plug back in: online again, same service
+        r.line.unplug()
+        await r.until(lambda: r.ctx.hub.get("scale.s1")["online"] is False)
+        assert r.ctx.hub.get("scale.s1")["weight"] is None
+        [offline] = r.events("device.offline")
+        assert offline["device"] == "s1" and offline["reason"].startswith("the port was lost")
+        r.line.plug()
+        await r.until(lambda: len(r.events("device.online")) == 2)
+        await r.until(lambda: r.ctx.hub.get("scale.s1")["online"] is True)
+        assert r.events("weighing.captured") == [captured]  # the deck never left zero
+
+
+async def test_a_truck_that_leaves_unstable_is_abandoned(tmp_path: Path) -> None:
+    plan = [(0, True)] * 20 + [(30_000, False)] * 40 + [(0, True)] * 20
+    async with rig(tmp_path, plan) as r:
+        await r.until(lambda: r.events("weighing.abandoned"))
+        assert r.events("weighing.abandoned") == [
+            {"scale": "s1", "reason": "left_unstable", "max_kg": 30_000}
+        ]
+        assert r.events("weighing.captured") == []
+
+
+async def test_a_frozen_stream_raises_an_alert(tmp_path: Path) -> None:
+    plan = [(0, True)] * 20 + [(40_000, True)]
+    async with rig(tmp_path, plan, frozen_alert_s=1.0) as r:
+        await r.until(lambda: r.ctx.alerts.active.get("scale_frozen.s1"))
+        [raised] = r.events("alert.raised")
+        assert raised == {
+            "alert": "scale_frozen.s1",
+            "detail": "s1: byte-identical frames for 1 s with 40000 kg on the deck "
+            "(a frozen or replayed source?)",
+            "scale": "s1",
+        }
+
+
+async def test_a_step_while_stable_raises_an_alert(tmp_path: Path) -> None:
+    plan = [(0, True)] * 20 + [(40_000, True)] * 100 + [(40_600, True)]
+    async with rig(tmp_path, plan) as r:
+        await r.until(lambda: r.ctx.alerts.active.get("scale_step.s1"))
+        assert r.events("alert.raised") == [
+            {
+                "alert": "scale_step.s1",
+                "detail": "s1: the weight stepped from 40000 kg to 40600 kg while stable "
+                "with no vehicle moving",
+                "scale": "s1",
+            }
+        ]
+        assert [e["weight_kg"] for e in r.events("weighing.captured")] == [40_000]
+
+
+def test_build_makes_one_service_per_scale(tmp_path: Path) -> None:
+    scales = (ScaleConfig(name="a", port="x"), ScaleConfig(name="b", port="y"))
+    ctx: Any = type("C", (), {"config": Config(scales=scales)})()
+    assert [s.name for s in build(ctx)] == ["scale.a", "scale.b"]
