@@ -215,22 +215,38 @@ class ReceiverStore:
 
         Uses its own read connection, so it can run beside ingestion.
         """
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000)
+        return _iter_events(self.path, before_at, batch)
+
+
+def _iter_events(
+    path: str, before_at: str | None, batch: int, *, uri: bool = False
+) -> Iterator[Event]:
+    conn = sqlite3.connect(path, uri=uri, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        sql = "SELECT terminal, epoch, seq, kind, at, mono_ns, boot, data FROM events"
+        params: tuple[Any, ...] = ()
+        if before_at is not None:
+            sql += " WHERE at < ?"
+            params = (before_at,)
         try:
-            sql = "SELECT terminal, epoch, seq, kind, at, mono_ns, boot, data FROM events"
-            params: tuple[Any, ...] = ()
-            if before_at is not None:
-                sql += " WHERE at < ?"
-                params = (before_at,)
             cursor = conn.execute(sql + " ORDER BY at, terminal, epoch, seq", params)
-            while True:
-                chunk = cursor.fetchmany(batch)
-                if not chunk:
-                    return
-                for t, e, s, k, a, m, b, d in chunk:
-                    yield Event(t, e, s, k, a, m, b, json.loads(d))
-        finally:
-            conn.close()
+        except sqlite3.DatabaseError as exc:
+            raise ReceiverStoreError(f"{path} is not a receiver database ({exc})") from None
+        while True:
+            chunk = cursor.fetchmany(batch)
+            if not chunk:
+                return
+            for t, e, s, k, a, m, b, d in chunk:
+                yield Event(t, e, s, k, a, m, b, json.loads(d))
+    finally:
+        conn.close()
+
+
+def read_events(path: str) -> Iterator[Event]:
+    """Every event of the receiver database at `path`, read-only (for exports)."""
+    if not Path(path).is_file():
+        raise ReceiverStoreError(f"there is no receiver database at {path}; check --db")
+    return _iter_events(Path(path).resolve().as_uri() + "?mode=ro", None, 2000, uri=True)
 
 
 def read_stats(path: str) -> list[dict[str, Any]]:

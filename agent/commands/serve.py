@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from agent.commands.export import LEDGERS
+
 HELP = "run the reference central receiver (or `serve stats` to count what it holds)"
 
 
@@ -24,10 +26,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tls-client-ca", default="", help="require client certificates signed by this CA (PEM)"
     )
-    sub = p.add_subparsers(dest="serve_command", metavar="stats")
+    sub = p.add_subparsers(dest="serve_command", metavar="stats|export")
     stats = sub.add_parser("stats", help="per terminal and epoch: events stored and highest seq")
     stats.add_argument("--db", required=True, help="the receiver's SQLite database")
     stats.add_argument("--json", action="store_true", help="print JSON")
+    export = sub.add_parser(
+        "export", help="a day's ledger for the whole plant (every terminal's events)"
+    )
+    export.add_argument("--db", required=True, help="the receiver's SQLite database")
+    export.add_argument("--day", required=True, help="the plant-local day, YYYY-MM-DD")
+    export.add_argument("--ledger", required=True, choices=LEDGERS)
+    export.add_argument("--format", default="csv", choices=["csv", "xlsx"])
+    export.add_argument("--out", help="the file to write (default: stdout for csv)")
+    export.add_argument("--language", default="zh", choices=["zh", "en"])
+    export.add_argument("--timezone", default="Asia/Shanghai", help="the plant's time zone")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -38,6 +50,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         if args.serve_command == "stats":
             return _stats(args)
+        if args.serve_command == "export":
+            return _export(args)
         return _serve(args)
     except ReceiverStoreError as exc:
         raise UsageError(str(exc)) from None
@@ -56,6 +70,20 @@ def _stats(args: argparse.Namespace) -> int:
     for t in terminals:
         print(f"{t['terminal']:<12} {t['epoch']:<18} {t['events']:>10} {t['max_seq']:>10}")
     return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from agent.cli import UsageError
+    from agent.commands.export import export
+    from sync.receiver_store import read_events
+
+    try:
+        ZoneInfo(args.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"--timezone {args.timezone!r} is not a known IANA time zone") from None
+    return export(read_events(args.db), args, args.timezone, args.language)
 
 
 def _serve(args: argparse.Namespace) -> int:

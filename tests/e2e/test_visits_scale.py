@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -15,13 +14,6 @@ import pytest
 from tests.daemon import Daemon, tally, wait_for, write_config
 from tests.e2e.test_visits_ctl import ctl, local_day
 
-NEEDS = ("drivers.scale_sim", "agent.scales")
-MISSING = [m for m in NEEDS if importlib.util.find_spec(m) is None]
-pytestmark = pytest.mark.skipif(
-    bool(MISSING),
-    reason="the scale simulator and scale service are not in this build yet"
-    f" ({', '.join(MISSING)} missing); the lead runs this after merging",
-)
 TARE, GROSS = 15000, 45000
 NEAR_KG = 30  # the simulator's noise stays within a few kg
 

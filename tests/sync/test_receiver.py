@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -210,14 +209,8 @@ def test_kpi_endpoint(receiver: Receiver) -> None:
         {"error": "timezone 'Mars/Olympus' is not a known IANA zone"},
     )
     resp = httpx.get(f"{receiver.url}/api/v1/kpi", params={"day": "2026-11-29"})
-    if importlib.util.find_spec("agent.kpis") is None:
-        assert (resp.status_code, resp.json()) == (
-            501,
-            {"error": "this build has no KPI engine (agent.kpis); upgrade Tally"},
-        )
-    else:
-        assert resp.status_code == 200
-        assert isinstance(resp.json(), dict)
+    assert resp.status_code == 200
+    assert resp.json()["day"] == "2026-11-29"
 
 
 def test_serve_refuses_an_open_tokens_file(tmp_path: Path) -> None:
