@@ -421,8 +421,19 @@ class TallyApp(LiveApp):
         self._visit_op("visit.gate_in")
 
     def do_exit(self) -> None:
-        """The selected truck leaves the plant."""
-        self._visit_op("visit.exit")
+        """The selected truck leaves; a sealed bulk truck only with the seals the gate sees."""
+        v = self.selected_visit()
+        if v is None or not (v.get("load") == "bulk" and v.get("seals")):
+            self._visit_op("visit.exit")
+            return
+        self._visit_form(
+            "visit.exit",
+            "form.exit_seals",
+            [Field("seals_seen", self.w("form.seals_seen"))],
+            lambda values: {
+                "seals_seen": [s for s in re.split(r"[\s,，;；]+", str(values["seals_seen"])) if s]
+            },
+        )
 
     def _visit_form(
         self,

@@ -39,6 +39,8 @@ _TEXT: dict[str, tuple[str, str]] = {
     "service.payment": ("收款", "payment"),
     "service.transport_letter": ("提货单转地磅", "transport letter"),
     "service.no_letter": ("无单联系业务员", "no letter"),
+    "form.exit_seals": ("{plate} 出厂：核对铅封", "{plate} leaves: confirm the seals"),
+    "form.seals_seen": ("门岗看到的铅封号", "seal numbers the gate sees"),
     "kpi.window": ("窗口：{service}", "window: {service}"),
     "loading.checks": ("抽检待办", "spot checks due"),
     "col.check": ("检查项目", "check"),

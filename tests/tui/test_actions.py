@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from textual.widgets import Input, OptionList, Static
 
 from tests.tui.conftest import Plant, until
-from tests.tui.fixtures import V1, V2, V3, V4, frozen
+from tests.tui.fixtures import STATES, V1, V2, V3, V4, frozen
 from tui.app import TallyApp
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -134,6 +135,23 @@ async def test_yard_actions(plant: Plant) -> None:
                 await fill(app, pilot, form)
             await until(pilot, lambda n=n: len(plant.requests) == n)
             assert plant.requests[-1] == expected, key
+
+
+async def test_a_sealed_bulk_truck_leaves_with_the_seals_the_gate_sees(plant: Plant) -> None:
+    visits = copy.deepcopy(STATES["visits"])
+    for v in visits["open"]:
+        if v["visit"] == V2["visit"]:
+            v["seals"] = ["S1", "S2"]
+    plant.hub.publish("visits", visits)
+    app = make(plant)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(app, pilot)
+        await pilot.press("3", "ctrl+home", "down", "x")
+        await fill(app, pilot, {"seals_seen": "S2 S1"})
+        await until(pilot, lambda: plant.requests)
+        assert plant.requests == [
+            ("visit.exit", {"visit": V2["visit"], "seals_seen": ["S2", "S1"]})
+        ]
 
 
 async def test_packer_stop_reason(plant: Plant) -> None:
