@@ -195,3 +195,28 @@ def test_sample_config_is_valid_apart_from_its_system_paths() -> None:
     sample = Path(__file__).resolve().parents[2] / "systemd" / "tally.toml"
     c = cfg.parse(tomllib.loads(sample.read_text(encoding="utf-8")))
     assert c.terminal.id == "wb1"
+
+
+def test_sample_config_documents_every_key() -> None:
+    import re
+    from dataclasses import fields
+
+    sample = (Path(__file__).resolve().parents[2] / "systemd" / "tally.toml").read_text("utf-8")
+    documented = set(re.findall(r"^[#\s]*([a-z_0-9]+)\s*=", sample, flags=re.M))
+    classes = [
+        cfg.TerminalConfig,
+        cfg.ScaleConfig,
+        cfg.PackerConfig,
+        cfg.PointConfig,
+        cfg.SyncConfig,
+        cfg.StorageConfig,
+        cfg.ChecksConfig,
+        cfg.KpiConfig,
+    ]
+    missing = sorted(
+        f"{c.__name__}.{f.name}"
+        for c in classes
+        for f in fields(c)
+        if f.name not in documented and f.name != "points"
+    )
+    assert missing == []
