@@ -6,14 +6,12 @@ import asyncio
 import email.utils
 import logging
 import random
-import shutil
 import sqlite3
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -36,7 +34,6 @@ BACKOFF_BASE_S = 0.5
 AUTH_RETRY_S = 300.0  # a refused token is retried this rarely, or as soon as its file changes
 AUTH_POLL_S = 1.0
 PRUNE_EVERY_S = 3600.0
-DISK_EVERY_S = 60.0
 PRUNE_CHUNK = 5000
 ERROR_TEXT_MAX = 200
 ANSWER_MAX = 1 << 20  # a longer answer is not one this protocol produces
@@ -48,7 +45,6 @@ ALERT_TLS = "sync_tls"
 ALERT_GAP = "sync_gap"
 ALERT_UNREACHABLE = "sync_unreachable"
 UNREACHABLE_ALERT_S = 300.0  # failing this long (not a blip) becomes an operator alert
-ALERT_DISK = "disk_low"
 
 
 class _Secret:
@@ -511,7 +507,7 @@ class Sender:
 
 
 class Retention:
-    """Prunes acknowledged events past the retention (hourly) and watches free disk space."""
+    """Prunes acknowledged events past the retention, hourly (the disk floor is agent.health's)."""
 
     name = "sync.retention"
 
@@ -525,17 +521,12 @@ class Retention:
         self.pruned = 0
 
     async def run(self) -> None:
-        """Prune at start and every hour; check free disk space every minute."""
-        last_prune = -PRUNE_EVERY_S
+        """Prune at start and every hour."""
         while True:
-            now = time.monotonic()
-            if now - last_prune >= PRUNE_EVERY_S:
-                last_prune = now
-                n = await self.prune(datetime.now(UTC))
-                if n:
-                    log.info("pruned %d acknowledged events older than %d days", n, self.days)
-            await self.check_disk()
-            await asyncio.sleep(DISK_EVERY_S)
+            n = await self.prune(datetime.now(UTC))
+            if n:
+                log.info("pruned %d acknowledged events older than %d days", n, self.days)
+            await asyncio.sleep(PRUNE_EVERY_S)
 
     @property
     def days(self) -> int:
@@ -565,29 +556,6 @@ class Retention:
                     return total
         finally:
             store.close()
-
-    async def check_disk(self) -> None:
-        """Raise `disk_low` under storage.min_free_mb free; clear it 10 % above."""
-        folder = Path(self.database).parent
-        try:
-            free_mb = shutil.disk_usage(folder).free // (1 << 20)
-        except OSError:
-            return
-        floor = self.storage.min_free_mb
-        detail = (
-            f"less than {floor} MiB free for the database in {folder}; free some space"
-            " (events are still written)"
-        )
-        if free_mb < floor:
-            if self.writer.disk_full:
-                self.alerts.show(ALERT_DISK, detail)  # nothing can be stored right now
-            else:
-                await self.alerts.raise_(ALERT_DISK, detail)
-        elif free_mb >= floor * 1.1:
-            if self.alerts.active.get(ALERT_DISK, {}).get("stored") is False:
-                self.alerts.hide(ALERT_DISK)
-            else:
-                await self.alerts.clear(ALERT_DISK, f"{free_mb} MiB free")
 
 
 DISABLED: dict[str, Any] = {

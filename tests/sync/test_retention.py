@@ -59,18 +59,3 @@ async def test_prunes_in_chunks(parts: tuple[Writer, Store, Alerts]) -> None:
     retention = Retention(StorageConfig(retention_days=90), writer, store.path, alerts)
     assert await retention.prune(NOW) == 11_000
     assert store.count() == 1_001
-
-
-async def test_disk_floor_raises_and_clears_disk_low(parts: tuple[Writer, Store, Alerts]) -> None:
-    writer, store, alerts = parts
-    high = Retention(StorageConfig(min_free_mb=10_000_000), writer, store.path, alerts)
-    await high.check_disk()
-    folder = Path(store.path).parent
-    assert {a: v["detail"] for a, v in alerts.active.items()} == {
-        "disk_low": f"less than 10000000 MiB free for the database in {folder}; free some"
-        " space (events are still written)"
-    }
-    low = Retention(StorageConfig(min_free_mb=0), writer, store.path, alerts)
-    await low.check_disk()
-    assert alerts.active == {}
-    assert [e.kind for e in store.iter_events("alert")] == ["alert.raised", "alert.cleared"]
