@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +104,27 @@ class Daemon:
             self.stop()
 
 
-def wait_for(predicate: Any, timeout: float = 10, interval: float = 0.05) -> Any:
+@contextlib.contextmanager
+def scale_simulator(*args: str) -> Iterator[str]:
+    """`tally simulate scale ARGS` as a real process; yields its pseudo-terminal's path."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "simulate", "scale", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        port = proc.stdout.readline().strip()
+        if not port:
+            raise RuntimeError(f"the scale simulator did not start: {proc.stderr.read()}")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def wait_for(predicate: Any, timeout: float = 20, interval: float = 0.05) -> Any:
     """Poll `predicate()` until it returns something truthy; raise TimeoutError otherwise."""
     deadline = time.monotonic() + timeout
     while True:

@@ -7,14 +7,13 @@ import threading
 from pathlib import Path
 
 from agent.store import Store
-from tests.daemon import Daemon, tally, write_config
+from tests.daemon import Daemon, tally, wait_for, write_config
 from tests.sync.helpers import (
     Faults,
     Proxy,
     Receiver,
     fd_count,
     rss_kb,
-    wait_until,
     write_private,
 )
 
@@ -36,7 +35,7 @@ def test_nothing_is_lost_or_duplicated_and_resources_stay_bounded(tmp_path: Path
         with Daemon(config) as daemon:
             assert daemon.proc is not None
             pid = daemon.proc.pid
-            wait_until(lambda: daemon.request("sync.status")["backlog"] == 0, timeout=30)
+            wait_for(lambda: daemon.request("sync.status")["backlog"] == 0, timeout=30)
             baseline = (fd_count(pid), rss_kb(pid))
             stop = threading.Event()
 
@@ -51,7 +50,7 @@ def test_nothing_is_lost_or_duplicated_and_resources_stay_bounded(tmp_path: Path
                 for i in range(240):
                     daemon.request("note.add", text=f"note {i} " + "x" * 200)
                 last_seq = daemon.request("note.add", text="final")["seq"]
-                status = wait_until(
+                status = wait_for(
                     lambda: (s := daemon.request("sync.status"))["acked_through"] == last_seq and s,
                     timeout=60,
                 )

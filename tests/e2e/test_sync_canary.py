@@ -9,8 +9,8 @@ from pathlib import Path
 
 from agent.client import DaemonUnavailable, request
 from agent.config import load
-from tests.daemon import tally, write_config
-from tests.sync.helpers import Receiver, wait_until, write_private
+from tests.daemon import tally, wait_for, write_config
+from tests.sync.helpers import Receiver, write_private
 
 CANARY = "canary-7f3a9c1e5b2d4068"
 WRONG = "wrong-0d9e8c7b6a5f4e3d"
@@ -41,8 +41,8 @@ def test_the_token_never_leaks(tmp_path: Path) -> None:
                 return False
             return True
 
-        wait_until(ping, timeout=20)
-        status = wait_until(
+        wait_for(ping, timeout=20)
+        status = wait_for(
             lambda: (s := request(socket_path, "sync.status"))["state"] == "auth_failed" and s
         )
         assert status["last_error"] == (
@@ -51,7 +51,7 @@ def test_the_token_never_leaks(tmp_path: Path) -> None:
         )
         write_private(token, CANARY + "\n")  # the operator fixes the token file
         request(socket_path, "note.add", text="after the fix")
-        wait_until(lambda: request(socket_path, "sync.status")["backlog"] == 0, timeout=20)
+        wait_for(lambda: request(socket_path, "sync.status")["backlog"] == 0, timeout=20)
     finally:
         proc.terminate()
         proc.wait(20)

@@ -7,8 +7,8 @@ import threading
 from pathlib import Path
 
 from agent.store import Store
-from tests.daemon import Daemon, tally, write_config
-from tests.sync.helpers import Receiver, wait_until, write_private
+from tests.daemon import Daemon, tally, wait_for, write_config
+from tests.sync.helpers import Receiver, write_private
 
 TOKEN = "tok-kill-test-000001"
 
@@ -37,14 +37,14 @@ def test_every_event_reaches_the_receiver_exactly_once_across_sigkills(tmp_path:
             for _ in range(2):
                 producer = threading.Thread(target=produce, args=(120,))
                 producer.start()
-                wait_until(lambda: len(written) >= 40)  # mid-stream, batches in flight
+                wait_for(lambda: len(written) >= 40)  # mid-stream, batches in flight
                 receiver.kill()
                 producer.join(30)
                 produce(30)  # the receiver is down: these queue up
                 receiver.start()
             produce(20)
             last_seq = daemon.request("note.add", text="final")["seq"]
-            status = wait_until(
+            status = wait_for(
                 lambda: (s := daemon.request("sync.status"))["acked_through"] == last_seq and s,
                 timeout=30,
             )

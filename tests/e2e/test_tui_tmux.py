@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.daemon import Daemon, wait_for, write_config
+from tests.daemon import Daemon, scale_simulator, wait_for, write_config
 from tests.tui.tmux import Tmux
 
 pytestmark = pytest.mark.skipif(
@@ -21,37 +20,24 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def simulator() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "agent.cli",
-            "simulate",
-            "scale",
-            "--protocol",
-            "xk3190",
-            "--weights",
-            "15000,46000",
-            "--empty-s",
-            "1",
-            "--ramp-s",
-            "1",
-            "--settle-s",
-            "2",
-            "--noise-kg",
-            "2",
-            "--seed",
-            "3",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        yield proc.stdout.readline().strip()
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    """The scale simulator on a pseudo-terminal."""
+    with scale_simulator(
+        "--protocol",
+        "xk3190",
+        "--weights",
+        "15000,46000",
+        "--empty-s",
+        "1",
+        "--ramp-s",
+        "1",
+        "--settle-s",
+        "2",
+        "--noise-kg",
+        "2",
+        "--seed",
+        "3",
+    ) as port:
+        yield port
 
 
 def test_live_weight_moves_and_a_weighing_appears(tmp_path: Path, simulator: str) -> None:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.daemon import Daemon, tally, wait_for, write_config
+from tests.daemon import Daemon, scale_simulator, tally, wait_for, write_config
 from tests.e2e.test_visits_ctl import ctl, local_day
 
 TARE, GROSS = 15000, 45000
@@ -21,42 +19,25 @@ NEAR_KG = 30  # the simulator's noise stays within a few kg
 @pytest.fixture
 def simulator() -> Iterator[str]:
     """`tally simulate scale` on a pseudo-terminal: trucks of 15 t, then 45 t, cycling."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "agent.cli",
-            "simulate",
-            "scale",
-            "--protocol",
-            "xk3190",
-            "--seed",
-            "1",
-            "--rate",
-            "20",
-            "--weights",
-            f"{TARE},{GROSS}",
-            "--empty-s",
-            "1",
-            "--ramp-s",
-            "0.3",
-            "--settle-s",
-            "2.5",
-            "--noise-kg",
-            "2",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        port = proc.stdout.readline().strip()
-        assert port, proc.stderr.read() if proc.stderr else ""
+    with scale_simulator(
+        "--protocol",
+        "xk3190",
+        "--seed",
+        "1",
+        "--rate",
+        "20",
+        "--weights",
+        f"{TARE},{GROSS}",
+        "--empty-s",
+        "1",
+        "--ramp-s",
+        "0.3",
+        "--settle-s",
+        "2.5",
+        "--noise-kg",
+        "2",
+    ) as port:
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def newest_capture(d: Daemon) -> dict[str, Any] | None:
