@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
+from datetime import date
+from typing import TYPE_CHECKING
 
 from agent.config import DEFAULT_PATH
+
+if TYPE_CHECKING:
+    from agent.events import Event
 
 HELP = "export a day's ledger (gate, weighings, seals, checks, packers) as CSV or Excel"
 LEDGERS = ["gate", "weighings", "seals", "checks", "packers"]
@@ -20,11 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--language", choices=["zh", "en"], help="headings language (default: config)")
 
 
-def parse_day(text: str) -> object:
+def parse_day(text: str) -> date:
     """The date of a YYYY-MM-DD argument, or UsageError."""
     from datetime import date
 
-    from agent.cli import UsageError
+    from agent.errors import UsageError
 
     try:
         return date.fromisoformat(text)
@@ -32,18 +38,16 @@ def parse_day(text: str) -> object:
         raise UsageError(f"--day {text!r} is not a date; write it as YYYY-MM-DD") from None
 
 
-def export(events: object, args: argparse.Namespace, tz_name: str, language: str) -> int:
+def export(events: Iterable[Event], args: argparse.Namespace, tz_name: str, language: str) -> int:
     """Build the ledger from `events` and write it as asked (shared with `tally serve export`)."""
     import sys
-    from datetime import date
     from pathlib import Path
     from zoneinfo import ZoneInfo
 
     from agent import ledgers
 
     day = parse_day(args.day)
-    assert isinstance(day, date)
-    rows = ledgers.build(args.ledger, events, day, ZoneInfo(tz_name))  # type: ignore[arg-type]
+    rows = ledgers.build(args.ledger, events, day, ZoneInfo(tz_name))
     heads, body = ledgers.table(args.ledger, rows, args.language or language)
     if args.format == "csv":
         if args.out:
