@@ -115,3 +115,22 @@ def test_events_without_a_database_says_so(config_path: Path) -> None:
     r = tally("events", "--config", str(config_path))
     assert r.returncode == 2
     assert r.stderr.startswith("tally: there is no database at ")
+
+
+def test_a_failing_store_stops_the_daemon_with_exit_1(config_path: Path) -> None:
+    import sqlite3
+    import time
+
+    d = Daemon(config_path).start()
+    conn = sqlite3.connect(config_path.parent / "tally.db")
+    conn.execute("ALTER TABLE events RENAME TO broken_events")  # the writer's inserts now fail
+    conn.commit()
+    conn.close()
+    r = tally("ctl", "--config", str(config_path), "note", "--text", "shift change")
+    assert r.returncode != 0
+    assert d.proc is not None
+    deadline = time.monotonic() + 20
+    while d.proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert d.stop() == 1
+    assert "the store failed" in d.log()
