@@ -199,13 +199,14 @@ class ScaleService:
         self.last_sample = {"packer": self.cfg.packer, "weight_kg": json_kg(kg), "at": ev.at}
 
     def snapshot(self) -> dict[str, Any]:
-        """The `scale.<name>` topic value (bag scales add packer and last_sample)."""
+        """The `scale.<name>` topic value (bag scales add role, packer and last_sample)."""
         r = self.reading
         splitter = self.driver.splitter if self.driver is not None else None
-        extra = {"packer": self.cfg.packer, "last_sample": self.last_sample} if self.bags else {}
+        extra: dict[str, Any] = {}
+        if self.bags:
+            extra = {"role": "bags", "packer": self.cfg.packer, "last_sample": self.last_sample}
         return {
             "name": self.cfg.name,
-            "role": self.cfg.role,
             "online": self.online,
             "weight": weight_kg(r) if r is not None and self.online else None,
             "unit": "kg",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,6 +16,7 @@ from agent.config import ChecksConfig, ScaleConfig
 from agent.events import Event, format_at
 from agent.spotchecks import Collected, SpotChecks
 from tests.agent.test_capture import Scenario, reading
+from tests.agent.test_scales_service import rig
 
 TZ = ZoneInfo("Asia/Shanghai")
 BAGS = CaptureSettings(
@@ -208,3 +210,42 @@ def test_samples_collect_until_a_check_and_a_rebuild_equals_the_live_fold() -> N
     live.apply(ev(9, "check.bag_weight", source="typed", samples_kg=[50, 50, 50]))
     assert live.collecting({"line1": "bags1"})["line1"]["samples"] == 0
     assert live.collecting({}) == {}  # no bag scale and nothing collected: nothing to show
+
+
+# --- the scale service with role "bags" -----------------------------------------------------
+
+
+async def test_a_bag_scale_writes_samples_not_weighings_and_publishes_them(
+    tmp_path: Path,
+) -> None:
+    # lifted off in one frame after 0.8 s steady, then 0.8 s empty: a truck scale's step watch
+    # would call that a tampered weight; on a bag scale it is how bags come and go
+    bag1 = [(Decimal("50.12"), True)] * 80
+    bag2 = [(Decimal("49.5"), False)] * 5 + [(Decimal("49.87"), True)] * 80
+    plan = [(0, True)] * 30 + bag1 + [(0, True)] * 80 + bag2 + [(0, True)] * 40
+    keys = {"role": "bags", "packer": "line1", "min_weight_kg": 20, "zero_band_g": 200}
+    async with rig(tmp_path, plan, band_g=100, **keys) as r:  # type: ignore[arg-type]
+        await r.until(lambda: len(r.events("check.bag_sample")) == 2)
+        assert r.events("check.bag_sample") == [
+            {"packer": "line1", "scale": "s1", "weight_kg": 50.12},
+            {"packer": "line1", "scale": "s1", "weight_kg": 49.87},
+        ]
+        await r.until(lambda: r.ctx.hub.get("scale.s1")["state"] == "armed")
+        topic = r.ctx.hub.get("scale.s1")
+        at = [ev.at for ev in r.ctx.store.iter_events("check.bag_sample")][-1]
+        assert topic == {
+            "name": "s1",
+            "role": "bags",
+            "packer": "line1",
+            "online": True,
+            "weight": 0,
+            "unit": "kg",
+            "stable": True,
+            "state": "armed",
+            "last_weighing": None,
+            "last_sample": {"packer": "line1", "weight_kg": 49.87, "at": at},
+            "frames": topic["frames"],
+            "corrupt": 0,
+            "resyncs": topic["resyncs"],
+        }
+        assert [k for k in r.kinds() if k.startswith(("weighing", "alert"))] == []
