@@ -5,12 +5,16 @@ from __future__ import annotations
 import statistics
 from collections import deque
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Literal
 
 from agent.config import ScaleConfig
 from drivers.scale import Reading
+from drivers.scale.reading import kg_value
 
 State = Literal["idle", "armed", "settling", "captured"]
+# Whole kg on truck scales; the exact Decimal kg the indicator shows on bag scales.
+Weight = int | Decimal
 _EPS = 1e-9
 GAP_FACTOR = 2.5
 GAP_HISTORY = 16
@@ -18,20 +22,37 @@ GAP_HISTORY = 16
 
 @dataclass(frozen=True, slots=True)
 class CaptureSettings:
-    """The capture thresholds (weights in kg, times in seconds); see ScaleConfig."""
+    """The capture thresholds (weights in kg, times in seconds); see ScaleConfig.
 
-    min_weight_kg: int = 500
-    zero_band_kg: int = 40
-    band_kg: int = 40
+    With `exact` (bag scales) every reading is the exact Decimal kg the indicator shows, with
+    its decimals, and the thresholds may be Decimal too; otherwise readings are whole kg.
+    """
+
+    min_weight_kg: Weight = 500
+    zero_band_kg: Weight = 40
+    band_kg: Weight = 40
     hold_s: float = 3.0
     min_samples: int = 5
     max_wait_s: float = 120.0
     clear_s: float = 2.0
     silence_s: float = 2.0
+    exact: bool = False
 
     @staticmethod
     def from_config(cfg: ScaleConfig) -> CaptureSettings:
-        """The capture settings of one [[scale]]."""
+        """The capture settings of one [[scale]] (bag scales: exact, bands from the _g keys)."""
+        if cfg.role == "bags":
+            return CaptureSettings(
+                min_weight_kg=cfg.min_weight_kg,
+                zero_band_kg=grams_or_kg(cfg.zero_band_g, cfg.zero_band_kg),
+                band_kg=grams_or_kg(cfg.band_g, cfg.band_kg),
+                hold_s=cfg.hold_s,
+                min_samples=cfg.min_samples,
+                max_wait_s=cfg.max_wait_s,
+                clear_s=cfg.clear_s,
+                silence_s=cfg.silence_s,
+                exact=True,
+            )
         return CaptureSettings(
             min_weight_kg=cfg.min_weight_kg,
             zero_band_kg=cfg.zero_band_kg,
@@ -44,12 +65,26 @@ class CaptureSettings:
         )
 
 
+def grams_or_kg(grams: int, kg: int) -> Weight:
+    """A threshold given in grams (when non-zero) as exact kg, else the whole-kg one."""
+    return Decimal(grams).scaleb(-3) if grams else kg
+
+
+def weigh(reading: Reading, exact: bool) -> Weight | None:
+    """A reading's weight: whole kg, or with `exact` the indicator's exact value in kg."""
+    if not exact:
+        return reading.kg()
+    if reading.weight is None or reading.overload:
+        return None
+    return kg_value(reading.weight, reading.unit)
+
+
 @dataclass(frozen=True, slots=True)
 class Captured:
-    """One vehicle's weight: the median of a stable window of `samples` readings."""
+    """One vehicle's (or bag's) weight: the median of a stable window of `samples` readings."""
 
     at_s: float
-    weight_kg: int
+    weight_kg: Weight
     mode: str
     stable_ms: int
     samples: int
@@ -61,7 +96,7 @@ class Abandoned:
 
     at_s: float
     reason: Literal["left_unstable", "unstable_timeout"]
-    max_kg: int
+    max_kg: Weight
 
 
 Outcome = Captured | Abandoned
@@ -104,10 +139,10 @@ class Capture:
     def __init__(self, settings: CaptureSettings) -> None:
         self.settings = settings
         self.state: State = "idle"
-        self._window: deque[tuple[float, int, str | None]] = deque()
+        self._window: deque[tuple[float, Weight, str | None]] = deque()
         self._gaps = GapDetector(settings.silence_s)
         self._since = 0.0
-        self._max_kg = 0
+        self._max_kg: Weight = 0
         self._timed_out = False
         self._zero_since: float | None = None
 
@@ -121,13 +156,13 @@ class Capture:
         """Feed one frame at monotonic time `t` seconds (None = a corrupt frame)."""
         if self._gaps.missed(t):
             self._window.clear()
-        kg = reading.kg() if reading is not None else None
+        s = self.settings
+        kg = weigh(reading, s.exact) if reading is not None else None
         if kg is None or reading is None:
             self._window.clear()
             return self._timeout(t)
-        s = self.settings
         if self.state == "idle":
-            if abs(kg) <= s.zero_band_kg:
+            if -s.zero_band_kg <= kg <= s.zero_band_kg:
                 self.state = "armed"
             return []
         if self.state == "armed":
@@ -137,7 +172,7 @@ class Capture:
             self._since, self._max_kg, self._timed_out = t, kg, False
             self._window.clear()
         if self.state == "captured":
-            if abs(kg) > s.zero_band_kg:
+            if not -s.zero_band_kg <= kg <= s.zero_band_kg:
                 self._zero_since = None
                 return []
             if self._zero_since is None:

@@ -39,7 +39,8 @@ class TerminalConfig:
 
 @dataclass(frozen=True, slots=True)
 class ScaleConfig:
-    """One truck scale indicator on a serial port (see protocols/SCALES.md)."""
+    """One scale indicator on a serial port (see protocols/SCALES.md): a truck scale, or a
+    bag scale (role "bags") whose captures are bag-weight samples of one packer."""
 
     name: str
     port: str
@@ -58,6 +59,10 @@ class ScaleConfig:
     clear_s: float = 2.0
     silence_s: float = 2.0
     frozen_alert_s: float = 180.0
+    role: str = "truck"
+    packer: str = ""
+    zero_band_g: int = 0
+    band_g: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +254,9 @@ _CHECKS: dict[type, dict[str, Check]] = {
         "clear_s": _range(0, 600),
         "silence_s": _range(0.1, 600),
         "frozen_alert_s": _range(1, 86_400),
+        "role": _one_of("truck", "bags"),
+        "zero_band_g": _range(0, 10_000_000),
+        "band_g": _range(0, 10_000_000),
     },
     PointConfig: {
         "role": _one_of("bags", "returned", "broken", "loaded", "running", "spout"),
@@ -434,6 +442,56 @@ def _check_packer(p: PackerConfig, table: Mapping[str, Any], path: str, problems
     )
 
 
+def _scale_roles(
+    scales: list[tuple[int, Mapping[str, Any], ScaleConfig]],
+    packers: tuple[PackerConfig, ...],
+    terminal: TerminalConfig,
+) -> list[str]:
+    """Bag scales name a configured packer; truck-only keys and the scale queue stay on trucks."""
+    problems: list[str] = []
+    bag_kg = {p.name: p.bag_kg for p in packers}
+    for i, table, s in scales:
+        path = f"scale[{i}]"
+        if table.get("role", s.role) != s.role:
+            continue  # the role itself is wrong and reported; its rules cannot apply
+        if s.role == "truck":
+            if s.packer:
+                problems.append(f"{path}.packer: only a bag scale (role = 'bags') names a packer")
+            for key in ("zero_band_g", "band_g"):
+                if getattr(s, key):
+                    problems.append(
+                        f"{path}.{key}: is for bag scales (role = 'bags'); a truck scale uses "
+                        f"{key.removesuffix('_g')}_kg"
+                    )
+            continue
+        if not s.packer:
+            problems.append(
+                f"{path}.packer: is required when role = 'bags' (the packer whose bags it weighs)"
+            )
+        elif s.packer not in bag_kg:
+            known = ", ".join(sorted(bag_kg)) or "none configured"
+            problems.append(
+                f"{path}.packer: there is no [[packer]] named {s.packer!r} (packers: {known})"
+            )
+        elif s.min_weight_kg > max(1, bag_kg[s.packer] // 2):
+            problems.append(
+                f"{path}.min_weight_kg: {s.min_weight_kg} kg would miss the {bag_kg[s.packer]} kg "
+                f"bags of {s.packer}; set it to at most {max(1, bag_kg[s.packer] // 2)}"
+            )
+        for key in ("zero_band", "band"):
+            grams = getattr(s, f"{key}_g") or getattr(s, f"{key}_kg") * 1000
+            if grams >= s.min_weight_kg * 1000:
+                problems.append(
+                    f"{path}.{key}_g: {grams} g is not below min_weight_kg ({s.min_weight_kg} kg); "
+                    f"set {key}_g for the bags, e.g. {key}_g = 200"
+                )
+        if s.name == terminal.scale_queue:
+            problems.append(
+                f"terminal.scale_queue: {s.name!r} is a bag scale; name a truck scale or leave it empty"
+            )
+    return problems
+
+
 def parse(data: Mapping[str, Any], path: str = "") -> Config:
     """Turn a parsed TOML document into a `Config`; raise `ConfigError` with every problem."""
     problems: list[str] = []
@@ -441,6 +499,7 @@ def parse(data: Mapping[str, Any], path: str = "") -> Config:
         if key not in _SECTIONS:
             problems.append(f"{key}: {_closest(key, list(_SECTIONS))}")
     built: dict[str, Any] = {}
+    scale_tables: list[tuple[int, Mapping[str, Any], ScaleConfig]] = []
     for section, cls in _SECTIONS.items():
         if section not in data:
             continue
@@ -458,6 +517,8 @@ def parse(data: Mapping[str, Any], path: str = "") -> Config:
                 item = _build(cls, table, ipath, problems)
                 if item is not None and cls is PackerConfig:
                     item = _check_packer(item, table, ipath, problems)
+                if isinstance(item, ScaleConfig):
+                    scale_tables.append((i, table, item))
                 if item is not None:
                     items.append(item)
             names = [t.get("name") if isinstance(t, dict) else None for t in raw]
@@ -475,6 +536,7 @@ def parse(data: Mapping[str, Any], path: str = "") -> Config:
             if obj is not None:
                 built[section] = obj
     terminal = built.get("terminal", TerminalConfig())
+    problems += _scale_roles(scale_tables, built.get("packer", ()), terminal)
     if "terminal" not in data:
         problems.append("terminal: is required ([terminal] with at least id)")
     elif "id" not in data["terminal"]:

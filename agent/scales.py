@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from agent.capture import Abandoned, Capture, CaptureSettings, FrozenWatch, Outcome, StepWatch
@@ -34,6 +35,11 @@ def weight_kg(reading: Reading) -> int | float | None:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
+def json_kg(kg: Decimal) -> int | float:
+    """A kg value with at most a few decimals as a JSON number (50.12, or 50 when whole)."""
+    return int(kg) if kg == kg.to_integral_value() else float(kg)
+
+
 class ScaleService:
     """Drives one indicator: capture, events, `scale.<name>` topic, device state and alerts."""
 
@@ -43,12 +49,19 @@ class ScaleService:
         self.name = f"scale.{cfg.name}"
         self.topic = f"scale.{cfg.name}"
         self.backoff_min_s = backoff_min_s
+        self.bags = cfg.role == "bags"
         self.capture = Capture(CaptureSettings.from_config(cfg))
-        self.steps = StepWatch(cfg.band_kg, cfg.hold_s, cfg.min_weight_kg, cfg.silence_s)
+        # a bag put on or lifted off in one frame is normal; the step watch is for truck decks
+        self.steps = (
+            None
+            if self.bags
+            else StepWatch(cfg.band_kg, cfg.hold_s, cfg.min_weight_kg, cfg.silence_s)
+        )
         self.frozen = FrozenWatch(cfg.min_weight_kg, cfg.frozen_alert_s)
         self.online = False
         self.reading: Reading | None = None
         self.last_weighing: dict[str, Any] | None = None
+        self.last_sample: dict[str, Any] | None = None
         self.driver: SerialScale | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._last_publish = 0.0
@@ -56,7 +69,10 @@ class ScaleService:
 
     async def run(self) -> None:
         """Read the scale until cancelled (the driver reconnects by itself)."""
-        self.last_weighing = self._stored_last_weighing()
+        if self.bags:
+            self.last_sample = self._stored_last_sample()
+        else:
+            self.last_weighing = self._stored_last_weighing()
         cfg = self.cfg
         self.driver = SerialScale(
             PortSettings(cfg.port, cfg.baudrate, cfg.bytesize, cfg.parity, cfg.stopbits),
@@ -84,6 +100,17 @@ class ScaleService:
         data = json.loads(rows[0][1])
         return {"weighing": data["weighing"], "weight_kg": data["weight_kg"], "at": rows[0][0]}
 
+    def _stored_last_sample(self) -> dict[str, Any] | None:
+        rows = self.ctx.store.query(
+            "SELECT at, data FROM events WHERE kind = 'check.bag_sample'"
+            " AND json_extract(data, '$.scale') = ? ORDER BY seq DESC LIMIT 1",
+            (self.cfg.name,),
+        )
+        if not rows:
+            return None
+        data = json.loads(rows[0][1])
+        return {"packer": data["packer"], "weight_kg": data["weight_kg"], "at": rows[0][0]}
+
     async def _on_event(self, event: DriverEvent) -> None:
         if isinstance(event, Frame):
             await self._on_frame(event)
@@ -106,7 +133,9 @@ class ScaleService:
         reading = item if isinstance(item, Reading) else None
         await self._outcomes(self.capture.feed(t, reading))
         kg = reading.kg() if reading is not None else None
-        step = self.steps.feed(t, kg, reading.stable if reading is not None else None)
+        step = None
+        if self.steps is not None:
+            step = self.steps.feed(t, kg, reading.stable if reading is not None else None)
         if step is not None:
             self._step_alert = True
             await self.ctx.alerts.raise_(
@@ -134,6 +163,9 @@ class ScaleService:
 
     async def _outcomes(self, outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
+            if self.bags:
+                await self._bag_outcome(outcome)
+                continue
             if isinstance(outcome, Abandoned):
                 await self.ctx.writer.append(
                     "weighing.abandoned",
@@ -154,10 +186,25 @@ class ScaleService:
             )
             self.last_weighing = {"weighing": weighing, "weight_kg": outcome.weight_kg, "at": ev.at}
 
+    async def _bag_outcome(self, outcome: Outcome) -> None:
+        """A bag scale's capture is one bag-weight sample of its packer, to 0.01 kg."""
+        if isinstance(outcome, Abandoned):
+            log.info("%s: a bag left the scale unstable (%s)", self.cfg.name, outcome.reason)
+            return
+        kg = Decimal(outcome.weight_kg).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        ev = await self.ctx.writer.append(
+            "check.bag_sample",
+            {"packer": self.cfg.packer, "scale": self.cfg.name, "weight_kg": json_kg(kg)},
+        )
+        self.last_sample = {"packer": self.cfg.packer, "weight_kg": json_kg(kg), "at": ev.at}
+
     def snapshot(self) -> dict[str, Any]:
-        """The `scale.<name>` topic value."""
+        """The `scale.<name>` topic value (bag scales add role, packer and last_sample)."""
         r = self.reading
         splitter = self.driver.splitter if self.driver is not None else None
+        extra: dict[str, Any] = {}
+        if self.bags:
+            extra = {"role": "bags", "packer": self.cfg.packer, "last_sample": self.last_sample}
         return {
             "name": self.cfg.name,
             "online": self.online,
@@ -169,6 +216,7 @@ class ScaleService:
             "frames": splitter.frames if splitter else 0,
             "corrupt": splitter.corrupt if splitter else 0,
             "resyncs": splitter.resyncs if splitter else 0,
+            **extra,
         }
 
     def _touch(self) -> None:

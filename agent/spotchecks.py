@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -48,6 +48,17 @@ class _Packer:
     bag_checked: datetime | None = None
     print_checked: datetime | None = None
     history: list[str] = field(default_factory=list)
+    samples: list[Decimal] = field(default_factory=list)
+    sample_scale: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Collected:
+    """A packer whose bag scale has weighed enough bags for a bag-weight check."""
+
+    packer: str
+    scale: str
+    samples_kg: tuple[Decimal, ...]
 
 
 def bag_verdict(samples_kg: Sequence[Any], bag_kg: int, cfg: ChecksConfig) -> dict[str, Any]:
@@ -82,16 +93,38 @@ def bag_verdict(samples_kg: Sequence[Any], bag_kg: int, cfg: ChecksConfig) -> di
     }
 
 
+def sample_weight(value: Any, bag_kg: int) -> Decimal | None:
+    """A bag scale's sample in kg to 0.01 kg, or None when it cannot be a bag of `bag_kg`."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        w = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    if not w.is_finite() or not Decimal(0) < w < Decimal(bag_kg * 3):
+        return None
+    return w.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
 class SpotChecks:
-    """Folds packer and check events; tells which checks are due at a given time."""
+    """Folds packer and check events; tells which checks are due at a given time.
+
+    Bag-scale samples (`check.bag_sample`) collect per packer until a bag-weight check: one
+    from the scale consumes the samples it lists, a typed one discards what was collected.
+    Events are folded once each, in seq order (`last_seq` skips ones already seen).
+    """
 
     def __init__(self, cfg: ChecksConfig, tz: ZoneInfo, packers: Sequence[str] = ()) -> None:
         self.cfg = cfg
         self.tz = tz
         self.packers: dict[str, _Packer] = {p: _Packer() for p in packers}
+        self.last_seq = 0
 
     def apply(self, ev: Event) -> None:
         """Fold one event (kinds other than packer.* and check.* are ignored)."""
+        if ev.seq <= self.last_seq:
+            return
+        self.last_seq = ev.seq
         name = ev.data.get("packer") if isinstance(ev.data, dict) else None
         if not isinstance(name, str) or not (
             ev.kind.startswith("packer.") or ev.kind.startswith("check.")
@@ -114,8 +147,40 @@ class SpotChecks:
                 p.last_active = at
         elif ev.kind == "check.bag_weight":
             p.bag_checked = at
+            if ev.data.get("source") == "scale":
+                del p.samples[: len(ev.data.get("samples_kg") or ())]
+            else:
+                p.samples.clear()
+        elif ev.kind == "check.bag_sample":
+            w = sample_weight(ev.data.get("weight_kg"), p.bag_kg)
+            if w is not None:
+                p.samples.append(w)
+                p.sample_scale = str(ev.data.get("scale") or "")
         elif ev.kind == "check.print_code":
             p.print_checked = at
+
+    def collected(self) -> list[Collected]:
+        """Packers with `bag_samples` samples collected: a bag-weight check to record now."""
+        n = self.cfg.bag_samples
+        return [
+            Collected(name, p.sample_scale, tuple(p.samples[:n]))
+            for name, p in sorted(self.packers.items())
+            if len(p.samples) >= n
+        ]
+
+    def collecting(self, scales: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+        """Progress per packer that has a bag scale (`scales`: packer -> scale) or samples."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, p in sorted(self.packers.items()):
+            if name not in scales and not p.samples:
+                continue
+            out[name] = {
+                "samples": len(p.samples),
+                "needed": self.cfg.bag_samples,
+                "scale": p.sample_scale or scales.get(name, ""),
+                "samples_kg": [float(w) for w in p.samples],
+            }
+        return out
 
     def shift_start(self, now: datetime) -> datetime:
         """The start (UTC) of the plant-local shift that contains `now`."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import logging
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,13 +14,15 @@ from agent.api import CommandError
 from agent.config import NAME
 from agent.events import Event
 from agent.runtime import Context
-from agent.spotchecks import CheckError, SpotChecks, bag_verdict
+from agent.spotchecks import CheckError, Collected, SpotChecks, bag_verdict
 
+log = logging.getLogger("tally.spotchecks")
 REFRESH_S = 30.0
 
 
 class SpotCheckService:
-    """Validates check entries into events, publishes the `checks` topic, raises overdue alerts."""
+    """Validates check entries into events, publishes the `checks` topic, raises overdue alerts,
+    and records a bag-weight check once a packer's bag scale has weighed `bag_samples` bags."""
 
     name = "spotchecks"
 
@@ -29,9 +33,11 @@ class SpotCheckService:
             ZoneInfo(ctx.config.terminal.timezone),
             [p.name for p in ctx.config.packers],
         )
-        for ev in ctx.store.iter_events("packer"):
-            self.checks.apply(ev)
-        for ev in ctx.store.iter_events("check"):
+        self.bag_scales = {s.packer: s.name for s in ctx.config.scales if s.role == "bags"}
+        self.recording: dict[str, int] = {}  # packer -> seq of its scale check not yet folded
+        for ev in heapq.merge(
+            ctx.store.iter_events("packer"), ctx.store.iter_events("check"), key=lambda e: e.seq
+        ):
             self.checks.apply(ev)
         ctx.api.register("check.bag_weight", self.bag_weight)
         ctx.api.register("check.print_code", self.print_code)
@@ -45,6 +51,9 @@ class SpotCheckService:
             if ev.kind.startswith(("packer.", "check.")):
                 self.checks.apply(ev)
                 self.wake.set()
+            pending = self.recording.get(str(ev.data.get("packer")))
+            if ev.kind == "check.bag_weight" and pending is not None and pending <= ev.seq:
+                del self.recording[ev.data["packer"]]
 
     def _packer(self, req: dict[str, Any]) -> str:
         name = req.get("packer")
@@ -68,9 +77,29 @@ class SpotCheckService:
             verdict = bag_verdict(samples, p.bag_kg if p else 50, self.ctx.config.checks)
         except CheckError as exc:
             raise CommandError(str(exc)) from None
-        data = {"packer": name, **verdict, "operator": str(req.get("operator") or "")}
+        data = {
+            "packer": name,
+            **verdict,
+            "operator": str(req.get("operator") or ""),
+            "source": "typed",
+        }
         await self.ctx.writer.append("check.bag_weight", data)
         return data
+
+    async def record_collected(self, c: Collected) -> None:
+        """Record the bag-weight check a bag scale's samples make (like a typed one)."""
+        p = self.checks.packers.get(c.packer)
+        try:
+            verdict = bag_verdict(c.samples_kg, p.bag_kg if p else 50, self.ctx.config.checks)
+        except CheckError as exc:  # the bag mass changed under the samples: wait for a typed one
+            log.warning("cannot judge the bag scale's samples on %s: %s", c.packer, exc)
+            self.recording[c.packer] = self.checks.last_seq + 1
+            return
+        data = {"packer": c.packer, **verdict, "operator": "", "source": "scale", "scale": c.scale}
+        ev = await self.ctx.writer.append("check.bag_weight", data)
+        if ev.seq > self.checks.last_seq:  # not folded yet: do not record these samples twice
+            self.recording[c.packer] = ev.seq
+        log.info("bag-weight check on %s from %s: %s", c.packer, c.scale, verdict["result"])
 
     async def print_code(self, req: dict[str, Any]) -> Any:
         """Op `check.print_code {packer, result: pass|fail, note?, operator?}`."""
@@ -91,15 +120,31 @@ class SpotCheckService:
         return data
 
     async def list_due(self, req: dict[str, Any]) -> Any:
-        """Op `checks.due` → the checks due now."""
-        return {"due": [d.to_dict() for d in self.checks.due(datetime.now(UTC))]}
+        """Op `checks.due` → the checks due now and the bag scales' progress (the topic's value)."""
+        return self.topic()
+
+    def topic(self) -> dict[str, Any]:
+        """The `checks` topic value: checks due now, bag samples collected per packer."""
+        return {
+            "due": [d.to_dict() for d in self.checks.due(datetime.now(UTC))],
+            "collecting": self.checks.collecting(self.bag_scales),
+        }
 
     async def run(self) -> None:
         """Refresh the `checks` topic and the overdue alerts every REFRESH_S or on new events."""
         raised: set[str] = set()
         while True:
+            for c in self.checks.collected():
+                if c.packer not in self.recording:
+                    await self.record_collected(c)
             due = self.checks.due(datetime.now(UTC))
-            self.ctx.hub.publish("checks", {"due": [d.to_dict() for d in due]})
+            self.ctx.hub.publish(
+                "checks",
+                {
+                    "due": [d.to_dict() for d in due],
+                    "collecting": self.checks.collecting(self.bag_scales),
+                },
+            )
             overdue = {f"check_overdue.{d.packer}.{d.check}": d for d in due if d.overdue}
             for alert, d in overdue.items():
                 await self.ctx.alerts.raise_(

@@ -107,7 +107,7 @@ class VisitsService:
         self.ctx = ctx
         cfg = ctx.config
         self.tz = ZoneInfo(cfg.terminal.timezone)
-        self.scales = tuple(s.name for s in cfg.scales)
+        self.scales = tuple(s.name for s in cfg.scales if s.role == "truck")  # not bag scales
         self.default_scale = cfg.terminal.scale_queue or (self.scales[0] if self.scales else "")
         self.packer_bag_kg = {p.name: p.bag_kg for p in cfg.packers}
         self.lock = asyncio.Lock()

@@ -13,13 +13,13 @@ import termios
 import time
 import tty
 from collections.abc import Iterator
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from types import FrameType
 
 from drivers.scale import PROTOCOLS, encode
 
 HELP = "a simulated scale indicator on a pseudo-terminal; prints its device path first"
-DIVISION_KG = 10
+DIVISION_KG = 10  # a weighbridge shows 10 kg steps; `--division-kg 0.01` is a bag scale
 EQ_REPEATS = 3  # the "=" stream sends each displayed value several times
 
 
@@ -33,7 +33,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="",
         metavar="KG,KG,...",
         help="truck weights in kg, played in order and cycled (default: random tare 12-18 t "
-        "and gross 40-55 t, alternating)",
+        "and gross 40-55 t, alternating); with a --division-kg below 1 decimals like 50.12",
+    )
+    p.add_argument(
+        "--division-kg",
+        default=str(DIVISION_KG),
+        metavar="KG",
+        help="the display step in kg (default 10; 0.01 or 0.02 for a bag scale)",
     )
     p.add_argument("--trucks", type=int, default=0, metavar="N", help="stop after N (0 = never)")
     p.add_argument("--empty-s", type=float, default=4.0, metavar="S", help="empty deck time")
@@ -53,15 +59,42 @@ def _problem(args: argparse.Namespace) -> str | None:
     if args.trucks < 0:
         return "--trucks must be 0 (forever) or more"
     try:
-        weights = [int(w) for w in args.weights.split(",") if w.strip()]
+        division = Decimal(args.division_kg)
+    except InvalidOperation:
+        division = Decimal(0)
+    if not (division.is_finite() and 0 < division <= 1000):
+        return f"--division-kg must be a number of kg above 0, such as 10 or 0.01, not {args.division_kg!r}"
+    try:
+        weights = parse_weights(args.weights, division)
     except ValueError:
+        if division < 1:
+            return f"--weights must be kilograms such as 50.12 separated by commas, not {args.weights!r}"
         return f"--weights must be whole kilograms separated by commas, not {args.weights!r}"
     if any(not 0 < w < 1_000_000 for w in weights):
         return "--weights must be between 1 and 999999 kg"
     return None
 
 
-def truck_weights(weights: list[int], rng: random.Random) -> Iterator[int]:
+def parse_weights(text: str, division: Decimal) -> list[float]:
+    """The `--weights` list: whole kg, or decimals when the display step is below 1 kg."""
+    out: list[float] = []
+    for w in (x.strip() for x in text.split(",")):
+        if not w:
+            continue
+        if division >= 1:
+            out.append(int(w))
+            continue
+        try:
+            d = Decimal(w)
+        except InvalidOperation:
+            raise ValueError(w) from None
+        if not d.is_finite():
+            raise ValueError(w)
+        out.append(float(d))
+    return out
+
+
+def truck_weights(weights: list[float], rng: random.Random) -> Iterator[float]:
     """The given weights cycled, or alternating random tare and gross weights."""
     if weights:
         yield from itertools.cycle(weights)
@@ -73,7 +106,7 @@ def truck_weights(weights: list[int], rng: random.Random) -> Iterator[int]:
 def profile(args: argparse.Namespace, rng: random.Random) -> Iterator[tuple[float, bool]]:
     """(true weight in kg, indicator's stable flag) for each frame, truck after truck."""
     rate = args.rate
-    weights = [int(w) for w in args.weights.split(",") if w.strip()]
+    weights = parse_weights(args.weights, Decimal(args.division_kg))
     n_empty = max(1, round(args.empty_s * rate))
     n_ramp = max(1, round(args.ramp_s * rate))
     n_settle = max(1, round(args.settle_s * rate))
@@ -83,7 +116,7 @@ def profile(args: argparse.Namespace, rng: random.Random) -> Iterator[tuple[floa
         limit = float(args.noise_kg)
         return max(-limit, min(limit, rng.gauss(0, limit / 2)))
 
-    def ramp(w: int, up: bool) -> Iterator[tuple[float, bool]]:
+    def ramp(w: float, up: bool) -> Iterator[tuple[float, bool]]:
         # axle by axle: the load comes on in steps smoothed by the suspension, with bounce
         axles = rng.choice((2, 3, 4, 5))
         for i in range(1, n_ramp + 1):
@@ -115,10 +148,12 @@ def _smooth(x: float) -> float:
 
 def frames(args: argparse.Namespace, rng: random.Random) -> Iterator[bytes]:
     """The byte frames the indicator sends, one per tick."""
+    division = Decimal(args.division_kg)
+    step = float(division)
     displayed = Decimal(0)
     for i, (kg, stable) in enumerate(profile(args, rng)):
         if args.protocol != "xk3190-eq" or i % EQ_REPEATS == 0:
-            displayed = Decimal(round(kg / DIVISION_KG) * DIVISION_KG)
+            displayed = round(kg / step) * division
         yield encode(args.protocol, displayed, stable=stable, parity=True)
 
 

@@ -52,6 +52,8 @@ _TEXT: dict[str, tuple[str, str]] = {
     "check.after_start": ("开机后", "after start"),
     "check.shift": ("本班", "this shift"),
     "check.interval": ("定时", "every interval"),
+    "check.from_scale": ("袋秤 {scale}", "scale {scale}"),
+    "check.collecting": ("称量中", "weighing"),
     "form.check_bags": ("袋重抽检 {packer}", "Bag-weight check {packer}"),
     "form.bag_weights": ("袋重(千克，逗号分隔)", "bag weights in kg, comma separated"),
     "form.check_print": ("喷码检查 {packer}", "Print-code check {packer}"),

@@ -257,8 +257,12 @@ def flags_text(w: Words, visit: Mapping[str, Any]) -> str:
 
 
 def scale_names(states: Mapping[str, Any]) -> list[str]:
-    """The scales the daemon publishes, by name."""
-    return sorted(t.split(".", 1)[1] for t in states if t.startswith("scale."))
+    """The truck scales the daemon publishes, by name (bag scales belong to the Loading pane)."""
+    return sorted(
+        t.split(".", 1)[1]
+        for t, v in states.items()
+        if t.startswith("scale.") and _dict(v).get("role") != "bags"
+    )
 
 
 def packer_names(states: Mapping[str, Any]) -> list[str]:
@@ -429,6 +433,26 @@ def loading(states: Mapping[str, Any], now: datetime, w: Words, tz: tzinfo = UTC
             )
         )
     checks = []
+    collecting = []
+    for packer, c in sorted(_dict(_dict(states.get("checks")).get("collecting")).items()):
+        c = _dict(c)
+        n = c.get("samples")
+        if not isinstance(n, int) or n <= 0:
+            continue  # a bag scale waiting for its first bag says nothing yet
+        last = _list(c.get("samples_kg"))[-1:]
+        doing = w("check.collecting") + (f" {fixed(last[0], 2)} kg" if last else "")
+        collecting.append(
+            Row(
+                f"{text(packer)}:collecting",
+                (
+                    Cell(text(packer)),
+                    Cell(w("check.bag_weight")),
+                    Cell(w("check.from_scale", scale=text(c.get("scale")))),
+                    Cell(f"{n}/{text(c.get('needed'))}"),
+                    Cell(doing, "warn"),
+                ),
+            )
+        )
     for d in _list(_dict(states.get("checks")).get("due")):
         if not isinstance(d, dict):
             continue
@@ -445,7 +469,7 @@ def loading(states: Mapping[str, Any], now: datetime, w: Words, tz: tzinfo = UTC
                 ),
             )
         )
-    return LoadingView(tuple(rows), tuple(points), tuple(checks))
+    return LoadingView(tuple(rows), tuple(points), tuple(checks + collecting))
 
 
 def stage_target(visit: Mapping[str, Any], t: Mapping[str, Decimal]) -> Decimal | None:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 
 import serial
@@ -100,3 +101,41 @@ def test_simulator_ends_on_sigterm(tmp_path: Path) -> None:
     proc.terminate()
     assert proc.wait(10) == 0
     proc.stdout.close()
+
+
+def test_a_bag_scale_simulator_shows_hundredths_that_capture_exactly() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "simulate", "scale", "--protocol", "ascii",
+         "--rate", "100", "--division-kg", "0.01", "--weights", "50.12,49.94", "--trucks", "2",
+         "--empty-s", "0.3", "--ramp-s", "0.2", "--settle-s", "1.5", "--noise-kg", "0"],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        raw = _read_all(proc.stdout.readline().decode().strip(), proc)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+    items = make_splitter("ascii").feed(raw)
+    assert b"ST,GS,+00050.12kg" in raw and b"ST,GS,+00000.00kg" in raw
+    capture = Capture(
+        CaptureSettings(
+            min_weight_kg=20, zero_band_kg=Decimal("0.2"), band_kg=Decimal("0.1"), hold_s=0.5,
+            clear_s=0.2, exact=True,
+        )
+    )  # fmt: skip
+    outcomes = []
+    for i, item in enumerate(items):
+        outcomes += capture.feed(i / 100, item if isinstance(item, Reading) else None)
+    assert [o.weight_kg for o in outcomes] == [Decimal("50.12"), Decimal("49.94")]
+    bad = tally(
+        "simulate", "scale", "--protocol", "ascii", "--division-kg", "0.01", "--weights", "5O"
+    )
+    assert (bad.returncode, bad.stderr) == (
+        2,
+        "tally: --weights must be kilograms such as 50.12 separated by commas, not '5O'\n",
+    )

@@ -73,6 +73,21 @@ STATES: dict[str, Any] = {
         "corrupt": 2,
         "resyncs": 1,
     },
+    "scale.bags1": {  # a bag scale sorts before scale1: the weighbridge must not pick it
+        "name": "bags1",
+        "role": "bags",
+        "online": True,
+        "weight": 50.31,
+        "unit": "kg",
+        "stable": True,
+        "state": "captured",
+        "last_weighing": None,
+        "frames": 300,
+        "corrupt": 0,
+        "resyncs": 0,
+        "packer": "line1",
+        "last_sample": {"packer": "line1", "weight_kg": 50.31, "at": "2026-11-29T02:29:50.000Z"},
+    },
     "packer.line1": {
         "name": "line1",
         "online": True,
@@ -189,7 +204,16 @@ STATES: dict[str, Any] = {
                 "due_at": "2026-11-29T02:25:00+00:00",
                 "overdue": False,
             },
-        ]
+        ],
+        "collecting": {
+            "line1": {
+                "samples": 3,
+                "needed": 10,
+                "scale": "bags1",
+                "samples_kg": [50.12, 49.94, 50.31],
+            },
+            "line2": {"samples": 0, "needed": 10, "scale": "bags2", "samples_kg": []},
+        },
     },
     "windows": {
         "open": [

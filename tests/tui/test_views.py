@@ -61,3 +61,21 @@ def test_formatters() -> None:
         "1.3 %",
         "—",
     ]
+
+
+def test_bag_scales_stay_off_the_weighbridge_and_their_progress_shows_on_loading() -> None:
+    from tests.tui.fixtures import STATES
+
+    assert views.scale_names(STATES) == ["scale1"]
+    assert views.weighbridge(STATES, NOW, SH, W).scale == "scale1"
+    rows = views.loading(STATES, NOW, W, SH).checks
+    assert [r.key for r in rows] == ["line1:bag_weight", "line2:print_code", "line1:collecting"]
+    assert rows[-1].cells == (
+        Cell("line1"),
+        Cell("bag weight"),
+        Cell("scale bags1"),
+        Cell("3/10"),
+        Cell("weighing 50.31 kg", "warn"),
+    )
+    junk = {"checks": {"collecting": {"p": {"samples": 2, "samples_kg": "x"}, "q": None}}}
+    assert [r.cells[3] for r in views.loading(junk, NOW, W).checks] == [Cell("2/—")]
