@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -71,6 +72,27 @@ def duration_ms(start: Mark, end: Mark) -> int:
         return (end.mono_ns - start.mono_ns) // 1_000_000
     delta = parse_at(end.at) - parse_at(start.at)
     return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+RELEASES_KEPT = 11  # the last ten gaps between releases make the estimate
+DEFAULT_RELEASE_MIN = {"gate": 5.0, "scale": 3.0}  # until the day has shown its own pace
+MAX_GAP_MIN = 60.0  # a longer gap is a pause (a meal, a night), not the queue's pace
+
+
+def release_interval_min(marks: list[Mark], default_min: float) -> float:
+    """Minutes between releases from a queue: the median of the recent gaps, ignoring pauses.
+
+    Pure: the expected wait of the n-th vehicle in a queue is n times this.
+    """
+    gaps = sorted(
+        g
+        for a, b in itertools.pairwise(marks)
+        if 0 <= (g := duration_ms(a, b) / 60_000) <= MAX_GAP_MIN
+    )
+    if len(gaps) < 3:
+        return default_min
+    mid = len(gaps) // 2
+    return gaps[mid] if len(gaps) % 2 else (gaps[mid - 1] + gaps[mid]) / 2
 
 
 def minutes(ms: int | None) -> float | None:
@@ -376,6 +398,8 @@ class Projection:
         self.loaded: dict[str, int] = {}  # live packer `loaded` totals (not from events)
         self.last_seq = 0
         self.count = 0
+        # The latest releases from each queue (gate-ins, weighings), for the drivers' estimates.
+        self.releases: dict[str, list[Mark]] = {"gate": [], "scale": []}
 
     # --- folding ------------------------------------------------------------------------------
 
@@ -412,6 +436,10 @@ class Projection:
             self.event_visit[ev.id] = vid
             v.apply(ev, index)
             self.dirty.add(vid)
+            if kind in ("visit.gate_in", "visit.weighed"):
+                marks = self.releases["gate" if kind == "visit.gate_in" else "scale"]
+                marks.append(Mark.of(ev))
+                del marks[:-RELEASES_KEPT]
             if kind == "visit.weighed":
                 w = str(ev.data.get("weighing"))
                 self.unassigned.pop(w, None)
@@ -512,10 +540,22 @@ class Projection:
         scale_queue = sorted((v for v in opened if v.queued), key=lambda v: v.queued_index)
         return {
             "open": [v.to_dict(loaded) for v in opened],
-            "queue": [v.to_dict(loaded) for v in queue],
-            "scale_queue": [v.to_dict(loaded) for v in scale_queue],
+            "queue": self._with_expected(queue, "gate", loaded),
+            "scale_queue": self._with_expected(scale_queue, "scale", loaded),
             "unassigned": [dict(w) for w in reversed(self.unassigned.values())],
         }
+
+    def _with_expected(
+        self, queue: list[VisitState], which: str, loaded: dict[str, int] | None
+    ) -> list[dict[str, Any]]:
+        """Queue entries with `waits.expected_min`: the drivers' estimate of their wait."""
+        step = release_interval_min(self.releases[which], DEFAULT_RELEASE_MIN[which])
+        out = []
+        for position, v in enumerate(queue, 1):
+            d = v.to_dict(loaded)
+            d["waits"] = {**d["waits"], "expected_min": round(position * step, 1)}
+            out.append(d)
+        return out
 
     def queue_length(self) -> int:
         """Vehicles arrived and not yet gated in."""

@@ -665,3 +665,24 @@ def test_live_projection_equals_rebuild(steps: list[tuple[Any, ...]]) -> None:
 
 def test_rebuild_of_an_empty_store() -> None:
     assert Projection().snapshot() == {"open": [], "queue": [], "scale_queue": [], "unassigned": []}
+
+
+def test_drivers_expected_waits_follow_the_recent_pace() -> None:
+    from agent.visits import release_interval_min
+
+    d = Driver()
+    plates = [f"苏A1111{i}" for i in range(8)]
+    for plate in plates:
+        arrive(d, plate)
+    # before the day shows its pace: the default of 5 minutes per release
+    assert [v["waits"]["expected_min"] for v in d.p.snapshot()["queue"]] == [
+        5.0 * n for n in range(1, 9)
+    ]
+    for i, plate in enumerate(plates[:6]):
+        d.t.advance(2 if i < 5 else 70)  # 2-minute gaps, then a 70-minute pause (not pace)
+        d.do("visit.gate_in", plate=plate)
+    assert release_interval_min(d.p.releases["gate"], 5.0) == 2.0
+    assert [(v["plate"], v["waits"]["expected_min"]) for v in d.p.snapshot()["queue"]] == [
+        ("苏A11116", 2.0),
+        ("苏A11117", 4.0),
+    ]
