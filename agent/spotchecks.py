@@ -50,6 +50,7 @@ class _Packer:
     history: list[str] = field(default_factory=list)
     samples: list[Decimal] = field(default_factory=list)
     sample_scale: str = ""
+    samples_since: datetime | None = None  # the first collected sample's time
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,8 @@ class SpotChecks:
 
     Bag-scale samples (`check.bag_sample`) collect per packer until a bag-weight check: one
     from the scale consumes the samples it lists, a typed one discards what was collected.
+    A check judges one run of the packer in one shift, so samples from before a packer start
+    or from an earlier shift are dropped.
     Events are folded once each, in seq order (`last_seq` skips ones already seen).
     """
 
@@ -133,6 +136,7 @@ class SpotChecks:
         p = self.packers.setdefault(name, _Packer())
         at = ev.when
         if ev.kind == "packer.started":
+            p.samples.clear()
             p.started_at = at
             p.running = True
             p.active_since = p.active_since or at
@@ -154,6 +158,9 @@ class SpotChecks:
         elif ev.kind == "check.bag_sample":
             w = sample_weight(ev.data.get("weight_kg"), p.bag_kg)
             if w is not None:
+                if not p.samples or self.shift_start(p.samples_since or at) != self.shift_start(at):
+                    p.samples.clear()
+                    p.samples_since = at
                 p.samples.append(w)
                 p.sample_scale = str(ev.data.get("scale") or "")
         elif ev.kind == "check.print_code":

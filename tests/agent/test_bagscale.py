@@ -212,6 +212,42 @@ def test_samples_collect_until_a_check_and_a_rebuild_equals_the_live_fold() -> N
     assert live.collecting({}) == {}  # no bag scale and nothing collected: nothing to show
 
 
+def test_samples_from_an_earlier_shift_or_before_a_start_are_dropped() -> None:
+    def sample_at(seq: int, when: datetime, kg: float) -> Event:
+        return Event(
+            "pk1",
+            "e",
+            seq,
+            "check.bag_sample",
+            format_at(when),
+            seq,
+            "b",
+            {"packer": "line1", "scale": "bags1", "weight_kg": kg},
+        )
+
+    sc = SpotChecks(ChecksConfig(bag_samples=3), ZoneInfo("Asia/Shanghai"), ["line1"])
+    # 15:50 and 15:55 local, then 16:05 local: a new shift (16:00) starts a new collection
+    sc.apply(sample_at(1, datetime(2026, 11, 29, 7, 50, tzinfo=UTC), 50.1))
+    sc.apply(sample_at(2, datetime(2026, 11, 29, 7, 55, tzinfo=UTC), 50.2))
+    sc.apply(sample_at(3, datetime(2026, 11, 29, 8, 5, tzinfo=UTC), 50.3))
+    assert sc.collecting({})["line1"]["samples_kg"] == [50.3]
+    sc.apply(sample_at(4, datetime(2026, 11, 29, 8, 6, tzinfo=UTC), 50.0))
+    started = Event(
+        "pk1",
+        "e",
+        5,
+        "packer.started",
+        format_at(datetime(2026, 11, 29, 8, 7, tzinfo=UTC)),
+        5,
+        "b",
+        {"packer": "line1"},
+    )
+    sc.apply(started)  # a start needs its own check: earlier samples do not count for it
+    sc.apply(sample_at(6, datetime(2026, 11, 29, 8, 8, tzinfo=UTC), 49.9))
+    assert sc.collecting({})["line1"]["samples_kg"] == [49.9]
+    assert sc.collected() == []
+
+
 # --- the scale service with role "bags" -----------------------------------------------------
 
 
