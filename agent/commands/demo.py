@@ -36,43 +36,26 @@ START_TIMEOUT_S = 30.0
 MATCH_TIMEOUT_S = 40.0
 SYNC_TIMEOUT_S = 20.0
 
-# Mirrors the packer simulator's point map (systemd/tally.toml, unit 1).
-PACKER_POINTS = """
-  [[packer.point]]
-  role = "bags"
-  function = 3
-  address = 0
-  type = "uint16"
-  modulus = 65536
 
-  [[packer.point]]
-  role = "returned"
-  function = 3
-  address = 1
-  type = "uint16"
-  modulus = 65536
+def packer_points_toml() -> str:
+    """The packer simulator's own point map as [[packer.point]] tables (one source of truth)."""
+    import json
+    from dataclasses import fields
 
-  [[packer.point]]
-  role = "broken"
-  function = 3
-  address = 2
-  type = "uint16"
-  modulus = 65536
+    from agent.config import PointConfig
+    from drivers.packer_sim import default_points
 
-  [[packer.point]]
-  role = "loaded"
-  function = 3
-  address = 10
-  type = "uint32"
-  word_order = "little"
-  modulus = 4294967296
-
-  [[packer.point]]
-  role = "running"
-  function = 1
-  address = 0
-  type = "bool"
-"""
+    defaults = PointConfig("", 0, 0)
+    tables = []
+    for point in default_points():
+        keys = [
+            f"  {f.name} = {json.dumps(getattr(point, f.name))}"
+            for f in fields(point)
+            if f.name in ("role", "function", "address")
+            or getattr(point, f.name) != getattr(defaults, f.name)
+        ]
+        tables.append("\n".join(["", "  [[packer.point]]", *keys]))
+    return "\n".join(tables) + "\n"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -229,7 +212,7 @@ class Plant:
                 packer_port=port,
                 url=url,
             )
-            + PACKER_POINTS,
+            + packer_points_toml(),
             encoding="utf-8",
         )
         self.spawn_daemon()
