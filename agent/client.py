@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +16,22 @@ class DaemonUnavailable(Exception):
 
 class RequestRefused(Exception):
     """The daemon answered ok=false; the message is its sentence."""
+
+
+def split_weights(text: str) -> list[float | str]:
+    """Bag weights typed as one text (spaces, commas, Chinese commas or semicolons between).
+
+    Numbers become floats; anything else is passed on as typed so the daemon's refusal names it.
+    """
+    out: list[float | str] = []
+    for item in re.split(r"[\s,，;；]+", text):
+        if not item:
+            continue
+        try:
+            out.append(float(item))
+        except ValueError:
+            out.append(item)
+    return out
 
 
 def _unavailable(path: str, exc: BaseException) -> DaemonUnavailable:

@@ -9,16 +9,13 @@ from agent.commands.ctl import Arg, CtlOp
 
 
 def _bags(a: argparse.Namespace) -> dict[str, Any]:
-    samples: list[str] = []
-    for chunk in a.kg:
-        samples.extend(x for x in chunk.replace(",", " ").split() if x)
-    out: list[Any] = []
-    for s in samples:
-        try:
-            out.append(float(s))
-        except ValueError:
-            out.append(s)  # the daemon names the bad entry
-    return {"packer": a.packer, "samples_kg": out, "operator": a.operator or ""}
+    from agent.client import split_weights
+
+    return {
+        "packer": a.packer,
+        "samples_kg": split_weights(" ".join(a.kg)),
+        "operator": a.operator or "",
+    }
 
 
 def _print(a: argparse.Namespace) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import ContentSwitcher, Static
 
-from agent.client import AsyncClient, DaemonUnavailable, RequestRefused
+from agent.client import AsyncClient, DaemonUnavailable, RequestRefused, split_weights
 from tui import views
 from tui.i18n import Words
 from tui.screens import PANE_CLASSES, PANES, Pane, WeighbridgePane
@@ -521,13 +521,7 @@ class TallyApp(LiveApp):
 
         def done(values: dict[str, str | int] | None) -> None:
             if values is not None:
-                weights = [x for x in re.split(r"[\s,，;；]+", str(values["kg"])) if x]
-                samples: list[Any] = []
-                for x in weights:
-                    try:
-                        samples.append(float(x))
-                    except ValueError:
-                        samples.append(x)  # the daemon names the bad entry
+                samples = split_weights(str(values["kg"]))
                 self.send(
                     "check.bag_weight",
                     f"check.bag_weight {packer}",
