@@ -119,7 +119,7 @@ def run() -> list[Row]:
 
 
 def _online(db: Path) -> float:
-    from agent.store import Store
+    from agent.daemon.store import Store
 
     store = Store(str(db))
     try:

@@ -47,7 +47,7 @@ def _cpu_seconds(pid: int) -> float:
 
 def daemon_cpu_per_hour() -> float:
     """The daemon's CPU seconds per hour while reading a 20 frames/s Toledo simulator."""
-    from agent.client import DaemonUnavailable, request
+    from agent.daemon.client import DaemonUnavailable, request
 
     folder = Path(tempfile.mkdtemp(prefix="tally-bench-"))
     cmd = [sys.executable, "-m", "agent.cli"]

@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.store import Writer
+from agent.daemon.store import Writer
 from bench.common import Row
 
 N = 20_000

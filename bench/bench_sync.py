@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from agent.client import DaemonUnavailable, request
-from agent.store import Writer
+from agent.daemon.client import DaemonUnavailable, request
+from agent.daemon.store import Writer
 from bench.common import Row
 from sync import protocol
 
@@ -150,7 +150,7 @@ def _daemon_drain(folder: Path, url: str) -> tuple[float, float]:
             if proc.poll() is not None:
                 raise RuntimeError(f"the daemon exited with {proc.returncode}")
             try:
-                status = request(str(sock), "sync.status", timeout=10)
+                status = request(str(sock), "sync.sender.status", timeout=10)
             except DaemonUnavailable:
                 continue
             if status["backlog"] == 0:

@@ -34,7 +34,7 @@ def _status_kb(pid: int, key: str) -> int:
 
 def run() -> list[Row]:
     """Start the demo plant, run the TUI in tmux on it, drive trucks, measure the TUI process."""
-    from agent.commands.demo import Plant
+    from agent.cli.commands.demo import Plant
     from tests.tui.tmux import Tmux
 
     if shutil.which("tmux") is None:

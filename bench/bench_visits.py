@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from agent.config import KpiConfig
-from agent.events import Event, format_at
-from agent.kpis import compute
-from agent.visits import rebuild
+from agent.domain.events import Event, format_at
+from agent.domain.kpis import compute
+from agent.domain.visits import rebuild
 from bench.common import Row
 
 DAYS = 30

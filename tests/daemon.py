@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from agent.client import DaemonUnavailable, request
 from agent.config import load
+from agent.daemon.client import DaemonUnavailable, request
 
 
 def write_config(folder: Path, extra: str = "", terminal: str = "wb1") -> Path:

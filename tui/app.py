@@ -16,7 +16,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import ContentSwitcher, Static
 
-from agent.client import AsyncClient, DaemonUnavailable, RequestRefused, split_weights
+from agent.daemon.client import AsyncClient, DaemonUnavailable, RequestRefused, split_weights
 from tui import views
 from tui.i18n import Words
 from tui.screens import PANE_CLASSES, PANES, Pane, WeighbridgePane

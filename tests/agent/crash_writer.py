@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 
-from agent.store import Writer
+from agent.daemon.store import Writer
 
 
 def main(path: str) -> None:

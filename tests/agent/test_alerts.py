@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from agent.alerts import STATE_KEY, Alerts
-from agent.hub import Hub
-from agent.store import Store, Writer
+from agent.daemon.alerts import STATE_KEY, Alerts
+from agent.daemon.hub import Hub
+from agent.daemon.store import Store, Writer
 
 
 async def test_concurrent_raises_and_clears_all_land(tmp_path: Path) -> None:

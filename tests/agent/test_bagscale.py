@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from agent import config as cfg
-from agent.capture import Captured, CaptureSettings
 from agent.config import ChecksConfig, ScaleConfig
-from agent.events import Event, format_at
-from agent.spotchecks import Collected, SpotChecks
+from agent.domain.capture import Captured, CaptureSettings
+from agent.domain.events import Event, format_at
+from agent.domain.spotchecks import Collected, SpotChecks
 from tests.agent.test_capture import Scenario, reading
 from tests.agent.test_scales_service import rig
 

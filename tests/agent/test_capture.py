@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
-from agent.capture import (
+from agent.config import ScaleConfig
+from agent.domain.capture import (
     Abandoned,
     Capture,
     Captured,
@@ -15,7 +16,6 @@ from agent.capture import (
     Step,
     StepWatch,
 )
-from agent.config import ScaleConfig
 from drivers.scale import Reading
 
 HZ = 10

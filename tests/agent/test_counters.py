@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.config import PackerConfig, PointConfig
-from agent.counters import (
+from agent.domain.counters import (
     Anomaly,
     Delta,
     Discontinuity,

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from agent.commands.status import render
-from agent.health import Disk, disk_low_action, newest_weighing, summarize
+from agent.cli.commands.status import render
+from agent.daemon.health import Disk, disk_low_action, newest_weighing, summarize
 
 
 @pytest.mark.parametrize(

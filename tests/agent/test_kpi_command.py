@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from agent.config import KpiConfig
-from agent.kpis import compute
+from agent.domain.kpis import compute
 from tests.agent.test_kpis import DAY, TZ, bagged_day, bulk_events, tallies
 from tests.agent.timeline import Timeline
 from tests.daemon import tally
@@ -25,7 +25,7 @@ def test_json_report(tmp_path: Path) -> None:
     write_events(path)
     r = tally("kpi", "--events", str(path), "--day", "2026-11-29", "--json")
     assert (r.returncode, r.stderr) == (0, "")
-    from agent.events import Event
+    from agent.domain.events import Event
 
     events = [Event.from_dict(json.loads(line)) for line in path.read_text().split("\n") if line]
     assert json.loads(r.stdout) == compute(events, DAY, TZ, KpiConfig())

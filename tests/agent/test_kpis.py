@@ -8,8 +8,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.config import KpiConfig
-from agent.events import Event
-from agent.kpis import compute
+from agent.domain.events import Event
+from agent.domain.kpis import compute
 from tests.agent.timeline import Timeline
 
 TZ = ZoneInfo("Asia/Shanghai")

@@ -23,7 +23,7 @@ def _tops(mods: set[str]) -> set[str]:
 
 
 def test_import_agent_runtime_loads_neither_textual_nor_httpx() -> None:
-    tops = _tops(_loaded_after("import agent.runtime"))
+    tops = _tops(_loaded_after("import agent.daemon.runtime"))
     assert tops.isdisjoint({"textual", "httpx", "tui", "sync"}), tops & {"textual", "httpx"}
 
 

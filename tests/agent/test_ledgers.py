@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 
-from agent.events import Stamp
-from agent.store import Writer
+from agent.daemon.store import Writer
+from agent.domain.events import Stamp
 from tests.daemon import tally, write_config
 
 T0 = datetime(2026, 11, 29, 0, 0, tzinfo=UTC)  # 08:00 in Asia/Shanghai

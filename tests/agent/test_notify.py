@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from agent.notify import notify_address, status_line, watchdog_interval_s
+from agent.daemon.notify import notify_address, status_line, watchdog_interval_s
 
 
 @pytest.mark.parametrize(

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from agent.alerts import Alerts
-from agent.api import ApiServer, CommandError
 from agent.config import PointConfig, parse
-from agent.hub import Hub
-from agent.packers import PackersService
-from agent.runtime import Context
-from agent.store import Store, Writer
+from agent.daemon.alerts import Alerts
+from agent.daemon.api import ApiServer, CommandError
+from agent.daemon.hub import Hub
+from agent.daemon.runtime import Context
+from agent.daemon.services.packers import PackersService
+from agent.daemon.store import Store, Writer
 from tests.drivers.modbus_server import LoopbackServer
 
 BAGS = PointConfig("bags", 3, 0, "uint16")

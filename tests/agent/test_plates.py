@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.plates import PlateError, kind, normalise
+from agent.domain.plates import PlateError, kind, normalise
 
 ACCEPTED = [
     ("苏A12345", "苏A12345", "ordinary"),

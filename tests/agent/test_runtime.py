@@ -7,7 +7,7 @@ import signal
 import socket
 from pathlib import Path
 
-from agent.store import Store
+from agent.daemon.store import Store
 from tests.daemon import Daemon, tally, write_config
 
 

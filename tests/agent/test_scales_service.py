@@ -11,13 +11,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from agent.alerts import Alerts
-from agent.api import ApiServer
 from agent.config import Config, ScaleConfig, TerminalConfig
-from agent.hub import Hub
-from agent.runtime import Context
-from agent.scales import ScaleService, build
-from agent.store import Store, Writer
+from agent.daemon.alerts import Alerts
+from agent.daemon.api import ApiServer
+from agent.daemon.hub import Hub
+from agent.daemon.runtime import Context
+from agent.daemon.services.scales import ScaleService, build
+from agent.daemon.store import Store, Writer
 from drivers.scale import encode
 from tests.drivers.pty_line import PtyLine
 

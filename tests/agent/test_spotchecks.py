@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from agent.config import ChecksConfig
-from agent.events import Event, format_at
-from agent.spotchecks import CheckError, Due, SpotChecks, bag_verdict
+from agent.domain.events import Event, format_at
+from agent.domain.spotchecks import CheckError, Due, SpotChecks, bag_verdict
 from tests.daemon import Daemon, tally, write_config
 
 TZ = ZoneInfo("Asia/Shanghai")

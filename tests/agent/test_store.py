@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.events import Event, Stamp, parse_at
-from agent.store import Store, StoreError, Writer, init_database
+from agent.daemon.store import Store, StoreError, Writer, init_database
+from agent.domain.events import Event, Stamp, parse_at
 
 
 def test_append_assigns_gapless_seqs_and_the_envelope(tmp_path: Path) -> None:

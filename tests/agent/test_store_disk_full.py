@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from agent.store import Store, Writer
+from agent.daemon.store import Store, Writer
 from tests.daemon import wait_for
 from tests.smalldisk import fill, small_disk
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.config import KpiConfig
-from agent.visits import (
+from agent.domain.visits import (
     CommandContext,
     Mark,
     Projection,
@@ -668,7 +668,7 @@ def test_rebuild_of_an_empty_store() -> None:
 
 
 def test_drivers_expected_waits_follow_the_recent_pace() -> None:
-    from agent.visits import release_interval_min
+    from agent.domain.visits import release_interval_min
 
     d = Driver()
     plates = [f"苏A1111{i}" for i in range(8)]

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from agent.alerts import Alerts
-from agent.api import ApiServer, CommandError
 from agent.config import Config, KpiConfig, PackerConfig, ScaleConfig, TerminalConfig
-from agent.events import Event
-from agent.hub import Hub
-from agent.runtime import Context
-from agent.store import Store, Writer
-from agent.visits_service import VisitsService, rebuild_from
+from agent.daemon.alerts import Alerts
+from agent.daemon.api import ApiServer, CommandError
+from agent.daemon.hub import Hub
+from agent.daemon.runtime import Context
+from agent.daemon.services.visits import VisitsService, rebuild_from
+from agent.daemon.store import Store, Writer
+from agent.domain.events import Event
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from agent.config import KpiConfig
-from agent.events import Event
-from agent.kpis import compute
-from agent.windows import WindowBook, WindowError
+from agent.domain.events import Event
+from agent.domain.kpis import compute
+from agent.domain.window_services import WindowBook, WindowError
 from tests.daemon import Daemon, tally
 
 TZ = ZoneInfo("Asia/Shanghai")

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agent.config import KpiConfig
-from agent.events import Event, format_at
-from agent.visits import CommandContext, Projection, Refusal
+from agent.domain.events import Event, format_at
+from agent.domain.visits import CommandContext, Projection, Refusal
 
 BASE = datetime(2026, 11, 29, 1, 0, tzinfo=UTC)  # 09:00 in Asia/Shanghai
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import serial
 
-from agent.capture import Capture, Captured, CaptureSettings
+from agent.domain.capture import Capture, Captured, CaptureSettings
 from drivers.scale import Reading, make_splitter
 from tests.daemon import tally
 

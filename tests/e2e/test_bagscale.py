@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agent.store import Writer
+from agent.daemon.store import Writer
 from tests.daemon import Daemon, scale_simulator, tally, wait_for, write_config
 
 BAGS = [50.12, 49.94, 50.31]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agent.store import Store
+from agent.daemon.store import Store
 from tests.daemon import Daemon, wait_for
 from tests.smalldisk import fill, small_disk
 

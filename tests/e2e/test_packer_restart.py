@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import PointConfig
-from agent.store import Store
+from agent.daemon.store import Store
 from tests.daemon import Daemon, tally, wait_for, write_config
 from tests.drivers.modbus_server import ThreadedServer
 

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agent.client import AsyncClient
-from agent.store import Writer
+from agent.daemon.client import AsyncClient
+from agent.daemon.store import Writer
 from tests.daemon import Daemon, tally, wait_for, write_config
 
 

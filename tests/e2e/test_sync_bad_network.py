@@ -6,7 +6,7 @@ import json
 import threading
 from pathlib import Path
 
-from agent.store import Store
+from agent.daemon.store import Store
 from tests.daemon import Daemon, tally, wait_for, write_config
 from tests.sync.helpers import (
     Faults,
@@ -35,7 +35,7 @@ def test_nothing_is_lost_or_duplicated_and_resources_stay_bounded(tmp_path: Path
         with Daemon(config) as daemon:
             assert daemon.proc is not None
             pid = daemon.proc.pid
-            wait_for(lambda: daemon.request("sync.status")["backlog"] == 0, timeout=30)
+            wait_for(lambda: daemon.request("sync.sender.status")["backlog"] == 0, timeout=30)
             baseline = (fd_count(pid), rss_kb(pid))
             stop = threading.Event()
 
@@ -51,7 +51,10 @@ def test_nothing_is_lost_or_duplicated_and_resources_stay_bounded(tmp_path: Path
                     daemon.request("note.add", text=f"note {i} " + "x" * 200)
                 last_seq = daemon.request("note.add", text="final")["seq"]
                 status = wait_for(
-                    lambda: (s := daemon.request("sync.status"))["acked_through"] == last_seq and s,
+                    lambda: (
+                        (s := daemon.request("sync.sender.status"))["acked_through"] == last_seq
+                        and s
+                    ),
                     timeout=60,
                 )
             finally:

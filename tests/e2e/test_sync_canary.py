@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent.client import DaemonUnavailable, request
 from agent.config import load
+from agent.daemon.client import DaemonUnavailable, request
 from tests.daemon import tally, wait_for, write_config
 from tests.sync.helpers import Receiver, write_private
 
@@ -43,7 +43,9 @@ def test_the_token_never_leaks(tmp_path: Path) -> None:
 
         wait_for(ping, timeout=20)
         status = wait_for(
-            lambda: (s := request(socket_path, "sync.status"))["state"] == "auth_failed" and s
+            lambda: (
+                (s := request(socket_path, "sync.sender.status"))["state"] == "auth_failed" and s
+            )
         )
         assert status["last_error"] == (
             "the server refused the token with 401 (the token is not known to this server;"
@@ -51,7 +53,7 @@ def test_the_token_never_leaks(tmp_path: Path) -> None:
         )
         write_private(token, CANARY + "\n")  # the operator fixes the token file
         request(socket_path, "note.add", text="after the fix")
-        wait_for(lambda: request(socket_path, "sync.status")["backlog"] == 0, timeout=20)
+        wait_for(lambda: request(socket_path, "sync.sender.status")["backlog"] == 0, timeout=20)
     finally:
         proc.terminate()
         proc.wait(20)

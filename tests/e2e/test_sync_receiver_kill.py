@@ -6,7 +6,7 @@ import json
 import threading
 from pathlib import Path
 
-from agent.store import Store
+from agent.daemon.store import Store
 from tests.daemon import Daemon, tally, wait_for, write_config
 from tests.sync.helpers import Receiver, write_private
 
@@ -45,7 +45,9 @@ def test_every_event_reaches_the_receiver_exactly_once_across_sigkills(tmp_path:
             produce(20)
             last_seq = daemon.request("note.add", text="final")["seq"]
             status = wait_for(
-                lambda: (s := daemon.request("sync.status"))["acked_through"] == last_seq and s,
+                lambda: (
+                    (s := daemon.request("sync.sender.status"))["acked_through"] == last_seq and s
+                ),
                 timeout=30,
             )
         assert status["backlog"] == 0

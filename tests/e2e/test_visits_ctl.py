@@ -213,8 +213,8 @@ def topic(config: Path, name: str) -> Any:
     """The current state of one topic, read from the subscribe stream."""
     import asyncio
 
-    from agent.client import AsyncClient
     from agent.config import load
+    from agent.daemon.client import AsyncClient
 
     client = AsyncClient(load(config, check_paths=False).terminal.socket)
 

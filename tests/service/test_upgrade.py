@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from agent.store import Store, _migrations
+from agent.daemon.store import Store, _migrations
 from tests.daemon import Daemon, tally, write_config
 
 OLD_EVENTS = [

@@ -19,11 +19,11 @@ from typing import Any
 
 import httpx
 
-from agent.alerts import Alerts
 from agent.config import SyncConfig
-from agent.hub import Hub
-from agent.store import Store, Writer
-from sync.sender import Sender, load_token
+from agent.daemon.alerts import Alerts
+from agent.daemon.hub import Hub
+from agent.daemon.store import Store, Writer
+from sync.sender.forwarder import Sender, load_token
 
 
 def write_private(path: Path, text: str) -> Path:

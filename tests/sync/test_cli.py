@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent.store import Store, Writer, set_state
-from sync.status import ACKED, LAST_ACK_AT, LAST_ERROR
+from agent.daemon.store import Store, Writer, set_state
+from sync.sender.status import ACKED, LAST_ACK_AT, LAST_ERROR
 from tests.daemon import Daemon, tally, write_config
 from tests.sync.helpers import write_private
 
@@ -119,7 +119,7 @@ def test_sync_status_reads_the_database_with_the_daemon_stopped(tmp_path: Path) 
 
 def test_the_command_line_and_runtime_do_not_load_http_or_asgi_packages() -> None:
     code = (
-        "import sys, agent.runtime, agent.cli; agent.cli.build_parser();"
+        "import sys, agent.daemon.runtime, agent.cli; agent.cli.build_parser();"
         "loaded = {m.split('.')[0] for m in sys.modules};"
         "print(sorted(loaded & {'httpx', 'starlette', 'uvicorn', 'sync'}))"
     )
@@ -141,7 +141,7 @@ def test_agent_never_imports_sync() -> None:
 
 
 def test_without_sync_the_op_says_disabled(daemon: Daemon) -> None:
-    assert daemon.request("sync.status") == {
+    assert daemon.request("sync.sender.status") == {
         "enabled": False,
         "backlog": 0,
         "oldest_unsent_s": None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sync.status import ACKED
+from sync.sender.status import ACKED
 from tests.sync.helpers import (
     Faults,
     Proxy,

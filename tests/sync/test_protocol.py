@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.config import SyncConfig
-from agent.events import Event
+from agent.domain.events import Event
 from sync.protocol import (
     Answer,
     BodyTooLarge,
@@ -22,8 +22,8 @@ from sync.protocol import (
     gzip_bytes,
     parse_answer,
 )
-from sync.receiver import BatchError, parse_batch
-from sync.sender import judge, retry_after
+from sync.receiver.app import BatchError, parse_batch
+from sync.sender.forwarder import judge, retry_after
 
 NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 CFG = SyncConfig(url="http://x", token_file="t", retry_after_max_s=60.0)

@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from agent.config import KpiConfig
-from agent.events import Event, Stamp
-from agent.kpis import compute
-from agent.store import Store, Writer
+from agent.daemon.store import Store, Writer
+from agent.domain.events import Event, Stamp
+from agent.domain.kpis import compute
 from tests.agent.test_ledgers import EXPECTED_EN, T0, script_day
 from tests.daemon import tally
 from tests.sync.helpers import Receiver

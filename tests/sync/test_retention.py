@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.alerts import Alerts
 from agent.config import StorageConfig
-from agent.events import Stamp
-from agent.hub import Hub
-from agent.store import Store, Writer, set_state
-from sync.sender import Retention
-from sync.status import ACKED
+from agent.daemon.alerts import Alerts
+from agent.daemon.hub import Hub
+from agent.daemon.store import Store, Writer, set_state
+from agent.domain.events import Stamp
+from sync.sender.forwarder import Retention
+from sync.sender.status import ACKED
 
 NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 

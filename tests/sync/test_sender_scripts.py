@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from agent.events import Event
-from sync.sender import AUTH_POLL_S, AUTH_RETRY_S, BACKOFF_BASE_S
-from sync.status import ACKED, LAST_ERROR
+from agent.domain.events import Event
+from sync.sender.forwarder import AUTH_POLL_S, AUTH_RETRY_S, BACKOFF_BASE_S
+from sync.sender.status import ACKED, LAST_ERROR
 from tests.sync.helpers import Parts, append_notes, make_parts, sync_config, write_private
 
 TOKEN = "tok-3141592653-scripted"

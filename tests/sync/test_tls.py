@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from sync.sender import ssl_context
-from sync.status import ACKED
+from sync.sender.forwarder import ssl_context
+from sync.sender.status import ACKED
 from tests.sync.certs import Authority, issue, make_ca
 from tests.sync.helpers import Receiver, append_notes, make_parts, sync_config, write_private
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from agent.api import ApiServer, CommandError
-from agent.hub import Hub
+from agent.daemon.api import ApiServer, CommandError
+from agent.daemon.hub import Hub
 from tests.tui.fixtures import STATES
 
 OPS = [

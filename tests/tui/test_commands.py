@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from agent.commands.tui import client_settings
+from agent.cli.commands.tui import client_settings
 from tests.daemon import tally, write_config
 
 

@@ -1,0 +1,1 @@
+"""The operations of `tally ctl`, one module per domain, each a table of CtlOp."""

@@ -1,0 +1,23 @@
+"""The daemon's composition: the static table of service factories `tally run` starts."""
+
+from __future__ import annotations
+
+from agent.daemon.runtime import ServiceFactory
+
+
+def factories() -> list[ServiceFactory]:
+    """Every capability's service factory, devices first, sync last."""
+    from agent.daemon import health
+    from agent.daemon.services import notes, packers, scales, spotchecks, visits, window_services
+    from sync.sender import forwarder
+
+    return [
+        scales.build,
+        packers.build,
+        visits.build,
+        health.build,
+        window_services.build,
+        spotchecks.build,
+        notes.build,
+        forwarder.build,
+    ]

@@ -1,0 +1,1 @@
+"""The daemon's I/O shells: runtime, store, local API, alerts, health and one service per capability."""

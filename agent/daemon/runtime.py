@@ -1,0 +1,212 @@
+"""The daemon: opens the store and the local API, supervises device, domain and sync tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from agent import __version__
+from agent.config import Config
+from agent.daemon.alerts import Alerts
+from agent.daemon.api import ApiServer
+from agent.daemon.hub import Hub
+from agent.daemon.store import Store, Writer
+from agent.domain.events import Event
+
+log = logging.getLogger("tally.runtime")
+
+VERSION = __version__
+CLOCK_STEP_S = 2.0
+BACKOFF_MAX_S = 60.0
+
+
+class Service(Protocol):
+    """A long-running task of the daemon; it reconnects by itself and may raise to be restarted."""
+
+    name: str
+
+    async def run(self) -> None:
+        """Run until cancelled."""
+
+
+@dataclass
+class Context:
+    """What every service gets: config, writer, a reader, live state, the API and alerts."""
+
+    config: Config
+    writer: Writer
+    store: Store
+    hub: Hub
+    api: ApiServer
+    alerts: Alerts
+    stopping: asyncio.Event
+    started_mono: float = field(default_factory=time.monotonic)
+    ready_hooks: list[Callable[[], None]] = field(default_factory=list)
+    stop_hooks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    status: dict[str, Any] = field(default_factory=dict)
+
+    async def device_state(
+        self, device: str, online: bool, reason: str = "", kind: str = ""
+    ) -> None:
+        """Record a device going online or offline (an event only on a change of state)."""
+        devices: dict[str, Any] = dict(self.hub.get("devices") or {})
+        prev = devices.get(device)
+        if prev is not None and prev["online"] == online:
+            return
+        ev = await self.writer.append(
+            "device.online" if online else "device.offline", {"device": device, "reason": reason}
+        )
+        devices = dict(self.hub.get("devices") or {})
+        devices[device] = {"online": online, "reason": reason, "since": ev.at, "kind": kind}
+        self.hub.publish("devices", devices)
+
+
+def config_sha256(config: Config) -> str:
+    """The SHA-256 of the config file's bytes (empty string when built in memory)."""
+    if not config.path:
+        return ""
+    return hashlib.sha256(Path(config.path).read_bytes()).hexdigest()
+
+
+ServiceFactory = Callable[[Context], list[Service]]
+
+
+def build_services(ctx: Context, factories: Sequence[ServiceFactory]) -> list[Service]:
+    """Every service the given factories build for this context, in order."""
+    services: list[Service] = []
+    for factory in factories:
+        services.extend(factory(ctx))
+    return services
+
+
+async def supervise(service: Service, stopping: asyncio.Event) -> None:
+    """Run a service, restarting it with exponential backoff whenever it fails."""
+    delay = 1.0
+    while not stopping.is_set():
+        started = time.monotonic()
+        try:
+            await service.run()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; restarting in %.0f s", service.name, delay)
+        if time.monotonic() - started > BACKOFF_MAX_S:
+            delay = 1.0
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), delay)
+        delay = min(delay * 2, BACKOFF_MAX_S)
+
+
+class ClockWatch:
+    """Records `clock.stepped` when wall time jumps against the monotonic clock by over 2 s."""
+
+    name = "clock"
+
+    def __init__(self, ctx: Context, interval_s: float = 1.0) -> None:
+        self.ctx = ctx
+        self.interval_s = interval_s
+
+    async def run(self) -> None:
+        """Compare the two clocks every interval."""
+        base = time.time_ns() - time.monotonic_ns()
+        while True:
+            await asyncio.sleep(self.interval_s)
+            offset = time.time_ns() - time.monotonic_ns()
+            delta_ms = (offset - base) // 1_000_000
+            if abs(delta_ms) > CLOCK_STEP_S * 1000:
+                log.warning("wall clock stepped by %d ms", delta_ms)
+                await self.ctx.writer.append("clock.stepped", {"delta_ms": delta_ms})
+                base = offset
+            self.ctx.status["clock_offset_ms"] = delta_ms
+
+
+async def run(config: Config, factories: Sequence[ServiceFactory] = ()) -> int:
+    """Run the daemon with the services the factories build, until SIGTERM/SIGINT (exit 0) or a
+    failing store (exit 1)."""
+    loop = asyncio.get_running_loop()
+    writer = Writer(config.terminal.database, config.terminal.id)
+    store = Store(config.terminal.database)
+    hub = Hub()
+
+    def on_commit(events: list[Event]) -> None:
+        loop.call_soon_threadsafe(hub.on_events, events)
+
+    writer.listeners.append(on_commit)
+    api = ApiServer(config.terminal.socket, hub)
+    stopping = asyncio.Event()
+    alerts = Alerts(writer, hub, store)
+    ctx = Context(config, writer, store, hub, api, alerts, stopping)
+    exit_code = 0
+
+    def request_stop(signame: str) -> None:
+        log.info("received %s; stopping", signame)
+        stopping.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, request_stop, sig.name)
+
+    services: list[Service] = [ClockWatch(ctx)]
+    services.extend(build_services(ctx, factories))
+    try:
+        await api.start()
+    except BaseException:
+        writer.close()
+        store.close()
+        raise
+    await writer.append(
+        "agent.started",
+        {"version": VERSION, "config_sha256": config_sha256(config), "pid": os.getpid()},
+    )
+    tasks = [asyncio.create_task(supervise(s, stopping), name=s.name) for s in services]
+    for hook in ctx.ready_hooks:
+        hook()
+    log.info(
+        "tally %s running as terminal %s (epoch %s, %d services) on %s",
+        VERSION,
+        config.terminal.id,
+        writer.epoch,
+        len(services),
+        config.terminal.socket,
+    )
+    reason = "signal"
+    try:
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), 0.5)
+            if writer.failed is not None:
+                log.error(
+                    "the store failed (%s); exiting so the service manager restarts", writer.failed
+                )
+                reason = "store_failed"
+                exit_code = 1
+                stopping.set()
+    finally:
+        for t in tasks:
+            t.cancel()
+        done = await asyncio.wait(tasks, timeout=10) if tasks else (set(), set())
+        for t in done[0]:
+            if not t.cancelled() and t.exception() is not None:
+                log.error("%s ended with %r", t.get_name(), t.exception())
+        for stop_hook in ctx.stop_hooks:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(stop_hook(), 5)
+        await api.close()
+        if writer.failed is None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.append("agent.stopped", {"reason": reason}), 5)
+        writer.close()
+        store.close()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    log.info("stopped (%s)", reason)
+    return exit_code

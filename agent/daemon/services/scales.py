@@ -1,0 +1,240 @@
+"""The scale services: one per [[scale]], readings -> capture -> weighing events, live topic."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from agent.config import ScaleConfig
+from agent.daemon.runtime import Context, Service
+from agent.domain.capture import (
+    Abandoned,
+    Capture,
+    CaptureSettings,
+    FrozenWatch,
+    Outcome,
+    StepWatch,
+)
+from agent.domain.events import uuid7
+from drivers.scale import Reading
+from drivers.scale.reading import kg_value
+from drivers.serial_scale import DriverEvent, Frame, Offline, Online, PortSettings, SerialScale
+
+log = logging.getLogger("tally.scales")
+
+PUBLISH_INTERVAL_S = 0.1  # live weights at most ~10 a second
+
+
+def build(ctx: Context) -> list[Service]:
+    """One service per configured scale."""
+    return [ScaleService(ctx, cfg) for cfg in ctx.config.scales]
+
+
+def weight_kg(reading: Reading) -> int | float | None:
+    """The displayed weight in kg for the live view, keeping the indicator's decimals."""
+    if reading.weight is None or reading.overload:
+        return None
+    value = kg_value(reading.weight, reading.unit)
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def json_kg(kg: Decimal) -> int | float:
+    """A kg value with at most a few decimals as a JSON number (50.12, or 50 when whole)."""
+    return int(kg) if kg == kg.to_integral_value() else float(kg)
+
+
+class ScaleService:
+    """Drives one indicator: capture, events, `scale.<name>` topic, device state and alerts."""
+
+    def __init__(self, ctx: Context, cfg: ScaleConfig, *, backoff_min_s: float = 0.5) -> None:
+        self.ctx = ctx
+        self.cfg = cfg
+        self.name = f"scale.{cfg.name}"
+        self.topic = f"scale.{cfg.name}"
+        self.backoff_min_s = backoff_min_s
+        self.bags = cfg.role == "bags"
+        self.capture = Capture(CaptureSettings.from_config(cfg))
+        # a bag put on or lifted off in one frame is normal; the step watch is for truck decks
+        self.steps = (
+            None
+            if self.bags
+            else StepWatch(cfg.band_kg, cfg.hold_s, cfg.min_weight_kg, cfg.silence_s)
+        )
+        self.frozen = FrozenWatch(cfg.min_weight_kg, cfg.frozen_alert_s)
+        self.online = False
+        self.reading: Reading | None = None
+        self.last_weighing: dict[str, Any] | None = None
+        self.last_sample: dict[str, Any] | None = None
+        self.driver: SerialScale | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_publish = 0.0
+        self._step_alert = False
+
+    async def run(self) -> None:
+        """Read the scale until cancelled (the driver reconnects by itself)."""
+        if self.bags:
+            self.last_sample = self._stored_last_sample()
+        else:
+            self.last_weighing = self._stored_last_weighing()
+        cfg = self.cfg
+        self.driver = SerialScale(
+            PortSettings(cfg.port, cfg.baudrate, cfg.bytesize, cfg.parity, cfg.stopbits),
+            cfg.protocol,
+            checksum=cfg.checksum,
+            silence_s=cfg.silence_s,
+            backoff_min_s=self.backoff_min_s,
+        )
+        self._publish()
+        try:
+            await self.driver.run(self._on_event)
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def _stored_last_weighing(self) -> dict[str, Any] | None:
+        rows = self.ctx.store.query(
+            "SELECT at, data FROM events WHERE kind = 'weighing.captured'"
+            " AND json_extract(data, '$.scale') = ? ORDER BY seq DESC LIMIT 1",
+            (self.cfg.name,),
+        )
+        if not rows:
+            return None
+        data = json.loads(rows[0][1])
+        return {"weighing": data["weighing"], "weight_kg": data["weight_kg"], "at": rows[0][0]}
+
+    def _stored_last_sample(self) -> dict[str, Any] | None:
+        rows = self.ctx.store.query(
+            "SELECT at, data FROM events WHERE kind = 'check.bag_sample'"
+            " AND json_extract(data, '$.scale') = ? ORDER BY seq DESC LIMIT 1",
+            (self.cfg.name,),
+        )
+        if not rows:
+            return None
+        data = json.loads(rows[0][1])
+        return {"packer": data["packer"], "weight_kg": data["weight_kg"], "at": rows[0][0]}
+
+    async def _on_event(self, event: DriverEvent) -> None:
+        if isinstance(event, Frame):
+            await self._on_frame(event)
+        elif isinstance(event, Online):
+            self.online = True
+            await self.ctx.device_state(self.cfg.name, True, "", "scale")
+            self._touch()
+        elif isinstance(event, Offline):
+            was_online, self.online = self.online, False
+            self.reading = None
+            if was_online:
+                log.warning("%s offline: %s", self.cfg.name, event.reason)
+            await self._outcomes(self.capture.interrupt(time.monotonic()))
+            await self.ctx.device_state(self.cfg.name, False, event.reason, "scale")
+            self._touch()
+
+    async def _on_frame(self, frame: Frame) -> None:
+        t = frame.mono_ns / 1e9
+        item = frame.item
+        reading = item if isinstance(item, Reading) else None
+        await self._outcomes(self.capture.feed(t, reading))
+        kg = reading.kg() if reading is not None else None
+        step = None
+        if self.steps is not None:
+            step = self.steps.feed(t, kg, reading.stable if reading is not None else None)
+        if step is not None:
+            self._step_alert = True
+            await self.ctx.alerts.raise_(
+                f"scale_step.{self.cfg.name}",
+                f"{self.cfg.name}: the weight stepped from {step.from_kg} kg to {step.to_kg} kg "
+                "while stable with no vehicle moving",
+                scale=self.cfg.name,
+            )
+        elif self._step_alert and kg is not None and abs(kg) <= self.cfg.zero_band_kg:
+            self._step_alert = False
+            await self.ctx.alerts.clear(f"scale_step.{self.cfg.name}", "the deck returned to zero")
+        if reading is not None:
+            self.reading = reading
+            frozen = self.frozen.feed(t, reading.raw, kg)
+            if frozen is True:
+                await self.ctx.alerts.raise_(
+                    f"scale_frozen.{self.cfg.name}",
+                    f"{self.cfg.name}: byte-identical frames for {self.cfg.frozen_alert_s:g} s "
+                    f"with {kg} kg on the deck (a frozen or replayed source?)",
+                    scale=self.cfg.name,
+                )
+            elif frozen is False:
+                await self.ctx.alerts.clear(f"scale_frozen.{self.cfg.name}", "frames vary again")
+        self._touch()
+
+    async def _outcomes(self, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            if self.bags:
+                await self._bag_outcome(outcome)
+                continue
+            if isinstance(outcome, Abandoned):
+                await self.ctx.writer.append(
+                    "weighing.abandoned",
+                    {"scale": self.cfg.name, "reason": outcome.reason, "max_kg": outcome.max_kg},
+                )
+                continue
+            weighing = uuid7()
+            ev = await self.ctx.writer.append(
+                "weighing.captured",
+                {
+                    "weighing": weighing,
+                    "scale": self.cfg.name,
+                    "weight_kg": outcome.weight_kg,
+                    "mode": outcome.mode,
+                    "stable_ms": outcome.stable_ms,
+                    "samples": outcome.samples,
+                },
+            )
+            self.last_weighing = {"weighing": weighing, "weight_kg": outcome.weight_kg, "at": ev.at}
+
+    async def _bag_outcome(self, outcome: Outcome) -> None:
+        """A bag scale's capture is one bag-weight sample of its packer, to 0.01 kg."""
+        if isinstance(outcome, Abandoned):
+            log.info("%s: a bag left the scale unstable (%s)", self.cfg.name, outcome.reason)
+            return
+        kg = Decimal(outcome.weight_kg).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        ev = await self.ctx.writer.append(
+            "check.bag_sample",
+            {"packer": self.cfg.packer, "scale": self.cfg.name, "weight_kg": json_kg(kg)},
+        )
+        self.last_sample = {"packer": self.cfg.packer, "weight_kg": json_kg(kg), "at": ev.at}
+
+    def snapshot(self) -> dict[str, Any]:
+        """The `scale.<name>` topic value (bag scales add role, packer and last_sample)."""
+        r = self.reading
+        splitter = self.driver.splitter if self.driver is not None else None
+        extra: dict[str, Any] = {}
+        if self.bags:
+            extra = {"role": "bags", "packer": self.cfg.packer, "last_sample": self.last_sample}
+        return {
+            "name": self.cfg.name,
+            "online": self.online,
+            "weight": weight_kg(r) if r is not None and self.online else None,
+            "unit": "kg",
+            "stable": r.stable if r is not None and self.online else None,
+            "state": self.capture.state,
+            "last_weighing": self.last_weighing,
+            "frames": splitter.frames if splitter else 0,
+            "corrupt": splitter.corrupt if splitter else 0,
+            "resyncs": splitter.resyncs if splitter else 0,
+            **extra,
+        }
+
+    def _touch(self) -> None:
+        """Publish now, or at the end of the current 0.1 s interval (coalescing)."""
+        if self._timer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = self._last_publish + PUBLISH_INTERVAL_S - loop.time()
+        self._timer = loop.call_later(max(delay, 0.0), self._publish)
+
+    def _publish(self) -> None:
+        self._timer = None
+        self._last_publish = asyncio.get_running_loop().time()
+        self.ctx.hub.publish(self.topic, self.snapshot())

@@ -1,0 +1,325 @@
+"""The visits service: the live visit projection, operator commands, the queue alert and KPIs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from agent.config import Config
+from agent.daemon.api import CommandError
+from agent.daemon.runtime import Context, Service
+from agent.daemon.store import Store
+from agent.domain import kpis
+from agent.domain.events import Event, format_at, uuid7
+from agent.domain.visits import CommandContext, Projection, Refusal, relevant
+
+log = logging.getLogger("tally.visits")
+
+KPI_REFRESH_S = 3.0  # the kpi topic is recomputed at most this often
+KPI_WINDOW_DAYS = 14  # visit events kept in memory for today's report
+TALLY_WINDOW_DAYS = 2  # packer tallies kept in memory for today's report
+QUEUE_ALERT = "queue_long"
+
+COMMAND_OPS = (
+    "visit.arrive",
+    "visit.gate_in",
+    "visit.queue",
+    "visit.weigh",
+    "visit.loading_start",
+    "visit.loading_finish",
+    "visit.seal",
+    "visit.exit",
+    "visit.cancel",
+    "visit.correct",
+)
+
+_SELECT = "SELECT seq, kind, at, mono_ns, boot, data FROM events WHERE seq > ? AND seq <= ? AND ("
+_PROJECTION_SQL = "kind LIKE 'visit.%' OR kind IN ('weighing.captured', 'operator.corrected')"
+_KPI_SQL = (
+    "kind LIKE 'visit.%' OR kind LIKE 'window.%' OR kind IN ('operator.corrected', 'packer.tally')"
+)
+
+
+def kpi_relevant(kind: str) -> bool:
+    """Whether the KPI engine uses events of this kind."""
+    return kind.startswith(("visit.", "window.")) or kind in ("operator.corrected", "packer.tally")
+
+
+def load_events(
+    store: Store, *, kpi: bool = False, upto: int | None = None, batch: int = 5000
+) -> Iterator[Event]:
+    """The stored events the projection (or, with `kpi`, the KPI engine) uses, in seq order."""
+    import json
+
+    where = _KPI_SQL if kpi else _PROJECTION_SQL
+    last = upto if upto is not None else store.last_seq()
+    after = 0
+    while True:
+        rows = store.query(f"{_SELECT}{where}) ORDER BY seq LIMIT ?", (after, last, batch))
+        for seq, kind, at, mono_ns, boot, data in rows:
+            yield Event(store.terminal, store.epoch, seq, kind, at, mono_ns, boot, json.loads(data))
+        if len(rows) < batch:
+            return
+        after = rows[-1][0]
+
+
+def rebuild_from(store: Store, config: Config, upto: int | None = None) -> Projection:
+    """The visit projection folded from the store (up to seq `upto`, else everything)."""
+    p = Projection(config.kpi)
+    for ev in load_events(store, upto=upto):
+        p.apply(ev)
+    p.last_seq = max(p.last_seq, upto if upto is not None else store.last_seq())
+    return p
+
+
+def summary(p: Projection) -> dict[str, Any]:
+    """Counts describing a projection, as `tally rebuild` prints them."""
+    snap = p.snapshot(live=False)
+    return {
+        "last_seq": p.last_seq,
+        "events": p.count,
+        "visits": len(p.visits),
+        "open": len(snap["open"]),
+        "queue": len(snap["queue"]),
+        "scale_queue": len(snap["scale_queue"]),
+        "unassigned": len(snap["unassigned"]),
+        "flags": sum(len(v.flags) for v in p.visits.values()),
+    }
+
+
+def today(tz: ZoneInfo, now: datetime | None = None) -> date:
+    """The plant-local date now."""
+    return (now or datetime.now(UTC)).astimezone(tz).date()
+
+
+class VisitsService:
+    """Keeps the projection live, serves the visit ops and publishes `visits` and `kpi`."""
+
+    name = "visits"
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        cfg = ctx.config
+        self.tz = ZoneInfo(cfg.terminal.timezone)
+        self.scales = tuple(s.name for s in cfg.scales if s.role == "truck")  # not bag scales
+        self.default_scale = cfg.terminal.scale_queue or (self.scales[0] if self.scales else "")
+        self.packer_bag_kg = {p.name: p.bag_kg for p in cfg.packers}
+        self.lock = asyncio.Lock()
+        self.wake = asyncio.Event()
+        self.wake.set()  # react once at start: a crash may have left a match or check undone
+        self.proj = rebuild_from(ctx.store, cfg)
+        horizon = format_at(datetime.now(UTC) - timedelta(days=KPI_WINDOW_DAYS))
+        self.kpi_events = {
+            ev.seq: ev for ev in load_events(ctx.store, kpi=True) if ev.at >= horizon
+        }
+        self.kpi_dirty = True
+        self.kpi_at = 0.0
+        self.kpi_day: date | None = None
+        self.pruned_at = time.monotonic()
+        ctx.hub.event_listeners.append(self._on_events)
+        ctx.hub.watchers.append(self._on_publish)
+        for topic, value in list(ctx.hub.topics.items()):
+            self._on_publish(topic, value)  # packers may have published before we listened
+        for op in COMMAND_OPS:
+            ctx.api.register(op, self._handler(op))
+        ctx.api.register("visits.list", self._list)
+        ctx.api.register("visits.rebuild", self._rebuild)
+        ctx.api.register("kpi.report", self._kpi_report)
+        self._publish()
+
+    # --- keeping the projection live -----------------------------------------------------------
+
+    def _sync(self) -> None:
+        """Fold in whatever the store has beyond the projection (the listener may lag)."""
+        last = self.ctx.store.last_seq()
+        if last > self.proj.last_seq:
+            for ev in load_events(self.ctx.store, upto=last, batch=5000):
+                if ev.seq > self.proj.last_seq:
+                    self.proj.apply(ev)
+            self.proj.last_seq = last
+
+    def _feed(self, events: list[Event]) -> bool:
+        """Fold in committed events in seq order; return whether the projection changed."""
+        changed = False
+        for ev in events:
+            if ev.seq <= self.proj.last_seq:
+                continue
+            if ev.seq > self.proj.last_seq + 1:
+                self._sync()  # a gap: read it from the store
+                changed = True
+                continue
+            self.proj.apply(ev)
+            changed = changed or relevant(ev.kind)
+        return changed
+
+    def _on_events(self, events: list[Event]) -> None:
+        for ev in events:
+            if kpi_relevant(ev.kind) and ev.seq not in self.kpi_events:
+                self.kpi_events[ev.seq] = ev  # keyed by seq: a command's events come twice
+                self.kpi_dirty = True
+        if self._feed(events):
+            self._publish()
+            self.wake.set()
+
+    def _on_publish(self, topic: str, value: Any) -> None:
+        if not topic.startswith("packer.") or not isinstance(value, dict):
+            return
+        loaded = value.get("loaded")
+        packer = topic.removeprefix("packer.")
+        if not isinstance(loaded, int) or self.proj.loaded.get(packer) == loaded:
+            return
+        self.proj.loaded[packer] = loaded
+        if any(
+            v.counter and v.counter.get("packer") == packer and v.loading_finished is None
+            for v in self.proj.open_visits()
+        ):
+            self._publish()
+
+    def _publish(self) -> None:
+        self.ctx.hub.publish("visits", self.proj.snapshot())
+
+    async def _append(self, commands: list[tuple[str, dict[str, Any]]]) -> None:
+        events = [await self.ctx.writer.append(kind, data) for kind, data in commands]
+        self._on_events(events)
+
+    async def _react(self) -> None:
+        """Append automatic matches and checks until the projection asks for nothing more."""
+        for _ in range(100):
+            out = self.proj.reactions()
+            if not out:
+                return
+            await self._append(out)
+
+    # --- operator commands ---------------------------------------------------------------------
+
+    def _handler(self, op: str) -> Any:
+        async def handle(req: dict[str, Any]) -> Any:
+            return await self._command(op, req)
+
+        return handle
+
+    async def _command(self, op: str, req: dict[str, Any]) -> Any:
+        async with self.lock:  # validation and append are one step
+            self._sync()
+            cctx = CommandContext(
+                new_visit_id=uuid7(),
+                scales=self.scales,
+                default_scale=self.default_scale,
+                packer_bag_kg=self.packer_bag_kg,
+            )
+            try:
+                commands = self.proj.command(op, req, cctx)
+            except Refusal as exc:
+                raise CommandError(str(exc)) from None
+            await self._append(commands)
+            await self._react()
+        self.wake.set()
+        first = commands[0][1]
+        v = self.proj.visits.get(str(first.get("visit")))
+        if op == "visit.arrive":
+            return {"visit": first["visit"], "plate": first["plate"]}
+        return v.to_dict(self.proj.loaded) if v else None
+
+    async def _list(self, req: dict[str, Any]) -> Any:
+        async with self.lock:
+            self._sync()
+            if req.get("visit"):
+                v = self.proj.visits.get(str(req["visit"]))
+                if v is None:
+                    raise CommandError(f"there is no visit {req['visit']} in memory")
+                return v.to_dict(self.proj.loaded)
+            return self.proj.snapshot(live=req.get("live", True) is not False)
+
+    async def _rebuild(self, req: dict[str, Any]) -> Any:
+        async with self.lock:
+            self._sync()
+            fresh = await asyncio.to_thread(
+                rebuild_from, self.ctx.store, self.ctx.config, self.proj.last_seq
+            )
+            matched = fresh.snapshot(live=False) == self.proj.snapshot(live=False)
+            if not matched:
+                log.warning("the live visit projection differed from a rebuild; using the rebuild")
+                fresh.loaded = self.proj.loaded
+                fresh.dirty.clear()
+                self.proj = fresh
+                self._publish()
+            return {
+                "source": "daemon",
+                "matched": matched,
+                "summary": summary(fresh),
+                "visits": fresh.snapshot(live=False),
+            }
+
+    async def _kpi_report(self, req: dict[str, Any]) -> Any:
+        day_text = req.get("day")
+        if day_text:
+            try:
+                day = date.fromisoformat(str(day_text))
+            except ValueError:
+                raise CommandError(f"day {day_text!r} is not a date like 2026-11-29") from None
+        else:
+            day = today(self.tz)
+        store, cfg, tz = self.ctx.store, self.ctx.config.kpi, self.tz
+        return await asyncio.to_thread(
+            lambda: kpis.compute(load_events(store, kpi=True), day, tz, cfg)
+        )
+
+    # --- the service loop ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """React to changes: matches and checks, the queue alert, the kpi topic."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), KPI_REFRESH_S)
+            self.wake.clear()
+            async with self.lock:
+                self._sync()
+                await self._react()
+            await self._queue_alert()
+            await self._refresh_kpi()
+
+    async def _queue_alert(self) -> None:
+        limit = self.ctx.config.kpi.queue_alert
+        n = self.proj.queue_length()
+        active = QUEUE_ALERT in self.ctx.alerts.active
+        if n > limit and not active:
+            await self.ctx.alerts.raise_(
+                QUEUE_ALERT,
+                f"more than {limit} vehicles are queueing at the gate; tell the packing section",
+            )
+        elif n <= limit and active:
+            await self.ctx.alerts.clear(QUEUE_ALERT, f"{n} vehicles queue at the gate")
+
+    async def _refresh_kpi(self) -> None:
+        now = time.monotonic()
+        day = today(self.tz)
+        if day == self.kpi_day and (not self.kpi_dirty or now - self.kpi_at < KPI_REFRESH_S):
+            return
+        if now - self.pruned_at > 3600:
+            self._prune()
+            self.pruned_at = now
+        self.kpi_dirty, self.kpi_at, self.kpi_day = False, now, day
+        events, cfg, tz = list(self.kpi_events.values()), self.ctx.config.kpi, self.tz
+        report = await asyncio.to_thread(kpis.compute, events, day, tz, cfg)
+        self.ctx.hub.publish("kpi", report)
+
+    def _prune(self) -> None:
+        now = datetime.now(UTC)
+        visits = format_at(now - timedelta(days=KPI_WINDOW_DAYS))
+        tallies = format_at(now - timedelta(days=TALLY_WINDOW_DAYS))
+        self.kpi_events = {
+            seq: ev
+            for seq, ev in self.kpi_events.items()
+            if ev.at >= (tallies if ev.kind == "packer.tally" else visits)
+        }
+
+
+def build(ctx: Context) -> list[Service]:
+    """The visits service of this terminal."""
+    return [VisitsService(ctx)]

@@ -1,0 +1,90 @@
+"""The service-window capability in the daemon: window.arrive / window.serve ops and live state."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from agent.daemon.api import CommandError
+from agent.daemon.runtime import Context, Service
+from agent.domain.events import Event
+from agent.domain.window_services import WindowBook, WindowError
+
+
+class Windows:
+    """Keeps the open tickets, validates window commands and appends their events."""
+
+    name = "windows"
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.book = WindowBook()
+        self.lock = asyncio.Lock()
+        for ev in ctx.store.iter_events("window"):
+            self.book.apply(ev)
+        ctx.api.register("window.arrive", self.arrive)
+        ctx.api.register("window.serve", self.serve)
+        ctx.api.register("windows.list", self.list)
+        ctx.hub.event_listeners.append(self.on_events)
+        self._publish()
+
+    def on_events(self, events: list[Event]) -> None:
+        """Fold committed window events into the book."""
+        changed = False
+        for ev in events:
+            if ev.kind.startswith("window."):
+                self.book.apply(ev)
+                changed = True
+        if changed:
+            self._publish()
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "open": [
+                {
+                    "ticket": t.ticket,
+                    "window": t.window,
+                    "service": t.service,
+                    "arrived_at": t.arrived_at,
+                }
+                for t in self.book.open.values()
+            ]
+        }
+
+    def _publish(self) -> None:
+        self.ctx.hub.publish("windows", self._state())
+
+    async def arrive(self, req: dict[str, Any]) -> Any:
+        """Op `window.arrive {window, service, ticket?}` → the ticket."""
+        async with self.lock:
+            try:
+                data = self.book.arrive(req.get("window"), req.get("service"), req.get("ticket"))
+            except WindowError as exc:
+                raise CommandError(str(exc)) from None
+            ev = await self.ctx.writer.append("window.arrived", data)
+            self.book.apply(ev)
+        return {**data, "at": ev.at}
+
+    async def serve(self, req: dict[str, Any]) -> Any:
+        """Op `window.serve {ticket? | window?, service?}` → the served ticket."""
+        async with self.lock:
+            try:
+                data = self.book.serve(req.get("ticket"), req.get("window"), req.get("service"))
+            except WindowError as exc:
+                raise CommandError(str(exc)) from None
+            ev = await self.ctx.writer.append("window.served", data)
+            self.book.apply(ev)
+        return {**data, "at": ev.at}
+
+    async def list(self, req: dict[str, Any]) -> Any:
+        """Op `windows.list` → the open tickets."""
+        return self._state()
+
+    async def run(self) -> None:
+        """Nothing to poll: the ops do the work."""
+        await asyncio.Event().wait()
+
+
+def build(ctx: Context) -> list[Service]:
+    """The window service (always present: any terminal may host a window)."""
+    return [Windows(ctx)]

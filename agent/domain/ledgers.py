@@ -1,0 +1,401 @@
+"""Daily ledgers (pure rows from events) and their CSV and Excel writers."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from agent.domain.events import Event
+
+Row = dict[str, Any]
+
+HEADINGS: dict[str, dict[str, dict[str, str]]] = {
+    "gate": {
+        "en": {
+            "no": "No.",
+            "plate": "Plate",
+            "order": "Order",
+            "product": "Product",
+            "load": "Load",
+            "planned_t": "Planned (t)",
+            "arrived": "Arrived",
+            "gate_in": "Gate in",
+            "released_as": "Released as no.",
+            "release_reason": "Out-of-order reason",
+            "exited": "Exited",
+            "status": "Status",
+        },
+        "zh": {
+            "no": "序号",
+            "plate": "车牌号",
+            "order": "订单号",
+            "product": "品种",
+            "load": "装车方式",
+            "planned_t": "计划量(吨)",
+            "arrived": "到厂时间",
+            "gate_in": "进厂时间",
+            "released_as": "放行顺序",
+            "release_reason": "插队原因",
+            "exited": "出厂时间",
+            "status": "状态",
+        },
+    },
+    "weighings": {
+        "en": {
+            "time": "Time",
+            "scale": "Scale",
+            "weight_kg": "Weight (kg)",
+            "mode": "Mode",
+            "plate": "Plate",
+            "role": "Tare/Gross",
+            "net_kg": "Net (kg)",
+            "stable_ms": "Stable (ms)",
+        },
+        "zh": {
+            "time": "时间",
+            "scale": "地磅",
+            "weight_kg": "重量(千克)",
+            "mode": "模式",
+            "plate": "车牌号",
+            "role": "皮重/毛重",
+            "net_kg": "净重(千克)",
+            "stable_ms": "稳定时长(毫秒)",
+        },
+    },
+    "seals": {
+        "en": {
+            "time": "Sealed at",
+            "plate": "Plate",
+            "order": "Order",
+            "seals": "Seal numbers",
+            "seen_at_exit": "Seen at exit",
+            "check": "Check",
+        },
+        "zh": {
+            "time": "施封时间",
+            "plate": "车牌号",
+            "order": "订单号",
+            "seals": "铅封号",
+            "seen_at_exit": "出厂核对",
+            "check": "核对结果",
+        },
+    },
+    "checks": {
+        "en": {
+            "time": "Time",
+            "packer": "Packer",
+            "check": "Check",
+            "result": "Result",
+            "samples_kg": "Bag weights (kg)",
+            "mean_kg": "Mean (kg)",
+            "note": "Note",
+            "operator": "Operator",
+        },
+        "zh": {
+            "time": "时间",
+            "packer": "包装机",
+            "check": "检查项目",
+            "result": "结果",
+            "samples_kg": "袋重(千克)",
+            "mean_kg": "平均袋重(千克)",
+            "note": "备注",
+            "operator": "检查人",
+        },
+    },
+    "packers": {
+        "en": {
+            "hour": "Hour",
+            "packer": "Packer",
+            "bags": "Bags",
+            "returned": "Returned",
+            "broken": "Broken",
+            "running_min": "Running (min)",
+            "tonnes": "Tonnes",
+            "t_per_h": "t/h running",
+        },
+        "zh": {
+            "hour": "时段",
+            "packer": "包装机",
+            "bags": "袋数",
+            "returned": "回包数",
+            "broken": "破包数",
+            "running_min": "运行(分钟)",
+            "tonnes": "吨数",
+            "t_per_h": "台时产量(吨/时)",
+        },
+    },
+}
+
+WORDS = {
+    "zh": {
+        "bagged": "袋装",
+        "bulk": "散装",
+        "tare": "皮重",
+        "gross": "毛重",
+        "net": "净重",
+        "pass": "合格",
+        "fail": "不合格",
+        "match": "一致",
+        "mismatch": "不一致",
+        "bag_weight": "袋重抽检",
+        "print_code": "喷码检查",
+        "open": "在厂",
+        "exited": "已出厂",
+        "cancelled": "已取消",
+        "waiting": "排队",
+    },
+    "en": {"bag_weight": "bag weight", "print_code": "print code"},
+}
+
+
+def _local(ev: Event, tz: ZoneInfo) -> datetime:
+    return ev.when.astimezone(tz)
+
+
+def _stamp(ev: Event | None, tz: ZoneInfo) -> str:
+    return _local(ev, tz).strftime("%Y-%m-%d %H:%M:%S") if ev else ""
+
+
+def _on(ev: Event, day: date, tz: ZoneInfo) -> bool:
+    return _local(ev, tz).date() == day
+
+
+def _visits(events: list[Event]) -> dict[str, dict[str, Any]]:
+    visits: dict[str, dict[str, Any]] = {}
+    for ev in events:
+        vid = ev.data.get("visit") if ev.kind.startswith("visit.") else None
+        if not isinstance(vid, str):
+            continue
+        v = visits.setdefault(vid, {"events": {}})
+        if ev.kind == "visit.arrived":
+            v.update(ev.data)
+        v["events"].setdefault(ev.kind, []).append(ev)
+    return visits
+
+
+def gate(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
+    """Vehicles that arrived on `day`, in arrival order, with their release order and exit."""
+    rows: list[Row] = []
+    released = 0
+    release_no: dict[str, int] = {}
+    by_time = sorted(events, key=lambda e: e.when)  # stable: seq order within a terminal
+    for ev in by_time:
+        if ev.kind == "visit.gate_in" and _on(ev, day, tz):
+            released += 1
+            release_no[ev.data["visit"]] = released
+    visits = _visits(events)
+    arrivals = [ev for ev in by_time if ev.kind == "visit.arrived" and _on(ev, day, tz)]
+    for no, ev in enumerate(arrivals, 1):
+        v = visits[ev.data["visit"]]
+        evs = v["events"]
+        gate_in = evs.get("visit.gate_in", [None])[-1]
+        exited = evs.get("visit.exited", [None])[-1]
+        status = "exited" if exited else "cancelled" if "visit.cancelled" in evs else "open"
+        if gate_in is None and status == "open":
+            status = "waiting"
+        rows.append(
+            {
+                "no": no,
+                "plate": v.get("plate", ""),
+                "order": v.get("order", ""),
+                "product": v.get("product", ""),
+                "load": v.get("load", ""),
+                "planned_t": round(int(v.get("planned_kg", 0)) / 1000, 3),
+                "arrived": _stamp(ev, tz),
+                "gate_in": _stamp(gate_in, tz),
+                "released_as": release_no.get(ev.data["visit"], ""),
+                "release_reason": (gate_in.data.get("reason") or "") if gate_in else "",
+                "exited": _stamp(exited, tz),
+                "status": status,
+            }
+        )
+    return rows
+
+
+def weighings(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
+    """Every captured weighing of `day` with the visit and role it was assigned to."""
+    visits = _visits(events)
+    assigned: dict[str, tuple[str, str]] = {}
+    for vid, v in visits.items():
+        for w in v["events"].get("visit.weighed", []):
+            assigned[w.data["weighing"]] = (vid, w.data["role"])
+    rows: list[Row] = []
+    for ev in events:
+        if ev.kind != "weighing.captured" or not _on(ev, day, tz):
+            continue
+        vid, role = assigned.get(ev.data["weighing"], ("", ""))
+        net: Any = ""
+        if role == "gross":
+            tares = [
+                w
+                for w in visits[vid]["events"].get("visit.weighed", [])
+                if w.data["role"] == "tare"
+            ]
+            if tares:
+                net = int(ev.data["weight_kg"]) - int(tares[-1].data["weight_kg"])
+        rows.append(
+            {
+                "time": _stamp(ev, tz),
+                "scale": ev.data.get("scale", ""),
+                "weight_kg": int(ev.data["weight_kg"]),
+                "mode": ev.data.get("mode", ""),
+                "plate": visits[vid].get("plate", "") if vid else "",
+                "role": role,
+                "net_kg": net,
+                "stable_ms": ev.data.get("stable_ms", ""),
+            }
+        )
+    return rows
+
+
+def seals(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
+    """Every sealing of `day` with what the gate saw at exit."""
+    visits = _visits(events)
+    rows: list[Row] = []
+    for ev in events:
+        if ev.kind != "visit.sealed" or not _on(ev, day, tz):
+            continue
+        v = visits[ev.data["visit"]]
+        exited = v["events"].get("visit.exited", [None])[-1]
+        seen = exited.data.get("seals_seen") if exited else None
+        flagged = any(
+            f.data.get("check") == "seal_mismatch" for f in v["events"].get("visit.flagged", [])
+        )
+        check = "" if seen is None else "mismatch" if flagged else "match"
+        rows.append(
+            {
+                "time": _stamp(ev, tz),
+                "plate": v.get("plate", ""),
+                "order": v.get("order", ""),
+                "seals": " ".join(ev.data.get("seals", [])),
+                "seen_at_exit": " ".join(seen) if seen else "",
+                "check": check,
+            }
+        )
+    return rows
+
+
+def checks(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
+    """Every spot check of `day`."""
+    rows: list[Row] = []
+    for ev in events:
+        if ev.kind not in ("check.bag_weight", "check.print_code") or not _on(ev, day, tz):
+            continue
+        d = ev.data
+        rows.append(
+            {
+                "time": _stamp(ev, tz),
+                "packer": d.get("packer", ""),
+                "check": ev.kind.split(".", 1)[1],
+                "result": d.get("result", ""),
+                "samples_kg": " ".join(f"{s:g}" for s in d.get("samples_kg", [])),
+                "mean_kg": d.get("mean_kg", ""),
+                "note": d.get("note", ""),
+                "operator": d.get("operator", ""),
+            }
+        )
+    return rows
+
+
+def packers(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
+    """Packer tallies of `day` summed per packer per local hour (by each tally's end)."""
+    sums: dict[tuple[str, str], dict[str, int]] = {}
+    for ev in events:
+        if ev.kind != "packer.tally" or not _on(ev, day, tz):
+            continue
+        d = ev.data
+        hour = _local(ev, tz).strftime("%H:00")
+        s = sums.setdefault(
+            (hour, d["packer"]), {"bags": 0, "returned": 0, "broken": 0, "running_s": 0, "kg": 0}
+        )
+        s["bags"] += int(d.get("bags", 0))
+        s["returned"] += int(d.get("returned", 0))
+        s["broken"] += int(d.get("broken", 0))
+        s["running_s"] += int(d.get("running_s", 0))
+        s["kg"] += int(d.get("bags", 0)) * int(d.get("bag_kg", 0))
+    rows: list[Row] = []
+    for (hour, packer), s in sorted(sums.items()):
+        tonnes = s["kg"] / 1000
+        rows.append(
+            {
+                "hour": hour,
+                "packer": packer,
+                "bags": s["bags"],
+                "returned": s["returned"],
+                "broken": s["broken"],
+                "running_min": round(s["running_s"] / 60, 1),
+                "tonnes": round(tonnes, 3),
+                "t_per_h": round(tonnes / (s["running_s"] / 3600), 1) if s["running_s"] else "",
+            }
+        )
+    return rows
+
+
+BUILDERS: dict[str, Callable[[list[Event], date, ZoneInfo], list[Row]]] = {
+    "gate": gate,
+    "weighings": weighings,
+    "seals": seals,
+    "checks": checks,
+    "packers": packers,
+}
+
+
+def build(ledger: str, events: Iterable[Event], day: date, tz: ZoneInfo) -> list[Row]:
+    """The rows of one ledger from the events of any number of terminals.
+
+    Facts are folded in seq order per terminal (never by timestamp); rows read in time order.
+    """
+    ordered = sorted(events, key=lambda e: (e.terminal, e.epoch, e.seq))
+    return BUILDERS[ledger](ordered, day, tz)
+
+
+def table(ledger: str, rows: list[Row], language: str) -> tuple[list[str], list[list[Any]]]:
+    """Headings in `language` and the rows as lists, with words translated."""
+    heads = HEADINGS[ledger][language]
+    words = WORDS.get(language, {})
+    body = [
+        [words.get(v, v) if isinstance(v, str) else v for v in (r[k] for k in heads)] for r in rows
+    ]
+    return list(heads.values()), body
+
+
+def write_csv(path: Path | None, headings: list[str], body: list[list[Any]]) -> str | None:
+    """CSV with a UTF-8 BOM so Excel opens Chinese text correctly; returns text when path is None."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(headings)
+    w.writerows(body)
+    if path is None:
+        return buf.getvalue()
+    path.write_text("\ufeff" + buf.getvalue(), encoding="utf-8", newline="")
+    return None
+
+
+def write_xlsx(path: Path, title: str, headings: list[str], body: list[list[Any]]) -> None:
+    """An .xlsx workbook with one sheet, bold frozen headings and fitted column widths."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = title[:31]
+    ws.append(headings)
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    for row in body:
+        ws.append(row)
+    ws.freeze_panes = "A2"
+    for i, head in enumerate(headings, 1):
+        width = max([_width(head), *(_width(r[i - 1]) for r in body)])
+        ws.column_dimensions[ws.cell(row=1, column=i).column_letter].width = min(width + 2, 60)
+    wb.save(path)
+
+
+def _width(value: Any) -> int:
+    text = "" if value is None else str(value)
+    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)

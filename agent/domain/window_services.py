@@ -1,0 +1,116 @@
+"""Service windows (pure): open tickets, validation of window commands, and window_wait KPIs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from agent.config import NAME, KpiConfig
+from agent.domain.events import Event
+from agent.domain.visits import Mark, duration_ms
+
+# service → the KpiConfig field holding its target in minutes
+SERVICES: dict[str, str] = {
+    "plan_order": "window_plan_order_min",
+    "payment": "window_payment_min",
+    "transport_letter": "window_transport_letter_min",
+    "no_letter": "window_no_letter_min",
+}
+
+
+class WindowError(Exception):
+    """A window command was refused; the message is one clear sentence."""
+
+
+def target_min(cfg: KpiConfig, service: str) -> float:
+    """The configured target in minutes of a window service."""
+    return float(getattr(cfg, SERVICES[service]))
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """Someone waiting at a window: arrived, not yet served."""
+
+    ticket: str
+    window: str
+    service: str
+    arrived_at: str
+
+
+class WindowBook:
+    """The open tickets, folded from window events; validates new window commands."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, Ticket] = {}
+        self.issued = 0
+
+    def apply(self, ev: Event) -> None:
+        """Fold one event (others are ignored)."""
+        if ev.kind == "window.arrived":
+            d = ev.data
+            self.open[d["ticket"]] = Ticket(d["ticket"], d["window"], d["service"], ev.at)
+            self.issued += 1
+        elif ev.kind == "window.served":
+            self.open.pop(ev.data["ticket"], None)
+
+    def arrive(self, window: Any, service: Any, ticket: Any = None) -> dict[str, Any]:
+        """The payload of a `window.arrived` for this request, or WindowError."""
+        if not isinstance(window, str) or not NAME.fullmatch(window):
+            raise WindowError(
+                f"window {window!r} is not a window name; use a short name such as sales, finance or gate"
+            )
+        if service not in SERVICES:
+            raise WindowError(
+                f"service {service!r} is not a window service; use one of {', '.join(SERVICES)}"
+            )
+        if ticket is None:
+            ticket = f"{window}-{self.issued + 1:04d}"
+        if not isinstance(ticket, str) or not 1 <= len(ticket) <= 32:
+            raise WindowError("ticket must be a text of 1 to 32 characters")
+        if ticket in self.open:
+            raise WindowError(
+                f"ticket {ticket} is already waiting at the {self.open[ticket].window} window"
+            )
+        return {"window": window, "service": service, "ticket": ticket}
+
+    def serve(self, ticket: Any = None, window: Any = None, service: Any = None) -> dict[str, Any]:
+        """The payload of a `window.served`: by ticket, or the longest-waiting at window/service."""
+        if ticket is not None:
+            if ticket not in self.open:
+                raise WindowError(f"ticket {ticket!r} is not waiting at any window")
+            t = self.open[ticket]
+        else:
+            waiting = [
+                t
+                for t in self.open.values()
+                if (window is None or t.window == window)
+                and (service is None or t.service == service)
+            ]
+            if not waiting:
+                raise WindowError("nobody is waiting at that window; name the ticket to serve")
+            t = waiting[0]
+        return {"window": t.window, "service": t.service, "ticket": t.ticket}
+
+
+def window_samples(events: Iterable[Event], day: date, tz: ZoneInfo) -> dict[str, list[int]]:
+    """Per service, the waits in ms of tickets served on the plant-local `day`.
+
+    Tickets are paired by (terminal, epoch, ticket), so two terminals may reuse numbers; events
+    must come in seq order per terminal.
+    """
+    arrived: dict[tuple[str, str, str], Event] = {}
+    waits: dict[str, list[int]] = {s: [] for s in SERVICES}
+    for ev in events:
+        if ev.kind == "window.arrived":
+            arrived[(ev.terminal, ev.epoch, ev.data["ticket"])] = ev
+        elif ev.kind == "window.served":
+            start = arrived.pop((ev.terminal, ev.epoch, ev.data["ticket"]), None)
+            if start is None or ev.when.astimezone(tz).date() != day:
+                continue
+            service = start.data["service"]
+            if service in waits:
+                waits[service].append(duration_ms(Mark.of(start), Mark.of(ev)))
+    return waits

@@ -1,0 +1,1 @@
+"""The reference central receiver: authenticates terminals, stores every event once, answers reports."""

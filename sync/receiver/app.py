@@ -1,0 +1,334 @@
+"""The reference central receiver: a Starlette app on uvicorn that stores events exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from agent import __version__
+from agent.config import KpiConfig
+from agent.domain import kpis
+from agent.domain.events import Event, format_at, parse_at
+from sync.protocol import (
+    EVENTS_PATH,
+    HEALTH_PATH,
+    KEY,
+    KPI_PATH,
+    BodyTooLarge,
+    Rejection,
+    Row,
+    gunzip_capped,
+    idempotency_key,
+)
+from sync.receiver.store import ReceiverStore
+from sync.tokens import TERMINAL, TokenTable
+
+log = logging.getLogger("tally.receiver")
+
+MAX_BODY_MB = 64
+EPOCH = re.compile(r"[A-Za-z0-9_-]{1,64}")
+KIND = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*")
+AT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+MAX_SEQ = 2**63 - 1
+DISK_RETRY_S = 30
+
+
+class BatchError(Exception):
+    """The whole request is refused: an HTTP status and one sentence."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A validated request body: the stream, the storable rows and the refused events."""
+
+    terminal: str
+    epoch: str
+    rows: tuple[Row, ...]
+    rejected: tuple[Rejection, ...]
+    first: int | None
+    last: int | None
+
+
+def _whole(value: Any, lo: int, hi: int) -> int | None:
+    """`value` when it is an int (not a bool) within [lo, hi], else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi:
+        return value
+    return None
+
+
+def check_event(ev: dict[str, Any], terminal: str, epoch: str, seq: int) -> Row | str:
+    """The storable row of one envelope, or the sentence saying what is wrong with it."""
+    if ev.get("terminal") != terminal or ev.get("epoch") != epoch:
+        return "terminal and epoch must equal the batch's"
+    if ev.get("id") != f"{terminal}:{epoch}:{seq}":
+        return "id must be terminal:epoch:seq"
+    kind = ev.get("kind")
+    if not isinstance(kind, str) or len(kind) > 64 or not KIND.fullmatch(kind):
+        return "kind must be a dotted lower-case name such as visit.weighed"
+    at = ev.get("at")
+    if not isinstance(at, str) or not AT.fullmatch(at):
+        return "at must be UTC ISO 8601 with milliseconds and Z"
+    try:
+        parse_at(at)
+    except ValueError:
+        return "at is not a real date and time"
+    mono_ns = _whole(ev.get("mono_ns"), 0, MAX_SEQ)
+    if mono_ns is None:
+        return "mono_ns must be a whole number of nanoseconds"
+    boot = ev.get("boot")
+    if not isinstance(boot, str) or not 0 < len(boot) <= 64:
+        return "boot must be the kernel boot id"
+    data = ev.get("data")
+    if not isinstance(data, dict):
+        return "data must be a JSON object"
+    return (
+        seq,
+        kind,
+        at,
+        mono_ns,
+        boot,
+        json.dumps(data, ensure_ascii=False, separators=(",", ":")),
+    )
+
+
+def parse_batch(body: Any, token_terminal: str) -> Batch:
+    """Validate a decoded body for the terminal the token belongs to.
+
+    Raises BatchError 400 for a body that is not a batch and 403 when the batch is another
+    terminal's. A malformed event that has a seq is rejected alone; the others are kept.
+    """
+    if not isinstance(body, dict):
+        raise BatchError(400, "the body must be a JSON object with terminal, epoch and events")
+    terminal, epoch, events = body.get("terminal"), body.get("epoch"), body.get("events")
+    if not isinstance(terminal, str) or not TERMINAL.fullmatch(terminal):
+        raise BatchError(400, "terminal must be 1 to 32 characters of a-z, 0-9 and '-'")
+    if not isinstance(epoch, str) or not EPOCH.fullmatch(epoch):
+        raise BatchError(400, "epoch must be 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'")
+    if not isinstance(events, list):
+        raise BatchError(400, "events must be a list of event envelopes")
+    if terminal != token_terminal:
+        raise BatchError(403, f"this token is not valid for terminal {terminal!r}")
+    rows: list[Row] = []
+    rejected: list[Rejection] = []
+    seqs: list[int] = []
+    for i, ev in enumerate(events):
+        seq = _whole(ev.get("seq"), 1, MAX_SEQ) if isinstance(ev, dict) else None
+        if seq is None or not isinstance(ev, dict):
+            raise BatchError(400, f"events[{i}] has no seq (a whole number from 1)")
+        seqs.append(seq)
+        checked = check_event(ev, terminal, epoch, seq)
+        if isinstance(checked, str):
+            rejected.append(Rejection(seq, checked))
+        else:
+            rows.append(checked)
+    return Batch(
+        terminal,
+        epoch,
+        tuple(rows),
+        tuple(rejected),
+        min(seqs) if seqs else None,
+        max(seqs) if seqs else None,
+    )
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _unauthorized(message: str) -> JSONResponse:
+    return _error(401, message, {"WWW-Authenticate": 'Bearer realm="tally"'})
+
+
+async def _read_capped(request: Request, cap: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > cap:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _Events:
+    """Re-iterable view of the stored events (the KPI engine may walk them more than once)."""
+
+    def __init__(self, store: ReceiverStore, before_at: str) -> None:
+        self.store = store
+        self.before_at = before_at
+
+    def __iter__(self) -> Iterator[Event]:
+        return self.store.iter_events(self.before_at)
+
+
+def create_app(
+    store: ReceiverStore,
+    tokens: TokenTable,
+    *,
+    max_body: int = MAX_BODY_MB << 20,
+    timezone: str = "Asia/Shanghai",
+    kpi: KpiConfig | None = None,
+) -> Starlette:
+    """The ASGI app: POST /api/v1/events, GET /api/v1/kpi and GET /api/v1/health."""
+    kpi_cfg = kpi or KpiConfig()
+
+    async def post_events(request: Request) -> JSONResponse:
+        problem = tokens.refresh()
+        if problem:
+            log.warning("%s", problem)
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return _unauthorized("send the terminal's token as `Authorization: Bearer TOKEN`")
+        terminal = tokens.terminal_of(token.strip())
+        if terminal is None:
+            return _unauthorized("the token is not known to this server; check the token file")
+        encoding = request.headers.get("content-encoding", "").strip().lower()
+        if encoding != "gzip":
+            return _error(415, "the body must be gzip-compressed (Content-Encoding: gzip)")
+        try:
+            raw = await _read_capped(request, max_body)
+            body = json.loads(gunzip_capped(raw, max_body))
+        except BodyTooLarge:
+            return _error(413, f"the body is larger than {max_body} bytes; send smaller batches")
+        except (ValueError, UnicodeDecodeError) as exc:
+            message = str(exc) if "gzip" in str(exc) else "the body is not JSON"
+            return _error(400, message)
+        try:
+            batch = parse_batch(body, terminal)
+        except BatchError as exc:
+            return _error(exc.status, str(exc))
+        expected = ""
+        if batch.first is not None and batch.last is not None:
+            expected = idempotency_key(batch.terminal, batch.epoch, batch.first, batch.last)
+        key = request.headers.get("idempotency-key", "").strip()
+        if key and (not KEY.fullmatch(key) or key != expected):
+            return _error(400, f"Idempotency-Key must be {expected or 'terminal:epoch:first-last'}")
+        try:
+            done = await run_in_threadpool(
+                store.ingest,
+                batch.terminal,
+                batch.epoch,
+                batch.rows,
+                batch.rejected,
+                key or expected,
+            )
+        except sqlite3.OperationalError as exc:
+            log.error("cannot store a batch of %s: %s", batch.terminal, exc)
+            return _error(
+                503,
+                "the server cannot store events right now; retry later",
+                {"Retry-After": str(DISK_RETRY_S)},
+            )
+        return JSONResponse(
+            {
+                "acked_through": done.acked_through,
+                "rejected": [{"seq": r.seq, "error": r.error} for r in batch.rejected],
+            }
+        )
+
+    async def get_kpi(request: Request) -> JSONResponse:
+        text = request.query_params.get("day", "")
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            return _error(400, "pass the day as ?day=YYYY-MM-DD")
+        zone_name = request.query_params.get("timezone", timezone)
+        try:
+            tz = ZoneInfo(zone_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            return _error(400, f"timezone {zone_name!r} is not a known IANA zone")
+        end = datetime.combine(day + timedelta(days=1), time(), tz)
+        events = _Events(store, format_at(end))
+        report = await run_in_threadpool(kpis.compute, events, day, tz, kpi_cfg)
+        return JSONResponse(report)
+
+    async def get_health(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True, "version": __version__})
+
+    return Starlette(
+        routes=[
+            Route(EVENTS_PATH, post_events, methods=["POST"]),
+            Route(KPI_PATH, get_kpi, methods=["GET"]),
+            Route(HEALTH_PATH, get_health, methods=["GET"]),
+        ]
+    )
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """Split `HOST:PORT` (or `[V6]:PORT`); raise ValueError with a sentence."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"--listen must be HOST:PORT, for example 127.0.0.1:8400, not {text!r}")
+    return host, int(port)
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """The server's certificate and key, and optionally a CA that client certificates need."""
+
+    cert: str
+    key: str
+    client_ca: str = ""
+
+
+async def serve(
+    app: Starlette,
+    host: str,
+    port: int,
+    *,
+    tls: TlsFiles | None = None,
+    on_ready: Callable[[str], None] = print,
+) -> None:
+    """Serve `app` until SIGINT/SIGTERM; call `on_ready(url)` once the socket accepts."""
+    import ssl
+
+    import uvicorn
+
+    kwargs: dict[str, Any] = {}
+    if tls is not None:
+        kwargs = {"ssl_certfile": tls.cert, "ssl_keyfile": tls.key}
+        if tls.client_ca:
+            kwargs |= {"ssl_ca_certs": tls.client_ca, "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=5,
+        **kwargs,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            await task
+            raise OSError(f"the receiver could not listen on {host}:{port}")
+        await asyncio.sleep(0.02)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    on_ready(f"{'https' if tls else 'http'}://{shown}:{bound}")
+    await task

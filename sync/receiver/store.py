@@ -1,0 +1,267 @@
+"""The reference receiver's SQLite store: events deduplicated on (terminal, epoch, seq)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agent.domain.events import Event, format_at
+from sync.protocol import Rejection, Row
+
+BUSY_TIMEOUT_MS = 5000
+
+
+class ReceiverStoreError(Exception):
+    """The receiver's database cannot be used; the message says why and what to do."""
+
+
+def _migrations() -> Any:
+    from sqlite_utils import Migrations
+
+    m = Migrations("tally-receiver")
+
+    @m(name="0001_events")
+    def _events(db: Any) -> None:
+        db.execute(
+            "CREATE TABLE events (terminal TEXT NOT NULL, epoch TEXT NOT NULL,"
+            " seq INTEGER NOT NULL, kind TEXT NOT NULL, at TEXT NOT NULL,"
+            " mono_ns INTEGER NOT NULL, boot TEXT NOT NULL, data TEXT NOT NULL,"
+            " received_at TEXT NOT NULL, PRIMARY KEY (terminal, epoch, seq)) WITHOUT ROWID"
+        )
+        db.execute("CREATE INDEX events_at ON events (at)")
+        db.execute(
+            "CREATE TABLE rejected (terminal TEXT NOT NULL, epoch TEXT NOT NULL,"
+            " seq INTEGER NOT NULL, error TEXT NOT NULL, received_at TEXT NOT NULL,"
+            " PRIMARY KEY (terminal, epoch, seq)) WITHOUT ROWID"
+        )
+        db.execute(
+            "CREATE TABLE streams (terminal TEXT NOT NULL, epoch TEXT NOT NULL,"
+            " acked_through INTEGER NOT NULL, PRIMARY KEY (terminal, epoch)) WITHOUT ROWID"
+        )
+        # One row per accepted request: the audit trail of retries and duplicates.
+        db.execute(
+            "CREATE TABLE batches (id INTEGER PRIMARY KEY, received_at TEXT NOT NULL,"
+            " terminal TEXT NOT NULL, epoch TEXT NOT NULL, idempotency_key TEXT NOT NULL,"
+            " first INTEGER, last INTEGER, stored INTEGER NOT NULL, duplicates INTEGER NOT NULL,"
+            " rejected INTEGER NOT NULL, acked_through INTEGER NOT NULL)"
+        )
+
+    return m
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode=WAL")
+    # The answer tells the agent it may forget these events: they must survive a power cut.
+    conn.execute("PRAGMA synchronous=FULL")
+    return conn
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """What one request did to the store."""
+
+    acked_through: int
+    stored: int
+    duplicates: int
+
+
+class ReceiverStore:
+    """The receiver's database; `ingest` is safe to call from several threads."""
+
+    def __init__(self, path: str) -> None:
+        from sqlite_utils import Database
+
+        self.path = path
+        if not Path(path).parent.is_dir():
+            raise ReceiverStoreError(
+                f"the folder of {path} does not exist; create it or choose another --db"
+            )
+        self._lock = threading.Lock()
+        try:
+            self._conn = _connect(path)
+            _migrations().apply(Database(self._conn, execute_plugins=False))
+        except sqlite3.DatabaseError as exc:
+            raise ReceiverStoreError(
+                f"cannot open the receiver database {path} ({exc}); check the path"
+            ) from None
+        self._conn.isolation_level = None  # explicit BEGIN/COMMIT
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+    def ingest(
+        self,
+        terminal: str,
+        epoch: str,
+        rows: Sequence[Row],
+        rejected: Sequence[Rejection],
+        key: str,
+        now: datetime | None = None,
+    ) -> Ingested:
+        """Store new events and rejections of one stream in one durable transaction.
+
+        Events already stored are ignored (resending is always safe). Returns the stream's
+        acknowledged-through seq after the commit: the highest seq such that every seq up to
+        it is stored or was rejected.
+        """
+        received = format_at(now or datetime.now(UTC))
+        seqs = [r[0] for r in rows]
+        with self._lock:
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                before = conn.total_changes
+                conn.executemany(
+                    "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(terminal, epoch, *r, received) for r in rows],
+                )
+                stored = conn.total_changes - before
+                if rejected:
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO rejected SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS"
+                        " (SELECT 1 FROM events WHERE terminal = ? AND epoch = ? AND seq = ?)",
+                        [
+                            (terminal, epoch, r.seq, r.error, received, terminal, epoch, r.seq)
+                            for r in rejected
+                        ],
+                    )
+                acked = self._advance(conn, terminal, epoch)
+                conn.execute(
+                    "INSERT INTO batches (received_at, terminal, epoch, idempotency_key, first,"
+                    " last, stored, duplicates, rejected, acked_through)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        received,
+                        terminal,
+                        epoch,
+                        key,
+                        min(seqs) if seqs else None,
+                        max(seqs) if seqs else None,
+                        stored,
+                        len(rows) - stored,
+                        len(rejected),
+                        acked,
+                    ),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return Ingested(acked, stored, len(rows) - stored)
+
+    @staticmethod
+    def _advance(conn: sqlite3.Connection, terminal: str, epoch: str) -> int:
+        row = conn.execute(
+            "SELECT acked_through FROM streams WHERE terminal = ? AND epoch = ?",
+            (terminal, epoch),
+        ).fetchone()
+        start = cur = int(row[0]) if row else 0
+        cursor = conn.execute(
+            "SELECT seq FROM events WHERE terminal = ? AND epoch = ? AND seq > ?"
+            " UNION SELECT seq FROM rejected WHERE terminal = ? AND epoch = ? AND seq > ?"
+            " ORDER BY seq",
+            (terminal, epoch, cur, terminal, epoch, cur),
+        )
+        done = False
+        while not done:
+            chunk = cursor.fetchmany(1000)
+            if not chunk:
+                break
+            for (seq,) in chunk:
+                if seq != cur + 1:
+                    done = True
+                    break
+                cur = seq
+        cursor.close()
+        if row is None or cur != start:
+            conn.execute(
+                "INSERT INTO streams VALUES (?, ?, ?) ON CONFLICT (terminal, epoch)"
+                " DO UPDATE SET acked_through = excluded.acked_through",
+                (terminal, epoch, cur),
+            )
+        return cur
+
+    def acked_through(self, terminal: str, epoch: str) -> int:
+        """The stream's acknowledged-through seq (0 when nothing is stored)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT acked_through FROM streams WHERE terminal = ? AND epoch = ?",
+                (terminal, epoch),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def stats(self) -> list[dict[str, Any]]:
+        """Per stream: terminal, epoch, events stored and the highest seq stored."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT terminal, epoch, count(*), max(seq) FROM events"
+                " GROUP BY terminal, epoch ORDER BY terminal, epoch"
+            ).fetchall()
+        return [{"terminal": t, "epoch": e, "events": n, "max_seq": m} for t, e, n, m in rows]
+
+    def iter_events(self, before_at: str | None = None, batch: int = 2000) -> Iterator[Event]:
+        """Every stored event (before `before_at` when given) in time order, read in chunks.
+
+        Uses its own read connection, so it can run beside ingestion.
+        """
+        return _iter_events(self.path, before_at, batch)
+
+
+def _iter_events(
+    path: str, before_at: str | None, batch: int, *, uri: bool = False
+) -> Iterator[Event]:
+    conn = sqlite3.connect(path, uri=uri, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        sql = "SELECT terminal, epoch, seq, kind, at, mono_ns, boot, data FROM events"
+        params: tuple[Any, ...] = ()
+        if before_at is not None:
+            sql += " WHERE at < ?"
+            params = (before_at,)
+        try:
+            cursor = conn.execute(sql + " ORDER BY at, terminal, epoch, seq", params)
+        except sqlite3.DatabaseError as exc:
+            raise ReceiverStoreError(f"{path} is not a receiver database ({exc})") from None
+        while True:
+            chunk = cursor.fetchmany(batch)
+            if not chunk:
+                return
+            for t, e, s, k, a, m, b, d in chunk:
+                yield Event(t, e, s, k, a, m, b, json.loads(d))
+    finally:
+        conn.close()
+
+
+def read_events(path: str) -> Iterator[Event]:
+    """Every event of the receiver database at `path`, read-only (for exports)."""
+    if not Path(path).is_file():
+        raise ReceiverStoreError(f"there is no receiver database at {path}; check --db")
+    return _iter_events(Path(path).resolve().as_uri() + "?mode=ro", None, 2000, uri=True)
+
+
+def read_stats(path: str) -> list[dict[str, Any]]:
+    """`ReceiverStore.stats` of the database at `path` without migrating or writing it."""
+    if not Path(path).is_file():
+        raise ReceiverStoreError(f"there is no receiver database at {path}; check --db")
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        rows = conn.execute(
+            "SELECT terminal, epoch, count(*), max(seq) FROM events"
+            " GROUP BY terminal, epoch ORDER BY terminal, epoch"
+        ).fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise ReceiverStoreError(f"{path} is not a receiver database ({exc})") from None
+    finally:
+        conn.close()
+    return [{"terminal": t, "epoch": e, "events": n, "max_seq": m} for t, e, n, m in rows]
