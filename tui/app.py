@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from typing import Any, ClassVar
@@ -12,15 +11,21 @@ from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import ContentSwitcher, Static
 
-from agent.daemon.client import AsyncClient, DaemonUnavailable, RequestRefused, split_weights
-from tui import views
+from agent.daemon.client import AsyncClient, DaemonUnavailable, RequestRefused
+from tui import forms, views
 from tui.i18n import Words
+from tui.messages import (
+    CommandAnswered,
+    CommandRefused,
+    DaemonFound,
+    DaemonLost,
+    StateReceived,
+)
 from tui.screens import PANE_CLASSES, PANES, Pane, WeighbridgePane
-from tui.widgets import Field, FormScreen, PickScreen
+from tui.widgets import FormScreen, PickScreen
 
 RETRY_S = 1.5  # how often to try the socket again while the daemon is away
 Clock = Callable[[], datetime]
@@ -29,71 +34,6 @@ Clock = Callable[[], datetime]
 def utc_now() -> datetime:
     """The wall clock in UTC (the default clock; tests pass a frozen one)."""
     return datetime.now(UTC)
-
-
-# --- messages: facts the connection worker observed ------------------------------------------
-
-
-class StateReceived(Message):
-    """The daemon published a topic's new state."""
-
-    def __init__(self, topic: str, state: Any) -> None:
-        super().__init__()
-        self.topic = topic
-        self.state = state
-
-
-class DaemonFound(Message):
-    """A daemon answered on the socket and the subscription started."""
-
-
-class DaemonLost(Message):
-    """No daemon answers (never started, stopped or crashed)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__()
-        self.reason = reason
-
-
-class CommandAnswered(Message):
-    """The daemon accepted an operator command."""
-
-    def __init__(self, op: str, result: Any, what: str) -> None:
-        super().__init__()
-        self.op = op
-        self.result = result
-        self.what = what
-
-
-class CommandRefused(Message):
-    """The daemon refused an operator command; `sentence` says why."""
-
-    def __init__(self, op: str, sentence: str) -> None:
-        super().__init__()
-        self.op = op
-        self.sentence = sentence
-
-
-# (pane, key) → action name; one key does the obvious thing on the pane in view.
-PANE_KEYS: dict[tuple[str, str], str] = {
-    ("weighbridge", "a"): "arrive",
-    ("weighbridge", "t"): "tare",
-    ("weighbridge", "g"): "gross",
-    ("weighbridge", "q"): "pick_queue",
-    ("yard", "a"): "arrive",
-    ("yard", "i"): "gate_in",
-    ("yard", "q"): "queue",
-    ("yard", "l"): "loading_start",
-    ("yard", "f"): "loading_finish",
-    ("yard", "s"): "seal",
-    ("yard", "x"): "exit",
-    ("yard", "c"): "cancel",
-    ("loading", "r"): "packer_reason",
-    ("loading", "b"): "check_bags",
-    ("loading", "p"): "check_print",
-    **{(pane, "w"): "window" for pane in ("weighbridge", "loading", "yard", "today", "health")},
-}
-WINDOW_SERVICES = ("plan_order", "payment", "transport_letter", "no_letter")
 
 
 class LiveApp(App[None]):
@@ -202,7 +142,11 @@ class TallyApp(LiveApp):
     BINDINGS: ClassVar[list[BindingType]] = [
         *(Binding(f"f{i}", f"show('{p}')", show=False) for i, p in enumerate(PANES, 1)),
         *(Binding(str(i), f"show('{p}')", show=False) for i, p in enumerate(PANES, 1)),
-        *(Binding(k, f"key('{k}')", show=False) for k in sorted({k for _p, k in PANE_KEYS})),
+        # One binding per command key; `check_action` lets each work on its own panes only.
+        *(
+            Binding(key, action, show=False)
+            for key, action in dict.fromkeys((key, action) for _pane, key, action in forms.KEYS)
+        ),
         Binding("ctrl+q", "quit", show=False, priority=True),
     ]
 
@@ -317,17 +261,143 @@ class TallyApp(LiveApp):
         if tables:
             tables.first().focus()
 
-    def action_key(self, key: str) -> None:
-        """A letter key: the action it means on the visible pane, if any."""
-        if isinstance(self.screen, ModalScreen):
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """A command key works only on the panes that carry it, and not under a form."""
+        panes = forms.panes_of(action)
+        if not panes:
+            return True
+        return self.current in panes and not isinstance(self.screen, ModalScreen)
+
+    # --- operator commands: one action per key; tui.forms describes each form ------------------
+
+    def action_arrive(self) -> None:
+        """Register an arrival."""
+        self.ask(forms.ARRIVE)
+
+    def action_tare(self) -> None:
+        """Assign the newest captured weighing to the selected truck as its tare."""
+        self.ask(forms.TARE)
+
+    def action_gross(self) -> None:
+        """Assign the newest captured weighing to the selected truck as its gross."""
+        self.ask(forms.GROSS)
+
+    def action_pick_queue(self) -> None:
+        """Pick a truck in the plant that joins the scale queue."""
+        if not self.online():
             return
-        action = PANE_KEYS.get((self.current, key))
-        if action is None:
+        candidates = forms.queue_candidates(self.states, self.w)
+        plates = {visit: plate for visit, plate, _label in candidates}
+
+        def picked(visit: str | None) -> None:
+            if visit:
+                self.ask(forms.QUEUE, ({"visit": visit}, plates.get(visit, visit)))
+
+        items = [(visit, label) for visit, _plate, label in candidates]
+        self.push_screen(
+            PickScreen(self.w("form.queue_pick"), items, self.w("form.nothing_to_pick")), picked
+        )
+
+    def action_gate_in(self) -> None:
+        """The selected truck passes the gate."""
+        self.ask(forms.GATE_IN)
+
+    def action_queue(self) -> None:
+        """The selected truck joins the scale queue."""
+        self.ask(forms.QUEUE)
+
+    def action_loading_start(self) -> None:
+        """Loading starts at a point (the first packer unless the operator types another)."""
+        points = views.packer_names(self.states)
+        self.ask(forms.LOADING_START, point=points[0] if points else "")
+
+    def action_loading_finish(self) -> None:
+        """Loading finished (bags for a bagged load)."""
+        self.ask(forms.LOADING_FINISH)
+
+    def action_seal(self) -> None:
+        """Seal numbers for a bulk truck."""
+        self.ask(forms.SEAL)
+
+    def action_exit(self) -> None:
+        """The selected truck leaves; a sealed bulk truck only with the seals the gate sees."""
+        v = self.selected_visit() if self.connected else None
+        sealed = v is not None and v.get("load") == "bulk" and bool(v.get("seals"))
+        self.ask(forms.EXIT_SEALED if sealed else forms.EXIT)
+
+    def action_cancel(self) -> None:
+        """Cancel the selected visit with a reason."""
+        self.ask(forms.CANCEL)
+
+    def action_packer_reason(self) -> None:
+        """Record why the selected packer stopped and when it should run again."""
+        self.ask(forms.PACKER_REASON)
+
+    def action_check_bags(self) -> None:
+        """Record a bag-weight spot check on the selected packer (weights typed in)."""
+        self.ask(forms.CHECK_BAGS)
+
+    def action_check_print(self) -> None:
+        """Record a print-code check on the selected packer."""
+        self.ask(forms.CHECK_PRINT)
+
+    def action_window(self) -> None:
+        """One key for the service windows: serve someone waiting, or register a new arrival."""
+        if not self.online():
             return
+
+        def picked(ticket: str | None) -> None:
+            if ticket:
+                self.ask(forms.WINDOW_SERVE, ({"ticket": ticket}, ticket))
+            elif ticket is not None:
+                self.ask(forms.WINDOW_ARRIVE)
+
+        items = forms.window_items(self.states, self.w, self.tz)
+        self.push_screen(PickScreen(self.w("window.title"), items, self.w("window.new")), picked)
+
+    # --- asking and sending ----------------------------------------------------------------------
+
+    def online(self) -> bool:
+        """Whether a daemon is there to send to; if not, say so."""
         if not self.connected:
             self.show_status(self.w("cmd.refused", sentence=self.w("cmd.no_daemon")), "bad")
+        return self.connected
+
+    def ask(self, form: forms.Form, subject: forms.Subject | None = None, **defaults: str) -> None:
+        """Send `form`'s op about `subject` (else its target), asking for its fields first."""
+        if not self.online():
             return
-        getattr(self, f"do_{action}")()
+        if subject is None and form.target != "none":
+            subject = self.selected(form.target)
+            if subject is None:
+                return
+        args, name = subject or ({}, "")
+        if not form.title:
+            self.send(form.op, form.what(name), **form.arguments(args, {}))
+            return
+
+        def done(values: dict[str, str | int] | None) -> None:
+            if values is not None:
+                what = form.what(name or str(values[form.names]))
+                self.send(form.op, what, **form.arguments(args, values))
+
+        title = self.w(form.title, plate=name, packer=name)
+        self.push_screen(FormScreen(title, form.with_defaults(**defaults), self.w), done)
+
+    def selected(self, target: forms.Target) -> forms.Subject | None:
+        """The selected visit or packer as the op's arguments and its name; if none, say so."""
+        if target == "packer":
+            packer = self.pane().selected_key()
+            if packer is None or packer not in views.packer_names(self.states):
+                self.show_status(self.w("cmd.no_packer"), "bad")
+                return None
+            return {"packer": packer}, packer
+        v = self.selected_visit()
+        if v is None:
+            self.show_status(self.w("cmd.no_visit"), "bad")
+            return None
+        args = {"visit": v["visit"]} if v.get("visit") else {"plate": v.get("plate")}
+        return args, str(v.get("plate") or v.get("visit"))
 
     def selected_visit(self) -> dict[str, Any] | None:
         """The visit under the cursor of the visible pane, as last published."""
@@ -339,261 +409,3 @@ class TallyApp(LiveApp):
                 if key in (v.get("visit"), v.get("plate")):
                     return v
         return None
-
-    def _target(self) -> tuple[dict[str, Any], str] | None:
-        v = self.selected_visit()
-        if v is None:
-            self.show_status(self.w("cmd.no_visit"), "bad")
-            return None
-        name = {"visit": v["visit"]} if v.get("visit") else {"plate": v.get("plate")}
-        return name, str(v.get("plate") or v.get("visit"))
-
-    def _visit_op(self, op: str, **extra: Any) -> None:
-        target = self._target()
-        if target is not None:
-            name, plate = target
-            self.send(op, f"{op} {plate}", **name, **extra)
-
-    def do_arrive(self) -> None:
-        """Register an arrival."""
-        w = self.w
-        fields = [
-            Field("plate", w("form.plate")),
-            Field("order", w("form.order")),
-            Field("product", w("form.product")),
-            Field(
-                "load",
-                w("form.load"),
-                "choice",
-                choices=((w("load.bagged"), "bagged"), (w("load.bulk"), "bulk")),
-            ),
-            Field("planned_kg", w("form.planned_kg"), "int"),
-        ]
-
-        def done(values: dict[str, str | int] | None) -> None:
-            if values is not None:
-                self.send("visit.arrive", f"visit.arrive {values['plate']}", **values)
-
-        self.push_screen(FormScreen(w("form.arrive"), fields, w), done)
-
-    def do_tare(self) -> None:
-        """Assign the newest captured weighing to the selected truck as its tare."""
-        self._visit_op("visit.weigh", role="tare")
-
-    def do_gross(self) -> None:
-        """Assign the newest captured weighing to the selected truck as its gross."""
-        self._visit_op("visit.weigh", role="gross")
-
-    def do_pick_queue(self) -> None:
-        """Pick a truck in the plant that joins the scale queue."""
-        queued = {v.get("visit") for v in views.visits(self.states, "scale_queue")}
-        items = [
-            (
-                str(v.get("visit")),
-                f"{views.text(v.get('plate'))}  {views.stage_text(self.w, v.get('stage'))}",
-            )
-            for v in views.visits(self.states, "open")
-            if v.get("visit") and v.get("visit") not in queued
-        ]
-
-        def done(visit: str | None) -> None:
-            if visit:
-                plate = next(
-                    (
-                        v.get("plate")
-                        for v in views.visits(self.states, "open")
-                        if v.get("visit") == visit
-                    ),
-                    visit,
-                )
-                self.send("visit.queue", f"visit.queue {plate}", visit=visit)
-
-        self.push_screen(
-            PickScreen(self.w("form.queue_pick"), items, self.w("form.nothing_to_pick")), done
-        )
-
-    def do_queue(self) -> None:
-        """The selected truck joins the scale queue."""
-        self._visit_op("visit.queue")
-
-    def do_gate_in(self) -> None:
-        """The selected truck passes the gate."""
-        self._visit_op("visit.gate_in")
-
-    def do_exit(self) -> None:
-        """The selected truck leaves; a sealed bulk truck only with the seals the gate sees."""
-        v = self.selected_visit()
-        if v is None or not (v.get("load") == "bulk" and v.get("seals")):
-            self._visit_op("visit.exit")
-            return
-        self._visit_form(
-            "visit.exit",
-            "form.exit_seals",
-            [Field("seals_seen", self.w("form.seals_seen"))],
-            lambda values: {
-                "seals_seen": [s for s in re.split(r"[\s,，;；]+", str(values["seals_seen"])) if s]
-            },
-        )
-
-    def _visit_form(
-        self,
-        op: str,
-        title_key: str,
-        fields: list[Field],
-        shape: Callable[[dict[str, str | int]], dict[str, Any]],
-    ) -> None:
-        target = self._target()
-        if target is None:
-            return
-        name, plate = target
-
-        def done(values: dict[str, str | int] | None) -> None:
-            if values is not None:
-                self.send(op, f"{op} {plate}", **name, **shape(values))
-
-        self.push_screen(FormScreen(self.w(title_key, plate=plate), fields, self.w), done)
-
-    def do_loading_start(self) -> None:
-        """Loading starts at a point."""
-        points = views.packer_names(self.states)
-        self._visit_form(
-            "visit.loading_start",
-            "form.loading_start",
-            [Field("point", self.w("form.point"), default=points[0] if points else "")],
-            dict,
-        )
-
-    def do_loading_finish(self) -> None:
-        """Loading finished (bags for a bagged load)."""
-        self._visit_form(
-            "visit.loading_finish",
-            "form.loading_finish",
-            [Field("bags", self.w("form.bags"), "int", required=False)],
-            dict,
-        )
-
-    def do_seal(self) -> None:
-        """Seal numbers for a bulk truck."""
-        self._visit_form(
-            "visit.seal",
-            "form.seal",
-            [Field("seals", self.w("form.seals"))],
-            lambda v: {"seals": [s for s in re.split(r"[\s,，;；]+", str(v["seals"])) if s]},
-        )
-
-    def do_cancel(self) -> None:
-        """Cancel the selected visit with a reason."""
-        self._visit_form(
-            "visit.cancel", "form.cancel_visit", [Field("reason", self.w("form.reason"))], dict
-        )
-
-    def do_packer_reason(self) -> None:
-        """Record why the selected packer stopped and when it should run again."""
-        packer = self.pane().selected_key()
-        if packer is None:
-            self.show_status(self.w("cmd.no_packer"), "bad")
-            return
-        fields = [
-            Field("reason", self.w("form.reason")),
-            Field("expected_repair_min", self.w("form.repair"), "int"),
-        ]
-
-        def done(values: dict[str, str | int] | None) -> None:
-            if values is not None:
-                self.send("packer.reason", f"packer.reason {packer}", packer=packer, **values)
-
-        self.push_screen(
-            FormScreen(self.w("form.packer_reason", packer=packer), fields, self.w), done
-        )
-
-    def _selected_packer(self) -> str | None:
-        packer = self.pane().selected_key()
-        if packer is None or packer not in views.packer_names(self.states):
-            self.show_status(self.w("cmd.no_packer"), "bad")
-            return None
-        return packer
-
-    def do_check_bags(self) -> None:
-        """Record a bag-weight spot check on the selected packer (weights typed in)."""
-        packer = self._selected_packer()
-        if packer is None:
-            return
-
-        def done(values: dict[str, str | int] | None) -> None:
-            if values is not None:
-                samples = split_weights(str(values["kg"]))
-                self.send(
-                    "check.bag_weight",
-                    f"check.bag_weight {packer}",
-                    packer=packer,
-                    samples_kg=samples,
-                )
-
-        fields = [Field("kg", self.w("form.bag_weights"))]
-        self.push_screen(FormScreen(self.w("form.check_bags", packer=packer), fields, self.w), done)
-
-    def do_check_print(self) -> None:
-        """Record a print-code check on the selected packer."""
-        packer = self._selected_packer()
-        if packer is None:
-            return
-        w = self.w
-        fields = [
-            Field(
-                "result",
-                w("form.result"),
-                "choice",
-                choices=((w("result.pass"), "pass"), (w("result.fail"), "fail")),
-            ),
-            Field("note", w("form.note"), required=False),
-        ]
-
-        def done(values: dict[str, str | int] | None) -> None:
-            if values is not None:
-                self.send("check.print_code", f"check.print_code {packer}", packer=packer, **values)
-
-        self.push_screen(FormScreen(w("form.check_print", packer=packer), fields, w), done)
-
-    def do_window(self) -> None:
-        """One key for the service windows: serve someone waiting, or register a new arrival."""
-        w = self.w
-        waiting = [
-            t for t in views.list_of(self.states.get("windows"), "open") if isinstance(t, dict)
-        ]
-        items = [("", w("window.new"))] + [
-            (
-                str(t.get("ticket")),
-                w(
-                    "window.waiting",
-                    ticket=views.text(t.get("ticket")),
-                    window=views.text(t.get("window")),
-                    service=w.maybe(f"service.{t.get('service')}", views.text(t.get("service"))),
-                    since=views.clock(t.get("arrived_at"), self.tz),
-                ),
-            )
-            for t in waiting
-        ]
-
-        def picked(ticket: str | None) -> None:
-            if ticket is None:
-                return
-            if ticket:
-                self.send("window.serve", f"window.serve {ticket}", ticket=ticket)
-                return
-            fields = [
-                Field("window", w("form.window"), default="sales"),
-                Field(
-                    "service",
-                    w("form.service"),
-                    "choice",
-                    choices=tuple((w(f"service.{s}"), s) for s in WINDOW_SERVICES),
-                ),
-            ]
-
-            def done(values: dict[str, str | int] | None) -> None:
-                if values is not None:
-                    self.send("window.arrive", f"window.arrive {values['window']}", **values)
-
-            self.push_screen(FormScreen(w("form.window_arrive"), fields, w), done)
-
-        self.push_screen(PickScreen(w("window.title"), items, w("window.new")), picked)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.text import Text
@@ -15,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
+from tui.forms import Field
 from tui.i18n import Words
 from tui.views import Cell, Row
 
@@ -70,20 +70,11 @@ class RowTable(DataTable[Text]):
         return self._shown[self.cursor_row].key
 
 
-@dataclass(frozen=True, slots=True)
-class Field:
-    """One entry of a form: name sent to the daemon, label, kind and default."""
-
-    name: str
-    label: str
-    kind: str = "text"  # text | int | choice
-    required: bool = True
-    default: str = ""
-    choices: tuple[tuple[str, str], ...] = ()  # (label, value)
-
-
 class FormScreen(ModalScreen[dict[str, str | int] | None]):
-    """A small modal form; returns the entered values, or None when cancelled."""
+    """A small modal form; returns the entered values, or None when cancelled.
+
+    The title is given in words; field and choice labels are i18n keys, looked up here.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", show=False)]
 
@@ -99,10 +90,10 @@ class FormScreen(ModalScreen[dict[str, str | int] | None]):
             yield Label(self.title_text, id="form-title")
             for f in self.fields:
                 with Horizontal(classes="form-row"):
-                    yield Label(f.label, classes="form-label")
+                    yield Label(self.w(f.label), classes="form-label")
                     if f.kind == "choice":
                         yield Select(
-                            f.choices,
+                            tuple((self.w(label), value) for label, value in f.choices),
                             value=f.default or f.choices[0][1],
                             allow_blank=False,
                             id=f"f-{f.name}",
@@ -126,13 +117,13 @@ class FormScreen(ModalScreen[dict[str, str | int] | None]):
             raw = str(widget.value).strip() if isinstance(widget, Input | Select) else ""
             if not raw:
                 if f.required:
-                    return self.w("form.required", field=f.label)
+                    return self.w("form.required", field=self.w(f.label))
                 continue
             if f.kind == "int":
                 try:
                     out[f.name] = int(raw)
                 except ValueError:
-                    return self.w("form.number", field=f.label)
+                    return self.w("form.number", field=self.w(f.label))
             else:
                 out[f.name] = raw
         return out

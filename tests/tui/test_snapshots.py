@@ -9,8 +9,9 @@ import pytest
 from textual.pilot import Pilot
 
 from tests.tui.fixtures import STATES, frozen
-from tui.app import DaemonFound, LiveApp, StateReceived, TallyApp
+from tui.app import LiveApp, TallyApp
 from tui.board import BoardApp
+from tui.messages import DaemonFound, DaemonLost, StateReceived
 
 SH = ZoneInfo("Asia/Shanghai")
 SIZES = [(80, 24), (120, 40)]
@@ -44,8 +45,6 @@ def test_no_daemon(snap_compare: Any) -> None:
     app = TallyApp("tally.sock", "zh", tz=SH, terminal="wb1", clock=frozen, connect=False)
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        from tui.app import DaemonLost
-
         app.post_message(DaemonLost("refused"))
         await pilot.pause()
 

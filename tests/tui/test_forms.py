@@ -1,0 +1,68 @@
+"""The command forms' descriptions: their words exist, their keys reach an action, their requests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from tui import forms, i18n
+from tui.app import TallyApp
+
+V = {"visit": "0190a000-0000-7000-8000-000000000001"}
+
+
+def test_every_label_and_title_has_words_in_both_languages() -> None:
+    used = {f.title for f in forms.FORMS if f.title} | {
+        key
+        for form in forms.FORMS
+        for field in form.fields
+        for key in (field.label, *(label for label, _value in field.choices))
+    }
+    assert sorted(used - set(i18n.keys())) == []
+
+
+def test_every_key_reaches_an_action_of_the_app() -> None:
+    actions = {action for _pane, _key, action in forms.KEYS}
+    assert sorted(a for a in actions if not callable(getattr(TallyApp, f"action_{a}", None))) == []
+    bound = {(b.key, b.action) for b in TallyApp.BINDINGS if not isinstance(b, tuple)}
+    assert {(key, action) for _pane, key, action in forms.KEYS} <= bound
+
+
+def test_one_key_per_pane() -> None:
+    pairs = [(pane, key) for pane, key, _action in forms.KEYS]
+    assert len(pairs) == len(set(pairs))
+
+
+REQUESTS: list[tuple[forms.Form, Mapping[str, Any], dict[str, str | int], dict[str, Any]]] = [
+    (forms.TARE, V, {}, {**V, "role": "tare"}),
+    (forms.GROSS, {"plate": "苏A12345"}, {}, {"plate": "苏A12345", "role": "gross"}),
+    (forms.SEAL, V, {"seals": "S1, S2；S3"}, {**V, "seals": ["S1", "S2", "S3"]}),
+    (forms.EXIT_SEALED, V, {"seals_seen": " S2 S1 "}, {**V, "seals_seen": ["S2", "S1"]}),
+    (
+        forms.CHECK_BAGS,
+        {"packer": "line1"},
+        {"kg": "50.1，49.9 x"},
+        {"packer": "line1", "samples_kg": [50.1, 49.9, "x"]},
+    ),
+    (forms.LOADING_FINISH, V, {"bags": 600}, {**V, "bags": 600}),
+    (forms.WINDOW_SERVE, {"ticket": "sales-0007"}, {}, {"ticket": "sales-0007"}),
+]
+
+
+@pytest.mark.parametrize(("form", "subject", "values", "expected"), REQUESTS)
+def test_requests(
+    form: forms.Form,
+    subject: Mapping[str, Any],
+    values: dict[str, str | int],
+    expected: dict[str, Any],
+) -> None:
+    assert form.arguments(subject, values) == expected
+
+
+def test_defaults_known_when_the_form_opens() -> None:
+    assert forms.LOADING_START.with_defaults(point="line2") == (
+        forms.Field("point", "form.point", default="line2"),
+    )
+    assert forms.LOADING_START.fields == (forms.Field("point", "form.point"),)
