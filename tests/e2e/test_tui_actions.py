@@ -1,0 +1,357 @@
+"""Every operator form of the TUI against the real daemon, read back through `tally ctl`/`events`.
+
+The Pilot drives `TallyApp` connected to `tally run`'s socket; the weighbridge is an indicator
+on a pseudo-terminal whose weight the test puts on and takes off, the packer a pymodbus server
+on loopback. Nothing is scripted on the daemon's side: a field renamed between a form and the
+daemon's operation fails here.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import fcntl
+import json
+import os
+import re
+import termios
+import threading
+import tty
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input, OptionList, Static
+
+from drivers.scale import encode
+from tests.daemon import Daemon, tally, write_config
+from tests.drivers.modbus_server import ThreadedServer
+from tests.e2e.test_packer_restart import BAGS, RUNNING, packer_toml
+from tui.app import TallyApp
+from tui.widgets import RowTable
+
+DEADLINE_S = 30.0  # generous: the machine may be loaded; nothing here measures speed
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}")
+AT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+class Like:
+    """Equal to any string matching `pattern` (ids and times the daemon makes)."""
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.pattern = pattern
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and bool(self.pattern.fullmatch(other))
+
+    def __repr__(self) -> str:
+        return f"Like({self.pattern.pattern!r})"
+
+
+class Minutes:
+    """Equal to any duration in minutes the daemon measured (a number, not negative)."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, int | float) and not isinstance(other, bool) and other >= 0
+
+    def __repr__(self) -> str:
+        return "Minutes()"
+
+
+ID, STAMP, MIN = Like(UUID), Like(AT), Minutes()
+WAITS = ("tare_wait", "gross_wait", "bag_load_wait", "loading", "seal_lag", "turnaround")
+
+
+class Indicator:
+    """A weighbridge indicator on a pseudo-terminal showing `kg`, which the test sets.
+
+    A frame is sent only when the daemon has read the previous one, as a serial line at its
+    baud rate would: a slow reader sees the weight now, never a backlog of old frames.
+    """
+
+    def __init__(self, rate: float = 20.0) -> None:
+        self.kg = 0
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.path = os.ttyname(self.slave)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._send, args=(1 / rate,), daemon=True)
+        self._thread.start()
+
+    def _send(self, every: float) -> None:
+        unread = array.array("i", [0])
+        while not self._stop.wait(every):
+            fcntl.ioctl(self.slave, termios.FIONREAD, unread)
+            if unread[0] == 0:
+                os.write(self.master, encode("xk3190", Decimal(self.kg)))
+
+    def close(self) -> None:
+        """Stop sending and close the pseudo-terminal."""
+        self._stop.set()
+        self._thread.join(5)
+        os.close(self.master)
+        os.close(self.slave)
+
+
+@dataclass
+class Plant:
+    """The real daemon with a weighbridge the test loads by hand and a stopped packer."""
+
+    config: Path
+    daemon: Daemon
+    scale: Indicator
+
+    def ctl(self, *args: str) -> Any:
+        """`tally ctl --config F --json ARGS` (must succeed)."""
+        r = tally("ctl", "--config", str(self.config), "--json", *args)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    def visit(self, visit: str) -> dict[str, Any]:
+        """One visit as `tally ctl visits --visit ID` shows it."""
+        return dict(self.ctl("visits", "--visit", visit))
+
+    def events(self, kind: str) -> list[dict[str, Any]]:
+        """The payloads of the stored events of `kind`, as `tally events` lists them."""
+        r = tally("events", "--config", str(self.config), "--kind", kind, "--json")
+        assert r.returncode == 0, r.stderr
+        return [json.loads(line)["data"] for line in r.stdout.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def plant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plant]:
+    """One daemon for every test here: each test works on its own trucks, windows or packer."""
+    folder = tmp_path_factory.mktemp("tui-actions")
+    scale = Indicator()
+    server = ThreadedServer().start()
+    server.set(1, RUNNING, False)
+    server.set(1, BAGS, 100)
+    packer = packer_toml(server.server.port).replace(
+        "tally_s = 1", "tally_s = 60\nstop_after_s = 1"
+    )
+    config = write_config(
+        folder,
+        f'[[scale]]\nname = "scale1"\nport = "{scale.path}"\nprotocol = "xk3190"\n'
+        "hold_s = 0.5\nmin_samples = 3\nclear_s = 0.3\n" + packer,
+    )
+    try:
+        with Daemon(config) as d:
+            yield Plant(config, d, scale)
+    finally:
+        server.close()
+        scale.close()
+
+
+# --- driving the app -----------------------------------------------------------------------------
+
+
+def make(plant: Plant) -> TallyApp:
+    return TallyApp(plant.daemon.socket, "en", tz=ZoneInfo("Asia/Shanghai"), terminal="wb1")
+
+
+async def until(pilot: Pilot[Any], predicate: Callable[[], Any], what: str) -> Any:
+    """Let the app run until `predicate()` is truthy; fail naming `what` after the deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE_S
+    while not (value := predicate()):
+        if loop.time() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        await pilot.pause(0.05)
+    return value
+
+
+def status(app: TallyApp) -> str:
+    return str(app.query_one("#status", Static).content)
+
+
+async def ready(app: TallyApp, pilot: Pilot[Any]) -> None:
+    await until(pilot, lambda: app.connected and "visits" in app.states, "connected")
+    await pilot.pause()
+
+
+async def answered(app: TallyApp, pilot: Pilot[Any], what: str) -> None:
+    """The daemon accepted the command: the status line says so (a refusal fails at once)."""
+    await until(pilot, lambda: status(app).startswith(("✓", "✗")), f"an answer to {what}")
+    assert status(app) == f"✓ {what}"
+    app.query_one("#status", Static).update("")  # the next answer is told from this one
+
+
+async def fill(app: TallyApp, pilot: Pilot[Any], values: dict[str, str]) -> None:
+    """Type into the open form and press OK."""
+    await until(pilot, lambda: bool(app.screen.query("#form-ok")), "the form")
+    for name, value in values.items():
+        app.screen.query_one(f"#f-{name}", Input).value = value
+    await pilot.click("#form-ok")
+
+
+async def pick(app: TallyApp, pilot: Pilot[Any], key: str) -> None:
+    """Choose the item `key` of the open pick list."""
+    await until(pilot, lambda: bool(app.screen.query(OptionList)), "the pick list")
+    options = app.screen.query_one(OptionList)
+    ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
+    assert key in ids, ids
+    await pilot.press(*["down"] * ids.index(key), "enter")
+
+
+async def select(app: TallyApp, pilot: Pilot[Any], pane: str, key: str) -> None:
+    """Show `pane` and put the cursor of its main table on the row `key`."""
+    await pilot.press(str(("weighbridge", "loading", "yard", "today", "health").index(pane) + 1))
+    rows = app.pane(pane).query(RowTable).first()
+
+    def keys() -> list[str | None]:
+        return [r.key for r in rows._shown or ()]
+
+    await until(pilot, lambda: key in keys(), f"{key} on the {pane} pane")
+    await pilot.press("ctrl+home", *["down"] * keys().index(key))
+    assert rows.selected_key() == key
+
+
+async def arrive(
+    app: TallyApp, pilot: Pilot[Any], plate: str, order: str, load: str, planned_kg: int
+) -> str:
+    """Register an arrival through the form; return the new visit's id (from the live state)."""
+    await pilot.press("3", "a")
+    await until(pilot, lambda: bool(app.screen.query("#f-load")), "the arrival form")
+    if load == "bulk":
+        await pilot.click("#f-load")
+        await pilot.press("down", "enter")
+    await fill(
+        app,
+        pilot,
+        {"plate": plate, "order": order, "product": "P.O 42.5", "planned_kg": str(planned_kg)},
+    )
+    await answered(app, pilot, f"visit.arrive {plate}")
+    return str(
+        await until(
+            pilot,
+            lambda: next(
+                (v["visit"] for v in app.states["visits"]["queue"] if v["plate"] == plate), None
+            ),
+            f"{plate} at the gate",
+        )
+    )
+
+
+async def weighing(app: TallyApp, pilot: Pilot[Any], plant: Plant, kg: int) -> str:
+    """A truck of `kg` drives on and off the scale; return the weighing it left unassigned."""
+    seen = {w["weighing"] for w in app.states["visits"]["unassigned"]}
+    plant.scale.kg = kg
+
+    def captured() -> str | None:
+        return next(
+            (
+                w["weighing"]
+                for w in app.states["visits"]["unassigned"]
+                if w["weighing"] not in seen and w["weight_kg"] == kg
+            ),
+            None,
+        )
+
+    w = str(await until(pilot, captured, f"a weighing of {kg} kg"))
+    plant.scale.kg = 0
+    await until(
+        pilot, lambda: app.states["scale.scale1"]["state"] == "armed", "the deck empty again"
+    )
+    return w
+
+
+# --- the tests -----------------------------------------------------------------------------------
+
+
+def visit_value(**fields: Any) -> dict[str, Any]:
+    """A closed visit as `tally ctl visits --visit` shows it: defaults, then `fields`."""
+    return {
+        "visit": ID,
+        "order": "SO1",
+        "product": "P.O 42.5",
+        "load": "bagged",
+        "planned_kg": 30000,
+        "stage_since": STAMP,
+        "arrived_at": STAMP,
+        "gate_in_at": STAMP,
+        "queued_at": None,
+        "scale": None,
+        "tare_kg": None,
+        "gross_kg": None,
+        "net_kg": None,
+        "bags": None,
+        "bag_kg": None,
+        "point": None,
+        "seals": [],
+        "cancel_reason": None,
+        "flags": [],
+        "counter": None,
+        "counted_bags": None,
+        "finish_suggested": False,
+        "hint": None,
+        **fields,
+    }
+
+
+async def test_a_bagged_truck_through_every_visit_form(plant: Plant) -> None:
+    """Arrive, gate-in, queue, tare, loading start and finish, queue by pick, gross, seal, exit."""
+    plate = "苏A12345"
+    app = make(plant)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(app, pilot)
+        vid = await arrive(app, pilot, plate, "SO1", "bagged", 30000)
+
+        await select(app, pilot, "yard", vid)
+        await pilot.press("i")
+        await answered(app, pilot, f"visit.gate_in {plate}")
+
+        tare_w = await weighing(app, pilot, plant, 15000)  # nobody queued: left unassigned
+        await select(app, pilot, "yard", vid)
+        await pilot.press("q")
+        await answered(app, pilot, f"visit.queue {plate}")
+        await select(app, pilot, "weighbridge", vid)
+        await pilot.press("t")
+        await answered(app, pilot, f"visit.weigh {plate}")
+
+        await select(app, pilot, "yard", vid)
+        await pilot.press("l")
+        await fill(app, pilot, {})  # the first packer is the default point
+        await answered(app, pilot, f"visit.loading_start {plate}")
+        await pilot.press("f")
+        await fill(app, pilot, {"bags": "600"})
+        await answered(app, pilot, f"visit.loading_finish {plate}")
+
+        gross_w = await weighing(app, pilot, plant, 45000)
+        await pilot.press("1", "q")
+        await pick(app, pilot, vid)
+        await answered(app, pilot, f"visit.queue {plate}")
+        await select(app, pilot, "weighbridge", vid)
+        await pilot.press("g")
+        await answered(app, pilot, f"visit.weigh {plate}")
+
+        await select(app, pilot, "yard", vid)
+        await pilot.press("s")
+        await fill(app, pilot, {"seals": "S1, S2"})
+        await answered(app, pilot, f"visit.seal {plate}")
+        await pilot.press("x")  # a bagged truck leaves without showing its seals
+        await answered(app, pilot, f"visit.exit {plate}")
+
+    assert plant.visit(vid) == visit_value(
+        visit=vid,
+        plate=plate,
+        stage="exited",
+        tare_kg=15000,
+        gross_kg=45000,
+        net_kg=30000,
+        bags=600,
+        bag_kg=50,
+        point="line1",
+        seals=["S1", "S2"],
+        waits={f"{name}_min": MIN for name in WAITS},
+        counter={"packer": "line1", "from": 0, "planned_bags": 600},
+    )
+    weighed = [w for w in plant.events("visit.weighed") if w["visit"] == vid]
+    assert weighed == [
+        {"visit": vid, "weighing": tare_w, "role": "tare", "weight_kg": 15000},
+        {"visit": vid, "weighing": gross_w, "role": "gross", "weight_kg": 45000},
+    ]
