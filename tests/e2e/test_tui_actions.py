@@ -355,3 +355,133 @@ async def test_a_bagged_truck_through_every_visit_form(plant: Plant) -> None:
         {"visit": vid, "weighing": tare_w, "role": "tare", "weight_kg": 15000},
         {"visit": vid, "weighing": gross_w, "role": "gross", "weight_kg": 45000},
     ]
+
+
+async def test_a_bulk_truck_sealed_and_let_out_and_a_cancelled_one(plant: Plant) -> None:
+    """The load choice, a typed loading point, loading without bags, seals seen at the exit."""
+    app = make(plant)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(app, pilot)
+        bulk = await arrive(app, pilot, "京B88888", "SO2", "bulk", 33000)
+        other = await arrive(app, pilot, "粤BD12345", "SO3", "bagged", 20000)
+
+        await select(app, pilot, "yard", other)
+        await pilot.press("c")
+        await fill(app, pilot, {"reason": "wrong order"})
+        await answered(app, pilot, "visit.cancel 粤BD12345")
+
+        await select(app, pilot, "yard", bulk)
+        await pilot.press("i")
+        await answered(app, pilot, "visit.gate_in 京B88888")
+        await pilot.press("l")
+        await fill(app, pilot, {"point": "bulk1"})
+        await answered(app, pilot, "visit.loading_start 京B88888")
+        await pilot.press("f")
+        await fill(app, pilot, {})
+        await answered(app, pilot, "visit.loading_finish 京B88888")
+        await pilot.press("s")
+        await fill(app, pilot, {"seals": "A1，A2"})
+        await answered(app, pilot, "visit.seal 京B88888")
+        await until(pilot, lambda: (app.selected_visit() or {}).get("seals"), "the seals in view")
+        await pilot.press("x")
+        await fill(app, pilot, {"seals_seen": "A2 A1"})
+        await answered(app, pilot, "visit.exit 京B88888")
+
+    assert plant.visit(bulk) == visit_value(
+        visit=bulk,
+        plate="京B88888",
+        order="SO2",
+        load="bulk",
+        planned_kg=33000,
+        stage="exited",
+        point="bulk1",
+        seals=["A1", "A2"],
+        waits={
+            "tare_wait_min": None,
+            "gross_wait_min": None,
+            "bag_load_wait_min": MIN,
+            "loading_min": MIN,
+            "seal_lag_min": MIN,
+            "turnaround_min": MIN,
+        },
+    )
+    assert plant.visit(other) == visit_value(
+        visit=other,
+        plate="粤BD12345",
+        order="SO3",
+        planned_kg=20000,
+        stage="cancelled",
+        gate_in_at=None,
+        cancel_reason="wrong order",
+        waits={f"{name}_min": None for name in WAITS},
+    )
+    exited = [e for e in plant.events("visit.exited") if e["visit"] == bulk]
+    assert exited == [{"visit": bulk, "seals_seen": ["A2", "A1"]}]
+
+
+async def test_the_window_key_registers_and_serves(plant: Plant) -> None:
+    """Someone new at a window (the service chosen from the list), then served by ticket."""
+    app = make(plant)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(app, pilot)
+        await pilot.press("5", "w")
+        await pick(app, pilot, "")
+        await until(pilot, lambda: bool(app.screen.query("#f-service")), "the window form")
+        await pilot.click("#f-service")
+        await pilot.press("down", "down", "enter")  # the third service: transport letter
+        await fill(app, pilot, {"window": "finance"})
+        await answered(app, pilot, "window.arrive finance")
+        await until(pilot, lambda: app.states.get("windows", {}).get("open"), "a ticket waiting")
+        await pilot.press("w")
+        await pick(app, pilot, "finance-0001")
+        await answered(app, pilot, "window.serve finance-0001")
+
+    assert plant.events("window") == [
+        {"window": "finance", "service": "transport_letter", "ticket": "finance-0001"},
+        {"window": "finance", "service": "transport_letter", "ticket": "finance-0001"},
+    ]
+
+
+async def test_the_loading_pane_forms_on_a_stopped_packer(plant: Plant) -> None:
+    """The stop reason, a typed bag-weight check and a print-code check with a note."""
+    app = make(plant)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(app, pilot)
+        await until(
+            pilot,
+            lambda: app.states.get("packer.line1", {}).get("stopped"),
+            "line1 stopped",
+        )
+        await select(app, pilot, "loading", "line1")
+        await pilot.press("r")
+        await fill(app, pilot, {"reason": "belt torn", "expected_repair_min": "45"})
+        await answered(app, pilot, "packer.reason line1")
+        await pilot.press("b")
+        await fill(app, pilot, {"kg": "50.1, 49.9；50.0 50.2 49.8 50.1 50.0 49.9 50.0 50.3"})
+        await answered(app, pilot, "check.bag_weight line1")
+        await pilot.press("p")
+        await until(pilot, lambda: bool(app.screen.query("#f-result")), "the print-code form")
+        await pilot.click("#f-result")
+        await pilot.press("down", "enter")  # fail
+        await fill(app, pilot, {"note": "code smudged"})
+        await answered(app, pilot, "check.print_code line1")
+
+    assert plant.events("packer.stopped") == [
+        {"packer": "line1", "reason": None, "expected_repair_min": None, "since": STAMP},
+        {"packer": "line1", "reason": "belt torn", "expected_repair_min": 45, "since": STAMP},
+    ]
+    samples = [50.1, 49.9, 50.0, 50.2, 49.8, 50.1, 50.0, 49.9, 50.0, 50.3]
+    assert plant.events("check") == [
+        {
+            "packer": "line1",
+            "samples_kg": samples,
+            "mean_kg": 50.03,
+            "bag_kg": 50,
+            "result": "pass",
+            "under": [],
+            "over": [],
+            "operator": "",
+            "source": "typed",
+        },
+        {"packer": "line1", "result": "fail", "note": "code smudged", "operator": ""},
+    ]
