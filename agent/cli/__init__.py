@@ -8,7 +8,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from agent.errors import UsageError
+from agent.errors import ConfigError, TallyError, UsageError
+from drivers.errors import DriverError
 
 __all__ = ["UsageError", "main"]
 
@@ -66,23 +67,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "_main"):
         parser.print_help()
         return 2
-    from agent.config import ConfigError
-    from agent.daemon.api import StartupError
-    from agent.daemon.client import DaemonUnavailable, RequestRefused
-    from agent.daemon.store import StoreError
-
     try:
         return int(args._main(args))
     except ConfigError as exc:
         for line in exc.problems:
             print(line, file=sys.stderr)
         return 2
-    except (UsageError, RequestRefused, StoreError) as exc:
+    except TallyError as exc:
+        print(f"tally: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except DriverError as exc:
         print(f"tally: {exc}", file=sys.stderr)
         return 2
-    except (DaemonUnavailable, StartupError) as exc:
-        print(f"tally: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

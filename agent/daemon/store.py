@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from agent.domain.events import Event, Stamp, boot_id, format_at, new_epoch
+from agent.errors import TallyError
 
 log = logging.getLogger("tally.store")
 
 BUSY_TIMEOUT_MS = 5000
 
 
-class StoreError(Exception):
+class StoreError(TallyError):
     """The database cannot be used; the message says why and what to do."""
 
 

@@ -63,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
     """Run the chosen action."""
     if args.scale_command == "detect":
         return _detect(args)
-    from agent.cli import UsageError
+    from agent.errors import UsageError
 
     if args.protocol not in FORMATS:
         raise UsageError(f"unknown protocol {args.protocol!r}; use one of {', '.join(FORMATS)}")
@@ -75,7 +75,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _chunks(path: str | None) -> Iterator[bytes]:
-    from agent.cli import UsageError
+    from agent.errors import UsageError
 
     if path is None:
         fd = sys.stdin.buffer.fileno()
@@ -196,7 +196,7 @@ def _weighings(args: argparse.Namespace) -> int:
 
 
 def _detect(args: argparse.Namespace) -> int:
-    from agent.cli import UsageError
+    from agent.errors import UsageError
     from drivers.serial_scale import PortError, PortSettings, detect
 
     if args.timeout_s <= 0:
