@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent.errors import ConfigError
 from drivers.modbus_points import Point
+from drivers.scale import PROTOCOLS
 
 __all__ = [
     "Config",
@@ -261,7 +262,7 @@ _CHECKS: dict[type, dict[str, Check]] = {
         "bytesize": _one_of(7, 8),
         "parity": _one_of("N", "E", "O"),
         "stopbits": _one_of(1, 1.5, 2),
-        "protocol": _one_of("toledo", "xk3190", "xk3190-eq", "ascii"),
+        "protocol": lambda v: _one_of(*PROTOCOLS)(v),  # read when checked: formats register
         "min_weight_kg": _range(1, 200_000),
         "zero_band_kg": _range(0, 10_000),
         "band_kg": _range(0, 10_000),
