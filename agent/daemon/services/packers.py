@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
@@ -105,13 +104,12 @@ class PackersService:
         """Today's tallies (and the open interval) as the starting point of the live rates."""
         tz = ZoneInfo(self.tz)
         midnight = datetime.combine(now.astimezone(tz).date(), time(0), tz).astimezone(UTC)
-        rows = self.ctx.store.query(
-            "SELECT data FROM events WHERE kind = 'packer.tally' AND at >= ? ORDER BY seq",
-            (format_at(midnight - timedelta(hours=1)),),
+        tallies = self.ctx.store.events_since(
+            "packer.tally", format_at(midnight - timedelta(hours=1))
         )
         rates = Rates(self.tz)
-        for (raw,) in rows:
-            d = json.loads(raw)
+        for ev in tallies:
+            d = ev.data
             if d.get("packer") != name:
                 continue
             end = parse_at(d["to"])
