@@ -12,17 +12,23 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from agent.errors import ConfigError
+from drivers.modbus_points import Point
+from drivers.scale import PROTOCOLS
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "PackerConfig",
+    "PointConfig",
+    "ScaleConfig",
+    "load",
+    "parse",
+]
+
 DEFAULT_PATH = "/etc/tally/tally.toml"
 TERMINAL_ID = re.compile(r"[a-z0-9-]{1,32}")
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
-
-
-class ConfigError(Exception):
-    """The configuration file cannot be used; `problems` holds one line per problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +84,18 @@ class PointConfig:
     scale: float = 1.0
     modulus: int = 0
     name: str = ""
+
+    def point(self) -> Point:
+        """What the Modbus driver needs of this point (its role names it in messages)."""
+        return Point(
+            self.function,
+            self.address,
+            self.type,
+            self.word_order,
+            self.byte_swap,
+            self.scale,
+            self.role,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +262,7 @@ _CHECKS: dict[type, dict[str, Check]] = {
         "bytesize": _one_of(7, 8),
         "parity": _one_of("N", "E", "O"),
         "stopbits": _one_of(1, 1.5, 2),
-        "protocol": _one_of("toledo", "xk3190", "xk3190-eq", "ascii"),
+        "protocol": lambda v: _one_of(*PROTOCOLS)(v),  # read when checked: formats register
         "min_weight_kg": _range(1, 200_000),
         "zero_band_kg": _range(0, 10_000),
         "band_kg": _range(0, 10_000),

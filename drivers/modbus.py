@@ -14,8 +14,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerType
 
-from agent.config import PackerConfig, PointConfig
-from drivers.modbus_points import ReadGroup, Value, plan
+from drivers.modbus_points import Point, ReadGroup, Value, plan
 
 log = logging.getLogger("tally.modbus")
 
@@ -90,19 +89,23 @@ class Link:
         """Where the bus is, for messages."""
         return f"{self.host}:{self.port}" if self.transport == "tcp" else self.serial_port
 
-    @staticmethod
-    def of(p: PackerConfig) -> Link:
-        """The link of a `[[packer]]` table."""
-        if p.transport == "tcp":
-            return Link("tcp", host=p.host, port=p.port, timeout_s=p.timeout_s)
-        return Link(
-            "rtu",
-            serial_port=p.serial_port,
-            baudrate=p.baudrate,
-            parity=p.parity,
-            stopbits=p.stopbits,
-            timeout_s=p.timeout_s,
-        )
+    @property
+    def bus(self) -> tuple[str, ...]:
+        """What identifies the bus: one TCP endpoint or one serial port."""
+        if self.transport == "tcp":
+            return ("tcp", self.host, str(self.port))
+        return ("rtu", self.serial_port)
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """One packer as the driver sees it: its bus, unit id, poll interval and points by key."""
+
+    name: str
+    link: Link
+    device_id: int = 1
+    poll_s: float = 1.0
+    points: tuple[tuple[str, Point], ...] = ()
 
 
 def make_client(link: Link) -> Any:
@@ -261,33 +264,29 @@ class Bus:
         return group.values(words)
 
 
-def units_by_link(
-    packers: Sequence[tuple[PackerConfig, Sequence[tuple[str, PointConfig]]]],
-) -> dict[Link, list[Unit]]:
-    """Group packers by their bus: one TCP endpoint or one serial port each."""
+def units_by_link(devices: Sequence[Device]) -> dict[Link, list[Unit]]:
+    """Group devices by their bus: one TCP endpoint or one serial port each."""
     buses: dict[tuple[str, ...], tuple[Link, list[Unit]]] = {}
-    for p, points in packers:
-        link = Link.of(p)
-        key = ("tcp", p.host, str(p.port)) if p.transport == "tcp" else ("rtu", p.serial_port)
-        unit = Unit(p.name, p.device_id, p.poll_s, tuple(plan(points)))
-        if key in buses:
-            buses[key][1].append(unit)
+    for d in devices:
+        unit = Unit(d.name, d.device_id, d.poll_s, tuple(plan(d.points)))
+        if d.link.bus in buses:
+            buses[d.link.bus][1].append(unit)
         else:
-            buses[key] = (link, [unit])
+            buses[d.link.bus] = (d.link, [unit])
     return {link: units for link, units in buses.values()}
 
 
 class ModbusDriver:
-    """Every bus of the configured packers, each polled by its own task."""
+    """Every bus of the given devices, each polled by its own task."""
 
     def __init__(
         self,
-        packers: Sequence[tuple[PackerConfig, Sequence[tuple[str, PointConfig]]]],
+        devices: Sequence[Device],
         *,
         backoff_max_s: float = 30.0,
         config_retry_s: float = 60.0,
     ) -> None:
-        self.links = units_by_link(packers)
+        self.links = units_by_link(devices)
         self.backoff_max_s = backoff_max_s
         self.config_retry_s = config_retry_s
         self.buses: list[Bus] = []

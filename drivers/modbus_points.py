@@ -6,25 +6,34 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pymodbus.client.mixin import ModbusClientMixin
-
-from agent.config import PointConfig
-
-DT = ModbusClientMixin.DATATYPE
-_TYPES = {
-    "uint16": DT.UINT16,
-    "int16": DT.INT16,
-    "uint32": DT.UINT32,
-    "int32": DT.INT32,
-    "float32": DT.FLOAT32,
-}
+_FORMATS = {"uint16": "H", "int16": "h", "uint32": "I", "int32": "i", "float32": "f"}
+TYPES = (*_FORMATS, "bool")
 MAX_REGISTERS = 125  # per read request (Modbus limit for functions 3 and 4)
 MAX_BITS = 2000  # per read request (functions 1 and 2)
 
 Value = int | float | bool
 
 
-def width(point: PointConfig) -> int:
+@dataclass(frozen=True, slots=True)
+class Point:
+    """Where one value sits on a Modbus device and how its words decode.
+
+    `function` is 1 (coils), 2 (discrete inputs), 3 (holding registers) or 4 (input
+    registers); `type` one of TYPES; `word_order` "big" or "little" for 32-bit values;
+    `byte_swap` swaps the two bytes of each word; `scale` multiplies the raw value; `label`
+    names the point in messages.
+    """
+
+    function: int
+    address: int
+    type: str = "uint16"
+    word_order: str = "big"
+    byte_swap: bool = False
+    scale: float = 1.0
+    label: str = ""
+
+
+def width(point: Point) -> int:
     """How many registers (or bits, for functions 1 and 2) the point occupies."""
     if point.function in (1, 2):
         return 1
@@ -35,7 +44,7 @@ def _swap(reg: int) -> int:
     return ((reg & 0xFF) << 8) | (reg >> 8)
 
 
-def decode(point: PointConfig, words: Sequence[int] | Sequence[bool]) -> Value:
+def decode(point: Point, words: Sequence[int] | Sequence[bool]) -> Value:
     """The raw (unscaled) value of a point from its registers or bits.
 
     Registers are 16-bit words as read; `byte_swap` swaps the two bytes of each word before
@@ -43,7 +52,7 @@ def decode(point: PointConfig, words: Sequence[int] | Sequence[bool]) -> Value:
     """
     n = width(point)
     if len(words) != n:
-        raise ValueError(f"point {point.role} needs {n} words, got {len(words)}")
+        raise ValueError(f"point {point.label} needs {n} words, got {len(words)}")
     if point.function in (1, 2):
         bit = bool(words[0])
         return bit if point.type == "bool" else int(bit)
@@ -52,22 +61,22 @@ def decode(point: PointConfig, words: Sequence[int] | Sequence[bool]) -> Value:
         regs = [_swap(r) for r in regs]
     if point.type == "bool":
         return regs[0] != 0
-    value = ModbusClientMixin.convert_from_registers(
-        regs, _TYPES[point.type], word_order="little" if point.word_order == "little" else "big"
-    )
-    if isinstance(value, int | float):
-        return value
-    raise ValueError(f"point {point.role} did not decode to a number")  # pragma: no cover
+    if point.word_order == "little":
+        regs.reverse()
+    value: int | float = struct.unpack(
+        ">" + _FORMATS[point.type], b"".join(r.to_bytes(2, "big") for r in regs)
+    )[0]
+    return value
 
 
-def scaled(point: PointConfig, raw: Value) -> Value:
+def scaled(point: Point, raw: Value) -> Value:
     """The raw value times the point's scale (bools and scale 1 are returned as they are)."""
     if isinstance(raw, bool) or point.scale == 1.0:
         return raw
     return raw * point.scale
 
 
-def encode(point: PointConfig, value: Value) -> list[int]:
+def encode(point: Point, value: Value) -> list[int]:
     """The registers (function 3/4) or 0/1 bits (function 1/2) a device holds for `value`.
 
     The inverse of `decode`; used by the simulator and the tests. Raises struct.error or
@@ -78,7 +87,7 @@ def encode(point: PointConfig, value: Value) -> list[int]:
     if point.type == "bool":
         regs = [1 if value else 0]
     else:
-        fmt = {"uint16": "H", "int16": "h", "uint32": "I", "int32": "i", "float32": "f"}[point.type]
+        fmt = _FORMATS[point.type]
         data = struct.pack(">" + fmt, float(value) if fmt == "f" else int(value))
         regs = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
         if point.word_order == "little":
@@ -95,7 +104,7 @@ class ReadGroup:
     function: int
     address: int
     count: int
-    points: tuple[tuple[str, PointConfig], ...]
+    points: tuple[tuple[str, Point], ...]
 
     def values(self, words: Sequence[int] | Sequence[bool]) -> dict[str, Value]:
         """Decode every point of the group from the words of one response."""
@@ -110,7 +119,7 @@ class ReadGroup:
         return ", ".join(k for k, _ in self.points)
 
 
-def plan(points: Sequence[tuple[str, PointConfig]]) -> list[ReadGroup]:
+def plan(points: Sequence[tuple[str, Point]]) -> list[ReadGroup]:
     """Group points into as few reads as possible without reading a word no point names.
 
     Points of one function whose words touch or overlap share a read (both words of a 32-bit
@@ -118,13 +127,13 @@ def plan(points: Sequence[tuple[str, PointConfig]]) -> list[ReadGroup]:
     bridged: a device may answer an unmapped address with an exception.
     """
     groups: list[ReadGroup] = []
-    by_fn: dict[int, list[tuple[str, PointConfig]]] = {}
+    by_fn: dict[int, list[tuple[str, Point]]] = {}
     for key, pt in points:
         by_fn.setdefault(pt.function, []).append((key, pt))
     for fn in sorted(by_fn):
         limit = MAX_BITS if fn in (1, 2) else MAX_REGISTERS
         items = sorted(by_fn[fn], key=lambda kp: kp[1].address)
-        cur: list[tuple[str, PointConfig]] = []
+        cur: list[tuple[str, Point]] = []
         start = end = 0
         for key, pt in items:
             p_end = pt.address + width(pt)

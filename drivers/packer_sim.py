@@ -6,10 +6,11 @@ import argparse
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from drivers.errors import SimulatorUsageError
+from drivers.modbus_points import Point, encode, width
+
 if TYPE_CHECKING:
     import random
-
-    from agent.config import PointConfig
 
 HELP = "run a simulated rotary packer on Modbus TCP (the point map of systemd/tally.toml)"
 
@@ -24,16 +25,27 @@ BAGS_START = 65_000  # close to the 16-bit wrap, so it shows within the first qu
 STEP_S = 0.1
 
 
-def default_points() -> tuple[PointConfig, ...]:
-    """The point map of the simulator (the one in systemd/tally.toml)."""
-    from agent.config import PointConfig
+@dataclass(frozen=True, slots=True)
+class SimPoint:
+    """One point the simulator serves: the role whose value it shows, where, and its wrap.
 
+    `role` is one of the values of `Packer.values()`; `modulus` (0: the register width)
+    wraps a counter the way the PLC does.
+    """
+
+    role: str
+    point: Point
+    modulus: int = 0
+
+
+def default_points() -> tuple[SimPoint, ...]:
+    """The point map of the simulator (the one in systemd/tally.toml)."""
     return (
-        PointConfig("bags", 3, 0, "uint16", modulus=65536),
-        PointConfig("returned", 3, 1, "uint16", modulus=65536),
-        PointConfig("broken", 3, 2, "uint16", modulus=65536),
-        PointConfig("loaded", 3, 10, "uint32", "little", modulus=2**32),
-        PointConfig("running", 1, 0, "bool"),
+        SimPoint("bags", Point(3, 0, "uint16", label="bags"), 65536),
+        SimPoint("returned", Point(3, 1, "uint16", label="returned"), 65536),
+        SimPoint("broken", Point(3, 2, "uint16", label="broken"), 65536),
+        SimPoint("loaded", Point(3, 10, "uint32", "little", label="loaded"), 2**32),
+        SimPoint("running", Point(1, 0, "bool", label="running")),
     )
 
 
@@ -66,7 +78,7 @@ class Packer:
     """One simulated unit: counters, the running bit and the random plan of stops."""
 
     unit: int
-    points: tuple[PointConfig, ...]
+    points: tuple[SimPoint, ...]
     rng: random.Random
     bags: int = BAGS_START
     returned: int = 0
@@ -128,35 +140,13 @@ class Packer:
         }
 
 
-def load_map(path: str) -> list[tuple[int, tuple[PointConfig, ...]]]:
-    """(unit id, points) of every [[packer]] in a tally.toml; raise ConfigError when bad."""
-    import tomllib
-
-    from agent.config import ConfigError, parse
-
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read the map ({exc.strerror})"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: is not valid TOML ({exc}); fix the syntax"]) from None
-    config = parse({"terminal": {"id": "sim"}, "packer": data.get("packer", [])}, path)
-    units: dict[int, tuple[PointConfig, ...]] = {}
-    for p in config.packers:
-        units.setdefault(p.device_id, p.points)
-    if not units:
-        raise ConfigError([f"{path}: has no [[packer]] with [[packer.point]] tables"])
-    return sorted(units.items())
-
-
-def _device(unit: int, points: tuple[PointConfig, ...]) -> Any:
+def _device(unit: int, points: tuple[SimPoint, ...]) -> Any:
     from pymodbus.simulator import DataType, SimData, SimDevice
 
-    from drivers.modbus_points import width
-
     def top(functions: tuple[int, ...]) -> int:
-        ends = [p.address + width(p) for p in points if p.function in functions]
+        ends = [
+            sp.point.address + width(sp.point) for sp in points if sp.point.function in functions
+        ]
         return max([16, *ends])
 
     bits = top((1, 2)) + 16 - top((1, 2)) % 16
@@ -179,8 +169,6 @@ async def serve(host: str, port: int, units: list[Packer], speed: float) -> None
 
     from pymodbus.server import ModbusTcpServer
 
-    from drivers.modbus_points import encode
-
     server: Any = ModbusTcpServer([_device(p.unit, p.points) for p in units], address=(host, port))
     if not await server.listen():
         raise OSError(f"cannot listen on {host}:{port}")
@@ -194,12 +182,13 @@ async def serve(host: str, port: int, units: list[Packer], speed: float) -> None
             for p in units:
                 p.step(t, t - last)
                 values = p.values()
-                for pt in p.points:
-                    value = values.get(pt.role, 0)
-                    if pt.role != "running":
+                for sp in p.points:
+                    pt = sp.point
+                    value = values.get(sp.role, 0)
+                    if sp.role != "running":
                         value = int(value) % (2**32 if width(pt) == 2 else 2**16)
-                        if pt.modulus:
-                            value %= pt.modulus
+                        if sp.modulus:
+                            value %= sp.modulus
                     words = encode(pt, value)
                     data: list[int] | list[bool] = (
                         [bool(w) for w in words] if pt.function in (1, 2) else words
@@ -214,29 +203,28 @@ async def serve(host: str, port: int, units: list[Packer], speed: float) -> None
         await server.shutdown()
 
 
-def width(pt: PointConfig) -> int:
-    """Registers a point occupies (imported lazily to keep `tally --help` light)."""
-    from drivers.modbus_points import width as w
+def main(
+    args: argparse.Namespace, units_points: list[tuple[int, tuple[SimPoint, ...]]] | None = None
+) -> int:
+    """Run the simulator until SIGTERM or Ctrl-C: `units_points` are (unit id, points) pairs,
+    by default unit 1 with `default_points()`.
 
-    return w(pt)
-
-
-def main(args: argparse.Namespace) -> int:
-    """Run the simulator until SIGTERM or Ctrl-C."""
+    Raises SimulatorUsageError with one sentence when an option is bad or the port is taken.
+    """
     import asyncio
     import contextlib
     import logging
     import random
     import signal
 
-    from agent.cli import UsageError
-
     host, sep, port_text = args.listen.rpartition(":")
     if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
-        raise UsageError(f"--listen {args.listen!r} must be HOST:PORT, e.g. 127.0.0.1:5020")
+        raise SimulatorUsageError(
+            f"--listen {args.listen!r} must be HOST:PORT, e.g. 127.0.0.1:5020"
+        )
     if not args.speed > 0:
-        raise UsageError(f"--speed must be above 0, not {args.speed}")
-    points = load_map(args.map) if args.map else [(1, default_points())]
+        raise SimulatorUsageError(f"--speed must be above 0, not {args.speed}")
+    points = units_points if units_points is not None else [(1, default_points())]
     units = [Packer(u, pts, random.Random(args.seed * 1000 + u)) for u, pts in points]
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
@@ -251,5 +239,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         asyncio.run(run())
     except OSError as exc:
-        raise UsageError(f"cannot listen on {args.listen} ({exc}); pick another port") from None
+        raise SimulatorUsageError(
+            f"cannot listen on {args.listen} ({exc}); pick another port"
+        ) from None
     return 0

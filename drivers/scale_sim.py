@@ -20,7 +20,6 @@ from drivers.scale import PROTOCOLS, encode
 
 HELP = "a simulated scale indicator on a pseudo-terminal; prints its device path first"
 DIVISION_KG = 10  # a weighbridge shows 10 kg steps; `--division-kg 0.01` is a bag scale
-EQ_REPEATS = 3  # the "=" stream sends each displayed value several times
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -151,8 +150,10 @@ def frames(args: argparse.Namespace, rng: random.Random) -> Iterator[bytes]:
     division = Decimal(args.division_kg)
     step = float(division)
     displayed = Decimal(0)
+    # some indicators (the XK3190 "=" stream) send each displayed value several times
+    repeats = PROTOCOLS[args.protocol].repeats
     for i, (kg, stable) in enumerate(profile(args, rng)):
-        if args.protocol != "xk3190-eq" or i % EQ_REPEATS == 0:
+        if i % repeats == 0:
             displayed = round(kg / step) * division
         yield encode(args.protocol, displayed, stable=stable, parity=True)
 

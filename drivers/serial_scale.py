@@ -13,6 +13,7 @@ from typing import Any
 
 import serial
 
+from drivers.errors import DriverError
 from drivers.scale import PROTOCOLS, Item, Reading, make_splitter
 
 READ_TIMEOUT_S = 0.1
@@ -56,7 +57,7 @@ DriverEvent = Online | Offline | Frame
 Emit = Callable[[DriverEvent], Awaitable[None]]
 
 
-class PortError(Exception):
+class PortError(DriverError):
     """The port cannot be opened or read; the message names it and the cause."""
 
 
@@ -220,7 +221,7 @@ def best_decode(data: bytes, protocols: Iterable[str]) -> tuple[str, bool, int] 
     """
     best: tuple[str, bool, int] | None = None
     for protocol in protocols:
-        for checksum in (True, False) if protocol == "toledo" else (True,):
+        for checksum in (True, False) if PROTOCOLS[protocol].optional_checksum else (True,):
             splitter = make_splitter(protocol, checksum=checksum)
             splitter.feed(data)
             clean = splitter.frames >= 3 and splitter.corrupt == 0 and splitter.resyncs <= 1
@@ -253,7 +254,7 @@ def detect(
                     raise
                 continue
             opened = True
-            protocols = ["toledo"] if bytesize == 7 else list(PROTOCOLS)
+            protocols = [p.name for p in PROTOCOLS.values() if p.seven_bit or bytesize != 7]
             found = best_decode(data, protocols)
             if found is not None:
                 return Detection(settings, *found)

@@ -9,11 +9,13 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.errors import TallyError
+
 TERMINAL = re.compile(r"[a-z0-9-]{1,32}")
 TOKEN = re.compile(r"[\x21-\x7e]{8,512}")  # visible ASCII, as an HTTP header value allows
 
 
-class TokenFileError(Exception):
+class TokenFileError(TallyError):
     """A token file is missing, too open or malformed; the message never contains a token."""
 
 

@@ -3,33 +3,51 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
-from agent.errors import UsageError
+from agent.cli.commands import (
+    board,
+    check_config,
+    ctl,
+    demo,
+    events,
+    export,
+    kpi,
+    rebuild,
+    run,
+    scale,
+    serve,
+    simulate,
+    status,
+    sync,
+    tui,
+)
+from agent.errors import ConfigError, TallyError, UsageError
+from drivers.errors import DriverError
 
 __all__ = ["UsageError", "main"]
 
 # (name, module). Each module defines HELP, add_arguments(parser) and main(args) -> int and
 # imports nothing heavy at module level, so `tally --help` stays fast.
-COMMANDS: list[tuple[str, str]] = [
-    ("run", "agent.cli.commands.run"),
-    ("tui", "agent.cli.commands.tui"),
-    ("demo", "agent.cli.commands.demo"),
-    ("check-config", "agent.cli.commands.check_config"),
-    ("events", "agent.cli.commands.events"),
-    ("ctl", "agent.cli.commands.ctl"),
-    ("scale", "agent.cli.commands.scale"),
-    ("simulate", "agent.cli.commands.simulate"),
-    ("kpi", "agent.cli.commands.kpi"),
-    ("rebuild", "agent.cli.commands.rebuild"),
-    ("sync", "agent.cli.commands.sync"),
-    ("status", "agent.cli.commands.status"),
-    ("board", "agent.cli.commands.board"),
-    ("export", "agent.cli.commands.export"),
-    ("serve", "agent.cli.commands.serve"),
+COMMANDS: list[tuple[str, ModuleType]] = [
+    ("run", run),
+    ("tui", tui),
+    ("demo", demo),
+    ("check-config", check_config),
+    ("events", events),
+    ("ctl", ctl),
+    ("scale", scale),
+    ("simulate", simulate),
+    ("kpi", kpi),
+    ("rebuild", rebuild),
+    ("sync", sync),
+    ("status", status),
+    ("board", board),
+    ("export", export),
+    ("serve", serve),
 ]
 
 
@@ -41,13 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module_name in COMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            raise
+    for name, module in COMMANDS:
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
         p.set_defaults(_main=module.main)
@@ -66,23 +78,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "_main"):
         parser.print_help()
         return 2
-    from agent.config import ConfigError
-    from agent.daemon.api import StartupError
-    from agent.daemon.client import DaemonUnavailable, RequestRefused
-    from agent.daemon.store import StoreError
-
     try:
         return int(args._main(args))
     except ConfigError as exc:
         for line in exc.problems:
             print(line, file=sys.stderr)
         return 2
-    except (UsageError, RequestRefused, StoreError) as exc:
+    except TallyError as exc:
+        print(f"tally: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except DriverError as exc:
         print(f"tally: {exc}", file=sys.stderr)
         return 2
-    except (DaemonUnavailable, StartupError) as exc:
-        print(f"tally: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

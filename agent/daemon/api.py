@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.daemon.hub import Hub
+from agent.errors import Refused, Unavailable
 
 log = logging.getLogger("tally.api")
 
@@ -22,11 +23,11 @@ SUBSCRIBE_INTERVAL_S = 0.1  # at most ~10 state messages per topic per second
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
-class StartupError(Exception):
+class StartupError(Unavailable):
     """The daemon cannot start; the message is one clear sentence."""
 
 
-class CommandError(Exception):
+class CommandError(Refused):
     """An operator command or request was refused; the message is one clear sentence."""
 
 
@@ -42,7 +43,7 @@ class ApiServer:
         self.register("ping", self._ping)
 
     def register(self, op: str, handler: Handler) -> None:
-        """Add an operation; `handler(request)` returns the result or raises CommandError."""
+        """Add an operation; `handler(request)` returns the result or raises Refused (CommandError)."""
         if op in self.ops:
             raise ValueError(f"operation {op!r} registered twice")
         self.ops[op] = handler
@@ -121,7 +122,7 @@ class ApiServer:
                 try:
                     result = await handler(req)
                     reply = {"id": req_id, "ok": True, "result": result}
-                except CommandError as exc:
+                except Refused as exc:
                     reply = _err(req_id, str(exc))
                 except Exception as exc:
                     log.exception("op %s failed", op)

@@ -9,12 +9,14 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
+from agent.errors import Refused, Unavailable
 
-class DaemonUnavailable(Exception):
+
+class DaemonUnavailable(Unavailable):
     """No daemon answers on the socket; the message says what to do."""
 
 
-class RequestRefused(Exception):
+class RequestRefused(Refused):
     """The daemon answered ok=false; the message is its sentence."""
 
 

@@ -139,15 +139,11 @@ class HealthService:
         self._alerting: asyncio.Task[bool] | None = None
         self._disk = Disk(str(Path(ctx.config.terminal.database).parent), 0, 0)
         store = ctx.store
-        rows = store.query(
-            "SELECT at, data FROM events WHERE kind = 'weighing.captured' ORDER BY seq DESC LIMIT 1"
-        )
-        if rows:
-            self._note_weighing(rows[0][0], rows[0][1])
-        rows = store.query(
-            "SELECT at FROM events WHERE kind = 'clock.stepped' ORDER BY seq DESC LIMIT 1"
-        )
-        self.clock_stepped_at = rows[0][0] if rows else None
+        weighing = store.last_event("weighing.captured")
+        if weighing is not None:
+            self._note_weighing(weighing.at, weighing.data)
+        stepped = store.last_event("clock.stepped")
+        self.clock_stepped_at = stepped.at if stepped is not None else None
         ctx.hub.event_listeners.append(self.on_events)
         ctx.api.register("status", self.status)
 

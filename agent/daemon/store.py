@@ -10,19 +10,20 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agent.domain.events import Event, Stamp, boot_id, format_at, new_epoch
+from agent.errors import TallyError
 
 log = logging.getLogger("tally.store")
 
 BUSY_TIMEOUT_MS = 5000
 
 
-class StoreError(Exception):
+class StoreError(TallyError):
     """The database cannot be used; the message says why and what to do."""
 
 
@@ -99,6 +100,11 @@ def init_database(path: str, terminal: str) -> str:
         raise StoreError(
             f"cannot open the database {path} ({exc}); check the path and disk"
         ) from None
+
+
+# A stored event as it is in the table: seq, kind, at, mono_ns, boot, data (JSON text).
+StoredRow = tuple[int, str, str, int, str, str]
+_COLUMNS = "seq, kind, at, mono_ns, boot, data"
 
 
 def _row_event(terminal: str, epoch: str, row: tuple[Any, ...]) -> Event:
@@ -180,8 +186,90 @@ class Store:
         )
         return {k: json.loads(v) for k, v in rows}
 
+    def events_between(
+        self,
+        after: int,
+        upto: int,
+        *,
+        prefixes: Sequence[str] = (),
+        kinds: Sequence[str] = (),
+        limit: int = 1000,
+    ) -> list[Event]:
+        """Up to `limit` events with `after` < seq <= `upto`, in seq order, whose kind starts
+        with one of `prefixes` (a prefix "visit" takes "visit.*") or is one of `kinds` (neither:
+        every kind)."""
+        terms = ["kind LIKE ? ESCAPE '\\'"] * len(prefixes)
+        if kinds:
+            terms.append(f"kind IN ({', '.join('?' * len(kinds))})")
+        rows = self._all(
+            f"SELECT {_COLUMNS} FROM events WHERE seq > ? AND seq <= ?"
+            f" AND ({' OR '.join(terms) or '1'})"
+            " ORDER BY seq LIMIT ?",
+            (after, upto, *(_like_prefix(p) for p in prefixes), *kinds, limit),
+        )
+        return [_row_event(self.terminal, self.epoch, r) for r in rows]
+
+    def events_since(self, kind: str, at: str) -> list[Event]:
+        """Every event of exactly `kind` stamped at or after `at` (a stored UTC time), by seq."""
+        rows = self._all(
+            f"SELECT {_COLUMNS} FROM events WHERE kind = ? AND at >= ? ORDER BY seq", (kind, at)
+        )
+        return [_row_event(self.terminal, self.epoch, r) for r in rows]
+
+    def last_event(self, kind: str, *, scale: str | None = None) -> Event | None:
+        """The newest event of exactly `kind` (with `scale`: whose data names that scale)."""
+        if scale is None:
+            rows = self._all(
+                f"SELECT {_COLUMNS} FROM events WHERE kind = ? ORDER BY seq DESC LIMIT 1", (kind,)
+            )
+        else:
+            rows = self._all(
+                f"SELECT {_COLUMNS} FROM events WHERE kind = ?"
+                " AND json_extract(data, '$.scale') = ? ORDER BY seq DESC LIMIT 1",
+                (kind, scale),
+            )
+        return _row_event(self.terminal, self.epoch, rows[0]) if rows else None
+
+    def rows_after(self, seq: int, limit: int) -> list[StoredRow]:
+        """Up to `limit` events after `seq` as stored (data as JSON text), for sending on."""
+        rows = self._all(
+            f"SELECT {_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+        )
+        return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+    def oldest_seq(self) -> int | None:
+        """The lowest seq still stored (None when every event was pruned or none was written)."""
+        value = self._all("SELECT min(seq) FROM events")[0][0]
+        return None if value is None else int(value)
+
+    def first_at_after(self, seq: int) -> str | None:
+        """When the first event after `seq` happened (its stored UTC time), if there is one."""
+        rows = self._all("SELECT at FROM events WHERE seq > ? ORDER BY seq LIMIT 1", (seq,))
+        return str(rows[0][0]) if rows else None
+
+    def seqs_before(self, upto: int, at: str, limit: int) -> list[int]:
+        """Up to `limit` seqs <= `upto` of events stamped before `at`, oldest first."""
+        rows = self._all(
+            "SELECT seq FROM events WHERE seq <= ? AND at < ? ORDER BY seq LIMIT ?",
+            (upto, at, limit),
+        )
+        return [int(r[0]) for r in rows]
+
+    def dead_letter_count(self) -> int:
+        """How many events the server refused for good."""
+        return int(self._all("SELECT count(*) FROM dead_letters")[0][0])
+
+    def dead_letters(self, limit: int) -> list[tuple[int, str | None, str, str]]:
+        """The newest dead letters: (seq, the event's kind if still stored, error, when)."""
+        rows = self._all(
+            "SELECT d.seq, e.kind, d.error, d.at FROM dead_letters d"
+            " LEFT JOIN events e ON e.seq = d.seq ORDER BY d.seq DESC LIMIT ?",
+            (limit,),
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Run a read-only query (for status views)."""
+        """Run a read-only query (for tests and ad-hoc inspection; code uses the typed reads)."""
         return self._all(sql, params)
 
     def integrity_ok(self) -> bool:
@@ -435,6 +523,25 @@ class Writer:
 def _is_full(exc: sqlite3.OperationalError) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     return code == sqlite3.SQLITE_FULL or "full" in str(exc).lower()
+
+
+def delete_acknowledged(seqs: Sequence[int], acked_key: str) -> Callable[[sqlite3.Connection], int]:
+    """A Writer.call function deleting these events; it returns how many it deleted.
+
+    Checked again inside the write: an event above the seq in state `acked_key` (the server's
+    acknowledgement) is never deleted.
+    """
+
+    def delete(conn: sqlite3.Connection) -> int:
+        before = conn.total_changes
+        conn.executemany(
+            "DELETE FROM events WHERE seq = ? AND seq <= (SELECT CAST(value AS INTEGER)"
+            " FROM state WHERE key = ?)",
+            [(seq, acked_key) for seq in seqs],
+        )
+        return conn.total_changes - before
+
+    return delete
 
 
 def set_state(conn: sqlite3.Connection, values: dict[str, Any]) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from agent.errors import Refused
+
 # The province (and municipality, autonomous region) characters that start a civil plate.
 PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
 
@@ -24,7 +26,7 @@ _TRAILER = re.compile(f"[{PROVINCES}][{_L}]{_AN}{{4}}挂")
 EXAMPLE = "苏A12345"
 
 
-class PlateError(ValueError):
+class PlateError(Refused, ValueError):
     """The text is not a plate; the message is one sentence saying what is wrong."""
 
 

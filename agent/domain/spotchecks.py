@@ -11,9 +11,10 @@ from zoneinfo import ZoneInfo
 
 from agent.config import ChecksConfig
 from agent.domain.events import Event
+from agent.errors import Refused
 
 
-class CheckError(Exception):
+class CheckError(Refused):
     """A spot-check entry was refused; the message is one clear sentence."""
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from agent.config import KpiConfig
 from agent.domain import plates
 from agent.domain.events import Event, parse_at
+from agent.errors import Refused
 
 PLANNED_KG = (1, 100_000)
 WEIGHT_KG = (1, 200_000)
@@ -40,7 +41,7 @@ CORRECTABLE: dict[str, tuple[str, ...]] = {
 Command = tuple[str, dict[str, Any]]  # (event kind, data) to append
 
 
-class Refusal(Exception):
+class Refusal(Refused):
     """An operator command cannot be accepted; the message is one clear sentence."""
 
 

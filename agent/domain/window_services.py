@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from agent.config import NAME, KpiConfig
 from agent.domain.events import Event
 from agent.domain.visits import Mark, duration_ms
+from agent.errors import Refused
 
 # service → the KpiConfig field holding its target in minutes
 SERVICES: dict[str, str] = {
@@ -21,7 +22,7 @@ SERVICES: dict[str, str] = {
 }
 
 
-class WindowError(Exception):
+class WindowError(Refused):
     """A window command was refused; the message is one clear sentence."""
 
 

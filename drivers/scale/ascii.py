@@ -6,6 +6,7 @@ import re
 from decimal import Decimal
 
 from drivers.scale.reading import Corrupt, Item, Reading, Splitter
+from drivers.scale.registry import Protocol, register
 
 NAME = "ascii"
 MAX_LINE = 64
@@ -110,3 +111,20 @@ def encode(
     width = 7 if decimals == 0 else 8
     text = f"{abs(weight):0{width}.{decimals}f}"
     return f"{address}{'ST' if stable else 'US'},{mode},{sign}{text}{unit}\r\n".encode()
+
+
+def frame(
+    weight: Decimal | None,
+    *,
+    stable: bool = True,
+    net: bool = False,
+    checksum: bool = True,
+    parity: bool = False,
+) -> bytes:
+    """The simulator's line: `weight` None sends an out-of-range line."""
+    return encode(weight, stable=stable, net=net)
+
+
+PROTOCOL = register(
+    Protocol(NAME, AsciiSplitter, frame, has_stable_flag=True, has_checksum=False, order=40)
+)

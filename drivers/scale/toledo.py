@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from drivers.scale.reading import Corrupt, FixedSplitter, Item, Reading, scaled
+from drivers.scale.registry import Protocol, register
 
 NAME = "toledo"
 STX, CR = 0x02, 0x0D
@@ -128,3 +129,36 @@ def encode(
 def checksum_byte(body: bytes) -> int:
     """Alias of `checksum` for encoders."""
     return checksum(body)
+
+
+def frame(
+    weight: Decimal | None,
+    *,
+    stable: bool = True,
+    net: bool = False,
+    checksum: bool = True,
+    parity: bool = False,
+) -> bytes:
+    """The simulator's frame: `weight` None shows overload."""
+    return encode(
+        weight if weight is not None else Decimal(0),
+        stable=stable,
+        net=net,
+        overload=weight is None,
+        checksum=checksum,
+        parity=parity,
+    )
+
+
+PROTOCOL = register(
+    Protocol(
+        NAME,
+        ToledoSplitter,
+        frame,
+        has_stable_flag=True,
+        has_checksum=True,
+        optional_checksum=True,
+        seven_bit=True,
+        order=10,
+    )
+)

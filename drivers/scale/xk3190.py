@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from drivers.scale.reading import Corrupt, FixedSplitter, Item, Reading, scaled
+from drivers.scale.registry import Protocol, register
 
 NAME = "xk3190"
 STX, ETX = 0x02, 0x03
@@ -78,3 +79,22 @@ def encode(weight: Decimal, *, decimals: int | None = None, alt_nibbles: bool = 
     body = bytes([STX, ord("-" if weight < 0 else "+")]) + text.encode() + bytes([0x30 + decimals])
     x = check(body)
     return body + bytes([_hex(x >> 4, alt_nibbles), _hex(x & 0xF, alt_nibbles), ETX])
+
+
+def frame(
+    weight: Decimal | None,
+    *,
+    stable: bool = True,
+    net: bool = False,
+    checksum: bool = True,
+    parity: bool = False,
+) -> bytes:
+    """The simulator's frame (the format has no flags; it cannot show out of range)."""
+    if weight is None:
+        raise ValueError(f"{NAME} cannot express out of range")
+    return encode(weight)
+
+
+PROTOCOL = register(
+    Protocol(NAME, Xk3190Splitter, frame, has_stable_flag=False, has_checksum=True, order=20)
+)

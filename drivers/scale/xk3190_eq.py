@@ -6,6 +6,7 @@ import re
 from decimal import Decimal
 
 from drivers.scale.reading import Corrupt, Item, Reading, Splitter
+from drivers.scale.registry import Protocol, register
 
 NAME = "xk3190-eq"
 EQ = ord("=")
@@ -99,3 +100,30 @@ def encode(weight: Decimal, *, width: int = 7, sign: bool = True) -> bytes:
     if sign:
         text = ("-" if weight < 0 else "0") + text
     return b"=" + text[::-1].encode()
+
+
+def frame(
+    weight: Decimal | None,
+    *,
+    stable: bool = True,
+    net: bool = False,
+    checksum: bool = True,
+    parity: bool = False,
+) -> bytes:
+    """The simulator's chunk (the stream has no flags; it cannot show out of range)."""
+    if weight is None:
+        raise ValueError(f"{NAME} cannot express out of range")
+    return encode(weight)
+
+
+PROTOCOL = register(
+    Protocol(
+        NAME,
+        EqSplitter,
+        frame,
+        has_stable_flag=False,
+        has_checksum=False,
+        repeats=3,
+        order=30,
+    )
+)

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from agent.domain.events import Event, format_at
+from agent.errors import TallyError
 from sync.protocol import Rejection, Row
 
 BUSY_TIMEOUT_MS = 5000
 
 
-class ReceiverStoreError(Exception):
+class ReceiverStoreError(TallyError):
     """The receiver's database cannot be used; the message says why and what to do."""
 
 

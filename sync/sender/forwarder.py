@@ -19,7 +19,7 @@ import httpx
 from agent.config import ConfigError, StorageConfig, SyncConfig
 from agent.daemon.alerts import Alerts
 from agent.daemon.hub import Hub
-from agent.daemon.store import Store, Writer, set_state
+from agent.daemon.store import Store, Writer, delete_acknowledged, set_state
 from agent.domain.events import format_at
 from sync import protocol
 from sync.sender.status import ACKED, LAST_ACK_AT, LAST_ERROR, read_status
@@ -300,12 +300,7 @@ class Sender:
 
     def _read(self, after: int, limit: int) -> list[protocol.Row]:
         assert self._store is not None
-        rows = self._store.query(
-            "SELECT seq, kind, at, mono_ns, boot, data FROM events WHERE seq > ?"
-            " ORDER BY seq LIMIT ?",
-            (after, limit),
-        )
-        return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+        return self._store.rows_after(after, limit)
 
     def _encode(self, rows: list[protocol.Row]) -> bytes:
         body = protocol.encode_batch(self.writer.terminal, self.writer.epoch, rows)
@@ -442,7 +437,7 @@ class Sender:
     async def _rewind(self, ack: int) -> float:
         """The server acknowledges less than before (it lost data): resend from its seq."""
         assert self._store is not None
-        oldest = self._store.query("SELECT min(seq) FROM events")[0][0]
+        oldest = self._store.oldest_seq()
         if oldest is None or oldest > ack + 1:
             delay = self._backoff()
             message = (
@@ -541,18 +536,12 @@ class Retention:
         try:
             while True:
                 acked = int(store.get_state(ACKED, 0))
-                rows = await asyncio.to_thread(
-                    store.query,
-                    "SELECT seq FROM events WHERE seq <= ? AND at < ? ORDER BY seq LIMIT ?",
-                    (acked, cutoff, PRUNE_CHUNK),
-                )
-                if not rows:
+                seqs = await asyncio.to_thread(store.seqs_before, acked, cutoff, PRUNE_CHUNK)
+                if not seqs:
                     return total
-                seqs = [(r[0],) for r in rows]
-
-                total += int(await self.writer.run(_deleter(seqs)))
+                total += int(await self.writer.run(delete_acknowledged(seqs, ACKED)))
                 self.pruned += len(seqs)
-                if len(rows) < PRUNE_CHUNK:
+                if len(seqs) < PRUNE_CHUNK:
                     return total
         finally:
             store.close()
@@ -568,20 +557,6 @@ DISABLED: dict[str, Any] = {
     "dead_letters": 0,
     "state": "disabled",
 }
-
-
-def _deleter(seqs: list[tuple[int]]) -> Callable[[sqlite3.Connection], int]:
-    def delete(conn: sqlite3.Connection) -> int:
-        before = conn.total_changes
-        # Checked again inside the write: never an event the server has not acknowledged.
-        conn.executemany(
-            "DELETE FROM events WHERE seq = ? AND seq <= (SELECT CAST(value AS INTEGER)"
-            " FROM state WHERE key = 'sync.acked_through')",
-            seqs,
-        )
-        return conn.total_changes - before
-
-    return delete
 
 
 def build(ctx: Context) -> list[Service]:

@@ -23,10 +23,10 @@ def read_status(store: Store, now: datetime, *, enabled: bool, state: str = "") 
     last_error = store.get_state(LAST_ERROR)
     backlog = max(0, store.last_seq() - acked)
     oldest: float | None = None
-    rows = store.query("SELECT at FROM events WHERE seq > ? ORDER BY seq LIMIT 1", (acked,))
-    if rows:
-        oldest = round(max(0.0, (now - parse_at(rows[0][0])).total_seconds()), 1)
-    dead = int(store.query("SELECT count(*) FROM dead_letters")[0][0])
+    first_unsent = store.first_at_after(acked)
+    if first_unsent is not None:
+        oldest = round(max(0.0, (now - parse_at(first_unsent)).total_seconds()), 1)
+    dead = store.dead_letter_count()
     if not state:
         state = "disabled" if not enabled else "failing" if last_error else "idle"
     return {
@@ -43,9 +43,6 @@ def read_status(store: Store, now: datetime, *, enabled: bool, state: str = "") 
 
 def recent_dead_letters(store: Store, limit: int = 10) -> list[dict[str, Any]]:
     """The newest dead letters: seq, the server's reason and when it was refused."""
-    rows = store.query(
-        "SELECT d.seq, e.kind, d.error, d.at FROM dead_letters d"
-        " LEFT JOIN events e ON e.seq = d.seq ORDER BY d.seq DESC LIMIT ?",
-        (limit,),
-    )
-    return [{"seq": s, "kind": k, "error": err, "at": at} for s, k, err, at in rows]
+    return [
+        {"seq": s, "kind": k, "error": err, "at": at} for s, k, err, at in store.dead_letters(limit)
+    ]

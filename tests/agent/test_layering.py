@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,3 +54,68 @@ def test_only_the_owning_package_imports_each_library() -> None:
                 if lib in owners and rel.parts[0] != owners[lib]:
                     offenders.append(f"{rel}: {line.strip()}")
     assert offenders == []
+
+
+LAYERS = "Layers: drivers <- config <- domain <- daemon <- sync <- tui <- cli"
+INDEPENDENCE = "The sender and the receiver are separate parts of sync"
+
+
+def _lint_imports(
+    tmp: Path, back_import: tuple[str, str] | None
+) -> subprocess.CompletedProcess[str]:
+    """lint-imports on a copy of the packages, with `import B` appended to module file A."""
+    for package in ("agent", "drivers", "sync", "tui"):
+        shutil.copytree(ROOT / package, tmp / package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp / "pyproject.toml")
+    if back_import is not None:
+        path, module = back_import
+        with (tmp / path).open("a", encoding="utf-8") as f:
+            f.write(f"\nimport {module}  # a deliberate back-import\n")
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("lint-imports")), "--no-cache", "--no-logo"],
+        capture_output=True,
+        text=True,
+        cwd=tmp,
+        env={**os.environ, "PYTHONPATH": str(tmp)},
+    )
+
+
+def test_import_contracts_hold() -> None:
+    r = subprocess.run(
+        [str(Path(sys.executable).with_name("lint-imports")), "--no-cache", "--no-logo"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert (r.returncode, r.stdout.splitlines()[-1]) == (0, "Contracts: 6 kept, 0 broken."), (
+        r.stdout
+    )
+
+
+@pytest.mark.parametrize(
+    ("back_import", "contract", "line"),
+    [
+        (("agent/domain/plates.py", "agent.cli"), LAYERS, "agent.domain.plates -> agent.cli"),
+        (
+            ("drivers/serial_scale.py", "agent.daemon.store"),
+            LAYERS,
+            "drivers.serial_scale -> agent.daemon.store",
+        ),
+        (
+            ("sync/sender/status.py", "sync.receiver.store"),
+            INDEPENDENCE,
+            "sync.sender.status -> sync.receiver.store",
+        ),
+    ],
+    ids=["domain-imports-cli", "driver-imports-store", "sender-imports-receiver"],
+)
+def test_a_back_import_breaks_its_contract(
+    tmp_path: Path, back_import: tuple[str, str], contract: str, line: str
+) -> None:
+    r = _lint_imports(tmp_path, back_import)
+    out = r.stdout.splitlines()
+    assert r.returncode == 1, r.stdout
+    assert any(text.startswith(f"{contract} BROKEN") for text in out), r.stdout
+    broken = out[out.index("Broken contracts") :]
+    assert contract in broken
+    assert any(text.startswith(f"- {line} ") for text in broken), r.stdout

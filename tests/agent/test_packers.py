@@ -118,7 +118,7 @@ class Plant:
             "running": RUNNING,
         }
         for key, value in values.items():
-            await self.server.set(1, points[key], value)
+            await self.server.set(1, points[key].point(), value)
 
     async def seen(self, **values: Any) -> None:
         """Wait until the service has read these raw values."""

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.daemon.store import Store, StoreError, Writer, init_database
+from agent.daemon.store import (
+    Store,
+    StoreError,
+    Writer,
+    delete_acknowledged,
+    init_database,
+    set_state,
+)
 from agent.domain.events import Event, Stamp, parse_at
 
 
@@ -81,6 +88,50 @@ def test_state_commits_with_its_event(tmp_path: Path) -> None:
     assert store.get_state("counter.line1.bags") == {"raw": 103}
     assert store.state_prefix("counter.") == {"counter.line1.bags": {"raw": 103}}
     assert store.get_state("missing", 7) == 7
+
+
+def test_typed_reads(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.db")
+    w = Writer(db, "wb1")
+    kinds = [
+        ("visit.arrived", {"plate": "苏A12345"}),
+        ("weighing.captured", {"scale": "s1", "weight_kg": 15000}),
+        ("visitor.note", {}),
+        ("weighing.captured", {"scale": "s2", "weight_kg": 42000}),
+        ("window.arrived", {"window": "w1"}),
+        ("operator.corrected", {"seq": 1}),
+    ]
+    evs = [w.append_sync(kind, data) for kind, data in kinds]
+    store = Store(db)
+    assert store.events_between(0, 6, prefixes=("visit",), kinds=("operator.corrected",)) == [
+        evs[0],
+        evs[5],
+    ]
+    assert store.events_between(1, 5, prefixes=("visit", "window")) == [evs[4]]
+    assert store.events_between(0, 6, kinds=("weighing.captured",), limit=1) == [evs[1]]
+    assert store.events_between(4, 6) == [evs[4], evs[5]]
+    assert store.last_event("weighing.captured") == evs[3]
+    assert store.last_event("weighing.captured", scale="s1") == evs[1]
+    assert store.last_event("weighing.captured", scale="s3") is None
+    assert store.last_event("clock.stepped") is None
+    assert store.events_since("weighing.captured", evs[0].at) == [evs[1], evs[3]]
+    assert store.events_since("weighing.captured", "9999") == []
+    assert store.rows_after(5, 10) == [
+        (6, "operator.corrected", evs[5].at, evs[5].mono_ns, evs[5].boot, '{"seq": 1}')
+    ]
+    assert (store.oldest_seq(), store.first_at_after(5), store.first_at_after(6)) == (
+        1,
+        evs[5].at,
+        None,
+    )
+    assert store.seqs_before(4, "9999", 10) == [1, 2, 3, 4]
+    assert store.seqs_before(6, evs[0].at, 10) == []
+    assert (store.dead_letter_count(), store.dead_letters(5)) == (0, [])
+    # nothing above the acknowledged seq is ever deleted
+    w.call(lambda conn: set_state(conn, {"sync.acked_through": 2})).result()
+    assert w.call(delete_acknowledged([1, 2, 3], "sync.acked_through")).result() == 2
+    w.close()
+    assert (store.oldest_seq(), store.count()) == (3, 4)
 
 
 async def test_concurrent_appends_are_group_committed(tmp_path: Path) -> None:

@@ -11,8 +11,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from agent.config import PointConfig
-from drivers.modbus_points import Value, encode
+from drivers.modbus_points import Point, Value, encode
 
 REGISTERS = 100  # addresses 0..99 of each table exist; anything above is an illegal address
 
@@ -84,7 +83,7 @@ class LoopbackServer:
         """Close the listener and every connection."""
         await self.server.shutdown()
 
-    async def set(self, unit: int, point: PointConfig, value: Value) -> None:
+    async def set(self, unit: int, point: Point, value: Value) -> None:
         """Store `value` where `point` reads it, encoded by the point's type and order."""
         words = encode(point, value)
         data: list[int] | list[bool] = (
@@ -111,7 +110,7 @@ class ThreadedServer:
         self.call(self.server.start())
         return self
 
-    def set(self, unit: int, point: PointConfig, value: Value) -> None:
+    def set(self, unit: int, point: Point, value: Value) -> None:
         """Change a value."""
         self.call(self.server.set(unit, point, value))
 

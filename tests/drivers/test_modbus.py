@@ -3,36 +3,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from agent.config import PackerConfig, PointConfig
-from drivers.modbus import ConfigFault, ModbusDriver, Reading, Status
+from drivers.modbus import ConfigFault, Device, Link, ModbusDriver, Reading, Status
+from drivers.modbus_points import Point
 from tests.drivers.modbus_server import LoopbackServer
 
-POINTS: dict[str, tuple[PointConfig, Any]] = {
-    "u16": (PointConfig("spout", 3, 0, "uint16"), 65535),
-    "i16": (PointConfig("spout", 3, 1, "int16"), -300),
-    "u32b": (PointConfig("bags", 3, 2, "uint32", "big"), 70_000),
-    "u32l": (PointConfig("returned", 3, 4, "uint32", "little"), 4_000_000_000),
-    "i32b": (PointConfig("spout", 3, 6, "int32", "big", True), -123_456),
-    "f32l": (PointConfig("spout", 4, 10, "float32", "little"), 99.5),
-    "f32b": (PointConfig("spout", 4, 12, "float32", "big", True), -0.25),
-    "i32l": (PointConfig("spout", 4, 20, "int32", "little"), 2_000_000_000),
-    "flag": (PointConfig("spout", 3, 30, "bool"), True),
-    "coil": (PointConfig("running", 1, 3, "bool"), True),
-    "di": (PointConfig("spout", 2, 5, "bool"), True),
-    "di0": (PointConfig("spout", 2, 6, "bool"), False),
+POINTS: dict[str, tuple[Point, Any]] = {
+    "u16": (Point(3, 0, "uint16"), 65535),
+    "i16": (Point(3, 1, "int16"), -300),
+    "u32b": (Point(3, 2, "uint32", "big"), 70_000),
+    "u32l": (Point(3, 4, "uint32", "little"), 4_000_000_000),
+    "i32b": (Point(3, 6, "int32", "big", True), -123_456),
+    "f32l": (Point(4, 10, "float32", "little"), 99.5),
+    "f32b": (Point(4, 12, "float32", "big", True), -0.25),
+    "i32l": (Point(4, 20, "int32", "little"), 2_000_000_000),
+    "flag": (Point(3, 30, "bool"), True),
+    "coil": (Point(1, 3, "bool"), True),
+    "di": (Point(2, 5, "bool"), True),
+    "di0": (Point(2, 6, "bool"), False),
 }
 
 
-def packer(name: str, server: LoopbackServer, unit: int = 1, **kw: Any) -> PackerConfig:
+def packer(
+    name: str, server: LoopbackServer, unit: int = 1, *, poll_s: float, timeout_s: float
+) -> Device:
     if server.rtu:
-        return PackerConfig(
-            name=name, transport="rtu", serial_port=server.url, device_id=unit, **kw
-        )
-    return PackerConfig(name=name, host="127.0.0.1", port=server.port, device_id=unit, **kw)
+        link = Link("rtu", serial_port=server.url, timeout_s=timeout_s)
+    else:
+        link = Link("tcp", host="127.0.0.1", port=server.port, timeout_s=timeout_s)
+    return Device(name, link, unit, poll_s)
 
 
 class Run:
@@ -60,9 +63,9 @@ class Run:
 
 @contextlib.asynccontextmanager
 async def running(
-    packers: list[tuple[PackerConfig, list[tuple[str, PointConfig]]]], **kw: Any
+    packers: list[tuple[Device, list[tuple[str, Point]]]], **kw: Any
 ) -> AsyncIterator[Run]:
-    run = Run(ModbusDriver(packers, **kw))
+    run = Run(ModbusDriver([replace(d, points=tuple(points)) for d, points in packers], **kw))
     run.task = asyncio.create_task(run.driver.run(run.items.append))
     try:
         yield run
@@ -107,7 +110,7 @@ async def test_every_type_and_word_order(rtu: bool) -> None:
 
 @pytest.mark.parametrize("rtu", [False, True], ids=["tcp", "rtu"])
 async def test_wrap_and_reset_reach_the_reading(rtu: bool) -> None:
-    bags = PointConfig("bags", 3, 0, "uint16")
+    bags = Point(3, 0, "uint16")
     async with serving(rtu=rtu) as server:
         cfg = packer("line1", server, poll_s=0.05, timeout_s=0.5)
         async with running([(cfg, [("bags", bags)])]) as run:
@@ -125,8 +128,8 @@ async def test_wrap_and_reset_reach_the_reading(rtu: bool) -> None:
 
 
 async def test_illegal_address_is_a_config_fault_and_the_rest_still_reads() -> None:
-    good = PointConfig("bags", 3, 0, "uint32")
-    bad = PointConfig("returned", 3, 150, "uint16")
+    good = Point(3, 0, "uint32")
+    bad = Point(3, 150, "uint16")
     async with serving() as server:
         await server.set(1, good, 123_456)
         cfg = packer("line1", server, poll_s=0.05, timeout_s=0.5)
@@ -150,7 +153,7 @@ async def test_illegal_address_is_a_config_fault_and_the_rest_still_reads() -> N
 
 
 async def test_timeout_goes_offline_and_comes_back() -> None:
-    bags = PointConfig("bags", 3, 0, "uint16")
+    bags = Point(3, 0, "uint16")
     async with serving() as server:
         cfg = packer("line1", server, poll_s=0.05, timeout_s=0.2)
         async with running([(cfg, [("bags", bags)])], backoff_max_s=0.3) as run:
@@ -175,7 +178,7 @@ async def test_timeout_goes_offline_and_comes_back() -> None:
     ],
 )
 async def test_transient_exception_codes_back_off_and_recover(code: int, reason: str) -> None:
-    bags = PointConfig("bags", 3, 0, "uint16")
+    bags = Point(3, 0, "uint16")
     async with serving() as server:
         cfg = packer("line1", server, poll_s=0.05, timeout_s=0.5)
         server.fail_with[1] = code
@@ -189,7 +192,7 @@ async def test_transient_exception_codes_back_off_and_recover(code: int, reason:
 
 
 async def test_illegal_function_is_a_config_fault() -> None:
-    bags = PointConfig("bags", 3, 0, "uint16")
+    bags = Point(3, 0, "uint16")
     async with serving() as server:
         cfg = packer("line1", server, poll_s=0.05, timeout_s=0.5)
         server.fail_with[1] = 1
@@ -211,7 +214,7 @@ async def test_illegal_function_is_a_config_fault() -> None:
 
 @pytest.mark.parametrize("rtu", [False, True], ids=["tcp", "rtu"])
 async def test_server_restart_is_picked_up(rtu: bool) -> None:
-    bags = PointConfig("bags", 3, 0, "uint16")
+    bags = Point(3, 0, "uint16")
     server = await LoopbackServer((1,), rtu=rtu).start()
     cfg = packer("line1", server, poll_s=0.05, timeout_s=0.3)
     try:
@@ -232,7 +235,7 @@ async def test_server_restart_is_picked_up(rtu: bool) -> None:
 
 
 async def test_three_units_on_one_rtu_bus_with_one_silent() -> None:
-    bags = PointConfig("bags", 3, 0, "uint16")
+    bags = Point(3, 0, "uint16")
     async with serving((1, 2, 3), rtu=True) as server:
         for unit in (1, 2, 3):
             await server.set(unit, bags, unit * 100)

@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.config import PointConfig
-from drivers.modbus_points import ReadGroup, decode, encode, plan, scaled
+from drivers.modbus_points import Point, ReadGroup, decode, encode, plan, scaled
 
 RANGES = {
     "uint16": st.integers(0, 2**16 - 1),
@@ -40,27 +39,27 @@ RANGES = {
 def test_decode_registers(
     type_: str, order: str, swap: bool, words: list[int], value: float | bool
 ) -> None:
-    pt = PointConfig("bags", 3, 0, type_, order, swap)
+    pt = Point(3, 0, type_, order, swap, label="bags")
     assert decode(pt, words) == value
     assert type(decode(pt, words)) is type(value)
     assert encode(pt, value) == words or type_ == "bool"
 
 
 def test_decode_bits() -> None:
-    assert decode(PointConfig("running", 1, 5, "bool"), [True]) is True
-    assert decode(PointConfig("running", 2, 5, "bool"), [False]) is False
-    assert decode(PointConfig("bags", 1, 5, "uint16"), [True]) == 1
+    assert decode(Point(1, 5, "bool", label="running"), [True]) is True
+    assert decode(Point(2, 5, "bool", label="running"), [False]) is False
+    assert decode(Point(1, 5, "uint16", label="bags"), [True]) == 1
 
 
 def test_wrong_word_count() -> None:
     with pytest.raises(ValueError, match="needs 2 words, got 1"):
-        decode(PointConfig("bags", 3, 0, "uint32"), [1])
+        decode(Point(3, 0, "uint32", label="bags"), [1])
 
 
 def test_scaled() -> None:
-    assert scaled(PointConfig("bags", 3, 0, scale=0.1), 1234) == pytest.approx(123.4)
-    assert scaled(PointConfig("bags", 3, 0), 1234) == 1234
-    assert scaled(PointConfig("running", 1, 0, "bool", scale=2.0), True) is True
+    assert scaled(Point(3, 0, scale=0.1, label="bags"), 1234) == pytest.approx(123.4)
+    assert scaled(Point(3, 0, label="bags"), 1234) == 1234
+    assert scaled(Point(1, 0, "bool", scale=2.0, label="running"), True) is True
 
 
 @given(
@@ -70,7 +69,7 @@ def test_scaled() -> None:
     st.data(),
 )
 def test_round_trip(type_: str, order: str, swap: bool, data: st.DataObject) -> None:
-    pt = PointConfig("bags", 4, 7, type_, order, swap)
+    pt = Point(4, 7, type_, order, swap, label="bags")
     value = data.draw(RANGES[type_])
     words = encode(pt, value)
     assert all(0 <= w <= 0xFFFF for w in words)
@@ -83,19 +82,19 @@ def test_round_trip(type_: str, order: str, swap: bool, data: st.DataObject) -> 
 
 @given(st.lists(st.integers(0, 0xFFFF), min_size=2, max_size=2), st.sampled_from(sorted(RANGES)))
 def test_any_words_decode_without_error(words: list[int], type_: str) -> None:
-    pt = PointConfig("bags", 3, 0, type_)
+    pt = Point(3, 0, type_, label="bags")
     n = 2 if type_ in ("uint32", "int32", "float32") else 1
     decode(pt, words[:n])
 
 
 def test_plan_groups_contiguous_points_per_function() -> None:
-    bags = PointConfig("bags", 3, 0, "uint32")
-    ret = PointConfig("returned", 3, 2, "uint16")
-    brk = PointConfig("broken", 3, 3, "uint16")
-    loaded = PointConfig("loaded", 3, 10, "uint32", "little")
-    running = PointConfig("running", 1, 0, "bool")
-    spout = PointConfig("spout", 1, 1, "bool")
-    inp = PointConfig("spout", 4, 0, "uint16")
+    bags = Point(3, 0, "uint32", label="bags")
+    ret = Point(3, 2, "uint16", label="returned")
+    brk = Point(3, 3, "uint16", label="broken")
+    loaded = Point(3, 10, "uint32", "little", label="loaded")
+    running = Point(1, 0, "bool", label="running")
+    spout = Point(1, 1, "bool", label="spout")
+    inp = Point(4, 0, "uint16", label="spout")
     points = [
         ("loaded", loaded),
         ("bags", bags),
@@ -116,6 +115,6 @@ def test_plan_groups_contiguous_points_per_function() -> None:
 
 
 def test_plan_respects_request_limit() -> None:
-    pts = [(f"p{i}", PointConfig("spout", 3, i, "uint16")) for i in range(130)]
+    pts = [(f"p{i}", Point(3, i, "uint16", label="spout")) for i in range(130)]
     groups = plan(pts)
     assert [(g.address, g.count) for g in groups] == [(0, 125), (125, 5)]

@@ -4,12 +4,11 @@ import random
 import signal
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 from pymodbus.client import ModbusTcpClient
 
-from agent.config import parse
+from agent.cli.commands.simulate import load_map
 from drivers.modbus_points import decode
 from drivers.packer_sim import BAGS_START, Packer, default_points
 from tests.daemon import tally
@@ -18,10 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_sample_config_map_matches_the_simulator() -> None:
-    data = tomllib.loads((ROOT / "systemd" / "tally.toml").read_text(encoding="utf-8"))
-    config = parse({"terminal": {"id": "x"}, "packer": data["packer"]})
-    assert config.packers[0].device_id == 1
-    assert config.packers[0].points == default_points()
+    assert load_map(str(ROOT / "systemd" / "tally.toml"))[0] == (1, default_points())
 
 
 def test_one_simulated_hour() -> None:
@@ -83,14 +79,15 @@ def test_simulator_serves_the_map_and_ends_on_sigterm() -> None:
 
         def read() -> dict[str, object]:
             out: dict[str, object] = {}
-            for pt in points:
+            for sp in points:
+                pt = sp.point
                 if pt.function == 1:
                     rr = client.read_coils(pt.address, count=1, device_id=1)
-                    out[pt.role] = decode(pt, rr.bits[:1])
+                    out[sp.role] = decode(pt, rr.bits[:1])
                 else:
                     n = 2 if pt.type == "uint32" else 1
                     rr = client.read_holding_registers(pt.address, count=n, device_id=1)
-                    out[pt.role] = decode(pt, rr.registers)
+                    out[sp.role] = decode(pt, rr.registers)
             return out
 
         first_values = read()

@@ -61,8 +61,8 @@ def test_bags_counted_exactly_once_across_stops_and_a_crash(
 ) -> None:
     config = write_config(tmp_path, packer_toml(server.server.port))
     db = tmp_path / "tally.db"
-    server.set(1, RUNNING, True)
-    server.set(1, BAGS, 65_500)  # the baseline: not counted
+    server.set(1, RUNNING.point(), True)
+    server.set(1, BAGS.point(), 65_500)  # the baseline: not counted
 
     def run_until(value: int) -> Daemon:
         daemon = Daemon(config).start()
@@ -71,18 +71,18 @@ def test_bags_counted_exactly_once_across_stops_and_a_crash(
 
     # 1. first run: baseline, then 30 bags
     d = run_until(65_500)
-    server.set(1, BAGS, 65_530)
+    server.set(1, BAGS.point(), 65_530)
     wait_for(lambda: stored_raw(db) == 65_530, timeout=15)
     assert d.stop() == 0
     # 2. while stopped the counter wraps: 26 bags counted once after the restart
-    server.set(1, BAGS, 20)
+    server.set(1, BAGS.point(), 20)
     d = run_until(20)
-    server.set(1, BAGS, 50)
+    server.set(1, BAGS.point(), 50)
     wait_for(lambda: stored_raw(db) == 50, timeout=15)
     # 3. a crash (SIGKILL), more bags meanwhile, then a clean run again
-    server.set(1, BAGS, 57)
+    server.set(1, BAGS.point(), 57)
     assert d.stop(signal.SIGKILL) == -signal.SIGKILL
-    server.set(1, BAGS, 80)
+    server.set(1, BAGS.point(), 80)
     d = run_until(80)
     assert d.stop() == 0
 
@@ -105,7 +105,7 @@ def test_bags_counted_exactly_once_across_stops_and_a_crash(
 def test_ctl_packer_reason(tmp_path: Path, server: ThreadedServer) -> None:
     extra = packer_toml(server.server.port).replace("tally_s = 1", "tally_s = 60\nstop_after_s = 1")
     config = write_config(tmp_path, extra)
-    server.set(1, RUNNING, False)
+    server.set(1, RUNNING.point(), False)
     with Daemon(config):
         r = tally(
             "ctl", "--config", str(config), "packer-reason",

@@ -3,56 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
+from agent.cli.ctl import checks, notes, packers, visits, window_services
+from agent.cli.ctl.op import CtlOp
 from agent.config import DEFAULT_PATH
 
 HELP = "send an operator command to the running daemon (arrive, gate-in, ...)"
 
-# Modules that contribute operator commands; each has OPS: list[CtlOp]. Light imports only.
-CTL_MODULES = [
-    "agent.cli.ctl.visits",
-    "agent.cli.ctl.packers",
-    "agent.cli.ctl.window_services",
-    "agent.cli.ctl.checks",
-    "agent.cli.ctl.notes",
+# Every operation, in the order `tally ctl --help` lists them.
+OPS: list[CtlOp] = [
+    *visits.OPS,
+    *packers.OPS,
+    *window_services.OPS,
+    *checks.OPS,
+    *notes.OPS,
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Arg:
-    """One option of a ctl operation, passed to argparse as is."""
-
-    flags: tuple[str, ...]
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class CtlOp:
-    """A command-line operation: its name, options and how it becomes an API request."""
-
-    name: str
-    help: str
-    api_op: str
-    args: tuple[Arg, ...] = ()
-    to_request: Callable[[argparse.Namespace], dict[str, Any]] | None = None
-
-
-def _ops() -> list[CtlOp]:
-    ops: list[CtlOp] = []
-    for name in CTL_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
-        ops.extend(module.OPS)
-    return ops
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -62,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="ctl_op", metavar="OP", required=True)
     ping = sub.add_parser("ping", help="check that the daemon answers")
     ping.set_defaults(_ctl=CtlOp("ping", "check that the daemon answers", "ping"))
-    for op in _ops():
+    for op in OPS:
         sp = sub.add_parser(op.name, help=op.help, description=op.help)
         for a in op.args:
             sp.add_argument(*a.flags, **a.kwargs)

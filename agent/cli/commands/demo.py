@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from agent.errors import Unavailable
+
 HELP = "a simulated plant on loopback (scale, packer, receiver, daemon) and the operator UI"
 
 # The simulated trucks: empty and loaded weights alternate, so a visit queued just after a
@@ -47,7 +49,18 @@ def packer_points_toml() -> str:
 
     defaults = PointConfig("", 0, 0)
     tables = []
-    for point in default_points():
+    for sp in default_points():
+        pt = sp.point
+        point = PointConfig(
+            sp.role,
+            pt.function,
+            pt.address,
+            pt.type,
+            pt.word_order,
+            pt.byte_swap,
+            pt.scale,
+            sp.modulus,
+        )
         keys = [
             f"  {f.name} = {json.dumps(getattr(point, f.name))}"
             for f in fields(point)
@@ -80,7 +93,7 @@ def main(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from agent.cli import UsageError
+    from agent.errors import UsageError
 
     if args.seconds <= 0:
         raise UsageError("--seconds must be a positive number of seconds")
@@ -114,7 +127,7 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-class DemoError(Exception):
+class DemoError(Unavailable):
     """A piece of the plant did not start or did not do its part; the message says which."""
 
 

@@ -32,8 +32,8 @@ def main(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from agent import config as cfg
-    from agent.cli import UsageError
     from agent.domain import kpis
+    from agent.errors import UsageError
 
     try:
         day = date.fromisoformat(args.day)
@@ -73,8 +73,8 @@ def read_events(path: str) -> list[Any]:
     """Events from a JSON-lines file; raise UsageError naming the first bad line."""
     import json
 
-    from agent.cli import UsageError
     from agent.domain.events import Event
+    from agent.errors import UsageError
 
     try:
         handle = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115

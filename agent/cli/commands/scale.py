@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 HELP = "decode raw scale-indicator bytes, replay them as weighings, or detect a port's format"
-FORMATS = ("toledo", "xk3190", "xk3190-eq", "ascii")
 _CHUNK = 65536
 
 
@@ -52,7 +51,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--protocol", required=True, metavar="P", help=" | ".join(FORMATS))
+    from drivers.scale import PROTOCOLS
+
+    p.add_argument("--protocol", required=True, metavar="P", help=" | ".join(PROTOCOLS))
     p.add_argument(
         "--no-checksum", action="store_true", help="toledo frames without the checksum byte"
     )
@@ -63,10 +64,11 @@ def main(args: argparse.Namespace) -> int:
     """Run the chosen action."""
     if args.scale_command == "detect":
         return _detect(args)
-    from agent.cli import UsageError
+    from agent.errors import UsageError
+    from drivers.scale import PROTOCOLS
 
-    if args.protocol not in FORMATS:
-        raise UsageError(f"unknown protocol {args.protocol!r}; use one of {', '.join(FORMATS)}")
+    if args.protocol not in PROTOCOLS:
+        raise UsageError(f"unknown protocol {args.protocol!r}; use one of {', '.join(PROTOCOLS)}")
     if args.scale_command == "decode":
         return _decode(args)
     if args.rate <= 0:
@@ -75,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _chunks(path: str | None) -> Iterator[bytes]:
-    from agent.cli import UsageError
+    from agent.errors import UsageError
 
     if path is None:
         fd = sys.stdin.buffer.fileno()
@@ -196,7 +198,8 @@ def _weighings(args: argparse.Namespace) -> int:
 
 
 def _detect(args: argparse.Namespace) -> int:
-    from agent.cli import UsageError
+    from agent.errors import UsageError
+    from drivers.scale import PROTOCOLS
     from drivers.serial_scale import PortError, PortSettings, detect
 
     if args.timeout_s <= 0:
@@ -214,9 +217,10 @@ def _detect(args: argparse.Namespace) -> int:
     except PortError as exc:
         raise UsageError(f"{exc}; check the port path and that no other program holds it") from None
     if found is None:
+        *others, last = PROTOCOLS
         print(
-            f"nothing decoded cleanly on {args.port}: no frames of toledo, xk3190, xk3190-eq or "
-            "ascii at 1200-19200 baud; check the cable, that the indicator sends continuously, "
+            f"nothing decoded cleanly on {args.port}: no frames of {', '.join(others)} or "
+            f"{last} at 1200-19200 baud; check the cable, that the indicator sends continuously, "
             "and its output settings",
             file=sys.stderr,
         )

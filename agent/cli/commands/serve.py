@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM, or print the stats."""
-    from agent.cli import UsageError
+    from agent.errors import UsageError
     from sync.receiver.store import ReceiverStoreError
 
     try:
@@ -75,8 +75,8 @@ def _stats(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from agent.cli import UsageError
     from agent.cli.commands.export import export
+    from agent.errors import UsageError
     from sync.receiver.store import read_events
 
     try:
@@ -92,7 +92,7 @@ def _serve(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from agent import config as cfg
-    from agent.cli import UsageError
+    from agent.errors import UsageError
     from sync.receiver.app import TlsFiles, create_app, parse_listen, serve
     from sync.receiver.store import ReceiverStore
     from sync.tokens import TokenFileError, TokenTable, expand

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from agent.cli.commands.ctl import Arg, CtlOp
+from agent.cli.ctl.op import Arg, CtlOp
 
 
 def _reason(args: argparse.Namespace) -> dict[str, Any]:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from agent.config import PackerConfig
@@ -33,6 +32,9 @@ from agent.domain.counters import (
 )
 from agent.domain.events import format_at, parse_at
 
+if TYPE_CHECKING:
+    from drivers.modbus import Device
+
 log = logging.getLogger("tally.packers")
 
 STATE_PREFIX = "packer."
@@ -44,6 +46,25 @@ TICK_S = 1.0
 def state_key(name: str) -> str:
     """The state table key holding a packer's core state."""
     return STATE_PREFIX + name
+
+
+def modbus_device(p: PackerConfig) -> Device:
+    """What the Modbus driver needs of a `[[packer]]`: its bus, unit id, poll and points by key."""
+    from drivers.modbus import Device, Link
+
+    if p.transport == "tcp":
+        link = Link("tcp", host=p.host, port=p.port, timeout_s=p.timeout_s)
+    else:
+        link = Link(
+            "rtu",
+            serial_port=p.serial_port,
+            baudrate=p.baudrate,
+            parity=p.parity,
+            stopbits=p.stopbits,
+            timeout_s=p.timeout_s,
+        )
+    points = tuple((point_key(pt, i), pt.point()) for i, pt in enumerate(p.points))
+    return Device(p.name, link, p.device_id, p.poll_s, points)
 
 
 def build(ctx: Context) -> list[Service]:
@@ -83,13 +104,12 @@ class PackersService:
         """Today's tallies (and the open interval) as the starting point of the live rates."""
         tz = ZoneInfo(self.tz)
         midnight = datetime.combine(now.astimezone(tz).date(), time(0), tz).astimezone(UTC)
-        rows = self.ctx.store.query(
-            "SELECT data FROM events WHERE kind = 'packer.tally' AND at >= ? ORDER BY seq",
-            (format_at(midnight - timedelta(hours=1)),),
+        tallies = self.ctx.store.events_since(
+            "packer.tally", format_at(midnight - timedelta(hours=1))
         )
         rates = Rates(self.tz)
-        for (raw,) in rows:
-            d = json.loads(raw)
+        for ev in tallies:
+            d = ev.data
             if d.get("packer") != name:
                 continue
             end = parse_at(d["to"])
@@ -116,12 +136,7 @@ class PackersService:
         from drivers.modbus import ModbusDriver
 
         queue: asyncio.Queue[Any] = asyncio.Queue()
-        driver = ModbusDriver(
-            [
-                (p, [(point_key(pt, i), pt) for i, pt in enumerate(p.points)])
-                for p in self.configs.values()
-            ]
-        )
+        driver = ModbusDriver([modbus_device(p) for p in self.configs.values()])
         task = asyncio.create_task(driver.run(queue.put_nowait), name="modbus driver")
         try:
             while True:

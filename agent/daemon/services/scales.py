@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from decimal import ROUND_HALF_UP, Decimal
@@ -97,26 +96,18 @@ class ScaleService:
                 self._timer = None
 
     def _stored_last_weighing(self) -> dict[str, Any] | None:
-        rows = self.ctx.store.query(
-            "SELECT at, data FROM events WHERE kind = 'weighing.captured'"
-            " AND json_extract(data, '$.scale') = ? ORDER BY seq DESC LIMIT 1",
-            (self.cfg.name,),
-        )
-        if not rows:
+        ev = self.ctx.store.last_event("weighing.captured", scale=self.cfg.name)
+        if ev is None:
             return None
-        data = json.loads(rows[0][1])
-        return {"weighing": data["weighing"], "weight_kg": data["weight_kg"], "at": rows[0][0]}
+        data = ev.data
+        return {"weighing": data["weighing"], "weight_kg": data["weight_kg"], "at": ev.at}
 
     def _stored_last_sample(self) -> dict[str, Any] | None:
-        rows = self.ctx.store.query(
-            "SELECT at, data FROM events WHERE kind = 'check.bag_sample'"
-            " AND json_extract(data, '$.scale') = ? ORDER BY seq DESC LIMIT 1",
-            (self.cfg.name,),
-        )
-        if not rows:
+        ev = self.ctx.store.last_event("check.bag_sample", scale=self.cfg.name)
+        if ev is None:
             return None
-        data = json.loads(rows[0][1])
-        return {"packer": data["packer"], "weight_kg": data["weight_kg"], "at": rows[0][0]}
+        data = ev.data
+        return {"packer": data["packer"], "weight_kg": data["weight_kg"], "at": ev.at}
 
     async def _on_event(self, event: DriverEvent) -> None:
         if isinstance(event, Frame):

@@ -39,11 +39,9 @@ COMMAND_OPS = (
     "visit.correct",
 )
 
-_SELECT = "SELECT seq, kind, at, mono_ns, boot, data FROM events WHERE seq > ? AND seq <= ? AND ("
-_PROJECTION_SQL = "kind LIKE 'visit.%' OR kind IN ('weighing.captured', 'operator.corrected')"
-_KPI_SQL = (
-    "kind LIKE 'visit.%' OR kind LIKE 'window.%' OR kind IN ('operator.corrected', 'packer.tally')"
-)
+# (kind prefixes, kinds) of the events the projection and the KPI engine fold
+_PROJECTION_KINDS = (("visit",), ("weighing.captured", "operator.corrected"))
+_KPI_KINDS = (("visit", "window"), ("operator.corrected", "packer.tally"))
 
 
 def kpi_relevant(kind: str) -> bool:
@@ -55,18 +53,15 @@ def load_events(
     store: Store, *, kpi: bool = False, upto: int | None = None, batch: int = 5000
 ) -> Iterator[Event]:
     """The stored events the projection (or, with `kpi`, the KPI engine) uses, in seq order."""
-    import json
-
-    where = _KPI_SQL if kpi else _PROJECTION_SQL
+    prefixes, kinds = _KPI_KINDS if kpi else _PROJECTION_KINDS
     last = upto if upto is not None else store.last_seq()
     after = 0
     while True:
-        rows = store.query(f"{_SELECT}{where}) ORDER BY seq LIMIT ?", (after, last, batch))
-        for seq, kind, at, mono_ns, boot, data in rows:
-            yield Event(store.terminal, store.epoch, seq, kind, at, mono_ns, boot, json.loads(data))
-        if len(rows) < batch:
+        events = store.events_between(after, last, prefixes=prefixes, kinds=kinds, limit=batch)
+        yield from events
+        if len(events) < batch:
             return
-        after = rows[-1][0]
+        after = events[-1].seq
 
 
 def rebuild_from(store: Store, config: Config, upto: int | None = None) -> Projection:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from agent.daemon.api import CommandError
 from agent.daemon.runtime import Context, Service
 from agent.domain.events import Event
-from agent.domain.window_services import WindowBook, WindowError
+from agent.domain.window_services import WindowBook
 
 
 class Windows:
@@ -57,10 +56,7 @@ class Windows:
     async def arrive(self, req: dict[str, Any]) -> Any:
         """Op `window.arrive {window, service, ticket?}` → the ticket."""
         async with self.lock:
-            try:
-                data = self.book.arrive(req.get("window"), req.get("service"), req.get("ticket"))
-            except WindowError as exc:
-                raise CommandError(str(exc)) from None
+            data = self.book.arrive(req.get("window"), req.get("service"), req.get("ticket"))
             ev = await self.ctx.writer.append("window.arrived", data)
             self.book.apply(ev)
         return {**data, "at": ev.at}
@@ -68,10 +64,7 @@ class Windows:
     async def serve(self, req: dict[str, Any]) -> Any:
         """Op `window.serve {ticket? | window?, service?}` → the served ticket."""
         async with self.lock:
-            try:
-                data = self.book.serve(req.get("ticket"), req.get("window"), req.get("service"))
-            except WindowError as exc:
-                raise CommandError(str(exc)) from None
+            data = self.book.serve(req.get("ticket"), req.get("window"), req.get("service"))
             ev = await self.ctx.writer.append("window.served", data)
             self.book.apply(ev)
         return {**data, "at": ev.at}
