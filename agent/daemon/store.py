@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.domain import text_rules
 from agent.domain.events import Event, Stamp, boot_id, format_at, new_epoch
+from agent.errors import InvalidInput
 
 log = logging.getLogger("tally.store")
 
@@ -28,6 +30,22 @@ class StoreError(Exception):
 
 class DiskFullError(StoreError):
     """The database's file system is full; nothing was stored."""
+
+
+def event_problem(kind: str, data: Any, state: dict[str, Any] | None = None) -> str | None:
+    """Why an event cannot be stored (one sentence), or None; checked before it is queued."""
+    if (
+        not isinstance(kind, str)
+        or not kind
+        or text_rules.text_problem(kind, "kind", text_rules.FIELDS["kind"])
+    ):
+        return "the event kind must be a short one-line name"
+    if not isinstance(data, dict):
+        return "an event's data must be a JSON object"
+    problem = text_rules.data_problem(data)
+    if problem is None and state:
+        problem = text_rules.request_problem({"state": state})
+    return problem
 
 
 def _migrations() -> Any:
@@ -254,9 +272,16 @@ class Writer:
         stamp: Stamp | None = None,
         state: dict[str, Any] | None = None,
     ) -> concurrent.futures.Future[Event]:
-        """Queue one event (and optional state updates committed with it) from any thread."""
+        """Queue one event (and optional state updates committed with it) from any thread.
+
+        An event that breaks the input rule resolves to InvalidInput at once and is not queued.
+        """
         item = _Append(kind, data, stamp or Stamp.now(), state)
-        if self.failed is not None:
+        problem = event_problem(kind, data, state)
+        if problem is not None:
+            log.warning("refused a %s event: %s", text_rules.show(str(kind)), problem)
+            item.future.set_exception(InvalidInput(problem))
+        elif self.failed is not None:
             item.future.set_exception(StoreError(f"the store has failed: {self.failed}"))
         else:
             self._q.put(item)
@@ -312,7 +337,7 @@ class Writer:
                     stop = True
                     break
                 batch.append(item)
-            appends = [b for b in batch if isinstance(b, _Append)]
+            appends = [b for b in batch if isinstance(b, _Append) and _encodable(b)]
             if appends:
                 self._commit_appends(appends)
             for b in batch:
@@ -430,6 +455,24 @@ class Writer:
         self.failed = exc
         for it in items:
             it.future.set_exception(StoreError(f"the store has failed: {exc}"))
+
+
+def _encodable(item: _Append) -> bool:
+    """Whether an item's row can be written; otherwise its future fails alone (not the batch)."""
+    try:
+        text = json.dumps(item.data, ensure_ascii=False, allow_nan=False)
+        text.encode("utf-8")
+        item.kind.encode("utf-8")
+        for k, v in (item.state or {}).items():
+            k.encode("utf-8")
+            json.dumps(v, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError, AttributeError) as exc:  # UnicodeEncodeError is a ValueError
+        log.error("refused an event that cannot be stored: %s", exc.__class__.__name__)
+        item.future.set_exception(
+            InvalidInput(f"the event cannot be stored ({exc.__class__.__name__})")
+        )
+        return False
+    return True
 
 
 def _is_full(exc: sqlite3.OperationalError) -> bool:

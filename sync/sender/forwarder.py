@@ -503,7 +503,7 @@ class Sender:
 
     async def status_op(self, request: dict[str, Any]) -> dict[str, Any]:
         """The `sync.sender.status` operation of the local API."""
-        return {**self.status(), "url": self.cfg.url}
+        return {**self.status(), "url": redact_url(self.cfg.url)}
 
 
 class Retention:
@@ -537,18 +537,20 @@ class Retention:
         """Delete acknowledged events older than the retention; return how many."""
         cutoff = format_at(now - timedelta(days=self.days))
         store = Store(self.database)
-        total = 0
+        total = after = 0
         try:
             while True:
                 acked = int(store.get_state(ACKED, 0))
                 rows = await asyncio.to_thread(
                     store.query,
-                    "SELECT seq FROM events WHERE seq <= ? AND at < ? ORDER BY seq LIMIT ?",
-                    (acked, cutoff, PRUNE_CHUNK),
+                    "SELECT seq FROM events WHERE seq > ? AND seq <= ? AND at < ?"
+                    " AND seq NOT IN (SELECT seq FROM dead_letters) ORDER BY seq LIMIT ?",
+                    (after, acked, cutoff, PRUNE_CHUNK),
                 )
                 if not rows:
                     return total
                 seqs = [(r[0],) for r in rows]
+                after = rows[-1][0]
 
                 total += int(await self.writer.run(_deleter(seqs)))
                 self.pruned += len(seqs)
@@ -570,13 +572,24 @@ DISABLED: dict[str, Any] = {
 }
 
 
+def redact_url(url: str) -> str:
+    """`url` without any `user:password@` part (never handed to local clients)."""
+    scheme, sep, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    if sep and "@" in host:
+        host = host.rpartition("@")[2]
+    return f"{scheme}{sep}{host}{slash}{path}"
+
+
 def _deleter(seqs: list[tuple[int]]) -> Callable[[sqlite3.Connection], int]:
     def delete(conn: sqlite3.Connection) -> int:
         before = conn.total_changes
-        # Checked again inside the write: never an event the server has not acknowledged.
+        # Checked again inside the write: never an event the server has not acknowledged,
+        # never a dead letter (the server refused it: it is kept here for a person to see).
         conn.executemany(
             "DELETE FROM events WHERE seq = ? AND seq <= (SELECT CAST(value AS INTEGER)"
-            " FROM state WHERE key = 'sync.acked_through')",
+            " FROM state WHERE key = 'sync.acked_through')"
+            " AND seq NOT IN (SELECT seq FROM dead_letters)",
             seqs,
         )
         return conn.total_changes - before

@@ -24,7 +24,6 @@ PAYLOAD = "x" * 4000  # a few pages per event, so the database file system fills
 def test_full_disk_holds_events_until_space_returns(
     tmp_path: Path, small_disk: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TALLY_TEST_HOOKS", "1")
     config = tmp_path / "tally.toml"
     config.write_text(
         f'[terminal]\nid = "wb1"\ndatabase = "{small_disk}/tally.db"\n'
@@ -34,7 +33,7 @@ def test_full_disk_holds_events_until_space_returns(
     acked: dict[int, int] = {}  # note number -> seq the daemon answered with
     n = 0
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
-    d = Daemon(config).start()
+    d = Daemon(config, hooks=True).start()
     try:
 
         def append(number: int) -> Any:
