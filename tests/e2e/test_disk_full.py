@@ -18,7 +18,7 @@ from tests.smalldisk import fill, small_disk
 
 __all__ = ["small_disk"]  # the fixture
 
-PAYLOAD = "x" * 4000  # a few pages per event, so the database file system fills quickly
+PAYLOAD = {f"pad{i}": "x" * 200 for i in range(20)}  # a few pages per event: the disk fills fast
 
 
 def test_full_disk_holds_events_until_space_returns(
@@ -37,7 +37,7 @@ def test_full_disk_holds_events_until_space_returns(
     try:
 
         def append(number: int) -> Any:
-            return d.request("debug.append", kind="test.note", data={"n": number, "pad": PAYLOAD})
+            return d.request("debug.append", kind="test.note", data={"n": number, **PAYLOAD})
 
         for _ in range(3):
             n += 1
