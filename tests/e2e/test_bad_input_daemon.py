@@ -64,7 +64,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         (
             {
                 "op": "visit.arrive",
-                "plate": "A12345",
+                "plate": "苏A12345",
                 "order": "o\ud800",
                 "product": "P.O 42.5",
                 "load": "bulk",
