@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import re
@@ -49,6 +50,7 @@ BODY_TIMEOUT_S = 60.0  # to receive a whole request body
 HEADER_TIMEOUT_S = 10.0  # to receive a request's line and headers
 KEEP_ALIVE_S = 5  # an idle connection between requests
 MAX_HEADER_BYTES = 64 << 10  # request line and headers
+KPI_WORKERS = 2  # KPI reports run on their own threads, never on the ingest pool
 WINDOW_LOOKBACK = timedelta(days=1)  # a window ticket served today may have been issued yesterday
 
 
@@ -224,6 +226,10 @@ def create_app(
 ) -> Starlette:
     """The ASGI app: POST /api/v1/events, GET /api/v1/kpi and GET /api/v1/health."""
     kpi_cfg = kpi or KpiConfig()
+    kpi_pool = concurrent.futures.ThreadPoolExecutor(KPI_WORKERS, thread_name_prefix="tally-kpi")
+    # (day, zone) → (store version, report): callers of the same day share one computation,
+    # and it is redone only after new events were stored.
+    kpi_cache: dict[tuple[date, str], tuple[int, asyncio.Future[dict[str, Any]]]] = {}
 
     async def post_events(request: Request) -> JSONResponse:
         terminal = _bearer(request, tokens)
@@ -300,7 +306,18 @@ def create_app(
             )
             return kpis.compute(events, day, tz, kpi_cfg)
 
-        return JSONResponse(await run_in_threadpool(report))
+        key, version = (day, zone_name), store.version
+        cached = kpi_cache.get(key)
+        if (
+            cached is None
+            or cached[0] != version
+            or (cached[1].done() and cached[1].exception() is not None)
+        ):
+            if len(kpi_cache) > 64:
+                kpi_cache.clear()
+            future = asyncio.get_running_loop().run_in_executor(kpi_pool, report)
+            cached = kpi_cache[key] = (version, future)
+        return JSONResponse(await asyncio.shield(cached[1]))
 
     async def get_health(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True, "version": __version__})

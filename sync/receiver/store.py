@@ -104,6 +104,7 @@ class ReceiverStore:
                 f"cannot open the receiver database {path} ({exc}); check the path"
             ) from None
         self._conn.isolation_level = None  # explicit BEGIN/COMMIT
+        self.version = 0  # incremented by every ingest that stored something
 
     def close(self) -> None:
         """Close the connection."""
@@ -173,6 +174,8 @@ class ReceiverStore:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+            if stored or rejected:
+                self.version += 1
         return Ingested(acked, stored, len(rows) - stored - len(conflicts), conflicts)
 
     @staticmethod
