@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent.errors import ConfigError
@@ -241,9 +242,30 @@ def _timezone(value: Any) -> str | None:
 
 
 def _url(value: Any) -> str | None:
-    if re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
-        return None
-    return "must be an http:// or https:// URL"
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+        return "must be an http:// or https:// URL"
+    parts = urlsplit(value)
+    if "@" in parts.netloc:
+        return "must not hold a user or password (user:pass@); the token file authenticates"
+    try:
+        port = parts.port
+    except ValueError:
+        return "has a port that is not a number from 1 to 65535"
+    if port == 0 or not parts.hostname:
+        return "must name a host and, optionally, a port from 1 to 65535"
+    return None
+
+
+MAX_SOCKET_BYTES = 107  # sun_path holds 108 bytes with the terminating NUL
+
+
+def _socket_path(value: Any) -> str | None:
+    if not value:
+        return "must not be empty"
+    size = len(str(value).encode("utf-8", "surrogateescape"))
+    if size > MAX_SOCKET_BYTES:
+        return f"is {size} bytes long; a Unix socket path has at most {MAX_SOCKET_BYTES}"
+    return None
 
 
 _POSITIVE = _range(0.001, 1e9)
@@ -252,7 +274,7 @@ _CHECKS: dict[type, dict[str, Check]] = {
         "id": _pattern(TERMINAL_ID, "1 to 32 characters of a-z, 0-9 and '-'"),
         "timezone": _timezone,
         "database": _nonempty,
-        "socket": _nonempty,
+        "socket": _socket_path,
         "language": _one_of("zh", "en"),
     },
     ScaleConfig: {
@@ -555,6 +577,8 @@ def parse(data: Mapping[str, Any], path: str = "") -> Config:
                 built[section] = obj
     terminal = built.get("terminal", TerminalConfig())
     problems += _scale_roles(scale_tables, built.get("packer", ()), terminal)
+    problems += _shared_names(built.get("scale", ()), built.get("packer", ()))
+    problems += _clashing_paths(terminal, built.get("sync"))
     if "terminal" not in data:
         problems.append("terminal: is required ([terminal] with at least id)")
     elif "id" not in data["terminal"]:
@@ -571,6 +595,41 @@ def parse(data: Mapping[str, Any], path: str = "") -> Config:
         checks=built.get("checks", ChecksConfig()),
         path=path,
     )
+
+
+def _shared_names(scales: tuple[ScaleConfig, ...], packers: tuple[PackerConfig, ...]) -> list[str]:
+    """A scale and a packer may not share a name: their device events would collide."""
+    scale_names = {s.name for s in scales}
+    return [
+        f"packer[{i}].name: {p.name!r} is also a scale's name; scales and packers need"
+        " different names"
+        for i, p in enumerate(packers)
+        if p.name in scale_names
+    ]
+
+
+def _clashing_paths(terminal: TerminalConfig, sync: SyncConfig | None) -> list[str]:
+    """terminal.socket must not be any other configured file (the daemon binds it)."""
+    others = {"terminal.database": terminal.database}
+    if sync is not None:
+        others |= {
+            "sync.token_file": sync.token_file,
+            "sync.ca_file": sync.ca_file,
+            "sync.client_cert": sync.client_cert,
+            "sync.client_key": sync.client_key,
+        }
+    sock = os.path.normpath(os.path.abspath(terminal.socket))
+    problems = []
+    for key, other in others.items():
+        if not other:
+            continue
+        other_path = os.path.normpath(os.path.abspath(other))
+        if sock in (other_path, other_path + "-wal", other_path + "-shm", other_path + "-journal"):
+            problems.append(
+                f"terminal.socket: {terminal.socket!r} is the file of {key}; give the socket"
+                " a path of its own"
+            )
+    return problems
 
 
 def load(path: str | os.PathLike[str], *, check_paths: bool = True) -> Config:
@@ -601,6 +660,12 @@ def load(path: str | os.PathLike[str], *, check_paths: bool = True) -> Config:
 def path_problems(config: Config) -> list[str]:
     """Problems with the files the config names that only the file system can tell."""
     problems: list[str] = []
+    sock = Path(config.terminal.socket)
+    if (sock.exists() or sock.is_symlink()) and not sock.is_socket():
+        problems.append(
+            f"terminal.socket: {str(sock)!r} is an existing file that is not a socket;"
+            " choose a free path (the daemon never deletes it)"
+        )
     db_dir = Path(config.terminal.database).parent
     if not db_dir.is_dir():
         problems.append(

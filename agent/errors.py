@@ -40,3 +40,7 @@ class Unavailable(TallyError):
     """Something the command needs does not answer or cannot start (exit code 1)."""
 
     exit_code = 1
+
+
+class InvalidInput(UsageError):
+    """Text or a number that breaks the input rule (agent.domain.text_rules): one sentence."""

@@ -82,6 +82,7 @@ def parse_table(text: str, path: str) -> list[tuple[str, str]]:
     (for rotation).
     """
     pairs: list[tuple[str, str]] = []
+    owner: dict[str, tuple[str, int]] = {}  # token → (terminal, line)
     for n, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -91,6 +92,12 @@ def parse_table(text: str, path: str) -> list[tuple[str, str]]:
             raise TokenFileError(
                 f"line {n} of the tokens file {path} is not `terminal:token` (terminal of"
                 " a-z, 0-9 and '-', token of 8 to 512 visible ASCII characters)"
+            )
+        first = owner.setdefault(token, (terminal, n))
+        if first[0] != terminal:
+            raise TokenFileError(
+                f"line {n} of the tokens file {path} gives terminal {terminal!r} the token of"
+                f" terminal {first[0]!r} (line {first[1]}); give each terminal its own token"
             )
         pairs.append((terminal, token))
     if not pairs:

@@ -16,6 +16,12 @@ from typing import Any
 from agent.config import load
 from agent.daemon.client import DaemonUnavailable, request
 
+_ROOT = str(Path(__file__).resolve().parent.parent)  # so `-m tests.daemon_main` imports
+
+
+def _pythonpath() -> str:
+    return os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH", "")) if p)
+
 
 def write_config(folder: Path, extra: str = "", terminal: str = "wb1") -> Path:
     """Write a tally.toml under `folder` with its database and socket there; return its path."""
@@ -46,10 +52,14 @@ def tally(
 
 
 class Daemon:
-    """`tally run --config F` as a real process, with its stderr kept in a file."""
+    """`tally run --config F` as a real process, with its stderr kept in a file.
 
-    def __init__(self, config: Path) -> None:
+    With `hooks=True` it runs through tests.daemon_main, which adds the test hooks.
+    """
+
+    def __init__(self, config: Path, *, hooks: bool = False) -> None:
         self.config = config
+        self.module = "tests.daemon_main" if hooks else "agent.cli"
         folder = config.parent
         self.socket = load(config, check_paths=False).terminal.socket
         self.log_path = folder / "daemon.log"
@@ -59,10 +69,10 @@ class Daemon:
         """Start the process and wait until the local API answers ping."""
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's life
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agent.cli", "run", "--config", str(self.config)],
+            [sys.executable, "-m", self.module, "run", "--config", str(self.config)],
             stdout=self._log,
             stderr=self._log,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": _pythonpath()},
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -8,17 +8,21 @@ import grp
 import json
 import logging
 import os
+import stat
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from agent.daemon.hub import Hub
-from agent.errors import Refused, Unavailable
+from agent.domain import text_rules
+from agent.errors import InvalidInput, Refused, Unavailable
 
 log = logging.getLogger("tally.api")
 
 MAX_LINE = 1 << 20
 SUBSCRIBE_INTERVAL_S = 0.1  # at most ~10 state messages per topic per second
+MAX_SUBSCRIPTIONS = 4  # per connection: one stream carries every topic already
+BACKLOG = 1024  # pending connections (many TUIs and scripts may connect at once)
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
@@ -52,17 +56,31 @@ class ApiServer:
         return {"pong": True, "pid": os.getpid()}
 
     async def start(self) -> None:
-        """Bind the socket (replacing a stale one) with mode 0660 and group `tally` if present."""
+        """Bind the socket (replacing a stale one) with mode 0660 and group `tally` if present.
+
+        Only a stale socket is ever removed: any other file at the path is a StartupError.
+        """
         sock = Path(self.path)
         sock.parent.mkdir(parents=True, exist_ok=True)
-        if sock.exists() or sock.is_symlink():
+        try:
+            st = sock.lstat()
+        except FileNotFoundError:
+            st = None
+        if st is not None:
+            if not stat.S_ISSOCK(st.st_mode):
+                raise StartupError(
+                    f"terminal.socket {self.path} is an existing file that is not a socket;"
+                    " point terminal.socket at a free path (Tally never deletes it)"
+                )
             if await _alive(self.path):
                 raise StartupError(
                     f"another daemon is already serving {self.path}; "
                     "stop it or change terminal.socket"
                 )
             sock.unlink()
-        self._server = await asyncio.start_unix_server(self._client, path=self.path, limit=MAX_LINE)
+        self._server = await asyncio.start_unix_server(
+            self._client, path=self.path, limit=MAX_LINE, backlog=BACKLOG
+        )
         os.chmod(self.path, 0o660)
         with contextlib.suppress(KeyError, PermissionError):
             os.chown(self.path, -1, grp.getgrnam("tally").gr_gid)
@@ -105,10 +123,36 @@ class ApiServer:
                         raise ValueError
                     req_id = req.get("id")
                     op = req.get("op")
+                except RecursionError:
+                    await _send(
+                        writer,
+                        lock,
+                        _err(
+                            None, f"the request nests too deep; keep it to {text_rules.MAX_DEPTH}"
+                        ),
+                    )
+                    continue
                 except ValueError:
                     await _send(writer, lock, _err(None, "the request is not a JSON object"))
                     continue
+                problem = text_rules.request_problem(req)
+                if problem is None and not _plain_id(req_id):
+                    req_id, problem = None, "id must be a number or a short text"
+                if problem:
+                    await _send(writer, lock, _err(req_id, problem))
+                    continue
                 if op == "subscribe":
+                    if len(streams) >= MAX_SUBSCRIPTIONS:
+                        await _send(
+                            writer,
+                            lock,
+                            _err(
+                                req_id,
+                                f"this connection already has {MAX_SUBSCRIPTIONS} subscriptions;"
+                                " one stream carries every topic",
+                            ),
+                        )
+                        continue
                     await _send(writer, lock, {"id": req_id, "ok": True, "result": "subscribed"})
                     streams.append(asyncio.create_task(self._stream(writer, lock)))
                     continue
@@ -122,7 +166,7 @@ class ApiServer:
                 try:
                     result = await handler(req)
                     reply = {"id": req_id, "ok": True, "result": result}
-                except Refused as exc:
+                except (Refused, InvalidInput) as exc:
                     reply = _err(req_id, str(exc))
                 except Exception as exc:
                     log.exception("op %s failed", op)
@@ -154,10 +198,22 @@ def _err(req_id: Any, message: str) -> dict[str, Any]:
     return {"id": req_id, "ok": False, "error": message}
 
 
+def _plain_id(req_id: Any) -> bool:
+    return req_id is None or (isinstance(req_id, int | str) and not isinstance(req_id, bool))
+
+
+def _encode(msg: dict[str, Any]) -> bytes:
+    try:
+        text = json.dumps(msg, ensure_ascii=False, separators=(",", ":"), default=str)
+        return text.encode("utf-8") + b"\n"
+    except UnicodeEncodeError:  # a lone surrogate somewhere: \u escapes are valid JSON
+        return json.dumps(msg, separators=(",", ":"), default=str).encode("ascii") + b"\n"
+
+
 async def _send(writer: asyncio.StreamWriter, lock: asyncio.Lock, msg: dict[str, Any]) -> None:
-    data = json.dumps(msg, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
+    data = _encode(msg)
     async with lock:
-        writer.write(data.encode("utf-8"))
+        writer.write(data)
         await writer.drain()
 
 

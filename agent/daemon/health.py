@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent import __version__
-from agent.daemon import notify, testhooks
+from agent.daemon import notify
 from agent.domain.events import Event
 
 if TYPE_CHECKING:
@@ -254,7 +254,6 @@ class HealthService:
 
 def build(ctx: Context) -> list[Any]:
     """The health services of the daemon (notification included)."""
-    testhooks.install(ctx)
     services: list[Any] = [HealthService(ctx)]
     services.extend(notify.build(ctx))
     return services

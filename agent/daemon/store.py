@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.domain import text_rules
 from agent.domain.events import Event, Stamp, boot_id, format_at, new_epoch
-from agent.errors import TallyError
+from agent.errors import InvalidInput, TallyError
 
 log = logging.getLogger("tally.store")
 
@@ -29,6 +30,22 @@ class StoreError(TallyError):
 
 class DiskFullError(StoreError):
     """The database's file system is full; nothing was stored."""
+
+
+def event_problem(kind: str, data: Any, state: dict[str, Any] | None = None) -> str | None:
+    """Why an event cannot be stored (one sentence), or None; checked before it is queued."""
+    if (
+        not isinstance(kind, str)
+        or not kind
+        or text_rules.text_problem(kind, "kind", text_rules.FIELDS["kind"])
+    ):
+        return "the event kind must be a short one-line name"
+    if not isinstance(data, dict):
+        return "an event's data must be a JSON object"
+    problem = text_rules.data_problem(data)
+    if problem is None and state:
+        problem = text_rules.request_problem({"state": state})
+    return problem
 
 
 def _migrations() -> Any:
@@ -247,11 +264,13 @@ class Store:
         rows = self._all("SELECT at FROM events WHERE seq > ? ORDER BY seq LIMIT 1", (seq,))
         return str(rows[0][0]) if rows else None
 
-    def seqs_before(self, upto: int, at: str, limit: int) -> list[int]:
-        """Up to `limit` seqs <= `upto` of events stamped before `at`, oldest first."""
+    def seqs_before(self, upto: int, at: str, limit: int, *, after: int = 0) -> list[int]:
+        """Up to `limit` seqs in (`after`, `upto`] of events stamped before `at`, oldest first,
+        never a dead letter (the server refused it; it is kept for a person to see)."""
         rows = self._all(
-            "SELECT seq FROM events WHERE seq <= ? AND at < ? ORDER BY seq LIMIT ?",
-            (upto, at, limit),
+            "SELECT seq FROM events WHERE seq > ? AND seq <= ? AND at < ?"
+            " AND seq NOT IN (SELECT seq FROM dead_letters) ORDER BY seq LIMIT ?",
+            (after, upto, at, limit),
         )
         return [int(r[0]) for r in rows]
 
@@ -342,9 +361,16 @@ class Writer:
         stamp: Stamp | None = None,
         state: dict[str, Any] | None = None,
     ) -> concurrent.futures.Future[Event]:
-        """Queue one event (and optional state updates committed with it) from any thread."""
+        """Queue one event (and optional state updates committed with it) from any thread.
+
+        An event that breaks the input rule resolves to InvalidInput at once and is not queued.
+        """
         item = _Append(kind, data, stamp or Stamp.now(), state)
-        if self.failed is not None:
+        problem = event_problem(kind, data, state)
+        if problem is not None:
+            log.warning("refused a %s event: %s", text_rules.show(str(kind)), problem)
+            item.future.set_exception(InvalidInput(problem))
+        elif self.failed is not None:
             item.future.set_exception(StoreError(f"the store has failed: {self.failed}"))
         else:
             self._q.put(item)
@@ -400,7 +426,7 @@ class Writer:
                     stop = True
                     break
                 batch.append(item)
-            appends = [b for b in batch if isinstance(b, _Append)]
+            appends = [b for b in batch if isinstance(b, _Append) and _encodable(b)]
             if appends:
                 self._commit_appends(appends)
             for b in batch:
@@ -520,6 +546,24 @@ class Writer:
             it.future.set_exception(StoreError(f"the store has failed: {exc}"))
 
 
+def _encodable(item: _Append) -> bool:
+    """Whether an item's row can be written; otherwise its future fails alone (not the batch)."""
+    try:
+        text = json.dumps(item.data, ensure_ascii=False, allow_nan=False)
+        text.encode("utf-8")
+        item.kind.encode("utf-8")
+        for k, v in (item.state or {}).items():
+            k.encode("utf-8")
+            json.dumps(v, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError, AttributeError) as exc:  # UnicodeEncodeError is a ValueError
+        log.error("refused an event that cannot be stored: %s", exc.__class__.__name__)
+        item.future.set_exception(
+            InvalidInput(f"the event cannot be stored ({exc.__class__.__name__})")
+        )
+        return False
+    return True
+
+
 def _is_full(exc: sqlite3.OperationalError) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     return code == sqlite3.SQLITE_FULL or "full" in str(exc).lower()
@@ -529,14 +573,14 @@ def delete_acknowledged(seqs: Sequence[int], acked_key: str) -> Callable[[sqlite
     """A Writer.call function deleting these events; it returns how many it deleted.
 
     Checked again inside the write: an event above the seq in state `acked_key` (the server's
-    acknowledgement) is never deleted.
+    acknowledgement) is never deleted, nor a dead letter.
     """
 
     def delete(conn: sqlite3.Connection) -> int:
         before = conn.total_changes
         conn.executemany(
             "DELETE FROM events WHERE seq = ? AND seq <= (SELECT CAST(value AS INTEGER)"
-            " FROM state WHERE key = ?)",
+            " FROM state WHERE key = ?) AND seq NOT IN (SELECT seq FROM dead_letters)",
             [(seq, acked_key) for seq in seqs],
         )
         return conn.total_changes - before

@@ -191,7 +191,7 @@ def compute(events: Iterable[Event], day: date, tz: ZoneInfo, cfg: KpiConfig) ->
 def _int(value: Any) -> int:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # rows stored before the input rule
         return 0
 
 

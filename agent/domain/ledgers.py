@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from agent.domain import text_rules
 from agent.domain.events import Event
 
 Row = dict[str, Any]
@@ -369,7 +370,7 @@ def write_csv(path: Path | None, headings: list[str], body: list[list[Any]]) -> 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(headings)
-    w.writerows(body)
+    w.writerows([[text_rules.csv_cell(v) for v in row] for row in body])
     if path is None:
         return buf.getvalue()
     path.write_text("\ufeff" + buf.getvalue(), encoding="utf-8", newline="")
@@ -388,7 +389,10 @@ def write_xlsx(path: Path, title: str, headings: list[str], body: list[list[Any]
     for cell in ws[1]:
         cell.font = Font(bold=True)
     for row in body:
-        ws.append(row)
+        ws.append([text_rules.xlsx_cell(v) for v in row])
+        for cell in ws[ws.max_row]:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"  # text, even when it starts with '=': never a formula
     ws.freeze_panes = "A2"
     for i, head in enumerate(headings, 1):
         width = max([_width(head), *(_width(r[i - 1]) for r in body)])

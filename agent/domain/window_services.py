@@ -105,13 +105,16 @@ def window_samples(events: Iterable[Event], day: date, tz: ZoneInfo) -> dict[str
     arrived: dict[tuple[str, str, str], Event] = {}
     waits: dict[str, list[int]] = {s: [] for s in SERVICES}
     for ev in events:
+        ticket = ev.data.get("ticket")
+        if not isinstance(ticket, str):
+            continue
         if ev.kind == "window.arrived":
-            arrived[(ev.terminal, ev.epoch, ev.data["ticket"])] = ev
+            arrived[(ev.terminal, ev.epoch, ticket)] = ev
         elif ev.kind == "window.served":
-            start = arrived.pop((ev.terminal, ev.epoch, ev.data["ticket"]), None)
+            start = arrived.pop((ev.terminal, ev.epoch, ticket), None)
             if start is None or ev.when.astimezone(tz).date() != day:
                 continue
-            service = start.data["service"]
-            if service in waits:
+            service = start.data.get("service")
+            if isinstance(service, str) and service in waits:
                 waits[service].append(duration_ms(Mark.of(start), Mark.of(ev)))
     return waits

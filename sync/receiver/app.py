@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import re
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -21,8 +22,8 @@ from starlette.routing import Route
 
 from agent import __version__
 from agent.config import KpiConfig
-from agent.domain import kpis
-from agent.domain.events import Event, format_at, parse_at
+from agent.domain import kpis, text_rules
+from agent.domain.events import format_at, parse_at
 from sync.protocol import (
     EVENTS_PATH,
     HEALTH_PATH,
@@ -45,6 +46,12 @@ KIND = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)*")
 AT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 MAX_SEQ = 2**63 - 1
 DISK_RETRY_S = 30
+BODY_TIMEOUT_S = 60.0  # to receive a whole request body
+HEADER_TIMEOUT_S = 10.0  # to receive a request's line and headers
+KEEP_ALIVE_S = 5  # an idle connection between requests
+MAX_HEADER_BYTES = 64 << 10  # request line and headers
+KPI_WORKERS = 2  # KPI reports run on their own threads, never on the ingest pool
+WINDOW_LOOKBACK = timedelta(days=1)  # a window ticket served today may have been issued yesterday
 
 
 class BatchError(Exception):
@@ -87,25 +94,33 @@ def check_event(ev: dict[str, Any], terminal: str, epoch: str, seq: int) -> Row 
     if not isinstance(at, str) or not AT.fullmatch(at):
         return "at must be UTC ISO 8601 with milliseconds and Z"
     try:
-        parse_at(at)
+        when = parse_at(at)
     except ValueError:
         return "at is not a real date and time"
+    problem = text_rules.at_problem(when)
+    if problem:
+        return problem
     mono_ns = _whole(ev.get("mono_ns"), 0, MAX_SEQ)
     if mono_ns is None:
         return "mono_ns must be a whole number of nanoseconds"
     boot = ev.get("boot")
     if not isinstance(boot, str) or not 0 < len(boot) <= 64:
         return "boot must be the kernel boot id"
+    if text_rules.text_problem(boot, "boot", text_rules.Field(64)):
+        return "boot must be the kernel boot id"
     data = ev.get("data")
     if not isinstance(data, dict):
         return "data must be a JSON object"
+    problem = text_rules.data_problem(data)
+    if problem:
+        return problem
     return (
         seq,
         kind,
         at,
         mono_ns,
         boot,
-        json.dumps(data, ensure_ascii=False, separators=(",", ":")),
+        json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False),
     )
 
 
@@ -171,15 +186,34 @@ async def _read_capped(request: Request, cap: int) -> bytes:
     return b"".join(chunks)
 
 
-class _Events:
-    """Re-iterable view of the stored events (the KPI engine may walk them more than once)."""
+def decode_batch(raw: bytes, max_body: int, terminal: str) -> Batch:
+    """Gunzip, parse and validate a request body (CPU-bound: run it off the event loop).
 
-    def __init__(self, store: ReceiverStore, before_at: str) -> None:
-        self.store = store
-        self.before_at = before_at
+    Raises BodyTooLarge past `max_body` and BatchError (400/403) for a body that is not a batch.
+    """
+    try:
+        body = json.loads(gunzip_capped(raw, max_body))
+    except RecursionError:
+        raise BatchError(
+            400, f"the body nests too deep; an event's data nests at most {text_rules.MAX_DEPTH}"
+        ) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BatchError(400, str(exc) if "gzip" in str(exc) else "the body is not JSON") from None
+    return parse_batch(body, terminal)
 
-    def __iter__(self) -> Iterator[Event]:
-        return self.store.iter_events(self.before_at)
+
+def _bearer(request: Request, tokens: TokenTable) -> str | JSONResponse:
+    """The terminal whose token the request carries, or the 401 answer."""
+    problem = tokens.refresh()
+    if problem:
+        log.warning("%s", problem)
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return _unauthorized("send the terminal's token as `Authorization: Bearer TOKEN`")
+    terminal = tokens.terminal_of(token.strip())
+    if terminal is None:
+        return _unauthorized("the token is not known to this server; check the token file")
+    return terminal
 
 
 def create_app(
@@ -192,30 +226,25 @@ def create_app(
 ) -> Starlette:
     """The ASGI app: POST /api/v1/events, GET /api/v1/kpi and GET /api/v1/health."""
     kpi_cfg = kpi or KpiConfig()
+    kpi_pool = concurrent.futures.ThreadPoolExecutor(KPI_WORKERS, thread_name_prefix="tally-kpi")
+    # (day, zone) → (store version, report): callers of the same day share one computation,
+    # and it is redone only after new events were stored.
+    kpi_cache: dict[tuple[date, str], tuple[int, asyncio.Future[dict[str, Any]]]] = {}
 
     async def post_events(request: Request) -> JSONResponse:
-        problem = tokens.refresh()
-        if problem:
-            log.warning("%s", problem)
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return _unauthorized("send the terminal's token as `Authorization: Bearer TOKEN`")
-        terminal = tokens.terminal_of(token.strip())
-        if terminal is None:
-            return _unauthorized("the token is not known to this server; check the token file")
+        terminal = _bearer(request, tokens)
+        if isinstance(terminal, JSONResponse):
+            return terminal
         encoding = request.headers.get("content-encoding", "").strip().lower()
         if encoding != "gzip":
             return _error(415, "the body must be gzip-compressed (Content-Encoding: gzip)")
         try:
-            raw = await _read_capped(request, max_body)
-            body = json.loads(gunzip_capped(raw, max_body))
+            raw = await asyncio.wait_for(_read_capped(request, max_body), BODY_TIMEOUT_S)
+            batch = await run_in_threadpool(decode_batch, raw, max_body, terminal)
+        except TimeoutError:
+            return _error(408, f"the body did not arrive within {BODY_TIMEOUT_S:.0f} s; resend it")
         except BodyTooLarge:
             return _error(413, f"the body is larger than {max_body} bytes; send smaller batches")
-        except (ValueError, UnicodeDecodeError) as exc:
-            message = str(exc) if "gzip" in str(exc) else "the body is not JSON"
-            return _error(400, message)
-        try:
-            batch = parse_batch(body, terminal)
         except BatchError as exc:
             return _error(exc.status, str(exc))
         expected = ""
@@ -243,25 +272,52 @@ def create_app(
         return JSONResponse(
             {
                 "acked_through": done.acked_through,
-                "rejected": [{"seq": r.seq, "error": r.error} for r in batch.rejected],
+                "rejected": [
+                    {"seq": r.seq, "error": r.error} for r in (*batch.rejected, *done.conflicts)
+                ],
             }
         )
 
     async def get_kpi(request: Request) -> JSONResponse:
+        terminal = _bearer(request, tokens)
+        if isinstance(terminal, JSONResponse):
+            return terminal
         text = request.query_params.get("day", "")
         try:
             day = date.fromisoformat(text)
         except ValueError:
             return _error(400, "pass the day as ?day=YYYY-MM-DD")
+        if not text_rules.FIRST_YEAR <= day.year <= text_rules.LAST_YEAR:
+            return _error(
+                400,
+                f"day must be between the years {text_rules.FIRST_YEAR} and {text_rules.LAST_YEAR}",
+            )
         zone_name = request.query_params.get("timezone", timezone)
         try:
             tz = ZoneInfo(zone_name)
         except (ZoneInfoNotFoundError, ValueError):
             return _error(400, f"timezone {zone_name!r} is not a known IANA zone")
+        start = datetime.combine(day, time(), tz)
         end = datetime.combine(day + timedelta(days=1), time(), tz)
-        events = _Events(store, format_at(end))
-        report = await run_in_threadpool(kpis.compute, events, day, tz, kpi_cfg)
-        return JSONResponse(report)
+
+        def report() -> dict[str, Any]:
+            events = store.day_events(
+                format_at(start), format_at(end), format_at(start - WINDOW_LOOKBACK)
+            )
+            return kpis.compute(events, day, tz, kpi_cfg)
+
+        key, version = (day, zone_name), store.version
+        cached = kpi_cache.get(key)
+        if (
+            cached is None
+            or cached[0] != version
+            or (cached[1].done() and cached[1].exception() is not None)
+        ):
+            if len(kpi_cache) > 64:
+                kpi_cache.clear()
+            future = asyncio.get_running_loop().run_in_executor(kpi_pool, report)
+            cached = kpi_cache[key] = (version, future)
+        return JSONResponse(await asyncio.shield(cached[1]))
 
     async def get_health(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True, "version": __version__})
@@ -315,6 +371,9 @@ async def serve(
         app,
         host=host,
         port=port,
+        http=_head_timeout_protocol(),
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        timeout_keep_alive=KEEP_ALIVE_S,
         log_level="warning",
         access_log=False,
         lifespan="off",
@@ -332,3 +391,47 @@ async def serve(
     shown = f"[{host}]" if ":" in host else host
     on_ready(f"{'https' if tls else 'http'}://{shown}:{bound}")
     await task
+
+
+def _head_timeout_protocol() -> type[asyncio.Protocol]:
+    """uvicorn's h11 protocol that closes a connection whose request head is not complete
+    within HEADER_TIMEOUT_S (uvicorn itself bounds only idle keep-alive connections)."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadTimeoutH11(H11Protocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def _arm_head_timer(self) -> None:
+            self._cancel_head_timer()
+            self._head_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._head_timeout)
+
+        def _cancel_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timeout(self) -> None:
+            self._head_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm_head_timer()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:
+                self._cancel_head_timer()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm_head_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_head_timer()
+            super().connection_lost(exc)
+
+    return HeadTimeoutH11

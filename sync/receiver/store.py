@@ -53,7 +53,17 @@ def _migrations() -> Any:
             " rejected INTEGER NOT NULL, acked_through INTEGER NOT NULL)"
         )
 
+    @m(name="0002_day_index_conflicts")
+    def _day_index(db: Any) -> None:
+        # The KPI of a day reads that day's events and the other events of their visits.
+        db.execute("CREATE INDEX events_visit ON events (json_extract(data, '$.visit'), at)")
+        db.execute("ALTER TABLE batches ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0")
+
     return m
+
+
+VISIT_KEY = "json_extract(data, '$.visit')"  # exactly the indexed expression
+IN_CHUNK = 500  # ids per IN (...) query
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -72,6 +82,7 @@ class Ingested:
     acked_through: int
     stored: int
     duplicates: int
+    conflicts: tuple[Rejection, ...] = ()
 
 
 class ReceiverStore:
@@ -94,6 +105,7 @@ class ReceiverStore:
                 f"cannot open the receiver database {path} ({exc}); check the path"
             ) from None
         self._conn.isolation_level = None  # explicit BEGIN/COMMIT
+        self.version = 0  # incremented by every ingest that stored something
 
     def close(self) -> None:
         """Close the connection."""
@@ -111,7 +123,9 @@ class ReceiverStore:
     ) -> Ingested:
         """Store new events and rejections of one stream in one durable transaction.
 
-        Events already stored are ignored (resending is always safe). Returns the stream's
+        Events already stored are ignored (resending is always safe); one stored with other
+        content is a conflict: the first version is kept, the new one is reported (in
+        `conflicts`, reason naming its id) and counted. Returns the stream's
         acknowledged-through seq after the commit: the highest seq such that every seq up to
         it is stored or was rejected.
         """
@@ -121,6 +135,7 @@ class ReceiverStore:
             conn = self._conn
             try:
                 conn.execute("BEGIN IMMEDIATE")
+                conflicts = _conflicts(conn, terminal, epoch, rows)
                 before = conn.total_changes
                 conn.executemany(
                     "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -139,8 +154,8 @@ class ReceiverStore:
                 acked = self._advance(conn, terminal, epoch)
                 conn.execute(
                     "INSERT INTO batches (received_at, terminal, epoch, idempotency_key, first,"
-                    " last, stored, duplicates, rejected, acked_through)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " last, stored, duplicates, rejected, acked_through, conflicts)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         received,
                         terminal,
@@ -149,9 +164,10 @@ class ReceiverStore:
                         min(seqs) if seqs else None,
                         max(seqs) if seqs else None,
                         stored,
-                        len(rows) - stored,
+                        len(rows) - stored - len(conflicts),
                         len(rejected),
                         acked,
+                        len(conflicts),
                     ),
                 )
                 conn.execute("COMMIT")
@@ -159,7 +175,9 @@ class ReceiverStore:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-        return Ingested(acked, stored, len(rows) - stored)
+            if stored or rejected:
+                self.version += 1
+        return Ingested(acked, stored, len(rows) - stored - len(conflicts), conflicts)
 
     @staticmethod
     def _advance(conn: sqlite3.Connection, terminal: str, epoch: str) -> int:
@@ -211,12 +229,82 @@ class ReceiverStore:
             ).fetchall()
         return [{"terminal": t, "epoch": e, "events": n, "max_seq": m} for t, e, n, m in rows]
 
+    def day_events(self, start_at: str, end_at: str, lookback_at: str) -> list[Event]:
+        """The events a day's KPIs need, read through indexes (never the whole history).
+
+        The events stamped in [start_at, end_at), every earlier event of the visits they
+        touch, and window events from `lookback_at` (a ticket may be issued the day before).
+        Uses its own read connection, so it can run beside ingestion.
+        """
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000)
+        cols = "SELECT terminal, epoch, seq, kind, at, mono_ns, boot, data FROM events"
+        try:
+            rows = conn.execute(f"{cols} WHERE at >= ? AND at < ?", (start_at, end_at)).fetchall()
+            rows += conn.execute(
+                f"{cols} WHERE at >= ? AND at < ? AND kind LIKE 'window.%'",
+                (lookback_at, start_at),
+            ).fetchall()
+            visits = sorted(
+                {
+                    v
+                    for v in (
+                        r[0]
+                        for r in conn.execute(
+                            f"SELECT DISTINCT {VISIT_KEY} FROM events WHERE at >= ? AND at < ?",
+                            (start_at, end_at),
+                        )
+                    )
+                    if isinstance(v, str)
+                }
+            )
+            for i in range(0, len(visits), IN_CHUNK):
+                chunk = visits[i : i + IN_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows += conn.execute(
+                    f"{cols} WHERE {VISIT_KEY} IN ({marks}) AND at < ?", (*chunk, start_at)
+                ).fetchall()
+        finally:
+            conn.close()
+        unique = {(t, e, s): (t, e, s, k, a, m, b, d) for t, e, s, k, a, m, b, d in rows}
+        return [
+            Event(t, e, s, k, a, m, b, json.loads(d)) for t, e, s, k, a, m, b, d in unique.values()
+        ]
+
     def iter_events(self, before_at: str | None = None, batch: int = 2000) -> Iterator[Event]:
         """Every stored event (before `before_at` when given) in time order, read in chunks.
 
         Uses its own read connection, so it can run beside ingestion.
         """
         return _iter_events(self.path, before_at, batch)
+
+
+def _conflicts(
+    conn: sqlite3.Connection, terminal: str, epoch: str, rows: Sequence[Row]
+) -> tuple[Rejection, ...]:
+    """The rows whose seq is already stored with other content (compared as parsed JSON)."""
+    if not rows:
+        return ()
+    by_seq = {r[0]: r for r in rows}
+    stored = conn.execute(
+        "SELECT seq, kind, at, mono_ns, boot, data FROM events"
+        " WHERE terminal = ? AND epoch = ? AND seq BETWEEN ? AND ?",
+        (terminal, epoch, min(by_seq), max(by_seq)),
+    )
+    found: list[Rejection] = []
+    for old in stored:
+        new = by_seq.get(old[0])
+        if new is None or tuple(old) == tuple(new):
+            continue
+        if old[1:5] == new[1:5] and json.loads(old[5]) == json.loads(new[5]):
+            continue
+        found.append(
+            Rejection(
+                new[0],
+                f"event {terminal}:{epoch}:{new[0]} was already stored with other content;"
+                " the first version is kept",
+            )
+        )
+    return tuple(found)
 
 
 def _iter_events(

@@ -498,7 +498,7 @@ class Sender:
 
     async def status_op(self, request: dict[str, Any]) -> dict[str, Any]:
         """The `sync.sender.status` operation of the local API."""
-        return {**self.status(), "url": self.cfg.url}
+        return {**self.status(), "url": redact_url(self.cfg.url)}
 
 
 class Retention:
@@ -532,13 +532,16 @@ class Retention:
         """Delete acknowledged events older than the retention; return how many."""
         cutoff = format_at(now - timedelta(days=self.days))
         store = Store(self.database)
-        total = 0
+        total = after = 0
         try:
             while True:
                 acked = int(store.get_state(ACKED, 0))
-                seqs = await asyncio.to_thread(store.seqs_before, acked, cutoff, PRUNE_CHUNK)
+                seqs = await asyncio.to_thread(
+                    store.seqs_before, acked, cutoff, PRUNE_CHUNK, after=after
+                )
                 if not seqs:
                     return total
+                after = seqs[-1]
                 total += int(await self.writer.run(delete_acknowledged(seqs, ACKED)))
                 self.pruned += len(seqs)
                 if len(seqs) < PRUNE_CHUNK:
@@ -557,6 +560,15 @@ DISABLED: dict[str, Any] = {
     "dead_letters": 0,
     "state": "disabled",
 }
+
+
+def redact_url(url: str) -> str:
+    """`url` without any `user:password@` part (never handed to local clients)."""
+    scheme, sep, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    if sep and "@" in host:
+        host = host.rpartition("@")[2]
+    return f"{scheme}{sep}{host}{slash}{path}"
 
 
 def build(ctx: Context) -> list[Service]:

@@ -35,7 +35,8 @@ def test_writer_holds_calls_and_appends_until_space_returns(small_disk: Path) ->
         assert w.disk_full is False  # a call alone also ends the disk-full state
 
         fill(filler)
-        held = w.submit("test.note", {"n": 2, "pad": "x" * 200_000})
+        pad = {f"pad{i}": "x" * 4000 for i in range(50)}  # 200 KB within the field limits
+        held = w.submit("test.note", {"n": 2, **pad})
         wait_for(lambda: w.disk_full)
         assert not held.done()
         filler.unlink()

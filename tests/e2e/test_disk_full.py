@@ -18,13 +18,12 @@ from tests.smalldisk import fill, small_disk
 
 __all__ = ["small_disk"]  # the fixture
 
-PAYLOAD = "x" * 4000  # a few pages per event, so the database file system fills quickly
+PAYLOAD = {f"pad{i}": "x" * 200 for i in range(20)}  # a few pages per event: the disk fills fast
 
 
 def test_full_disk_holds_events_until_space_returns(
     tmp_path: Path, small_disk: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TALLY_TEST_HOOKS", "1")
     config = tmp_path / "tally.toml"
     config.write_text(
         f'[terminal]\nid = "wb1"\ndatabase = "{small_disk}/tally.db"\n'
@@ -34,11 +33,11 @@ def test_full_disk_holds_events_until_space_returns(
     acked: dict[int, int] = {}  # note number -> seq the daemon answered with
     n = 0
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
-    d = Daemon(config).start()
+    d = Daemon(config, hooks=True).start()
     try:
 
         def append(number: int) -> Any:
-            return d.request("debug.append", kind="test.note", data={"n": number, "pad": PAYLOAD})
+            return d.request("debug.append", kind="test.note", data={"n": number, **PAYLOAD})
 
         for _ in range(3):
             n += 1

@@ -61,14 +61,13 @@ def manager(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FakeMana
 def _start(tmp_path: Path, manager: FakeManager, monkeypatch: pytest.MonkeyPatch) -> Daemon:
     monkeypatch.setenv("NOTIFY_SOCKET", manager.address)
     monkeypatch.setenv("WATCHDOG_USEC", str(WATCHDOG_USEC))
-    monkeypatch.setenv("TALLY_TEST_HOOKS", "1")
     monkeypatch.setenv("TALLY_TEST_BLOCK_S", "4")
     # A scale whose port does not exist: a dead device must not stop the watchdog.
     config = write_config(
         tmp_path / "t",
         f'[[scale]]\nname = "scale1"\nport = "{tmp_path}/no-such-port"\nprotocol = "xk3190"\n',
     )
-    return Daemon(config).start()
+    return Daemon(config, hooks=True).start()
 
 
 def test_ready_once_watchdog_cadence_and_stopping(

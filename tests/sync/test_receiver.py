@@ -198,19 +198,47 @@ def test_health_and_stats(receiver: Receiver) -> None:
     assert {"terminal": "wb1", "epoch": "reject", "events": 2, "max_seq": 6} in stats
 
 
+KPI_AUTH = {"Authorization": "Bearer tok-pk1-0000000002"}  # any terminal's token
+
+
 def test_kpi_endpoint(receiver: Receiver) -> None:
-    bad = httpx.get(f"{receiver.url}/api/v1/kpi", params={"day": "29/11/2026"})
+    url = f"{receiver.url}/api/v1/kpi"
+    bad = httpx.get(url, params={"day": "29/11/2026"}, headers=KPI_AUTH)
     assert (bad.status_code, bad.json()) == (400, {"error": "pass the day as ?day=YYYY-MM-DD"})
     zone = httpx.get(
-        f"{receiver.url}/api/v1/kpi", params={"day": "2026-11-29", "timezone": "Mars/Olympus"}
+        url, params={"day": "2026-11-29", "timezone": "Mars/Olympus"}, headers=KPI_AUTH
     )
     assert (zone.status_code, zone.json()) == (
         400,
         {"error": "timezone 'Mars/Olympus' is not a known IANA zone"},
     )
-    resp = httpx.get(f"{receiver.url}/api/v1/kpi", params={"day": "2026-11-29"})
+    resp = httpx.get(url, params={"day": "2026-11-29"}, headers=KPI_AUTH)
     assert resp.status_code == 200
     assert resp.json()["day"] == "2026-11-29"
+
+
+def test_kpi_endpoint_needs_a_token(receiver: Receiver) -> None:
+    url = f"{receiver.url}/api/v1/kpi"
+    anonymous = httpx.get(url, params={"day": "2026-11-29"})
+    wrong = httpx.get(
+        url, params={"day": "2026-11-29"}, headers={"Authorization": "Bearer not-a-known-token"}
+    )
+    assert (anonymous.status_code, anonymous.json()) == (
+        401,
+        {"error": "send the terminal's token as `Authorization: Bearer TOKEN`"},
+    )
+    assert (wrong.status_code, wrong.json()) == (
+        401,
+        {"error": "the token is not known to this server; check the token file"},
+    )
+
+
+def test_kpi_of_an_impossible_day_is_a_400(receiver: Receiver) -> None:
+    resp = httpx.get(f"{receiver.url}/api/v1/kpi", params={"day": "9999-12-31"}, headers=KPI_AUTH)
+    assert (resp.status_code, resp.json()) == (
+        400,
+        {"error": "day must be between the years 1970 and 2199"},
+    )
 
 
 def test_serve_refuses_an_open_tokens_file(tmp_path: Path) -> None:

@@ -75,7 +75,9 @@ def test_kpi_endpoint_is_the_shared_engine_over_every_terminal(
 ) -> None:
     r, events = plant
     resp = httpx.get(
-        f"{r.url}/api/v1/kpi", params={"day": "2026-11-29", "timezone": "Asia/Shanghai"}
+        f"{r.url}/api/v1/kpi",
+        params={"day": "2026-11-29", "timezone": "Asia/Shanghai"},
+        headers={"Authorization": "Bearer tok-pk2-0000000002"},
     )
     assert resp.status_code == 200
     expected = compute(events, date(2026, 11, 29), ZoneInfo("Asia/Shanghai"), KpiConfig())

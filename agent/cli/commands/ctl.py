@@ -39,10 +39,15 @@ def main(args: argparse.Namespace) -> int:
     """Send the request and print the daemon's answer."""
     from agent import config as cfg
     from agent.daemon.client import request
+    from agent.domain import text_rules
+    from agent.errors import UsageError
 
     op: CtlOp = args._ctl
     config = cfg.load(args.config, check_paths=False)
     body = op.to_request(args) if op.to_request else {}
+    problem = text_rules.request_problem(body)
+    if problem:  # e.g. bytes that are not UTF-8 in an argument (surrogate-escaped by Python)
+        raise UsageError(problem)
     result = request(config.terminal.socket, op.api_op, **body)
     if args.json or not isinstance(result, str):
         print(json.dumps(result, ensure_ascii=False))

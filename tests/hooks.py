@@ -1,11 +1,11 @@
-"""Hooks for whole-process tests, installed only when TALLY_TEST_HOOKS=1 is in the environment.
+"""Hooks for whole-process tests, installed only by the test launcher (tests.daemon_main).
 
 - SIGUSR2 blocks the daemon's event loop with `time.sleep` for $TALLY_TEST_BLOCK_S seconds
   (default 5), as a wedged loop would: the watchdog pings must stop meanwhile.
 - The local API op `debug.append {"kind", "data"}` appends one event and answers with its
   envelope only once it is stored (the disk-full test uses it as an operator command).
 
-Never set TALLY_TEST_HOOKS on a real terminal.
+They live in tests/ so nothing in the installed product can turn them on.
 """
 
 from __future__ import annotations
@@ -15,29 +15,18 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from agent.daemon.api import CommandError
 
 if TYPE_CHECKING:
-    from agent.daemon.runtime import Context
+    from agent.daemon.runtime import Context, Service
 
 log = logging.getLogger("tally.testhooks")
 
-ENV = "TALLY_TEST_HOOKS"
 
-
-def enabled(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether the test hooks were asked for."""
-    env = os.environ if environ is None else environ
-    return env.get(ENV) == "1"
-
-
-def install(ctx: Context) -> None:
-    """Install the hooks on the running loop and the local API (only with TALLY_TEST_HOOKS=1)."""
-    if not enabled():
-        return
+def build(ctx: Context) -> list[Service]:
+    """A service factory: install the hooks on the running loop and the local API."""
     block_s = float(os.environ.get("TALLY_TEST_BLOCK_S", "5"))
 
     def block() -> None:
@@ -55,4 +44,5 @@ def install(ctx: Context) -> None:
         return ev.to_dict()
 
     ctx.api.register("debug.append", append)
-    log.warning("test hooks are enabled (%s=1); never set this on a real terminal", ENV)
+    log.warning("test hooks are enabled (tests.daemon_main)")
+    return []
