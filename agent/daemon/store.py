@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import logging
 import queue
@@ -319,6 +320,19 @@ class _Call:
 _STOP = object()
 
 
+def _settle_result(future: concurrent.futures.Future[Any], value: Any) -> None:
+    """Give a waiter its answer, unless it stopped waiting (a cancelled future must not stop the
+    writer thread: the event is committed either way)."""
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        future.set_result(value)
+
+
+def _settle_exception(future: concurrent.futures.Future[Any], exc: BaseException) -> None:
+    """Give a waiter its error, unless it stopped waiting."""
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        future.set_exception(exc)
+
+
 class Writer:
     """The one writer of the database: group-commits appends on its own thread.
 
@@ -369,9 +383,9 @@ class Writer:
         problem = event_problem(kind, data, state)
         if problem is not None:
             log.warning("refused a %s event: %s", text_rules.show(str(kind)), problem)
-            item.future.set_exception(InvalidInput(problem))
+            _settle_exception(item.future, InvalidInput(problem))
         elif self.failed is not None:
-            item.future.set_exception(StoreError(f"the store has failed: {self.failed}"))
+            _settle_exception(item.future, StoreError(f"the store has failed: {self.failed}"))
         else:
             self._q.put(item)
         return item.future
@@ -440,7 +454,7 @@ class Writer:
         while True:
             if self.failed is not None:
                 for it in items:
-                    it.future.set_exception(StoreError(f"the store has failed: {self.failed}"))
+                    _settle_exception(it.future, StoreError(f"the store has failed: {self.failed}"))
                 return
             try:
                 events = self._write(items)
@@ -462,7 +476,7 @@ class Writer:
             self.disk_full = False
             self.commits += 1
             for it, ev in zip(items, events, strict=True):
-                it.future.set_result(ev)
+                _settle_result(it.future, ev)
             for listener in self.listeners:
                 try:
                     listener(events)
@@ -526,24 +540,24 @@ class Writer:
                     time.sleep(delay)
                     delay = min(delay * 2, 5.0)
                     continue
-                item.future.set_exception(exc)
+                _settle_exception(item.future, exc)
                 return
             except BaseException as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                item.future.set_exception(exc)
+                _settle_exception(item.future, exc)
                 return
             if self.disk_full:
                 log.warning("disk has space again; writing resumed")
             self.disk_full = False
-            item.future.set_result(result)
+            _settle_result(item.future, result)
             return
 
     def _fail(self, exc: BaseException, items: list[_Append]) -> None:
         log.error("store failed: %s", exc)
         self.failed = exc
         for it in items:
-            it.future.set_exception(StoreError(f"the store has failed: {exc}"))
+            _settle_exception(it.future, StoreError(f"the store has failed: {exc}"))
 
 
 def _encodable(item: _Append) -> bool:
@@ -557,8 +571,8 @@ def _encodable(item: _Append) -> bool:
             json.dumps(v, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError, AttributeError) as exc:  # UnicodeEncodeError is a ValueError
         log.error("refused an event that cannot be stored: %s", exc.__class__.__name__)
-        item.future.set_exception(
-            InvalidInput(f"the event cannot be stored ({exc.__class__.__name__})")
+        _settle_exception(
+            item.future, InvalidInput(f"the event cannot be stored ({exc.__class__.__name__})")
         )
         return False
     return True

@@ -193,3 +193,32 @@ def test_sigkill_never_loses_an_acknowledged_event(tmp_path: Path) -> None:
         assert seqs == list(range(1, len(seqs) + 1))
         assert acknowledged <= set(seqs)
     assert len(acknowledged) > 50
+
+
+def test_a_waiter_that_gives_up_never_stops_the_writer(tmp_path: Path) -> None:
+    # A caller may stop waiting (asyncio.wait_for cancels the future) while its event is queued:
+    # the event is still committed and the writer thread goes on with the next ones.
+    import threading
+
+    w = Writer(str(tmp_path / "t.db"), "wb1")
+    hold, running = threading.Event(), threading.Event()
+
+    def block(conn: sqlite3.Connection) -> bool:
+        running.set()
+        return hold.wait(10)
+
+    blocker = w.call(block)
+    assert running.wait(10)
+    abandoned = w.submit("note.added", {"text": "queued behind the blocker"})
+    assert abandoned.cancel()
+    hold.set()
+    assert blocker.result(10) is True
+    after = w.submit("note.added", {"text": "after"}).result(10)
+    w.close()
+    store = Store(str(tmp_path / "t.db"))
+    try:
+        texts = [e.data["text"] for e in store.iter_events()]
+        assert texts == ["queued behind the blocker", "after"]
+        assert after.seq == 2
+    finally:
+        store.close()
