@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from agent.config import NAME, KpiConfig
 from agent.domain.events import Event
-from agent.domain.visits import Mark, duration_ms
+from agent.domain.marks import Mark, duration_ms
 
 # service → the KpiConfig field holding its target in minutes
 SERVICES: dict[str, str] = {
