@@ -67,9 +67,9 @@ CATALOGUE: dict[Kind, Spec] = {
         },
     ),
     Kind.AGENT_STOPPED: Spec(
-        "The daemon stopped cleanly.",
+        "The daemon stopped on a signal (SIGTERM, SIGINT).",
         "daemon runtime",
-        {"reason": "str, why (a signal's name, or the failure)"},
+        {"reason": "str, 'signal'"},
     ),
     Kind.CLOCK_STEPPED: Spec(
         "The wall clock jumped against the monotonic clock (NTP, an operator).",
@@ -79,7 +79,7 @@ CATALOGUE: dict[Kind, Spec] = {
     Kind.DEVICE_ONLINE: Spec(
         "A scale indicator or Modbus unit answers again.",
         "scales and packers services",
-        {"device": "str, the device's name", "reason": "str, ''"},
+        {"device": "str, the device's name", "reason": "str, usually ''"},
     ),
     Kind.DEVICE_OFFLINE: Spec(
         "A scale indicator or Modbus unit stopped answering.",

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from agent.config import NAME, KpiConfig
 from agent.domain.events import Event
+from agent.domain.kinds import Kind
 from agent.domain.marks import Mark, duration_ms
 
 # service → the KpiConfig field holding its target in minutes
@@ -49,11 +50,11 @@ class WindowBook:
 
     def apply(self, ev: Event) -> None:
         """Fold one event (others are ignored)."""
-        if ev.kind == "window.arrived":
+        if ev.kind == Kind.WINDOW_ARRIVED:
             d = ev.data
             self.open[d["ticket"]] = Ticket(d["ticket"], d["window"], d["service"], ev.at)
             self.issued += 1
-        elif ev.kind == "window.served":
+        elif ev.kind == Kind.WINDOW_SERVED:
             self.open.pop(ev.data["ticket"], None)
 
     def arrive(self, window: Any, service: Any, ticket: Any = None) -> dict[str, Any]:
@@ -104,9 +105,9 @@ def window_samples(events: Iterable[Event], day: date, tz: ZoneInfo) -> dict[str
     arrived: dict[tuple[str, str, str], Event] = {}
     waits: dict[str, list[int]] = {s: [] for s in SERVICES}
     for ev in events:
-        if ev.kind == "window.arrived":
+        if ev.kind == Kind.WINDOW_ARRIVED:
             arrived[(ev.terminal, ev.epoch, ev.data["ticket"])] = ev
-        elif ev.kind == "window.served":
+        elif ev.kind == Kind.WINDOW_SERVED:
             start = arrived.pop((ev.terminal, ev.epoch, ev.data["ticket"]), None)
             if start is None or ev.when.astimezone(tz).date() != day:
                 continue
