@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from agent.config import KpiConfig
 from agent.domain.marks import Mark, duration_ms
+from agent.domain.visit import fold_visits
 from agent.domain.visit_commands import CommandContext
 from agent.domain.visit_projection import Projection, rebuild
 from tests.agent.timeline import Driver, Timeline
@@ -657,6 +658,9 @@ def test_live_projection_equals_rebuild(steps: list[tuple[Any, ...]]) -> None:
     assert rebuilt.snapshot(live=False) == d.p.snapshot(live=False)
     assert rebuilt.last_seq == d.p.last_seq
     assert rebuilt.reactions() == []  # nothing was left undone live
+    # The reports' batch fold (KPIs, ledgers) sees every visit as the live projection does.
+    folded = {vid: v.to_dict() for vid, v in fold_visits(d.events).items()}
+    assert folded == {vid: v.to_dict() for vid, v in d.p.visits.items()}
 
 
 def test_rebuild_of_an_empty_store() -> None:
