@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from agent.config import KpiConfig
 from agent.domain.events import Event, format_at
 from agent.domain.kpis import compute
-from agent.domain.visits import rebuild
+from agent.domain.visit_projection import rebuild
 from bench.common import Row
 
 DAYS = 30

@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.config import KpiConfig
 from agent.domain import window_services as windows
+from agent.domain.corrections import collect_corrections, corrected
 from agent.domain.events import Event, parse_at
-from agent.domain.visits import Mark, collect_corrections, corrected, duration_ms
+from agent.domain.kinds import Kind
+from agent.domain.marks import duration_ms
+from agent.domain.visit import fold_visits
 
 CHECKS = ("tare_fluctuation", "underloaded", "bagged_overweight")
-
-
-@dataclass(slots=True)
-class _Visit:
-    load: str = ""
-    planned_kg: int = 0
-    arrived: Mark | None = None
-    cancelled: bool = False
-    gate_in: Mark | None = None
-    queue: Mark | None = None  # latest queue event since the previous weighing
-    loading_started: Mark | None = None
-    loading_finished: Mark | None = None
-    finished_days: set[date] = field(default_factory=set)
-    seal: tuple[Mark, Mark] | None = None  # (loading finished, sealed)
-    exited: Mark | None = None
 
 
 def local_day(at: str, tz: ZoneInfo) -> date:
@@ -51,57 +38,32 @@ def compute(events: Iterable[Event], day: date, tz: ZoneInfo, cfg: KpiConfig) ->
     """
     ordered = order(events)
     fixes = collect_corrections(ordered)
-    visits: dict[str, _Visit] = {}
-    weigh_waits: list[int] = []
-    weighing_day: dict[str, date] = {}
-    flagged: list[tuple[str, str, date]] = []  # (check, weighing, day of the flag event)
+    visits = fold_visits(ordered, fixes)
     bags = returned = broken = running_s = packed_kg = 0
 
     def on_day(at: str) -> bool:
         return local_day(at, tz) == day
 
     for raw in ordered:
-        ev = corrected(raw, fixes)
-        d = ev.data
-        if ev.kind == "packer.tally":
-            if on_day(ev.at):
-                n = _int(d.get("bags"))
-                bags += n
-                returned += _int(d.get("returned"))
-                broken += _int(d.get("broken"))
-                running_s += _int(d.get("running_s"))
-                packed_kg += n * _int(d.get("bag_kg"))
+        if raw.kind != Kind.PACKER_TALLY or not on_day(raw.at):
             continue
-        if not ev.kind.startswith("visit.") or not isinstance(d.get("visit"), str):
-            continue
-        v = visits.setdefault(d["visit"], _Visit())
-        mark = Mark.of(ev)
-        kind = ev.kind
-        if kind == "visit.arrived":
-            v.load, v.planned_kg, v.arrived = str(d.get("load")), _int(d.get("planned_kg")), mark
-        elif kind == "visit.cancelled":
-            v.cancelled = True
-        elif kind == "visit.gate_in":
-            v.gate_in = v.gate_in or mark
-        elif kind == "visit.queued_at_scale":
-            v.queue = mark
-        elif kind == "visit.weighed":
-            weighing_day[str(d.get("weighing"))] = local_day(ev.at, tz)
-            if v.queue is not None and on_day(ev.at):
-                weigh_waits.append(duration_ms(v.queue, mark))
-            v.queue = None
-        elif kind == "visit.loading_started":
-            v.loading_started = v.loading_started or mark
-        elif kind == "visit.loading_finished":
-            v.loading_finished = mark
-            v.finished_days.add(local_day(ev.at, tz))
-        elif kind == "visit.sealed":
-            if v.seal is None and v.loading_finished is not None:
-                v.seal = (v.loading_finished, mark)
-        elif kind == "visit.exited":
-            v.exited = v.exited or mark
-        elif kind == "visit.flagged":
-            flagged.append((str(d.get("check")), str(d.get("weighing", "")), local_day(ev.at, tz)))
+        d = corrected(raw, fixes).data
+        n = _int(d.get("bags"))
+        bags += n
+        returned += _int(d.get("returned"))
+        broken += _int(d.get("broken"))
+        running_s += _int(d.get("running_s"))
+        packed_kg += n * _int(d.get("bag_kg"))
+
+    weigh_waits: list[int] = []
+    weighing_day: dict[str, date] = {}
+    flagged: list[tuple[str, str, date]] = []  # (check, weighing, day of the flag event)
+    for v in visits.values():
+        for w in v.weighings:
+            weighing_day[w.weighing] = local_day(w.mark.at, tz)
+            if w.queued is not None and on_day(w.mark.at):
+                weigh_waits.append(duration_ms(w.queued, w.mark))
+        flagged.extend((f.check, f.weighing, local_day(f.mark.at, tz)) for f in v.flags)
 
     bag_load: list[int] = []
     turnaround: list[int] = []
@@ -112,15 +74,16 @@ def compute(events: Iterable[Event], day: date, tz: ZoneInfo, cfg: KpiConfig) ->
             start, end = v.gate_in, v.loading_started
             if start and end and on_day(end.at):
                 bag_load.append(duration_ms(start, end))
-            if v.arrived and on_day(v.arrived.at) and not v.cancelled:
+            if v.arrived and on_day(v.arrived.at) and v.cancelled is None:
                 planned_kg += v.planned_kg
-                if day in v.finished_days:
+                finished = v.loading_finished
+                if finished and local_day(finished.at, tz) == day:
                     completed_kg += v.planned_kg
         elif v.load == "bulk":
             if v.gate_in and v.exited and on_day(v.exited.at):
                 turnaround.append(duration_ms(v.gate_in, v.exited))
-            if v.seal and on_day(v.seal[1].at):
-                seal_lag.append(duration_ms(*v.seal))
+            if v.loading_finished and v.sealed and on_day(v.sealed.at):
+                seal_lag.append(duration_ms(v.loading_finished, v.sealed))
 
     flags = dict.fromkeys(CHECKS, 0)
     for check, weighing, flag_day in flagged:

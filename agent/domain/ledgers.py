@@ -1,17 +1,16 @@
-"""Daily ledgers (pure rows from events) and their CSV and Excel writers."""
+"""Daily ledgers: pure rows from events (gate, weighings, seals, checks, packers), with headings."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent.domain import text_rules
-from agent.domain.events import Event
+from agent.domain.events import Event, parse_at
+from agent.domain.kinds import Kind
+from agent.domain.marks import Mark
+from agent.domain.visit import VisitState, Weighing, fold_visits
 
 Row = dict[str, Any]
 
@@ -166,17 +165,8 @@ def _on(ev: Event, day: date, tz: ZoneInfo) -> bool:
     return _local(ev, tz).date() == day
 
 
-def _visits(events: list[Event]) -> dict[str, dict[str, Any]]:
-    visits: dict[str, dict[str, Any]] = {}
-    for ev in events:
-        vid = ev.data.get("visit") if ev.kind.startswith("visit.") else None
-        if not isinstance(vid, str):
-            continue
-        v = visits.setdefault(vid, {"events": {}})
-        if ev.kind == "visit.arrived":
-            v.update(ev.data)
-        v["events"].setdefault(ev.kind, []).append(ev)
-    return visits
+def _stamp_mark(mark: Mark | None, tz: ZoneInfo) -> str:
+    return parse_at(mark.at).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if mark else ""
 
 
 def gate(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
@@ -186,32 +176,29 @@ def gate(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
     release_no: dict[str, int] = {}
     by_time = sorted(events, key=lambda e: e.when)  # stable: seq order within a terminal
     for ev in by_time:
-        if ev.kind == "visit.gate_in" and _on(ev, day, tz):
+        if ev.kind == Kind.VISIT_GATE_IN and _on(ev, day, tz):
             released += 1
             release_no[ev.data["visit"]] = released
-    visits = _visits(events)
-    arrivals = [ev for ev in by_time if ev.kind == "visit.arrived" and _on(ev, day, tz)]
+    visits = fold_visits(events)
+    arrivals = [ev for ev in by_time if ev.kind == Kind.VISIT_ARRIVED and _on(ev, day, tz)]
     for no, ev in enumerate(arrivals, 1):
         v = visits[ev.data["visit"]]
-        evs = v["events"]
-        gate_in = evs.get("visit.gate_in", [None])[-1]
-        exited = evs.get("visit.exited", [None])[-1]
-        status = "exited" if exited else "cancelled" if "visit.cancelled" in evs else "open"
-        if gate_in is None and status == "open":
+        status = "exited" if v.exited else "cancelled" if v.cancelled else "open"
+        if v.gate_in is None and status == "open":
             status = "waiting"
         rows.append(
             {
                 "no": no,
-                "plate": v.get("plate", ""),
-                "order": v.get("order", ""),
-                "product": v.get("product", ""),
-                "load": v.get("load", ""),
-                "planned_t": round(int(v.get("planned_kg", 0)) / 1000, 3),
+                "plate": v.plate,
+                "order": v.order,
+                "product": v.product,
+                "load": v.load,
+                "planned_t": round(v.planned_kg / 1000, 3),
                 "arrived": _stamp(ev, tz),
-                "gate_in": _stamp(gate_in, tz),
+                "gate_in": _stamp_mark(v.gate_in, tz),
                 "released_as": release_no.get(ev.data["visit"], ""),
-                "release_reason": (gate_in.data.get("reason") or "") if gate_in else "",
-                "exited": _stamp(exited, tz),
+                "release_reason": v.gate_in_reason if v.gate_in else "",
+                "exited": _stamp_mark(v.exited, tz),
                 "status": status,
             }
         )
@@ -220,33 +207,28 @@ def gate(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
 
 def weighings(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
     """Every captured weighing of `day` with the visit and role it was assigned to."""
-    visits = _visits(events)
-    assigned: dict[str, tuple[str, str]] = {}
-    for vid, v in visits.items():
-        for w in v["events"].get("visit.weighed", []):
-            assigned[w.data["weighing"]] = (vid, w.data["role"])
+    visits = fold_visits(events)
+    assigned: dict[str, tuple[VisitState, Weighing]] = {
+        w.weighing: (v, w) for v in visits.values() for w in v.weighings
+    }
     rows: list[Row] = []
     for ev in events:
-        if ev.kind != "weighing.captured" or not _on(ev, day, tz):
+        if ev.kind != Kind.WEIGHING_CAPTURED or not _on(ev, day, tz):
             continue
-        vid, role = assigned.get(ev.data["weighing"], ("", ""))
+        pair = assigned.get(ev.data["weighing"])
+        visit, weighing = pair if pair else (None, None)
         net: Any = ""
-        if role == "gross":
-            tares = [
-                w
-                for w in visits[vid]["events"].get("visit.weighed", [])
-                if w.data["role"] == "tare"
-            ]
-            if tares:
-                net = int(ev.data["weight_kg"]) - int(tares[-1].data["weight_kg"])
+        tare = visit.last("tare") if visit else None
+        if weighing is not None and weighing.role == "gross" and tare is not None:
+            net = weighing.weight_kg - tare.weight_kg
         rows.append(
             {
                 "time": _stamp(ev, tz),
                 "scale": ev.data.get("scale", ""),
                 "weight_kg": int(ev.data["weight_kg"]),
                 "mode": ev.data.get("mode", ""),
-                "plate": visits[vid].get("plate", "") if vid else "",
-                "role": role,
+                "plate": visit.plate if visit else "",
+                "role": weighing.role if weighing else "",
                 "net_kg": net,
                 "stable_ms": ev.data.get("stable_ms", ""),
             }
@@ -256,24 +238,21 @@ def weighings(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
 
 def seals(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
     """Every sealing of `day` with what the gate saw at exit."""
-    visits = _visits(events)
+    visits = fold_visits(events)
     rows: list[Row] = []
     for ev in events:
-        if ev.kind != "visit.sealed" or not _on(ev, day, tz):
+        if ev.kind != Kind.VISIT_SEALED or not _on(ev, day, tz):
             continue
         v = visits[ev.data["visit"]]
-        exited = v["events"].get("visit.exited", [None])[-1]
-        seen = exited.data.get("seals_seen") if exited else None
-        flagged = any(
-            f.data.get("check") == "seal_mismatch" for f in v["events"].get("visit.flagged", [])
-        )
+        seen = v.seals_seen if v.exited else None
+        flagged = any(f.check == "seal_mismatch" for f in v.flags)
         check = "" if seen is None else "mismatch" if flagged else "match"
         rows.append(
             {
                 "time": _stamp(ev, tz),
-                "plate": v.get("plate", ""),
-                "order": v.get("order", ""),
-                "seals": " ".join(ev.data.get("seals", [])),
+                "plate": v.plate,
+                "order": v.order,
+                "seals": " ".join(v.seals),
                 "seen_at_exit": " ".join(seen) if seen else "",
                 "check": check,
             }
@@ -285,7 +264,7 @@ def checks(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
     """Every spot check of `day`."""
     rows: list[Row] = []
     for ev in events:
-        if ev.kind not in ("check.bag_weight", "check.print_code") or not _on(ev, day, tz):
+        if ev.kind not in (Kind.CHECK_BAG_WEIGHT, Kind.CHECK_PRINT_CODE) or not _on(ev, day, tz):
             continue
         d = ev.data
         rows.append(
@@ -307,7 +286,7 @@ def packers(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
     """Packer tallies of `day` summed per packer per local hour (by each tally's end)."""
     sums: dict[tuple[str, str], dict[str, int]] = {}
     for ev in events:
-        if ev.kind != "packer.tally" or not _on(ev, day, tz):
+        if ev.kind != Kind.PACKER_TALLY or not _on(ev, day, tz):
             continue
         d = ev.data
         hour = _local(ev, tz).strftime("%H:00")
@@ -363,43 +342,3 @@ def table(ledger: str, rows: list[Row], language: str) -> tuple[list[str], list[
         [words.get(v, v) if isinstance(v, str) else v for v in (r[k] for k in heads)] for r in rows
     ]
     return list(heads.values()), body
-
-
-def write_csv(path: Path | None, headings: list[str], body: list[list[Any]]) -> str | None:
-    """CSV with a UTF-8 BOM so Excel opens Chinese text correctly; returns text when path is None."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(headings)
-    w.writerows([[text_rules.csv_cell(v) for v in row] for row in body])
-    if path is None:
-        return buf.getvalue()
-    path.write_text("\ufeff" + buf.getvalue(), encoding="utf-8", newline="")
-    return None
-
-
-def write_xlsx(path: Path, title: str, headings: list[str], body: list[list[Any]]) -> None:
-    """An .xlsx workbook with one sheet, bold frozen headings and fitted column widths."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
-    wb = Workbook()
-    ws = wb.active
-    ws.title = title[:31]
-    ws.append(headings)
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
-    for row in body:
-        ws.append([text_rules.xlsx_cell(v) for v in row])
-        for cell in ws[ws.max_row]:
-            if isinstance(cell.value, str):
-                cell.data_type = "s"  # text, even when it starts with '=': never a formula
-    ws.freeze_panes = "A2"
-    for i, head in enumerate(headings, 1):
-        width = max([_width(head), *(_width(r[i - 1]) for r in body)])
-        ws.column_dimensions[ws.cell(row=1, column=i).column_letter].width = min(width + 2, 60)
-    wb.save(path)
-
-
-def _width(value: Any) -> int:
-    text = "" if value is None else str(value)
-    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)

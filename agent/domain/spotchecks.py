@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from agent.config import ChecksConfig
 from agent.domain.events import Event
+from agent.domain.kinds import Kind
 from agent.errors import Refused
 
 
@@ -136,27 +137,27 @@ class SpotChecks:
             return
         p = self.packers.setdefault(name, _Packer())
         at = ev.when
-        if ev.kind == "packer.started":
+        if ev.kind == Kind.PACKER_STARTED:
             p.samples.clear()
             p.started_at = at
             p.running = True
             p.active_since = p.active_since or at
             p.last_active = at
-        elif ev.kind == "packer.stopped":
+        elif ev.kind == Kind.PACKER_STOPPED:
             p.running = False
-        elif ev.kind == "packer.tally":
+        elif ev.kind == Kind.PACKER_TALLY:
             p.bag_kg = int(ev.data.get("bag_kg", p.bag_kg))
             if int(ev.data.get("bags", 0)) > 0:
                 p.running = True
                 p.active_since = p.active_since or at
                 p.last_active = at
-        elif ev.kind == "check.bag_weight":
+        elif ev.kind == Kind.CHECK_BAG_WEIGHT:
             p.bag_checked = at
             if ev.data.get("source") == "scale":
                 del p.samples[: len(ev.data.get("samples_kg") or ())]
             else:
                 p.samples.clear()
-        elif ev.kind == "check.bag_sample":
+        elif ev.kind == Kind.CHECK_BAG_SAMPLE:
             w = sample_weight(ev.data.get("weight_kg"), p.bag_kg)
             if w is not None:
                 if not p.samples or self.shift_start(p.samples_since or at) != self.shift_start(at):
@@ -164,7 +165,7 @@ class SpotChecks:
                     p.samples_since = at
                 p.samples.append(w)
                 p.sample_scale = str(ev.data.get("scale") or "")
-        elif ev.kind == "check.print_code":
+        elif ev.kind == Kind.CHECK_PRINT_CODE:
             p.print_checked = at
 
     def collected(self) -> list[Collected]:

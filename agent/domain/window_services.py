@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 
 from agent.config import NAME, KpiConfig
 from agent.domain.events import Event
-from agent.domain.visits import Mark, duration_ms
+from agent.domain.kinds import Kind
+from agent.domain.marks import Mark, duration_ms
 from agent.errors import Refused
 
 # service → the KpiConfig field holding its target in minutes
@@ -50,11 +51,11 @@ class WindowBook:
 
     def apply(self, ev: Event) -> None:
         """Fold one event (others are ignored)."""
-        if ev.kind == "window.arrived":
+        if ev.kind == Kind.WINDOW_ARRIVED:
             d = ev.data
             self.open[d["ticket"]] = Ticket(d["ticket"], d["window"], d["service"], ev.at)
             self.issued += 1
-        elif ev.kind == "window.served":
+        elif ev.kind == Kind.WINDOW_SERVED:
             self.open.pop(ev.data["ticket"], None)
 
     def arrive(self, window: Any, service: Any, ticket: Any = None) -> dict[str, Any]:
@@ -108,9 +109,9 @@ def window_samples(events: Iterable[Event], day: date, tz: ZoneInfo) -> dict[str
         ticket = ev.data.get("ticket")
         if not isinstance(ticket, str):
             continue
-        if ev.kind == "window.arrived":
+        if ev.kind == Kind.WINDOW_ARRIVED:
             arrived[(ev.terminal, ev.epoch, ticket)] = ev
-        elif ev.kind == "window.served":
+        elif ev.kind == Kind.WINDOW_SERVED:
             start = arrived.pop((ev.terminal, ev.epoch, ticket), None)
             if start is None or ev.when.astimezone(tz).date() != day:
                 continue

@@ -338,3 +338,67 @@ def test_libreoffice_converts_the_xlsx_without_error(day_config: Path, tmp_path:
         == "时间,地磅,重量(千克),模式,车牌号,皮重/毛重,净重(千克),稳定时长(毫秒)"
     )
     assert len(text.splitlines()) == 3
+
+
+def test_ledgers_show_the_operators_corrections() -> None:
+    """A plate corrected after the fact is the plate every ledger prints (one fold per fact)."""
+    from zoneinfo import ZoneInfo
+
+    from agent.domain import ledgers
+    from tests.agent.timeline import Timeline
+
+    t = Timeline(start=T0)
+    arrived = t.event(
+        "visit.arrived",
+        visit="v1",
+        plate="京A12345",
+        order="SO1",
+        product="P.O 42.5",
+        load="bulk",
+        planned_kg=35000,
+    )
+    events = [arrived, t.advance(2).event("visit.gate_in", visit="v1")]
+    for weighing, role, kg in (("w1", "tare", 15000), ("w2", "gross", 50000)):
+        t.advance(10)
+        events.append(
+            t.event(
+                "weighing.captured",
+                weighing=weighing,
+                scale="scale1",
+                weight_kg=kg,
+                mode="gross",
+                stable_ms=3000,
+                samples=30,
+            )
+        )
+        events.append(
+            t.event("visit.weighed", visit="v1", weighing=weighing, role=role, weight_kg=kg)
+        )
+    tare = events[3]
+    events.append(t.advance(1).event("visit.sealed", visit="v1", seals=["S1"]))
+    for target, name, old, new in (
+        (arrived, "plate", "京A12345", "京B99999"),
+        (tare, "weight_kg", 15000, 14000),
+    ):
+        events.append(
+            t.advance(1).event(
+                "operator.corrected",
+                target_event=target.id,
+                visit="v1",
+                field=name,
+                old=old,
+                new=new,
+                reason="misread",
+                operator="li",
+            )
+        )
+    tz, day = ZoneInfo("Asia/Shanghai"), T0.date()
+    gate = ledgers.build("gate", events, day, tz)
+    assert [(r["plate"], r["status"]) for r in gate] == [("京B99999", "open")]
+    weighings = ledgers.build("weighings", events, day, tz)
+    assert [(r["plate"], r["role"], r["weight_kg"], r["net_kg"]) for r in weighings] == [
+        ("京B99999", "tare", 15000, ""),
+        ("京B99999", "gross", 50000, 36000),
+    ]
+    seals = ledgers.build("seals", events, day, tz)
+    assert [(r["plate"], r["seals"]) for r in seals] == [("京B99999", "S1")]

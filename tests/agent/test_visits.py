@@ -9,13 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.config import KpiConfig
-from agent.domain.visits import (
-    CommandContext,
-    Mark,
-    Projection,
-    duration_ms,
-    rebuild,
-)
+from agent.domain.marks import Mark, duration_ms
+from agent.domain.visit import fold_visits
+from agent.domain.visit_commands import CommandContext
+from agent.domain.visit_projection import Projection, rebuild
 from tests.agent.timeline import Driver, Timeline
 
 PLATE = "苏A12345"
@@ -308,7 +305,7 @@ def visit_with_tare(d: Driver, tare: int) -> str:
 
 
 def flags_of(d: Driver, vid: str) -> list[dict[str, str]]:
-    return list(d.p.visits[vid].flags)
+    return list(d.p.visits[vid].to_dict()["flags"])
 
 
 def test_tare_fluctuation_needs_history_and_tolerance() -> None:
@@ -661,6 +658,9 @@ def test_live_projection_equals_rebuild(steps: list[tuple[Any, ...]]) -> None:
     assert rebuilt.snapshot(live=False) == d.p.snapshot(live=False)
     assert rebuilt.last_seq == d.p.last_seq
     assert rebuilt.reactions() == []  # nothing was left undone live
+    # The reports' batch fold (KPIs, ledgers) sees every visit as the live projection does.
+    folded = {vid: v.to_dict() for vid, v in fold_visits(d.events).items()}
+    assert folded == {vid: v.to_dict() for vid, v in d.p.visits.items()}
 
 
 def test_rebuild_of_an_empty_store() -> None:
@@ -668,7 +668,7 @@ def test_rebuild_of_an_empty_store() -> None:
 
 
 def test_drivers_expected_waits_follow_the_recent_pace() -> None:
-    from agent.domain.visits import release_interval_min
+    from agent.domain.visit_projection import release_interval_min
 
     d = Driver()
     plates = [f"苏A1111{i}" for i in range(8)]

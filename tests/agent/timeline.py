@@ -7,7 +7,9 @@ from typing import Any
 
 from agent.config import KpiConfig
 from agent.domain.events import Event, format_at
-from agent.domain.visits import CommandContext, Projection, Refusal
+from agent.domain.visit_commands import CommandContext, command
+from agent.domain.visit_inputs import Refusal
+from agent.domain.visit_projection import Projection
 
 BASE = datetime(2026, 11, 29, 1, 0, tzinfo=UTC)  # 09:00 in Asia/Shanghai
 
@@ -94,7 +96,7 @@ class Driver:
             default_scale=self.ctx.default_scale,
             packer_bag_kg=self.ctx.packer_bag_kg,
         )
-        out = [self.append(k, d) for k, d in self.p.command(op, req, ctx)]
+        out = [self.append(k, d) for k, d in command(self.p, op, req, ctx)]
         self.react()
         return out
 

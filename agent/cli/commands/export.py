@@ -44,6 +44,7 @@ def export(events: Iterable[Event], args: argparse.Namespace, tz_name: str, lang
     from pathlib import Path
     from zoneinfo import ZoneInfo
 
+    from agent.cli import ledger_files
     from agent.domain import ledgers
 
     day = parse_day(args.day)
@@ -51,12 +52,12 @@ def export(events: Iterable[Event], args: argparse.Namespace, tz_name: str, lang
     heads, body = ledgers.table(args.ledger, rows, args.language or language)
     if args.format == "csv":
         if args.out:
-            ledgers.write_csv(Path(args.out), heads, body)
+            ledger_files.write_csv(Path(args.out), heads, body)
         else:
-            sys.stdout.write(ledgers.write_csv(None, heads, body) or "")
+            sys.stdout.write(ledger_files.write_csv(None, heads, body) or "")
     else:
         out = Path(args.out or f"{args.ledger}-{args.day}.xlsx")
-        ledgers.write_xlsx(out, f"{args.ledger} {args.day}", heads, body)
+        ledger_files.write_xlsx(out, f"{args.ledger} {args.day}", heads, body)
     if args.out or args.format == "xlsx":
         print(
             f"wrote {len(body)} rows to {args.out or f'{args.ledger}-{args.day}.xlsx'}",

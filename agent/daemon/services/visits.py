@@ -17,7 +17,9 @@ from agent.daemon.runtime import Context, Service
 from agent.daemon.store import Store
 from agent.domain import kpis
 from agent.domain.events import Event, format_at, uuid7
-from agent.domain.visits import CommandContext, Projection, Refusal, relevant
+from agent.domain.visit_commands import CommandContext, command
+from agent.domain.visit_inputs import Refusal
+from agent.domain.visit_projection import Projection, relevant
 
 log = logging.getLogger("tally.visits")
 
@@ -209,7 +211,7 @@ class VisitsService:
                 packer_bag_kg=self.packer_bag_kg,
             )
             try:
-                commands = self.proj.command(op, req, cctx)
+                commands = command(self.proj, op, req, cctx)
             except Refusal as exc:
                 raise CommandError(str(exc)) from None
             await self._append(commands)

@@ -1,0 +1,324 @@
+"""The catalogue of event kinds: every kind Tally writes, who writes it and its payload fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    """Every event kind the agent writes (the `kind` of the envelope)."""
+
+    AGENT_STARTED = "agent.started"
+    AGENT_STOPPED = "agent.stopped"
+    CLOCK_STEPPED = "clock.stepped"
+    DEVICE_ONLINE = "device.online"
+    DEVICE_OFFLINE = "device.offline"
+    ALERT_RAISED = "alert.raised"
+    ALERT_CLEARED = "alert.cleared"
+    WEIGHING_CAPTURED = "weighing.captured"
+    WEIGHING_ABANDONED = "weighing.abandoned"
+    PACKER_TALLY = "packer.tally"
+    PACKER_STOPPED = "packer.stopped"
+    PACKER_STARTED = "packer.started"
+    COUNTER_DISCONTINUITY = "counter.discontinuity"
+    VISIT_ARRIVED = "visit.arrived"
+    VISIT_GATE_IN = "visit.gate_in"
+    VISIT_QUEUED_AT_SCALE = "visit.queued_at_scale"
+    VISIT_WEIGHED = "visit.weighed"
+    VISIT_LOADING_STARTED = "visit.loading_started"
+    VISIT_LOADING_FINISHED = "visit.loading_finished"
+    VISIT_SEALED = "visit.sealed"
+    VISIT_EXITED = "visit.exited"
+    VISIT_CANCELLED = "visit.cancelled"
+    VISIT_FLAGGED = "visit.flagged"
+    WINDOW_ARRIVED = "window.arrived"
+    WINDOW_SERVED = "window.served"
+    CHECK_BAG_SAMPLE = "check.bag_sample"
+    CHECK_BAG_WEIGHT = "check.bag_weight"
+    CHECK_PRINT_CODE = "check.print_code"
+    OPERATOR_CORRECTED = "operator.corrected"
+    OPERATOR_NOTE = "operator.note"
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """What one kind means: a one-line doc, who writes it, and its payload.
+
+    `payload` maps each field of `data` to its type and meaning; a name ending in `?` is a field
+    that is present only in some events of the kind. Weights are integer kilograms unless said.
+    """
+
+    doc: str
+    writer: str
+    payload: dict[str, str]
+
+
+_UTC = "str, UTC time (ISO 8601, milliseconds, Z)"
+
+CATALOGUE: dict[Kind, Spec] = {
+    Kind.AGENT_STARTED: Spec(
+        "The daemon started and owns the devices and the database.",
+        "daemon runtime",
+        {
+            "version": "str, Tally's version",
+            "config_sha256": "str, SHA-256 of the config file ('' when built in memory)",
+            "pid": "int, the daemon's process id",
+        },
+    ),
+    Kind.AGENT_STOPPED: Spec(
+        "The daemon stopped on a signal (SIGTERM, SIGINT).",
+        "daemon runtime",
+        {"reason": "str, 'signal'"},
+    ),
+    Kind.CLOCK_STEPPED: Spec(
+        "The wall clock jumped against the monotonic clock (NTP, an operator).",
+        "daemon runtime",
+        {"delta_ms": "int, the jump in ms (negative: backwards)"},
+    ),
+    Kind.DEVICE_ONLINE: Spec(
+        "A scale indicator or Modbus unit answers again.",
+        "scales and packers services",
+        {"device": "str, the device's name", "reason": "str, usually ''"},
+    ),
+    Kind.DEVICE_OFFLINE: Spec(
+        "A scale indicator or Modbus unit stopped answering.",
+        "scales and packers services",
+        {"device": "str, the device's name", "reason": "str, what failed"},
+    ),
+    Kind.ALERT_RAISED: Spec(
+        "An alert became active (or its detail changed).",
+        "alerts (any service, the sync sender)",
+        {
+            "alert": "str, the alert's name, e.g. queue_long or scale_frozen.scale1",
+            "detail": "str, one sentence for the operator",
+            "scale?": "str, the scale the alert is about",
+        },
+    ),
+    Kind.ALERT_CLEARED: Spec(
+        "An active alert was cleared.",
+        "alerts (any service, the sync sender)",
+        {"alert": "str, the alert's name", "detail": "str, why it cleared"},
+    ),
+    Kind.WEIGHING_CAPTURED: Spec(
+        "A truck scale captured one stable weighing.",
+        "scales service (truck scales)",
+        {
+            "weighing": "str, UUIDv7 of the weighing",
+            "scale": "str, the scale's name",
+            "weight_kg": "int, the captured weight",
+            "mode": "str, 'gross' or 'net' as the indicator reports it",
+            "stable_ms": "int, how long the weight stood still",
+            "samples": "int, readings in the stable window",
+        },
+    ),
+    Kind.WEIGHING_ABANDONED: Spec(
+        "A load left a truck scale (or timed out) without a stable weight.",
+        "scales service (truck scales)",
+        {
+            "scale": "str, the scale's name",
+            "reason": "str, 'left_unstable' or 'unstable_timeout'",
+            "max_kg": "int, the highest weight seen",
+        },
+    ),
+    Kind.PACKER_TALLY: Spec(
+        "Bags counted on one packer over one tally interval (default 60 s).",
+        "packers service",
+        {
+            "packer": "str, the packer's name",
+            "from": _UTC + ", start of the interval",
+            "to": _UTC + ", end of the interval",
+            "bags": "int, bags filled",
+            "returned": "int, bags returned for refilling",
+            "broken": "int, broken bags",
+            "running_s": "number, seconds the packer ran",
+            "bag_kg": "int, the nominal bag mass",
+        },
+    ),
+    Kind.PACKER_STOPPED: Spec(
+        "A packer stopped, or the operator gave the reason of a stop (a new event each time).",
+        "packers service (and op packer.reason)",
+        {
+            "packer": "str, the packer's name",
+            "reason": "str or null, null until the operator gives one",
+            "expected_repair_min": "int or null, the operator's estimate",
+            "since": _UTC + ", when it stopped",
+        },
+    ),
+    Kind.PACKER_STARTED: Spec(
+        "A stopped packer runs again.",
+        "packers service",
+        {"packer": "str, the packer's name"},
+    ),
+    Kind.COUNTER_DISCONTINUITY: Spec(
+        "A Modbus counter wrapped or was reset; the count carries on across it.",
+        "packers service",
+        {
+            "device": "str, the packer's name",
+            "point": "str, the counter point",
+            "previous": "int, the raw value before",
+            "current": "int, the raw value after",
+            "cause": "str, 'wrap' or 'reset'",
+        },
+    ),
+    Kind.VISIT_ARRIVED: Spec(
+        "A truck arrived at the plant (a visit starts).",
+        "visits service (op visit.arrive)",
+        {
+            "visit": "str, UUIDv7 of the visit",
+            "plate": "str, the normalised plate, e.g. 京A12345",
+            "order": "str, the sales order",
+            "product": "str, the product",
+            "load": "str, 'bagged' or 'bulk'",
+            "planned_kg": "int, the planned quantity",
+        },
+    ),
+    Kind.VISIT_GATE_IN: Spec(
+        "The gate let the truck in.",
+        "visits service (op visit.gate_in)",
+        {
+            "visit": "str, the visit",
+            "reason?": "str, why it was released out of arrival order",
+            "ahead?": "[str], plates that arrived earlier and still wait",
+        },
+    ),
+    Kind.VISIT_QUEUED_AT_SCALE: Spec(
+        "The truck joined the queue of a truck scale.",
+        "visits service (op visit.queue)",
+        {"visit": "str, the visit", "scale": "str, the scale's name"},
+    ),
+    Kind.VISIT_WEIGHED: Spec(
+        "A captured weighing was assigned to the visit as its tare or gross.",
+        "visits service (op visit.weigh, or automatic matching)",
+        {
+            "visit": "str, the visit",
+            "weighing": "str, the weighing.captured it takes",
+            "role": "str, 'tare' or 'gross'",
+            "weight_kg": "int, the weight",
+        },
+    ),
+    Kind.VISIT_LOADING_STARTED: Spec(
+        "Loading started at a packer or bulk loading point.",
+        "visits service (op visit.loading_start)",
+        {
+            "visit": "str, the visit",
+            "point": "str, the loading point",
+            "counter?": "{packer: str, from: int, bag_kg: int}, the packer's count at the start",
+        },
+    ),
+    Kind.VISIT_LOADING_FINISHED: Spec(
+        "Loading finished.",
+        "visits service (op visit.loading_finish)",
+        {
+            "visit": "str, the visit",
+            "point": "str, the loading point",
+            "bags?": "int, bags loaded (bagged loads)",
+            "bag_kg?": "int, the bag mass (bagged loads)",
+        },
+    ),
+    Kind.VISIT_SEALED: Spec(
+        "The load was sealed.",
+        "visits service (op visit.seal)",
+        {"visit": "str, the visit", "seals": "[str], the seal numbers"},
+    ),
+    Kind.VISIT_EXITED: Spec(
+        "The truck left the plant (the visit ends).",
+        "visits service (op visit.exit)",
+        {"visit": "str, the visit", "seals_seen?": "[str], the seal numbers the gate saw"},
+    ),
+    Kind.VISIT_CANCELLED: Spec(
+        "The visit was cancelled.",
+        "visits service (op visit.cancel)",
+        {"visit": "str, the visit", "reason": "str, why"},
+    ),
+    Kind.VISIT_FLAGGED: Spec(
+        "A check found something wrong with the visit.",
+        "visits service (checks, op visit.exit)",
+        {
+            "visit": "str, the visit",
+            "check": "str, tare_fluctuation, underloaded, bagged_overweight or seal_mismatch",
+            "detail": "str, one sentence with the numbers",
+            "weighing": "str, the weighing checked ('' for seal_mismatch)",
+        },
+    ),
+    Kind.WINDOW_ARRIVED: Spec(
+        "A customer took a ticket at a service window.",
+        "window services service (op window.arrive)",
+        {
+            "window": "str, the window",
+            "service": "str, plan_order, payment, transport_letter or no_letter",
+            "ticket": "str, the ticket",
+        },
+    ),
+    Kind.WINDOW_SERVED: Spec(
+        "A window served a ticket.",
+        "window services service (op window.serve)",
+        {"window": "str, the window", "service": "str, the service", "ticket": "str, the ticket"},
+    ),
+    Kind.CHECK_BAG_SAMPLE: Spec(
+        "A bag scale weighed one bag of a packer (a sample for the next bag-weight check).",
+        "scales service (bag scales)",
+        {
+            "packer": "str, the packer the bag scale serves",
+            "scale": "str, the bag scale's name",
+            "weight_kg": "number, the bag's weight to 0.01 kg",
+        },
+    ),
+    Kind.CHECK_BAG_WEIGHT: Spec(
+        "A bag-weight spot check of a packer and its verdict.",
+        "spot checks service (op check.bag_weight, or a bag scale's samples)",
+        {
+            "packer": "str, the packer",
+            "samples_kg": "[number], the bag weights to 0.01 kg",
+            "mean_kg": "number, their mean",
+            "bag_kg": "int, the nominal bag mass",
+            "result": "str, 'pass' or 'fail'",
+            "under": "[number], the samples below the limit",
+            "over": "[number], the samples above the limit",
+            "operator": "str, who checked ('' for a bag scale)",
+            "source": "str, 'typed' or 'scale'",
+            "scale?": "str, the bag scale (source 'scale')",
+        },
+    ),
+    Kind.CHECK_PRINT_CODE: Spec(
+        "A print-code spot check of a packer.",
+        "spot checks service (op check.print_code)",
+        {
+            "packer": "str, the packer",
+            "result": "str, 'pass' or 'fail'",
+            "note": "str, what was seen",
+            "operator": "str, who checked",
+        },
+    ),
+    Kind.OPERATOR_CORRECTED: Spec(
+        "An operator corrected one field of an earlier visit event (facts are never edited).",
+        "visits service (op visit.correct)",
+        {
+            "target_event": "str, the id terminal:epoch:seq of the corrected event",
+            "visit": "str, the visit",
+            "field": "str, the corrected field of the target's data",
+            "old": "any, the value before",
+            "new": "any, the value from now on",
+            "reason": "str, why",
+            "operator": "str, who",
+        },
+    ),
+    Kind.OPERATOR_NOTE: Spec(
+        "A free-text shift note.",
+        "notes (op note.add)",
+        {
+            "text": "str, the note (at most 500 characters)",
+            "operator": "str, who ('' if not given)",
+        },
+    ),
+}
+
+
+def markdown_table() -> str:
+    """The catalogue as the Markdown table of docs/events.md (one row per kind, in enum order)."""
+    lines = ["| kind | meaning | written by | payload (`data`) |", "|---|---|---|---|"]
+    for kind in Kind:
+        spec = CATALOGUE[kind]
+        fields = "<br>".join(f"`{name}` {what}" for name, what in spec.payload.items())
+        lines.append(f"| `{kind}` | {spec.doc} | {spec.writer} | {fields} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,294 @@
+"""Operator commands on visits: validated against the projection, answered with events to append.
+
+`command(projection, op, request, context)` returns the events a command makes or raises Refusal
+with one sentence; it changes nothing itself (the caller appends and folds the events).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.domain import visit_inputs as inputs
+from agent.domain.corrections import CORRECTABLE
+from agent.domain.kinds import Kind
+from agent.domain.visit import Command, VisitState, flagged, weighed
+from agent.domain.visit_checks import check_weight, next_role
+from agent.domain.visit_inputs import BAG_KG, BAGS, MAX_REASON, PLANNED_KG, Refusal
+from agent.domain.visit_projection import Projection
+
+
+@dataclass(frozen=True, slots=True)
+class CommandContext:
+    """What validation needs beyond the projection: ids, scales and packers of this terminal."""
+
+    new_visit_id: str = ""
+    scales: tuple[str, ...] = ()
+    default_scale: str = ""
+    packer_bag_kg: Mapping[str, int] = field(default_factory=dict)
+
+
+Handler = Callable[[Projection, VisitState, Mapping[str, Any], CommandContext], list[Command]]
+
+
+def command(p: Projection, op: str, req: Mapping[str, Any], ctx: CommandContext) -> list[Command]:
+    """Validate one operator command against the projection; return the events to append.
+
+    Raises Refusal with one sentence when the command cannot be accepted.
+    """
+    if op == "visit.arrive":
+        return _arrive(p, req, ctx)
+    if op == "visit.correct":
+        return _correct(p, req)
+    v = p.find(req)
+    handler = HANDLERS.get(op)
+    if handler is None:
+        raise Refusal(f"unknown visit command {op!r}")
+    return handler(p, v, req, ctx)
+
+
+def _arrive(p: Projection, req: Mapping[str, Any], ctx: CommandContext) -> list[Command]:
+    plate = inputs.plate(inputs.text(req, "plate", required=True))
+    if plate in p.open_by_plate:
+        raise Refusal(
+            f"plate {plate} already has an open visit {p.open_by_plate[plate]};"
+            " exit or cancel it first"
+        )
+    data = {
+        "visit": ctx.new_visit_id,
+        "plate": plate,
+        "order": inputs.text(req, "order", required=True),
+        "product": inputs.text(req, "product", required=True),
+        "load": inputs.load(req.get("load")),
+        "planned_kg": inputs.number(req, "planned_kg", *PLANNED_KG, required=True),
+    }
+    return [(Kind.VISIT_ARRIVED, data)]
+
+
+def _gate_in(
+    p: Projection, v: VisitState, req: Mapping[str, Any], ctx: CommandContext
+) -> list[Command]:
+    _require_open(v)
+    if v.gate_in is not None:
+        raise Refusal(f"{v.label} is already through the gate (since {v.gate_in.at})")
+    # The gate releases in arrival order; jumping the queue needs a recorded reason.
+    ahead = [x for x in p.open_visits() if x.gate_in is None and x.index < v.index]
+    reason = inputs.text(req, "reason", limit=MAX_REASON)
+    if ahead and not reason:
+        raise Refusal(
+            f"{v.label} is not next at the gate ({ahead[0].plate} arrived earlier);"
+            " give a reason to release it out of order"
+        )
+    data: dict[str, Any] = {"visit": v.visit}
+    if ahead:
+        data.update(reason=reason, ahead=[x.plate for x in ahead])
+    return [(Kind.VISIT_GATE_IN, data)]
+
+
+def _queue(
+    p: Projection, v: VisitState, req: Mapping[str, Any], ctx: CommandContext
+) -> list[Command]:
+    _require_in(v)
+    scale = inputs.text(req, "scale") or ctx.default_scale
+    if ctx.scales and scale not in ctx.scales:
+        raise Refusal(f"there is no scale {scale!r}; the scales are {', '.join(ctx.scales)}")
+    if v.queued is not None:
+        raise Refusal(f"{v.label} is already queued at scale {v.scale or '(default)'}")
+    return [(Kind.VISIT_QUEUED_AT_SCALE, {"visit": v.visit, "scale": scale})]
+
+
+def _weigh(
+    p: Projection, v: VisitState, req: Mapping[str, Any], ctx: CommandContext
+) -> list[Command]:
+    _require_in(v)
+    w = inputs.text(req, "weighing")
+    if not w:
+        if not p.unassigned:
+            raise Refusal("there is no unassigned weighing; wait for the scale to capture one")
+        w = next(reversed(p.unassigned))
+    capture = p.unassigned.get(w)
+    if capture is None:
+        owner = p.assigned.get(w)
+        if owner is not None:
+            raise Refusal(f"weighing {w} is already assigned to {p.visits[owner].label}")
+        raise Refusal(f"there is no unassigned weighing {w}; see visits.list for captures")
+    role = inputs.role(req.get("role") or next_role(v))
+    check_weight(v, role, capture["weight_kg"])
+    return [weighed(v, w, role, capture["weight_kg"])]
+
+
+def _loading_start(
+    p: Projection, v: VisitState, req: Mapping[str, Any], ctx: CommandContext
+) -> list[Command]:
+    _require_in(v)
+    point = inputs.text(req, "point", required=True)
+    if v.loading_started is not None and v.loading_finished is None:
+        raise Refusal(f"{v.label} is already loading at {v.point}; finish that first")
+    if v.loading_finished is not None:
+        raise Refusal(f"{v.label} has already been loaded; correct it if that was wrong")
+    for other in p.visits.values():
+        if (
+            other.open
+            and other.point == point
+            and other.loading_started is not None
+            and other.loading_finished is None
+        ):
+            raise Refusal(f"point {point} is loading {other.label}; finish that first")
+    data: dict[str, Any] = {"visit": v.visit, "point": point}
+    if v.load == "bagged" and point in ctx.packer_bag_kg and point in p.loaded:
+        data["counter"] = {
+            "packer": point,
+            "from": p.loaded[point],
+            "bag_kg": ctx.packer_bag_kg[point],
+        }
+    return [(Kind.VISIT_LOADING_STARTED, data)]
+
+
+def _loading_finish(
+    p: Projection, v: VisitState, req: Mapping[str, Any], ctx: CommandContext
+) -> list[Command]:
+    _require_open(v)
+    if v.loading_started is None:
+        raise Refusal(f"{v.label} has not started loading; record loading-start first")
+    if v.loading_finished is not None:
+        raise Refusal(f"{v.label} has already finished loading at {v.point}")
+    point = inputs.text(req, "point") or v.point
+    if point != v.point:
+        raise Refusal(f"{v.label} is loading at {v.point}, not at {point}")
+    data: dict[str, Any] = {"visit": v.visit, "point": point}
+    if v.load == "bagged":
+        bags = inputs.number(req, "bags", *BAGS)
+        if bags is None:
+            counted = v.to_dict(p.loaded)["counted_bags"]
+            if not counted:
+                raise Refusal(f"give the number of bags loaded on {v.label}")
+            bags = counted
+        bag_kg = inputs.number(req, "bag_kg", *BAG_KG)
+        if bag_kg is None:
+            bag_kg = ctx.packer_bag_kg.get(str(point), 50)
+        data.update(bags=bags, bag_kg=bag_kg)
+    elif req.get("bags") is not None or req.get("bag_kg") is not None:
+        raise Refusal(f"{v.label} is a bulk load; it has no bags")
+    return [(Kind.VISIT_LOADING_FINISHED, data)]
+
+
+def _seal(
+    p: Projection, v: VisitState, req: Mapping[str, Any], ctx: CommandContext
+) -> list[Command]:
+    _require_in(v)
+    if v.loading_finished is None:
+        raise Refusal(f"{v.label} has not finished loading; seal it after loading")
+    if v.sealed is not None:
+        raise Refusal(f"{v.label} is already sealed ({', '.join(v.seals)}); correct it if wrong")
+    seals = inputs.seals(req.get("seals"))
+    return [(Kind.VISIT_SEALED, {"visit": v.visit, "seals": seals})]
+
+
+def _exit(
+    p: Projection, v: VisitState, req: Mapping[str, Any], ctx: CommandContext
+) -> list[Command]:
+    _require_in(v)
+    if v.loading_started is not None and v.loading_finished is None:
+        raise Refusal(f"{v.label} is still loading at {v.point}; finish loading first")
+    if v.tare_kg is not None and v.gross_kg is None:
+        raise Refusal(f"{v.label} has a tare but no gross; weigh it loaded before it leaves")
+    if not v.seals:
+        if req.get("seals_seen"):
+            raise Refusal(f"{v.label} was never sealed; there are no seals to confirm")
+        return [(Kind.VISIT_EXITED, {"visit": v.visit})]
+    # A sealed bulk truck leaves only after the gate confirms the seal numbers it sees.
+    if not req.get("seals_seen"):
+        if v.load != "bulk":
+            return [(Kind.VISIT_EXITED, {"visit": v.visit})]
+        raise Refusal(
+            f"{v.label} is sealed; give the seal numbers the gate sees (seals_seen) to let it out"
+        )
+    seen = inputs.seals(req.get("seals_seen"))
+    out: list[Command] = []
+    if sorted(seen) != sorted(v.seals):
+        missing = [s for s in v.seals if s not in seen]
+        extra = [s for s in seen if s not in v.seals]
+        detail = f"sealed {' '.join(v.seals)}; the gate saw {' '.join(seen)}"
+        if missing:
+            detail += f"; missing {' '.join(missing)}"
+        if extra:
+            detail += f"; unknown {' '.join(extra)}"
+        out.append(flagged(v, "seal_mismatch", "", detail))
+    out.append((Kind.VISIT_EXITED, {"visit": v.visit, "seals_seen": seen}))
+    return out
+
+
+def _cancel(
+    p: Projection, v: VisitState, req: Mapping[str, Any], ctx: CommandContext
+) -> list[Command]:
+    _require_open(v)
+    reason = inputs.text(req, "reason", required=True, limit=MAX_REASON)
+    return [(Kind.VISIT_CANCELLED, {"visit": v.visit, "reason": reason})]
+
+
+def _correct(p: Projection, req: Mapping[str, Any]) -> list[Command]:
+    target = inputs.text(req, "target_event", required=True, limit=200)
+    vid = p.event_visit.get(target)
+    if vid is None:
+        raise Refusal(
+            f"there is no visit event {target} to correct; give an id shown by tally events"
+        )
+    v = p.visits[vid]
+    ev = next(e for _, e in v.events if e.id == target)
+    allowed = CORRECTABLE.get(ev.kind, ())
+    name = inputs.text(req, "field", required=True)
+    if name not in allowed:
+        if not allowed:
+            raise Refusal(f"a {ev.kind} event cannot be corrected")
+        raise Refusal(
+            f"field {name!r} of a {ev.kind} event cannot be corrected;"
+            f" correctable: {', '.join(allowed)}"
+        )
+    new = inputs.corrected_value(name, req.get("new"))
+    if name == "plate" and v.open and new != v.plate and new in p.open_by_plate:
+        raise Refusal(f"plate {new} already has an open visit; correct that one first")
+    old = ev.data.get(name)
+    if old == new:
+        raise Refusal(f"{name} is already {new!r}; nothing to correct")
+    reason = inputs.text(req, "reason", required=True, limit=MAX_REASON)
+    operator = inputs.text(req, "operator", required=True)
+    return [
+        (
+            Kind.OPERATOR_CORRECTED,
+            {
+                "target_event": target,
+                "visit": vid,
+                "field": name,
+                "old": old,
+                "new": new,
+                "reason": reason,
+                "operator": operator,
+            },
+        )
+    ]
+
+
+def _require_open(v: VisitState) -> None:
+    if v.cancelled is not None:
+        raise Refusal(f"{v.label} was cancelled ({v.cancel_reason}); record a new arrival")
+    if v.exited is not None:
+        raise Refusal(f"{v.label} has already left at {v.exited.at}")
+
+
+def _require_in(v: VisitState) -> None:
+    _require_open(v)
+    if v.gate_in is None:
+        raise Refusal(f"{v.label} is not through the gate yet; record gate-in first")
+
+
+HANDLERS: dict[str, Handler] = {
+    "visit.gate_in": _gate_in,
+    "visit.queue": _queue,
+    "visit.weigh": _weigh,
+    "visit.loading_start": _loading_start,
+    "visit.loading_finish": _loading_finish,
+    "visit.seal": _seal,
+    "visit.exit": _exit,
+    "visit.cancel": _cancel,
+}

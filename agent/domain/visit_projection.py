@@ -1,0 +1,278 @@
+"""The live visit projection: open visits, the gate and scale queues with their expected waits,
+unassigned weighings, and a rebuild from stored events."""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from agent.config import KpiConfig
+from agent.domain import visit_checks, visit_inputs
+from agent.domain.corrections import corrected
+from agent.domain.events import Event
+from agent.domain.kinds import Kind
+from agent.domain.marks import Mark, duration_ms
+from agent.domain.visit import Command, VisitState, weighed
+from agent.domain.visit_inputs import Refusal
+
+KEEP_UNASSIGNED = 200  # captures nobody claimed; the oldest are forgotten
+KEEP_CLOSED = 1000  # closed visits kept in memory for corrections and tare history
+LIVE_FIELDS = ("counted_bags", "finish_suggested", "hint")  # not derived from events
+
+RELEASES_KEPT = 11  # the last ten gaps between releases make the estimate
+DEFAULT_RELEASE_MIN = {"gate": 5.0, "scale": 3.0}  # until the day has shown its own pace
+MAX_GAP_MIN = 60.0  # a longer gap is a pause (a meal, a night), not the queue's pace
+
+
+def release_interval_min(marks: list[Mark], default_min: float) -> float:
+    """Minutes between releases from a queue: the median of the recent gaps, ignoring pauses.
+
+    Pure: the expected wait of the n-th vehicle in a queue is n times this.
+    """
+    gaps = sorted(
+        g
+        for a, b in itertools.pairwise(marks)
+        if 0 <= (g := duration_ms(a, b) / 60_000) <= MAX_GAP_MIN
+    )
+    if len(gaps) < 3:
+        return default_min
+    mid = len(gaps) // 2
+    return gaps[mid] if len(gaps) % 2 else (gaps[mid - 1] + gaps[mid]) / 2
+
+
+class Projection:
+    """Visits, the gate queue, the scale queue and unassigned weighings, folded from events.
+
+    `apply` takes every stored event in seq order (kinds it does not use are skipped), so a
+    rebuild from the store and the live, incremental projection are the same fold.
+    """
+
+    def __init__(self, kpi: KpiConfig | None = None) -> None:
+        self.kpi = kpi or KpiConfig()
+        self.visits: dict[str, VisitState] = {}
+        self.open_by_plate: dict[str, str] = {}
+        self.event_visit: dict[str, str] = {}  # event id → visit id (for corrections)
+        self.unassigned: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.assigned: dict[str, str] = {}  # weighing → visit (kept for open visits' refusals)
+        self.pending_auto: OrderedDict[str, str] = OrderedDict()  # weighing → visit
+        self.archived_tares: dict[str, list[tuple[int, int]]] = {}  # plate → [(index, kg)]
+        self.closed: list[str] = []
+        self.dirty: set[str] = set()
+        self.loaded: dict[str, int] = {}  # live packer `loaded` totals (not from events)
+        self.last_seq = 0
+        self.count = 0
+        # The latest releases from each queue (gate-ins, weighings), for the drivers' estimates.
+        self.releases: dict[str, list[Mark]] = {"gate": [], "scale": []}
+
+    # --- folding ------------------------------------------------------------------------------
+
+    def apply(self, ev: Event) -> None:
+        """Fold one event in (events of kinds the projection does not use are only counted)."""
+        self.last_seq = max(self.last_seq, ev.seq)
+        kind = ev.kind
+        if not relevant(kind):
+            return
+        self.count += 1
+        index = self.count
+        if kind == Kind.WEIGHING_CAPTURED:
+            self._captured(ev)
+        elif kind == Kind.OPERATOR_CORRECTED:
+            self._corrected(ev)
+        elif kind.startswith("visit."):
+            vid = ev.data.get("visit")
+            if not isinstance(vid, str):
+                return
+            v = self.visits.get(vid)
+            if kind == Kind.VISIT_ARRIVED:
+                if v is not None:
+                    return
+                v = self.visits[vid] = VisitState(vid)
+            elif v is None:
+                return  # a visit this terminal never saw arrive
+            was_open = v.open
+            if kind != Kind.VISIT_FLAGGED:
+                # A match is decided when the capture arrives; anything after it decides again.
+                for w, target in list(self.pending_auto.items()):
+                    if target == vid:
+                        del self.pending_auto[w]
+            v.events.append((index, ev))
+            self.event_visit[ev.id] = vid
+            v.apply(ev, index)
+            self.dirty.add(vid)
+            if kind in (Kind.VISIT_GATE_IN, Kind.VISIT_WEIGHED):
+                marks = self.releases["gate" if kind == Kind.VISIT_GATE_IN else "scale"]
+                marks.append(Mark.of(ev))
+                del marks[:-RELEASES_KEPT]
+            if kind == Kind.VISIT_WEIGHED:
+                w = str(ev.data.get("weighing"))
+                self.unassigned.pop(w, None)
+                self.pending_auto.pop(w, None)
+                self.assigned[w] = vid
+            if kind == Kind.VISIT_ARRIVED and v.open:
+                self.open_by_plate[v.plate] = vid
+            if was_open and not v.open:
+                self._close(v)
+
+    def _captured(self, ev: Event) -> None:
+        d = ev.data
+        w = str(d.get("weighing"))
+        if w in self.assigned:
+            return
+        scale = d.get("scale")
+        self.unassigned[w] = {
+            "weighing": w,
+            "scale": scale,
+            "weight_kg": _as_int(d.get("weight_kg")),
+            "at": ev.at,
+        }
+        while len(self.unassigned) > KEEP_UNASSIGNED:
+            old, _ = self.unassigned.popitem(last=False)
+            self.pending_auto.pop(old, None)
+        v = visit_checks.auto_match(self.visits.values(), scale, _as_int(d.get("weight_kg")))
+        if v is not None:
+            self.pending_auto[w] = v.visit
+
+    def _corrected(self, ev: Event) -> None:
+        """Fold the visit of the corrected event again, the correction applied to its data."""
+        d = ev.data
+        target = d.get("target_event")
+        vid = self.event_visit.get(str(target))
+        v = self.visits.get(vid) if vid else None
+        if v is None:
+            return
+        fix = {str(target): {str(d.get("field")): d.get("new")}}
+        was_open = v.open
+        old_plate = v.plate
+        fresh = VisitState.folded(v.visit, [(i, corrected(e, fix)) for i, e in v.events])
+        self.visits[v.visit] = fresh
+        self.dirty.add(v.visit)
+        if was_open and self.open_by_plate.get(old_plate) == v.visit:
+            del self.open_by_plate[old_plate]
+            if fresh.open:
+                self.open_by_plate[fresh.plate] = v.visit
+
+    def _close(self, v: VisitState) -> None:
+        if self.open_by_plate.get(v.plate) == v.visit:
+            del self.open_by_plate[v.plate]
+        for w in v.weighings:
+            self.assigned.pop(w.weighing, None)
+        self.closed.append(v.visit)
+        if len(self.closed) > KEEP_CLOSED:
+            gone = self.visits.pop(self.closed.pop(0), None)
+            if gone is not None:
+                for w in gone.weighings:
+                    if w.role == "tare":
+                        self.archived_tares.setdefault(gone.plate, []).append(
+                            (w.index, w.weight_kg)
+                        )
+                history = self.archived_tares.get(gone.plate, [])
+                del history[: -max(self.kpi.tare_history, 1)]
+                for _, e in gone.events:
+                    self.event_visit.pop(e.id, None)
+
+    # --- views --------------------------------------------------------------------------------
+
+    def open_visits(self) -> list[VisitState]:
+        """Open visits in arrival order."""
+        return sorted((v for v in self.visits.values() if v.open), key=lambda v: v.index)
+
+    def snapshot(self, live: bool = True) -> dict[str, Any]:
+        """The `visits` topic; with `live=False` the fields that events alone cannot give are
+        left empty (that is what a rebuild from the store yields)."""
+        loaded = self.loaded if live else None
+        opened = self.open_visits()
+        queue = [v for v in opened if v.gate_in is None]
+        scale_queue = sorted((v for v in opened if v.queued), key=lambda v: v.queued_index)
+        return {
+            "open": [v.to_dict(loaded) for v in opened],
+            "queue": self._with_expected(queue, "gate", loaded),
+            "scale_queue": self._with_expected(scale_queue, "scale", loaded),
+            "unassigned": [dict(w) for w in reversed(self.unassigned.values())],
+        }
+
+    def _with_expected(
+        self, queue: list[VisitState], which: str, loaded: dict[str, int] | None
+    ) -> list[dict[str, Any]]:
+        """Queue entries with `waits.expected_min`: the drivers' estimate of their wait."""
+        step = release_interval_min(self.releases[which], DEFAULT_RELEASE_MIN[which])
+        out = []
+        for position, v in enumerate(queue, 1):
+            d = v.to_dict(loaded)
+            d["waits"] = {**d["waits"], "expected_min": round(position * step, 1)}
+            out.append(d)
+        return out
+
+    def queue_length(self) -> int:
+        """Vehicles arrived and not yet gated in."""
+        return sum(1 for v in self.visits.values() if v.open and v.gate_in is None)
+
+    def find(self, req: Mapping[str, Any]) -> VisitState:
+        """The visit a request names by `visit` (id) or `plate` (of its open visit)."""
+        vid, text = req.get("visit"), req.get("plate")
+        if vid:
+            v = self.visits.get(str(vid))
+            if v is None:
+                raise Refusal(f"there is no visit {vid}; list them with visits.list")
+            return v
+        if text:
+            norm = visit_inputs.plate(str(text))
+            found = self.open_by_plate.get(norm)
+            if found is None:
+                raise Refusal(f"plate {norm} has no open visit; record its arrival first")
+            return self.visits[found]
+        raise Refusal("name the visit with its id (visit) or its plate")
+
+    def tare_history(self, plate: str, before: int) -> list[int]:
+        """The plate's tares folded before index `before`, oldest first (at most tare_history)."""
+        found = [(i, kg) for i, kg in self.archived_tares.get(plate, []) if i < before]
+        for v in self.visits.values():
+            if v.plate == plate:
+                found.extend((w.index, w.weight_kg) for w in v.weighings if w.role == "tare")
+        found = sorted(x for x in found if x[0] < before)
+        return [kg for _, kg in found[-self.kpi.tare_history :]]
+
+    # --- what the projection calls for by itself ---------------------------------------------
+
+    def reactions(self) -> list[Command]:
+        """Events the projection calls for by itself: automatic weighing matches, then checks.
+
+        Append them, fold them in and ask again until the answer is empty.
+        """
+        for w, vid in list(self.pending_auto.items()):
+            del self.pending_auto[w]
+            v = self.visits.get(vid)
+            capture = self.unassigned.get(w)
+            if v is None or capture is None or not v.open or v.queued is None:
+                continue
+            if not visit_checks.fits(v, capture["weight_kg"]):
+                continue  # left for the operator
+            return [weighed(v, w, visit_checks.next_role(v), capture["weight_kg"])]
+        out: list[Command] = []
+        for vid in sorted(self.dirty):
+            v = self.visits.get(vid)
+            if v is not None and v.open:
+                out.extend(visit_checks.checks(v, self.kpi, self.tare_history))
+        self.dirty.clear()
+        return out
+
+
+def relevant(kind: str) -> bool:
+    """Whether the projection folds events of this kind."""
+    return kind.startswith("visit.") or kind in (Kind.WEIGHING_CAPTURED, Kind.OPERATOR_CORRECTED)
+
+
+def rebuild(events: Iterable[Event], kpi: KpiConfig | None = None) -> Projection:
+    """A projection folded from stored events in seq order."""
+    p = Projection(kpi)
+    for ev in events:
+        p.apply(ev)
+    return p
+
+
+def _as_int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
