@@ -13,12 +13,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from openpyxl import load_workbook
 
+from agent.cli import ledger_files
 from agent.config import ConfigError, KpiConfig, StorageConfig, parse
 from agent.daemon.alerts import Alerts
 from agent.daemon.api import ApiServer, StartupError
 from agent.daemon.hub import Hub
 from agent.daemon.store import Store, Writer, _Append, set_state
-from agent.domain import kpis, ledgers, text_rules
+from agent.domain import kpis, text_rules
 from agent.domain.events import Event, Stamp
 from sync.sender.forwarder import Retention, redact_url
 from sync.sender.status import ACKED
@@ -178,7 +179,7 @@ async def test_retention_keeps_dead_letters(tmp_path: Path) -> None:
 def test_ledger_cells_are_never_formulas_nor_unwritable(tmp_path: Path) -> None:
     heads = ["order", "note", "n"]
     body = [['=HYPERLINK("http://x","y")', "+1\x00ok", 5], ["@SUM(A1)", "-2\tx", -3]]
-    text = ledgers.write_csv(None, heads, body)
+    text = ledger_files.write_csv(None, heads, body)
     assert text is not None
     assert list(csv.reader(io.StringIO(text))) == [
         heads,
@@ -186,7 +187,7 @@ def test_ledger_cells_are_never_formulas_nor_unwritable(tmp_path: Path) -> None:
         ["'@SUM(A1)", "'-2\tx", "-3"],
     ]
     out = tmp_path / "l.xlsx"
-    ledgers.write_xlsx(out, "gate", heads, body)
+    ledger_files.write_xlsx(out, "gate", heads, body)
     ws = load_workbook(out).active
     assert [[(c.value, c.data_type) for c in row] for row in ws.iter_rows(min_row=2)] == [
         [('=HYPERLINK("http://x","y")', "s"), ("+1\ufffdok", "s"), (5, "n")],

@@ -14,7 +14,7 @@ PACKAGES = ("agent", "drivers", "sync", "tui")
 WRITES = {"append", "append_sync", "submit"}  # the store writer's ways to append an event
 # Call sites whose kind is a variable: the visits service appends the domain's Commands (found
 # below as tuples), and the test hook appends only kinds starting with `test.`.
-DYNAMIC = {"agent/daemon/services/visits.py", "agent/daemon/testhooks.py"}
+DYNAMIC = {"agent/daemon/services/visits.py"}
 KIND = re.compile(r"[a-z_]+\.[a-z_]+")
 BEGIN, END = "<!-- kinds:begin -->\n", "<!-- kinds:end -->\n"
 
