@@ -28,6 +28,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("sync", "agent.cli.commands.sync"),
     ("status", "agent.cli.commands.status"),
     ("board", "agent.cli.commands.board"),
+    ("ticket", "agent.cli.commands.ticket"),
     ("export", "agent.cli.commands.export"),
     ("serve", "agent.cli.commands.serve"),
 ]

@@ -212,6 +212,10 @@ def test_sample_config_documents_every_key() -> None:
         cfg.StorageConfig,
         cfg.ChecksConfig,
         cfg.KpiConfig,
+        cfg.TicketsConfig,
+        cfg.PrinterConfig,
+        cfg.DisplayConfig,
+        cfg.BoardConfig,
     ]
     missing = sorted(
         f"{c.__name__}.{f.name}"
