@@ -37,14 +37,24 @@ def width(text: str) -> int:
 
 
 def wrap(text: str, columns: int) -> list[str]:
-    """`text` cut into lines of at most `columns` columns (by character, CJK-aware)."""
-    lines, line = [], ""
-    for ch in text:
-        if width(line + ch) > columns:
+    """`text` in lines of at most `columns` columns, broken at spaces where it can be and
+    inside a word (CJK text has no spaces) where it must."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split(" "):
+        candidate = f"{line} {word}" if line else word
+        if width(candidate) <= columns:
+            line = candidate
+            continue
+        if line:
             lines.append(line)
-            line = ""
-        line += ch
-    return [*lines, line] if line or not lines else lines
+        line = ""
+        for ch in word:
+            if width(line + ch) > columns:
+                lines.append(line)
+                line = ""
+            line += ch
+    return [*lines, line]
 
 
 def _qr(payload: str) -> bytes:
