@@ -189,9 +189,39 @@ async def test_numbers_count_per_day_and_a_single_weighing_prints_on_demand(rig:
         ("w2", 17000, 1),
         ("w1", 16000, 1),
     ]
-    with pytest.raises(CommandError, match="there is no weighing nope; see visits.list"):
+    with pytest.raises(CommandError, match=r"there is no weighing nope; see visits\.list"):
         await rig.op("ticket.print", weighing="nope")
     with pytest.raises(
         CommandError, match="there is no ticket wb1-1; `tally ticket show` lists them"
     ):
         await rig.op("ticket.show", number="wb1-1")
+
+
+async def test_ticket_ledger(rig: Rig) -> None:
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    from agent.domain import ledgers
+
+    rig.printer.start()
+    await until(lambda: rig.tickets.book.opened_seq is not None)
+    await rig.ctx.writer.append(
+        "weighing.captured", {"weighing": "w1", "scale": "scale1", "weight_kg": 16000}
+    )
+    await until(lambda: "w1" in rig.tickets.proj.unassigned)
+    status = await rig.op("ticket.print", weighing="w1", operator="王")
+    await until(lambda: rig.events("ticket.printed"))
+    await rig.op("ticket.reprint", number=status["ticket"]["number"])
+    await until(lambda: len(rig.events("ticket.printed")) == 2)
+    t = status["ticket"]
+    rows = ledgers.build(
+        "tickets",
+        rig.ctx.store.iter_events(),
+        date.fromisoformat(t["day"]),
+        ZoneInfo("Asia/Shanghai"),
+    )
+    issued = ledgers._local_at(t["issued_at"], ZoneInfo("Asia/Shanghai"))
+    assert ledgers.table("tickets", rows, "zh") == (
+        list(ledgers.HEADINGS["tickets"]["zh"].values()),
+        [[t["number"], issued, "", "", "", "", "", "", 16000, "", 2, 1, "王"]],
+    )
