@@ -9,6 +9,7 @@ def factories() -> list[ServiceFactory]:
     """Every capability's service factory, devices first, sync last."""
     from agent.daemon import health
     from agent.daemon.services import (
+        displays,
         notes,
         packers,
         scales,
@@ -28,5 +29,6 @@ def factories() -> list[ServiceFactory]:
         spotchecks.build,
         notes.build,
         tickets.build,
+        displays.build,
         forwarder.build,
     ]
