@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,6 +47,7 @@ def render(doc: Document, *, paper: str = "A5", font: str = "") -> bytes:
     """
     from fpdf import FPDF
 
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # its subsetter chats at INFO
     if paper not in PAPERS:
         raise ValueError(f"paper must be one of {', '.join(PAPERS)}, not {paper!r}")
     scale = 1.0 if paper == "A5" else 1.35

@@ -91,7 +91,8 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
     elif "tickets" in result:
-        print(f"{len(result['tickets'])} tickets on {result['day']}")
+        n = len(result["tickets"])
+        print(f"{n} ticket{'' if n == 1 else 's'} on {result['day']}")
         for status in result["tickets"]:
             print(_line(status))
     elif args.ticket_op == "show":
