@@ -24,7 +24,6 @@ ISSUED = "ticket.issued"
 PRINT_REQUESTED = "ticket.print_requested"
 REPRINTED = "ticket.reprinted"
 PRINTED = "ticket.printed"
-BOOK_OPENED = "ticket.book_opened"
 JOB_KINDS = (ISSUED, PRINT_REQUESTED, REPRINTED)  # events that ask for a print (if `print`)
 COPY_MARK = "副本"
 
@@ -69,11 +68,14 @@ class Ticket:
     operator: str = ""
     issued_at: str = ""
 
-    def data(self, *, print_it: bool) -> dict[str, Any]:
-        """The `ticket.issued` payload (issued_at is the event's own time)."""
+    def data(self, *, print_it: bool, weighed_seq: int = 0) -> dict[str, Any]:
+        """The `ticket.issued` payload (issued_at is the event's own time); `weighed_seq` is
+        the seq of the `visit.weighed` event of a visit's ticket."""
         d = asdict(self)
         del d["issued_at"]
         d["seals"], d["flags"], d["print"] = list(self.seals), list(self.flags), print_it
+        if weighed_seq:
+            d["weighed_seq"] = weighed_seq
         return d
 
     @staticmethod
@@ -163,7 +165,7 @@ class Job:
 class TicketBook:
     """Every ticket of this terminal, the last serial of each day and the prints still owed."""
 
-    opened_seq: int | None = None
+    last_weighed_seq: int = 0  # the newest weighing a visit's ticket was issued for
     tickets: dict[str, Ticket] = field(default_factory=dict)
     by_weighing: dict[str, str] = field(default_factory=dict)
     by_visit: dict[str, list[str]] = field(default_factory=dict)
@@ -176,16 +178,14 @@ class TicketBook:
     def apply(self, ev: Event) -> None:
         """Fold one event in (kinds other than `ticket.*` are ignored)."""
         d, kind = ev.data, ev.kind
-        if kind == BOOK_OPENED:
-            if self.opened_seq is None:
-                self.opened_seq = int(d.get("from_seq", ev.seq))
-        elif kind == ISSUED:
+        if kind == ISSUED:
             t = Ticket.from_event(ev)
             self.tickets[t.number] = t
             self.by_weighing[t.weighing] = t.number
             if t.visit:
                 self.by_visit.setdefault(t.visit, []).append(t.number)
             self.last_serial[t.day] = max(self.last_serial.get(t.day, 0), t.serial)
+            self.last_weighed_seq = max(self.last_weighed_seq, int(d.get("weighed_seq") or 0))
             if d.get("print"):
                 self.asked.add(t.number)
                 self.pending[ev.id] = Job(ev.id, t.number, 0, ev.at)

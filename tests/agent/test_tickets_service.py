@@ -101,7 +101,6 @@ async def weigh(rig: Rig, plate: str, weighing: str, kg: int) -> None:
 
 
 async def test_ticket_waits_for_the_printer_and_prints_once(rig: Rig) -> None:
-    await until(lambda: rig.tickets.book.opened_seq is not None)
     a = await rig.op(
         "visit.arrive",
         plate="苏A12345",
@@ -168,7 +167,6 @@ async def test_ticket_waits_for_the_printer_and_prints_once(rig: Rig) -> None:
 
 async def test_numbers_count_per_day_and_a_single_weighing_prints_on_demand(rig: Rig) -> None:
     rig.printer.start()
-    await until(lambda: rig.tickets.book.opened_seq is not None)
     for w, kg in (("w1", 16000), ("w2", 17000), ("w3", 18000)):
         await rig.ctx.writer.append(
             "weighing.captured", {"weighing": w, "scale": "scale1", "weight_kg": kg}
@@ -204,7 +202,6 @@ async def test_ticket_ledger(rig: Rig) -> None:
     from agent.domain import ledgers
 
     rig.printer.start()
-    await until(lambda: rig.tickets.book.opened_seq is not None)
     await rig.ctx.writer.append(
         "weighing.captured", {"weighing": "w1", "scale": "scale1", "weight_kg": 16000}
     )

@@ -70,6 +70,10 @@ class TicketsService:
         self.wake = asyncio.Event()
         self.print_wake = asyncio.Event()
         self._sync()
+        # Gross weighings after this get a ticket by themselves: after the newest one that has
+        # a ticket (a crash may have left some without), else from now on (no tickets for the
+        # weighings of a database older than tickets).
+        self.since = self.book.last_weighed_seq or ctx.store.last_seq()
         ctx.hub.event_listeners.append(self._on_events)
         ctx.api.register("ticket.print", self._print)
         ctx.api.register("ticket.reprint", self._reprint)
@@ -108,10 +112,8 @@ class TicketsService:
         return 0
 
     def _due(self) -> list[VisitState]:
-        """Visits whose gross weighing (after the book opened) has no ticket yet."""
-        since = self.book.opened_seq
-        if since is None:
-            return []
+        """Visits whose gross weighing (after `since`) has no ticket yet."""
+        since = self.since
         due = []
         for v in self.proj.visits.values():
             gross = v.last("gross")
@@ -121,7 +123,9 @@ class TicketsService:
                 due.append(v)
         return due
 
-    async def _issue(self, fields: dict[str, Any], *, print_it: bool, operator: str) -> Ticket:
+    async def _issue(
+        self, fields: dict[str, Any], *, print_it: bool, operator: str, weighed_seq: int = 0
+    ) -> Ticket:
         """Append the `ticket.issued` event of the next number of today (call under the lock)."""
         stamp = Stamp.now()
         day = tickets.local_day(stamp.at, self.tz)
@@ -133,7 +137,8 @@ class TicketsService:
             operator=operator,
             **fields,
         )
-        await self.ctx.writer.append(tickets.ISSUED, t.data(print_it=print_it), stamp=stamp)
+        data = t.data(print_it=print_it, weighed_seq=weighed_seq)
+        await self.ctx.writer.append(tickets.ISSUED, data, stamp=stamp)
         self._sync()
         if print_it:
             self.print_wake.set()
@@ -143,13 +148,11 @@ class TicketsService:
     async def _issue_due(self) -> None:
         async with self.lock:
             self._sync()
-            if self.book.opened_seq is None:
-                await self.ctx.writer.append(tickets.BOOK_OPENED, {"from_seq": self.seq})
-                self._sync()
             auto = self.cfg.auto_print and self.printer is not None
             for v in self._due():
                 fields = tickets.from_visit(v, self.proj.checks(v))
-                await self._issue(fields, print_it=auto, operator="")
+                seq = self._weighed_seq(v, fields["weighing"])
+                await self._issue(fields, print_it=auto, operator="", weighed_seq=seq)
 
     # --- the local API -------------------------------------------------------------------------
 
@@ -211,7 +214,9 @@ class TicketsService:
                 raise CommandError(str(exc)) from None
             if t is None:
                 assert fields is not None
-                t = await self._issue(fields, print_it=True, operator=operator)
+                v = self.proj.visits.get(fields["visit"])
+                seq = self._weighed_seq(v, fields["weighing"]) if v is not None else 0
+                t = await self._issue(fields, print_it=True, operator=operator, weighed_seq=seq)
             elif self.book.printed(t.number):
                 raise CommandError(
                     f"ticket {t.number} has been printed; `tally ticket reprint {t.number}`"
