@@ -186,6 +186,73 @@ class KpiConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TicketsConfig:
+    """Weigh tickets (磅单): where they print and what they say besides the weighing."""
+
+    printer: str = ""
+    auto_print: bool = True
+    title: str = "过磅单"
+    company: str = ""
+    footer: str = "请凭此磅单到质控处开具合格证"
+    font: str = ""
+    retry_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class PrinterConfig:
+    """One ticket printer: a CUPS queue (PDF via `lp`) or an ESC/POS receipt printer."""
+
+    name: str
+    kind: str = "cups"
+    queue: str = ""
+    server: str = ""
+    paper: str = "A5"
+    device: str = ""
+    baudrate: int = 9600
+    columns: int = 48
+
+
+@dataclass(frozen=True, slots=True)
+class DisplayConfig:
+    """An outdoor weight display (大屏) on a serial port, fed with a scale's live weight."""
+
+    name: str
+    port: str
+    scale: str
+    protocol: str = "xk3190"
+    baudrate: int = 9600
+    bytesize: int = 8
+    parity: str = "N"
+    stopbits: float = 1
+    rate_hz: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class BoardConfig:
+    """What the exception board tells a driver to do for each flag, in Chinese and English."""
+
+    tare_fluctuation_zh: str = "皮重波动:请到地磅房说明情况,由司磅员复核皮重后办理出厂手续。"
+    tare_fluctuation_en: str = (
+        "Tare differs from this truck's usual tare: see the weighbridge office;"
+        " the operator re-checks the tare before you leave."
+    )
+    underloaded_zh: str = "净重低于验证量90%:请到销售窗口核对提货量,补装或办理退款后出厂。"
+    underloaded_en: str = (
+        "Net below 90 % of the verified quantity: see the sales window to top up"
+        " or settle the difference before you leave."
+    )
+    bagged_overweight_zh: str = "袋装重车超重:请回包装车间点包卸货,复磅合格后出厂。"
+    bagged_overweight_en: str = (
+        "Bagged load overweight: return to the packing line to recount and unload,"
+        " then weigh again before you leave."
+    )
+    seal_mismatch_zh: str = "封签不符:请停车等候,由门卫与发运人员核对封签。"
+    seal_mismatch_en: str = (
+        "Seal numbers do not match: wait at the gate; the guard and dispatch check the seals."
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration file."""
 
@@ -196,6 +263,10 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     kpi: KpiConfig = field(default_factory=KpiConfig)
     checks: ChecksConfig = field(default_factory=ChecksConfig)
+    tickets: TicketsConfig = field(default_factory=TicketsConfig)
+    printers: tuple[PrinterConfig, ...] = ()
+    displays: tuple[DisplayConfig, ...] = ()
+    board: BoardConfig = field(default_factory=BoardConfig)
     path: str = ""
 
 
@@ -349,6 +420,29 @@ _CHECKS: dict[type, dict[str, Check]] = {
         "print_code_every_h": _range(0.1, 24),
         "grace_min": _range(0, 1440),
     },
+    TicketsConfig: {
+        "title": _nonempty,
+        "retry_s": _range(0.5, 3600),
+    },
+    PrinterConfig: {
+        "name": _pattern(NAME, "a short name of a-z, 0-9, '_' and '-'"),
+        "kind": _one_of("cups", "escpos"),
+        "paper": _one_of("A5", "A4"),
+        "baudrate": _one_of(1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200),
+        "columns": _range(16, 80),
+    },
+    DisplayConfig: {
+        "name": _pattern(NAME, "a short name of a-z, 0-9, '_' and '-'"),
+        "port": _nonempty,
+        "scale": _nonempty,
+        "protocol": _one_of("toledo", "xk3190", "ascii"),
+        "baudrate": _one_of(300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200),
+        "bytesize": _one_of(7, 8),
+        "parity": _one_of("N", "E", "O"),
+        "stopbits": _one_of(1, 1.5, 2),
+        "rate_hz": _range(0.5, 50),
+    },
+    BoardConfig: {f.name: _nonempty for f in fields(BoardConfig)},
     KpiConfig: {
         "bag_load_share": _range(0, 1),
         "return_rate_max": _range(0, 1),
@@ -370,8 +464,12 @@ _SECTIONS = {
     "storage": StorageConfig,
     "kpi": KpiConfig,
     "checks": ChecksConfig,
+    "tickets": TicketsConfig,
+    "printer": PrinterConfig,
+    "display": DisplayConfig,
+    "board": BoardConfig,
 }
-_LISTS = {"scale", "packer"}
+_LISTS = {"scale", "packer", "printer", "display"}
 
 
 def _type_name(tp: Any) -> str:
@@ -532,6 +630,48 @@ def _scale_roles(
     return problems
 
 
+def _paper_and_screens(built: Mapping[str, Any]) -> list[str]:
+    """Printers have what their kind needs, tickets name a printer, displays a truck scale."""
+    problems: list[str] = []
+    printers: tuple[PrinterConfig, ...] = built.get("printer", ())
+    for i, p in enumerate(printers):
+        if p.kind == "cups" and not p.queue:
+            problems.append(f"printer[{i}].queue: is required when kind = 'cups' (see `lpstat -p`)")
+        if p.kind == "escpos" and not p.device:
+            problems.append(
+                f"printer[{i}].device: is required when kind = 'escpos'"
+                " (tcp://HOST:9100, /dev/usb/lp0 or a serial port)"
+            )
+        if p.kind == "escpos" and p.device.startswith("tcp://"):
+            host, _, port = p.device.removeprefix("tcp://").rpartition(":")
+            if not host or not port.isdigit() or not 1 <= int(port) <= 65_535:
+                problems.append(
+                    f"printer[{i}].device: {p.device!r} must be tcp://HOST:PORT (e.g. tcp://10.0.0.9:9100)"
+                )
+    tickets = built.get("tickets")
+    names = [p.name for p in printers]
+    if tickets is not None and tickets.printer and tickets.printer not in names:
+        known = ", ".join(names) or "none configured"
+        problems.append(
+            f"tickets.printer: there is no [[printer]] named {tickets.printer!r} (printers: {known})"
+        )
+    scales: tuple[ScaleConfig, ...] = built.get("scale", ())
+    trucks = {s.name for s in scales if s.role == "truck"}
+    ports = {s.port: s.name for s in scales}
+    for i, d in enumerate(built.get("display", ())):
+        if d.scale not in trucks:
+            known = ", ".join(sorted(trucks)) or "none configured"
+            problems.append(
+                f"display[{i}].scale: there is no truck [[scale]] named {d.scale!r} (scales: {known})"
+            )
+        if d.port in ports:
+            problems.append(
+                f"display[{i}].port: {d.port!r} is the port of scale {ports[d.port]!r};"
+                " wire the display to a port of its own"
+            )
+    return problems
+
+
 def parse(data: Mapping[str, Any], path: str = "") -> Config:
     """Turn a parsed TOML document into a `Config`; raise `ConfigError` with every problem."""
     problems: list[str] = []
@@ -579,6 +719,7 @@ def parse(data: Mapping[str, Any], path: str = "") -> Config:
     problems += _scale_roles(scale_tables, built.get("packer", ()), terminal)
     problems += _shared_names(built.get("scale", ()), built.get("packer", ()))
     problems += _clashing_paths(terminal, built.get("sync"))
+    problems += _paper_and_screens(built)
     if "terminal" not in data:
         problems.append("terminal: is required ([terminal] with at least id)")
     elif "id" not in data["terminal"]:
@@ -593,6 +734,10 @@ def parse(data: Mapping[str, Any], path: str = "") -> Config:
         storage=built.get("storage", StorageConfig()),
         kpi=built.get("kpi", KpiConfig()),
         checks=built.get("checks", ChecksConfig()),
+        tickets=built.get("tickets", TicketsConfig()),
+        printers=built.get("printer", ()),
+        displays=built.get("display", ()),
+        board=built.get("board", BoardConfig()),
         path=path,
     )
 

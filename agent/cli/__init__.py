@@ -23,6 +23,7 @@ from agent.cli.commands import (
     simulate,
     status,
     sync,
+    ticket,
     tui,
 )
 from agent.errors import ConfigError, TallyError, UsageError
@@ -46,6 +47,7 @@ COMMANDS: list[tuple[str, ModuleType]] = [
     ("sync", sync),
     ("status", status),
     ("board", board),
+    ("ticket", ticket),
     ("export", export),
     ("serve", serve),
 ]

@@ -39,6 +39,10 @@ class Kind(StrEnum):
     CHECK_PRINT_CODE = "check.print_code"
     OPERATOR_CORRECTED = "operator.corrected"
     OPERATOR_NOTE = "operator.note"
+    TICKET_ISSUED = "ticket.issued"
+    TICKET_PRINT_REQUESTED = "ticket.print_requested"
+    TICKET_REPRINTED = "ticket.reprinted"
+    TICKET_PRINTED = "ticket.printed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +313,57 @@ CATALOGUE: dict[Kind, Spec] = {
         {
             "text": "str, the note (at most 500 characters)",
             "operator": "str, who ('' if not given)",
+        },
+    ),
+    Kind.TICKET_ISSUED: Spec(
+        "A weigh ticket (磅单) was issued with the next gapless number of the terminal's local day.",
+        "tickets (after a gross weighing, or op ticket.print)",
+        {
+            "number": "str, the printed number TERMINAL-YYYYMMDD-NNNN",
+            "serial": "int, the number's place in its day, from 1, gapless",
+            "day": "str, the plant-local day YYYY-MM-DD the number counts in",
+            "visit": "str, the visit ('' for a single weighing)",
+            "weighing": "str, the weighing the ticket is for",
+            "plate": "str",
+            "order": "str",
+            "product": "str",
+            "load": "str, bagged or bulk",
+            "bags": "int | None",
+            "bag_kg": "int | None",
+            "tare_kg": "int | None",
+            "tare_at": "str | None, " + _UTC,
+            "gross_kg": "int | None",
+            "gross_at": "str | None, " + _UTC,
+            "net_kg": "int | None",
+            "weight_kg": "int | None, a single weighing's weight",
+            "weight_at": "str | None, " + _UTC,
+            "scale": "str",
+            "seals": "list[str]",
+            "flags": "list[str], check names",
+            "operator": "str",
+            "print": "bool, whether it is to be printed now",
+            "weighed_seq?": "int, seq of the visit.weighed event it follows",
+        },
+    ),
+    Kind.TICKET_PRINT_REQUESTED: Spec(
+        "An issued ticket was asked to print (it waits while the printer is offline).",
+        "tickets (op ticket.print)",
+        {"number": "str, the ticket", "operator": "str"},
+    ),
+    Kind.TICKET_REPRINTED: Spec(
+        "A copy of a printed ticket was asked for (printed marked 副本).",
+        "tickets (op ticket.reprint)",
+        {"number": "str, the ticket", "copy": "int, the copy's number from 1", "operator": "str"},
+    ),
+    Kind.TICKET_PRINTED: Spec(
+        "A ticket (or a copy) reached the printer.",
+        "tickets",
+        {
+            "number": "str, the ticket",
+            "job": "str, the print job",
+            "copy": "int, 0 for the original",
+            "printer": "str, the [[printer]] name",
+            "ref": "str, the printer's job reference",
         },
     ),
 }

@@ -131,6 +131,39 @@ HEADINGS: dict[str, dict[str, dict[str, str]]] = {
     },
 }
 
+HEADINGS["tickets"] = {
+    "en": {
+        "number": "Ticket no.",
+        "time": "Issued",
+        "plate": "Plate",
+        "order": "Order",
+        "product": "Product",
+        "load": "Load",
+        "tare_kg": "Tare (kg)",
+        "gross_kg": "Gross (kg)",
+        "net_kg": "Net (kg)",
+        "flags": "Flags",
+        "prints": "Printed",
+        "copies": "Copies",
+        "operator": "Operator",
+    },
+    "zh": {
+        "number": "磅单号",
+        "time": "开单时间",
+        "plate": "车牌号",
+        "order": "订单号",
+        "product": "品种",
+        "load": "装车方式",
+        "tare_kg": "皮重(千克)",
+        "gross_kg": "毛重(千克)",
+        "net_kg": "净重(千克)",
+        "flags": "异常",
+        "prints": "打印次数",
+        "copies": "副本数",
+        "operator": "司磅员",
+    },
+}
+
 WORDS = {
     "zh": {
         "bagged": "袋装",
@@ -316,12 +349,48 @@ def packers(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
     return rows
 
 
+def tickets(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
+    """Every weigh ticket issued on `day` (by its plant-local number day), with its prints."""
+    from agent.domain import tickets as book_of
+
+    book = book_of.fold(events)
+    rows: list[Row] = []
+    for t in book.tickets.values():
+        if t.day != day.isoformat():
+            continue
+        rows.append(
+            {
+                "number": t.number,
+                "time": _local_at(t.issued_at, tz),
+                "plate": t.plate,
+                "order": t.order,
+                "product": t.product,
+                "load": t.load,
+                "tare_kg": "" if t.tare_kg is None else t.tare_kg,
+                "gross_kg": "" if t.gross_kg is None else t.gross_kg,
+                "net_kg": t.net_kg if t.net_kg is not None else t.weight_kg or "",
+                "flags": " ".join(t.flags),
+                "prints": len(book.prints.get(t.number, [])),
+                "copies": book.copies.get(t.number, 0),
+                "operator": t.operator,
+            }
+        )
+    return rows
+
+
+def _local_at(at: str, tz: ZoneInfo) -> str:
+    from agent.domain.events import parse_at
+
+    return parse_at(at).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
 BUILDERS: dict[str, Callable[[list[Event], date, ZoneInfo], list[Row]]] = {
     "gate": gate,
     "weighings": weighings,
     "seals": seals,
     "checks": checks,
     "packers": packers,
+    "tickets": tickets,
 }
 
 
