@@ -44,8 +44,9 @@ def compute(events: Iterable[Event], day: date, tz: ZoneInfo, cfg: KpiConfig) ->
     def on_day(at: str) -> bool:
         return local_day(at, tz) == day
 
+    tally = Kind.PACKER_TALLY
     for raw in ordered:
-        if raw.kind != Kind.PACKER_TALLY or not on_day(raw.at):
+        if raw.kind != tally or not on_day(raw.at):
             continue
         d = corrected(raw, fixes).data
         n = _int(d.get("bags"))

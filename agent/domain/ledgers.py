@@ -190,16 +190,13 @@ def _local(ev: Event, tz: ZoneInfo) -> datetime:
     return ev.when.astimezone(tz)
 
 
-def _stamp(ev: Event | None, tz: ZoneInfo) -> str:
-    return _local(ev, tz).strftime("%Y-%m-%d %H:%M:%S") if ev else ""
+def _stamp(when: Event | Mark | None, tz: ZoneInfo) -> str:
+    """Plant-local time of an event or a mark, to the second ('' for none)."""
+    return parse_at(when.at).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if when else ""
 
 
 def _on(ev: Event, day: date, tz: ZoneInfo) -> bool:
     return _local(ev, tz).date() == day
-
-
-def _stamp_mark(mark: Mark | None, tz: ZoneInfo) -> str:
-    return parse_at(mark.at).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if mark else ""
 
 
 def gate(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
@@ -228,10 +225,10 @@ def gate(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
                 "load": v.load,
                 "planned_t": round(v.planned_kg / 1000, 3),
                 "arrived": _stamp(ev, tz),
-                "gate_in": _stamp_mark(v.gate_in, tz),
+                "gate_in": _stamp(v.gate_in, tz),
                 "released_as": release_no.get(ev.data["visit"], ""),
                 "release_reason": v.gate_in_reason if v.gate_in else "",
-                "exited": _stamp_mark(v.exited, tz),
+                "exited": _stamp(v.exited, tz),
                 "status": status,
             }
         )

@@ -6,7 +6,7 @@ engine and the ledgers all fold with `VisitState.apply`, operator corrections ap
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,69 +140,13 @@ class VisitState:
 
     def apply(self, ev: Event, index: int) -> None:
         """Fold one of this visit's events in (corrections already applied to its data)."""
-        d, mark = ev.data, Mark.of(ev)
-        kind = ev.kind
-        if kind == Kind.VISIT_ARRIVED:
-            self.plate = str(d.get("plate", ""))
-            self.order = str(d.get("order", ""))
-            self.product = str(d.get("product", ""))
-            self.load = str(d.get("load", ""))
-            self.planned_kg = _as_int(d.get("planned_kg"))
-            self.index = index
-            self.arrived = mark
-        elif kind == Kind.VISIT_GATE_IN:
-            self.gate_in = mark
-            self.gate_in_reason = str(d.get("reason") or "")
-        elif kind == Kind.VISIT_QUEUED_AT_SCALE:
-            self.queued, self.queued_index, self.last_queue = mark, index, mark
-            self.scale = d.get("scale")
-        elif kind == Kind.VISIT_WEIGHED:
-            role = "gross" if d.get("role") == "gross" else "tare"
-            self.weighings.append(
-                Weighing(
-                    str(d.get("weighing")),
-                    role,
-                    _as_int(d.get("weight_kg")),
-                    mark,
-                    index,
-                    self.last_queue,
-                )
-            )
-            self.queued = None
-            self.last_queue = None
-            self.stage = "weighed" if role == "gross" else "tared"
-            self.stage_since = ev.at
+        step = _STEPS.get(ev.kind)
+        if step is None:
             return
-        elif kind == Kind.VISIT_LOADING_STARTED:
-            self.loading_started, self.loading_finished = mark, None
-            self.point = d.get("point")
-            counter = d.get("counter")
-            self.counter = dict(counter) if isinstance(counter, dict) else None
-        elif kind == Kind.VISIT_LOADING_FINISHED:
-            self.loading_finished = mark
-            if d.get("point"):
-                self.point = d.get("point")
-            self.bags = _opt_int(d.get("bags"))
-            self.bag_kg = _opt_int(d.get("bag_kg"))
-        elif kind == Kind.VISIT_SEALED:
-            self.sealed = mark
-            self.seals = [str(s) for s in d.get("seals") or []]
-        elif kind == Kind.VISIT_EXITED:
-            self.exited, self.queued = mark, None
-            seen = d.get("seals_seen")
-            self.seals_seen = [str(s) for s in seen] if isinstance(seen, list) else None
-        elif kind == Kind.VISIT_CANCELLED:
-            self.cancelled, self.queued = mark, None
-            self.cancel_reason = d.get("reason")
-        elif kind == Kind.VISIT_FLAGGED:
-            check, weighing = str(d.get("check")), str(d.get("weighing", ""))
-            self.flags.append(Flag(check, str(d.get("detail", "")), weighing, mark))
-            self.raised.add((check, weighing))
-            return
-        else:
-            return
-        self.stage = STAGE_OF[kind]
-        self.stage_since = ev.at
+        step(self, ev.data, Mark.of(ev), index)
+        stage = STAGE_OF.get(ev.kind)  # weighings set their own stage, flags none
+        if stage is not None:
+            self.stage, self.stage_since = stage, ev.at
 
     def waits(self) -> dict[str, float | None]:
         """Finished durations in minutes (None until both ends are known)."""
@@ -274,6 +218,92 @@ class VisitState:
         }
 
 
+# --- one step of the fold per kind (a table: comparing kinds one by one costs per event) ------
+
+Step = Callable[[VisitState, dict[str, Any], Mark, int], None]
+
+
+def _arrived(v: VisitState, d: dict[str, Any], mark: Mark, index: int) -> None:
+    v.plate = str(d.get("plate", ""))
+    v.order = str(d.get("order", ""))
+    v.product = str(d.get("product", ""))
+    v.load = str(d.get("load", ""))
+    v.planned_kg = _as_int(d.get("planned_kg"))
+    v.index = index
+    v.arrived = mark
+
+
+def _gate_in(v: VisitState, d: dict[str, Any], mark: Mark, index: int) -> None:
+    v.gate_in = mark
+    v.gate_in_reason = str(d.get("reason") or "")
+
+
+def _queued(v: VisitState, d: dict[str, Any], mark: Mark, index: int) -> None:
+    v.queued, v.queued_index, v.last_queue = mark, index, mark
+    v.scale = d.get("scale")
+
+
+def _weighed(v: VisitState, d: dict[str, Any], mark: Mark, index: int) -> None:
+    role = "gross" if d.get("role") == "gross" else "tare"
+    weight = _as_int(d.get("weight_kg"))
+    v.weighings.append(Weighing(str(d.get("weighing")), role, weight, mark, index, v.last_queue))
+    v.queued = None
+    v.last_queue = None
+    v.stage = "weighed" if role == "gross" else "tared"
+    v.stage_since = mark.at
+
+
+def _loading_started(v: VisitState, d: dict[str, Any], mark: Mark, index: int) -> None:
+    v.loading_started, v.loading_finished = mark, None
+    v.point = d.get("point")
+    counter = d.get("counter")
+    v.counter = dict(counter) if isinstance(counter, dict) else None
+
+
+def _loading_finished(v: VisitState, d: dict[str, Any], mark: Mark, index: int) -> None:
+    v.loading_finished = mark
+    if d.get("point"):
+        v.point = d.get("point")
+    v.bags = _opt_int(d.get("bags"))
+    v.bag_kg = _opt_int(d.get("bag_kg"))
+
+
+def _sealed(v: VisitState, d: dict[str, Any], mark: Mark, index: int) -> None:
+    v.sealed = mark
+    v.seals = [str(s) for s in d.get("seals") or []]
+
+
+def _exited(v: VisitState, d: dict[str, Any], mark: Mark, index: int) -> None:
+    v.exited, v.queued = mark, None
+    seen = d.get("seals_seen")
+    v.seals_seen = [str(s) for s in seen] if isinstance(seen, list) else None
+
+
+def _cancelled(v: VisitState, d: dict[str, Any], mark: Mark, index: int) -> None:
+    v.cancelled, v.queued = mark, None
+    v.cancel_reason = d.get("reason")
+
+
+def _flagged(v: VisitState, d: dict[str, Any], mark: Mark, index: int) -> None:
+    check, weighing = str(d.get("check")), str(d.get("weighing", ""))
+    v.flags.append(Flag(check, str(d.get("detail", "")), weighing, mark))
+    v.raised.add((check, weighing))
+
+
+_STEPS: dict[str, Step] = {
+    Kind.VISIT_ARRIVED: _arrived,
+    Kind.VISIT_GATE_IN: _gate_in,
+    Kind.VISIT_QUEUED_AT_SCALE: _queued,
+    Kind.VISIT_WEIGHED: _weighed,
+    Kind.VISIT_LOADING_STARTED: _loading_started,
+    Kind.VISIT_LOADING_FINISHED: _loading_finished,
+    Kind.VISIT_SEALED: _sealed,
+    Kind.VISIT_EXITED: _exited,
+    Kind.VISIT_CANCELLED: _cancelled,
+    Kind.VISIT_FLAGGED: _flagged,
+}
+
+
 def fold_visits(events: Iterable[Event], fixes: Corrections | None = None) -> dict[str, VisitState]:
     """Every visit the events name, each folded with the operator's corrections applied.
 
@@ -287,10 +317,12 @@ def fold_visits(events: Iterable[Event], fixes: Corrections | None = None) -> di
         fixes = collect_corrections(ordered)
     visits: dict[str, VisitState] = {}
     for index, raw in enumerate(ordered, 1):
-        vid = raw.data.get("visit")
-        if not raw.kind.startswith("visit.") or not isinstance(vid, str):
+        if not raw.kind.startswith("visit."):
             continue
-        ev = corrected(raw, fixes)
+        vid = raw.data.get("visit")
+        if not isinstance(vid, str):
+            continue
+        ev = corrected(raw, fixes) if fixes else raw
         v = visits.get(vid)
         if v is None:
             v = visits[vid] = VisitState(vid)

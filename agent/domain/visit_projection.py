@@ -258,9 +258,12 @@ class Projection:
         return out
 
 
+_ALSO_FOLDED = frozenset({Kind.WEIGHING_CAPTURED, Kind.OPERATOR_CORRECTED})
+
+
 def relevant(kind: str) -> bool:
     """Whether the projection folds events of this kind."""
-    return kind.startswith("visit.") or kind in (Kind.WEIGHING_CAPTURED, Kind.OPERATOR_CORRECTED)
+    return kind.startswith("visit.") or kind in _ALSO_FOLDED
 
 
 def rebuild(events: Iterable[Event], kpi: KpiConfig | None = None) -> Projection:
