@@ -438,7 +438,8 @@ def timed_pair(
     extra_ms: int = 0,
 ) -> list[Event]:
     """A visit whose `start` event is followed by `end` after `minutes` (+ `extra_ms`)."""
-    events = visit(t, vid, load, 30000, [(1, start[0], start[1])])
+    # start at the arrival itself, so a wait measured from either gives the same figure
+    events = visit(t, vid, load, 30000, [(0, start[0], start[1])])
     nudge(t.advance(minutes), extra_ms)
     events.append(t.event(end[0], visit=vid, **end[1]))
     return events
