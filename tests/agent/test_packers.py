@@ -38,7 +38,7 @@ name = "line1"
 host = "127.0.0.1"
 port = {port}
 poll_s = 0.05
-timeout_s = 0.3
+timeout_s = 5  # a timeout here would only mean a busy machine, not a silent unit
 tally_s = 1
 stop_after_s = 1
 {extra}
