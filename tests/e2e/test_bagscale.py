@@ -28,8 +28,8 @@ def partial(due: dict[str, Any]) -> dict[str, Any] | None:
 def test_a_bag_scale_records_a_bag_weight_check_by_itself(tmp_path: Path) -> None:
     with scale_simulator(
         "--protocol", "ascii", "--division-kg", "0.01", "--seed", "3", "--rate", "20",
-        "--weights", ",".join(map(str, BAGS)), "--empty-s", "0.6", "--ramp-s", "0.3",
-        "--settle-s", "3", "--noise-kg", "0",  # settles well past hold_s, however busy
+        "--weights", ",".join(map(str, BAGS)), "--empty-s", "1.5", "--ramp-s", "0.3",
+        "--settle-s", "3", "--noise-kg", "0",  # rests and settles well past clear_s and hold_s
     ) as port:  # fmt: skip
         config = write_config(
             tmp_path,
