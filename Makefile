@@ -17,10 +17,10 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(BIN)/tally demo
 
-# -rs names every skip and why; --durations lists the slowest tests. Under CI (env CI set) a
+# -rfEs names every failure, error and skip (and why it skipped); --durations lists the slowest tests. Under CI (env CI set) a
 # skip not listed in ALLOWED_SKIPS (tests/conftest.py) fails the run.
 test: venv
-	$(BIN)/pytest -q -p no:cacheprovider -rs --durations=15
+	$(BIN)/pytest -q -p no:cacheprovider -rfEs --durations=15
 	$(MAKE) lint
 
 lint: venv
