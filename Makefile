@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(BIN)/tally demo
 
+# -rfEs names every failure, error and skip (with its reason); --durations lists the slowest
+# tests. Under CI (env CI set) a skip not listed in ALLOWED_SKIPS (tests/conftest.py) fails.
 test: venv
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -rfEs --durations=15
 	$(MAKE) lint
 
 lint: venv

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import pytest
 
 from agent.config import KpiConfig
 from agent.domain.events import Event
@@ -412,4 +414,229 @@ def test_thresholds_come_from_config() -> None:
             "target_share": 0.5,
             "met": True,
         },
+    )
+
+
+# The standard's own words are 不超过 (not more than) and 不低于 (not less than): a value exactly
+# on a target meets it. Each case below puts one measurement exactly on the edge and one just past.
+
+
+def nudge(t: Timeline, ms: int) -> Timeline:
+    """Both clocks move on by `ms` milliseconds."""
+    t.wall += timedelta(milliseconds=ms)
+    t.mono_ns += ms * 1_000_000
+    return t
+
+
+def timed_pair(
+    t: Timeline,
+    vid: str,
+    load: str,
+    start: tuple[str, dict[str, Any]],
+    end: tuple[str, dict[str, Any]],
+    minutes: float,
+    extra_ms: int = 0,
+) -> list[Event]:
+    """A visit whose `start` event is followed by `end` after `minutes` (+ `extra_ms`)."""
+    # start at the arrival itself, so a wait measured from either gives the same figure
+    events = visit(t, vid, load, 30000, [(0, start[0], start[1])])
+    nudge(t.advance(minutes), extra_ms)
+    events.append(t.event(end[0], visit=vid, **end[1]))
+    return events
+
+
+WAIT_TARGETS = [
+    (
+        "weigh_wait",
+        "bagged",
+        ("visit.queued_at_scale", {"scale": "s1"}),
+        ("visit.weighed", {"role": "tare", "weight_kg": 15000}),
+        10.0,
+    ),
+    (
+        "seal_lag",
+        "bulk",
+        ("visit.loading_finished", {"point": "bulk1"}),
+        ("visit.sealed", {}),
+        10.0,
+    ),
+]
+
+
+@pytest.mark.parametrize(("section", "load", "start", "end", "target"), WAIT_TARGETS)
+def test_a_wait_exactly_on_its_target_is_within_it(
+    section: str,
+    load: str,
+    start: tuple[str, dict[str, Any]],
+    end: tuple[str, dict[str, Any]],
+    target: float,
+) -> None:
+    t = Timeline()
+    events = []
+    for vid, extra_ms in (("on", 0), ("over", 1)):
+        end_data = {**end[1], "weighing": f"w-{vid}"} if end[0] == "visit.weighed" else end[1]
+        events += timed_pair(t, vid, load, start, (end[0], end_data), target, extra_ms)
+    assert compute(events, DAY, TZ, CFG)[section] == {
+        "count": 2,
+        "within_target": 1,  # 10 min exactly is within; 10 min and 1 ms is not
+        "share": 0.5,
+        "max_min": target,
+        "target_min": target,
+    }
+
+
+MIDNIGHT = datetime(2026, 11, 28, 16, 0, tzinfo=UTC)  # 00:00 of DAY in Asia/Shanghai
+
+
+def bagged_waits(t: Timeline, waits: list[tuple[float, int]]) -> list[Event]:
+    """Bagged trucks waiting (minutes, extra ms) from gate-in to the start of loading."""
+    events = []
+    for i, (minutes, extra_ms) in enumerate(waits):
+        events += timed_pair(
+            t,
+            f"v{i}",
+            "bagged",
+            ("visit.gate_in", {}),
+            ("visit.loading_started", {"point": "line1"}),
+            minutes,
+            extra_ms,
+        )
+    return events
+
+
+def test_a_loading_wait_of_exactly_two_hours_is_within_the_target() -> None:
+    report = compute(bagged_waits(Timeline(), [(120, 0), (120, 1)]), DAY, TZ, CFG)
+    assert report["bag_load_wait"] == {
+        "count": 2,
+        "within_target": 1,
+        "share": 0.5,
+        "target_min": 120.0,
+        "target_share": 0.9,
+        "met": False,
+    }
+
+
+def test_exactly_ninety_percent_of_bagged_trucks_within_two_hours_meets_the_target() -> None:
+    # Nine of ten within (the ninth exactly on 2 h), the tenth 1 ms over: 90 %, met.
+    waits = [(100.0, 0)] * 8 + [(120.0, 0), (120.0, 1)]
+    assert compute(bagged_waits(Timeline(start=MIDNIGHT), waits), DAY, TZ, CFG)[
+        "bag_load_wait"
+    ] == {
+        "count": 10,
+        "within_target": 9,
+        "share": 0.9,
+        "target_min": 120.0,
+        "target_share": 0.9,
+        "met": True,
+    }
+    # Eight of nine is 88.89 %: not met.
+    waits = [(100.0, 0)] * 8 + [(120.0, 1)]
+    assert compute(bagged_waits(Timeline(start=MIDNIGHT), waits), DAY, TZ, CFG)[
+        "bag_load_wait"
+    ] == {
+        "count": 9,
+        "within_target": 8,
+        "share": 0.8889,
+        "target_min": 120.0,
+        "target_share": 0.9,
+        "met": False,
+    }
+
+
+def bulk_visits(t: Timeline, turnarounds: list[tuple[float, int]]) -> list[Event]:
+    """Bulk trucks in the plant (minutes, extra ms) from gate-in to exit."""
+    events = []
+    for i, (minutes, extra_ms) in enumerate(turnarounds):
+        events += timed_pair(
+            t, f"b{i}", "bulk", ("visit.gate_in", {}), ("visit.exited", {}), minutes, extra_ms
+        )
+    return events
+
+
+@pytest.mark.parametrize(
+    ("turnarounds", "mean_min", "met"),
+    [
+        ([(60, 0)], 60.0, True),
+        ([(50, 0), (70, 0)], 60.0, True),  # the target is on the average, not on each truck
+        ([(60, 1000)], 60.02, False),  # one second over
+    ],
+)
+def test_a_bulk_turnaround_averaging_exactly_one_hour_meets_the_target(
+    turnarounds: list[tuple[float, int]], mean_min: float, met: bool
+) -> None:
+    assert compute(bulk_visits(Timeline(), turnarounds), DAY, TZ, CFG)["bulk_turnaround"] == {
+        "count": len(turnarounds),
+        "mean_min": mean_min,
+        "target_min": 60.0,
+        "met": met,
+    }
+
+
+@pytest.mark.parametrize(
+    ("service", "target"),
+    [("plan_order", 5.0), ("payment", 5.0), ("transport_letter", 10.0), ("no_letter", 10.0)],
+)
+def test_a_window_wait_exactly_on_its_target_is_within_it(service: str, target: float) -> None:
+    t = Timeline(terminal="win1")
+    events = []
+    for ticket, extra_ms in (("on", 0), ("over", 1)):
+        data = {"window": "sales", "service": service, "ticket": ticket}
+        events.append(t.event("window.arrived", **data))
+        nudge(t.advance(target), extra_ms)
+        events.append(t.event("window.served", **data))
+        t.advance(1)
+    assert compute(events, DAY, TZ, CFG)["window_wait"][service] == {
+        "count": 2,
+        "within_target": 1,
+        "share": 0.5,
+        "max_min": target,
+        "target_min": target,
+    }
+
+
+def tally_of(bags: int, returned: int, broken: int, running_s: int) -> list[Event]:
+    """One packer's tally of 50 kg bags."""
+    t = Timeline(terminal="pk1")
+    return [
+        t.advance(30).event(
+            "packer.tally",
+            packer="line1",
+            bags=bags,
+            returned=returned,
+            broken=broken,
+            running_s=running_s,
+            bag_kg=50,
+        )
+    ]
+
+
+def test_rates_exactly_on_their_targets_meet_them() -> None:
+    # 2000 bags × 50 kg = 100 t in 1 h; 100 returned = 5 %; 60 broken = 0.03 (the default
+    # broken_rate_max, a fraction of bags like return_rate_max).
+    report = compute(tally_of(2000, 100, 60, 3600), DAY, TZ, CFG)
+    assert (report["return_rate"], report["broken_rate"], report["packer_rate"]) == (
+        {"bags": 2000, "returned": 100, "value": 0.05, "target": 0.05, "met": True},
+        {"bags": 2000, "broken": 60, "value": 0.03, "target": 0.03, "met": True},
+        {"tonnes": 100.0, "running_h": 1.0, "t_per_h": 100.0, "target": 100.0, "met": True},
+    )
+
+
+def test_rates_just_past_their_targets_miss_them() -> None:
+    # 9999 bags in 5 h: 99.99 t/h; 501 returned = 5.01 %; 301 broken = 0.0301.
+    report = compute(tally_of(9999, 501, 301, 18000), DAY, TZ, CFG)
+    assert (report["return_rate"], report["broken_rate"], report["packer_rate"]) == (
+        {"bags": 9999, "returned": 501, "value": 0.0501, "target": 0.05, "met": False},
+        {"bags": 9999, "broken": 301, "value": 0.0301, "target": 0.03, "met": False},
+        {"tonnes": 499.95, "running_h": 5.0, "t_per_h": 99.99, "target": 100.0, "met": False},
+    )
+
+
+def test_a_broken_rate_of_exactly_three_per_mille_meets_a_per_mille_target() -> None:
+    # The standard writes the broken-bag limit as 3 ‰; configured as 0.003, 3 in 1000 meets it.
+    cfg = KpiConfig(broken_rate_max=0.003)
+    on = compute(tally_of(1000, 0, 3, 3600), DAY, TZ, cfg)["broken_rate"]
+    over = compute(tally_of(1000, 0, 4, 3600), DAY, TZ, cfg)["broken_rate"]
+    assert (on, over) == (
+        {"bags": 1000, "broken": 3, "value": 0.003, "target": 0.003, "met": True},
+        {"bags": 1000, "broken": 4, "value": 0.004, "target": 0.003, "met": False},
     )

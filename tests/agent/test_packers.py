@@ -38,7 +38,7 @@ name = "line1"
 host = "127.0.0.1"
 port = {port}
 poll_s = 0.05
-timeout_s = 0.3
+timeout_s = 5  # a timeout here would only mean a busy machine, not a silent unit
 tally_s = 1
 stop_after_s = 1
 {extra}
@@ -160,6 +160,8 @@ async def test_counts_across_wrap_and_reset_exactly_once(tmp_path: Path) -> None
         await p.seen(bags=4)
         await p.set(bags=2, broken=4)  # power cycle: reset, 2 bags
         await p.seen(bags=2, broken=4)
+        points = {"bags": 2, "returned": 11, "broken": 4, "loaded": 70_010, "running": True}
+        await p.until(lambda: p.hub.get("packer.line1")["points"] == points)  # the topic follows
         await p.stop()
         assert tally_sum(p) == (5 + 5 + 2, 1, 1)
         assert p.events("counter.discontinuity") == [
@@ -193,13 +195,7 @@ async def test_counts_across_wrap_and_reset_exactly_once(tmp_path: Path) -> None
             "running",
             "stopped",
         ]
-        assert topic["points"] == {
-            "bags": 2,
-            "returned": 11,
-            "broken": 4,
-            "loaded": 70_010,
-            "running": True,
-        }
+        assert topic["points"] == points
         assert (topic["loaded"], topic["day"]["bags"], topic["day"]["returned"]) == (10, 12, 1)
 
 

@@ -35,14 +35,16 @@ class Rig:
     def events(self, kind: str) -> list[dict[str, Any]]:
         return [ev.data for ev in self.ctx.store.iter_events(kind)]
 
-    async def until(self, predicate: Any, timeout: float = 10) -> None:
+    async def until(self, predicate: Any, timeout: float = 30) -> None:
         async with asyncio.timeout(timeout):
             while not predicate():
                 await asyncio.sleep(0.02)
 
 
 def _source(plan: list[tuple[int, bool]]) -> Iterator[bytes]:
-    for kg, stable in itertools.chain(plan, itertools.repeat(plan[-1])):
+    """The plan's frames in order, then its last one for ever (a test may append to it)."""
+    for i in itertools.count():
+        kg, stable = plan[min(i, len(plan) - 1)]
         yield encode("toledo", Decimal(kg), stable=stable, parity=True)
 
 
@@ -85,14 +87,16 @@ async def rig(tmp_path: Path, plan: list[tuple[int, bool]], **scale: Any) -> Asy
         store.close()
 
 
-TRUCK = [(0, True)] * 30 + [(20_000, False)] * 10 + [(40_000, True)] * 80 + [(0, True)] * 40
+# A truck drives on and stands until it is weighed, however long a busy machine takes to read it.
+TRUCK = [(0, True)] * 30 + [(20_000, False)] * 10 + [(40_000, True)]
 
 
 async def test_a_truck_becomes_one_captured_weighing_and_the_topic_follows(
     tmp_path: Path,
 ) -> None:
-    async with rig(tmp_path, TRUCK) as r:
+    async with rig(tmp_path, list(TRUCK)) as r:
         await r.until(lambda: r.events("weighing.captured"))
+        r.weights.append((0, True))  # weighed: it drives off
         [captured] = r.events("weighing.captured")
         assert captured == {
             "weighing": captured["weighing"],
@@ -102,8 +106,9 @@ async def test_a_truck_becomes_one_captured_weighing_and_the_topic_follows(
             "stable_ms": captured["stable_ms"],
             "samples": captured["samples"],
         }
-        # real time on a pty: the window spans hold_s (0.5 s) at about 100 frames a second
-        assert 500 <= captured["stable_ms"] < 1500 and captured["samples"] >= 5
+        # real time on a pty: the stable window spans at least hold_s (0.5 s) and min_samples (its
+        # exact length is the pure Capture's, pinned in test_capture.py; here load only lengthens it)
+        assert captured["stable_ms"] >= 500 and captured["samples"] >= 5
         assert len(captured["weighing"]) == 36 and captured["weighing"][14] == "7"
         assert r.events("device.online") == [{"device": "s1", "reason": ""}]
         await r.until(lambda: r.ctx.hub.get("scale.s1")["state"] == "armed")
@@ -121,7 +126,8 @@ async def test_a_truck_becomes_one_captured_weighing_and_the_topic_follows(
             "corrupt": 0,
             "resyncs": topic["resyncs"],
         }
-        assert topic["frames"] >= 90 and topic["resyncs"] <= 1
+        # every frame up to the capture was counted, but for a first one cut short
+        assert topic["frames"] >= 39 + captured["samples"] and topic["resyncs"] <= 1
         assert r.ctx.hub.get("devices")["s1"]["online"] is True
         # unplug: offline with an event; plug back in: online again, same service
         r.line.unplug()
@@ -159,8 +165,10 @@ async def test_a_frozen_stream_raises_an_alert(tmp_path: Path) -> None:
 
 
 async def test_a_step_while_stable_raises_an_alert(tmp_path: Path) -> None:
-    plan = [(0, True)] * 20 + [(40_000, True)] * 100 + [(40_600, True)]
+    plan = [(0, True)] * 20 + [(40_000, True)]
     async with rig(tmp_path, plan) as r:
+        await r.until(lambda: r.events("weighing.captured"))
+        r.weights.append((40_600, True))  # weighed and still stable, then the weight steps
         await r.until(lambda: r.ctx.alerts.active.get("scale_step.s1"))
         assert r.events("alert.raised") == [
             {

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -137,10 +138,22 @@ def test_typed_reads(tmp_path: Path) -> None:
 async def test_concurrent_appends_are_group_committed(tmp_path: Path) -> None:
     db = str(tmp_path / "t.db")
     w = Writer(db, "wb1")
-    events = await asyncio.gather(*(w.append("x.y", {"i": i}) for i in range(500)))
+    busy, release = threading.Event(), threading.Event()
+
+    def hold(_conn: sqlite3.Connection) -> None:
+        busy.set()
+        release.wait(30)
+
+    held = w.call(hold)  # the writer is busy, as if syncing a previous commit
+    assert busy.wait(30)
+    appends = [asyncio.ensure_future(w.append("x.y", {"i": i})) for i in range(500)]
+    await asyncio.sleep(0)  # each append has run up to its wait: all 500 are queued
+    release.set()
+    events = await asyncio.gather(*appends)
+    held.result(30)
     w.close()
     assert sorted(e.seq for e in events) == list(range(1, 501))
-    assert w.commits < 500  # many events shared one transaction
+    assert w.commits == 1  # what gathered while the writer was busy is one transaction
     assert Store(db).count() == 500
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.config import KpiConfig
@@ -597,7 +597,7 @@ def _next_step(d: Driver, plate: str) -> str:
     return NEXT.get(d.p.visits[vid].stage, "arrive")
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150)
 @given(st.lists(STEP, min_size=20, max_size=80))
 def test_live_projection_equals_rebuild(steps: list[tuple[Any, ...]]) -> None:
     kpi = KpiConfig(tare_min_history=1)

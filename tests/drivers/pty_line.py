@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import threading
 import tty
 from collections.abc import Callable
@@ -53,5 +54,11 @@ class PtyLine:
 
     def _send(self, master: int, stop: threading.Event) -> None:
         while not stop.wait(1 / self.rate):
-            with contextlib.suppress(BlockingIOError):
-                os.write(master, self.source())
+            frame = self.source()
+            # A reader slowed by a busy machine must not lose or cut frames: wait until the pty
+            # has taken the whole frame (the stream is late, never different).
+            while frame and not stop.is_set():
+                try:
+                    frame = frame[os.write(master, frame) :]
+                except BlockingIOError:
+                    select.select([], [master], [], 0.05)

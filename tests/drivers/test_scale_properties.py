@@ -86,7 +86,7 @@ def _check_invariants(protocol: str, data: bytes, readings: list[Reading], check
             assert ascii_format.parse_line(r.raw) == r
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(
     protocol=st.sampled_from(sorted(PROTOCOLS)),
     data=soup,
@@ -108,7 +108,7 @@ decimal_weights = st.builds(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(
     weight=decimal_weights,
     stable=st.booleans(),
@@ -130,14 +130,14 @@ def test_toledo_round_trip(
     )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(weight=decimal_weights, alt=st.booleans())
 def test_xk3190_round_trip(weight: Decimal, alt: bool) -> None:
     [r] = _feed("xk3190", xk3190.encode(weight, alt_nibbles=alt), [5])
     assert r.weight == weight and r.raw == xk3190.encode(weight, alt_nibbles=alt)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(weight=decimal_weights, sign=st.booleans())
 def test_xk3190_eq_round_trip(weight: Decimal, sign: bool) -> None:
     if not sign:
@@ -147,14 +147,14 @@ def test_xk3190_eq_round_trip(weight: Decimal, sign: bool) -> None:
     assert [r.weight for r in readings] == [weight, weight]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(weight=decimal_weights, stable=st.booleans(), net=st.booleans())
 def test_ascii_round_trip(weight: Decimal, stable: bool, net: bool) -> None:
     [r] = _feed("ascii", ascii_format.encode(weight, stable=stable, net=net), [4])
     assert (r.weight, r.stable, r.mode) == (weight, stable, "net" if net else "gross")
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(
     protocol=st.sampled_from(["toledo", "xk3190", "ascii"]),
     weights=st.lists(weights_kg, min_size=1, max_size=10),

@@ -20,10 +20,14 @@ from tests.e2e.test_bad_input_daemon import Line, stored
 from tests.sync.helpers import Receiver
 from tests.sync.test_receiver import AUTH, TOKENS, envelope, post
 
+# The suite's profile (tests/conftest.py), plus function-scoped fixtures: the daemon and the
+# receiver are started once per test and every example talks to them.
 FUZZ = settings(
     max_examples=120,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    suppress_health_check=[
+        *settings.default.suppress_health_check,
+        HealthCheck.function_scoped_fixture,
+    ],
 )
 
 texts = st.text(

@@ -32,7 +32,7 @@ name = "line1"
 host = "127.0.0.1"
 port = {port}
 poll_s = 0.1
-timeout_s = 0.5
+timeout_s = 5  # a timeout here would only mean a busy machine, not a silent unit
 tally_s = 1
 max_bags_per_s = 1000.0
   [[packer.point]]

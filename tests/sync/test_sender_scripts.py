@@ -163,7 +163,7 @@ async def test_5xx_timeouts_and_connection_errors_back_off_with_full_jitter(make
             (500, {}, b""),
         ],
         backoff_max_s=3.0,
-        timeout_s=0.2,
+        timeout_s=2.0,  # only too_slow (5 s) times out, however busy the machine
     )
     await append_notes(p.writer, 2)
     delays = [await p.sender.step() for _ in range(7)]

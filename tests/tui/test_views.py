@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -34,14 +35,36 @@ JUNK: list[dict[str, Any]] = [
 ]
 
 
+def texts(view: Any) -> list[str]:
+    """Every text a view puts on screen; a cell holding anything but text fails the test."""
+    if isinstance(view, Cell):
+        assert isinstance(view.text, str) and isinstance(view.tone, str), view
+        return [view.text]
+    if isinstance(view, str):
+        return [view]
+    if isinstance(view, tuple):
+        return [t for item in view for t in texts(item)]
+    if dataclasses.is_dataclass(view):
+        return [t for f in dataclasses.fields(view) for t in texts(getattr(view, f.name))]
+    return []  # a view's own non-text field (the scale it shows may be None)
+
+
 @pytest.mark.parametrize("states", JUNK)
 def test_every_view_survives_bad_state(states: dict[str, Any]) -> None:
-    views.weighbridge(states, NOW, SH, W)
-    views.loading(states, NOW, W)
-    views.yard(states, NOW, W)
-    views.today(states, W)
-    views.health(states, SH, W)
-    views.board(states, NOW, W)
+    shown = texts(
+        (
+            views.weighbridge(states, NOW, SH, W),
+            views.loading(states, NOW, W),
+            views.yard(states, NOW, W),
+            views.today(states, W),
+            views.health(states, SH, W),
+            views.board(states, NOW, W),
+        )
+    )
+    # malformed values show as '—', never as a Python repr of what was received
+    leaked = [t for t in shown if any(r in t for r in ("None", "nan", "[", "{", "Decimal"))]
+    assert leaked == []
+    assert views.weighbridge(states, NOW, SH, W).weight == "—"
 
 
 def test_an_offline_scale_shows_no_weight() -> None:
