@@ -18,6 +18,9 @@ Weight = int | Decimal
 _EPS = 1e-9
 GAP_FACTOR = 2.5
 GAP_HISTORY = 16
+# Frames that arrive in one read of the port share its time: a gap this small is not an interval
+# (counting it would make the usual interval 0 and every later read look like lost frames).
+SAME_READ_S = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,8 @@ class GapDetector:
             return False
         gap = t - last
         missing = gap > self.silence_s
+        if gap < SAME_READ_S:
+            return missing
         if len(self._gaps) >= 4:
             missing = missing or gap > GAP_FACTOR * statistics.median(self._gaps)
         if not missing:

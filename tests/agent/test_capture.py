@@ -325,3 +325,23 @@ def test_identical_frames_on_an_empty_deck_are_not_frozen() -> None:
 def test_varying_frames_never_freeze() -> None:
     watch = FrozenWatch(min_weight_kg=500, frozen_s=5)
     assert [watch.feed(float(t), bytes([t % 2]), 40_000) for t in range(100)] == [None] * 100
+
+
+def test_frames_read_together_share_a_time_and_still_capture() -> None:
+    # A busy terminal or a USB adapter hands over two, three or four frames per read; the driver
+    # stamps them all with the read's time. The truck must still be weighed, once, at its weight.
+    for per_read in (1, 2, 3, 4):
+        capture = Capture(SETTINGS)
+        frames = (
+            [reading(0)] * 30
+            + [reading(20_000 * i // 20, stable=False) for i in range(1, 21)]
+            + [reading(20_000)] * 60
+            + [reading(0)] * 30
+        )
+        outcomes: list[Outcome] = []
+        for i, frame in enumerate(frames):
+            t = 100.0 + (i // per_read) * per_read * DT  # one time per read
+            outcomes += capture.feed(round(t, 6), frame)
+        assert [(type(o).__name__, getattr(o, "weight_kg", None)) for o in outcomes] == [
+            ("Captured", 20_000)
+        ], per_read
