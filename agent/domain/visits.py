@@ -27,7 +27,7 @@ KEEP_UNASSIGNED = 200  # captures nobody claimed; the oldest are forgotten
 KEEP_CLOSED = 1000  # closed visits kept in memory for corrections and tare history
 LIVE_FIELDS = ("counted_bags", "finish_suggested", "hint")  # not derived from events
 
-# Fields an operator may correct, per event kind (DESIGN.md section 4: a correction is an event).
+# Fields an operator may correct, per event kind (docs/visits-and-kpis.md: a correction is an event).
 CORRECTABLE: dict[str, tuple[str, ...]] = {
     "visit.arrived": ("plate", "order", "product", "load", "planned_kg"),
     "visit.weighed": ("weight_kg", "role"),

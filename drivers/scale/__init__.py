@@ -1,4 +1,4 @@
-"""Weighing-indicator formats (protocols/SCALES.md): pure splitters and parsers, one per module."""
+"""Weighing-indicator formats (docs/devices.md): pure splitters and parsers, one per module."""
 
 from drivers.scale.reading import Corrupt, Item, Reading, Splitter, to_kg
 from drivers.scale.registry import PROTOCOLS, UnknownProtocol, encode, make_splitter
