@@ -46,7 +46,7 @@ class TerminalConfig:
 
 @dataclass(frozen=True, slots=True)
 class ScaleConfig:
-    """One scale indicator on a serial port (see protocols/SCALES.md): a truck scale, or a
+    """One scale indicator on a serial port (see docs/devices.md): a truck scale, or a
     bag scale (role "bags") whose captures are bag-weight samples of one packer."""
 
     name: str
@@ -74,7 +74,7 @@ class ScaleConfig:
 
 @dataclass(frozen=True, slots=True)
 class PointConfig:
-    """One Modbus point of a packer (see protocols/MODBUS.md)."""
+    """One Modbus point of a packer (see docs/devices.md)."""
 
     role: str
     function: int
@@ -161,7 +161,7 @@ class ChecksConfig:
 
 @dataclass(frozen=True, slots=True)
 class KpiConfig:
-    """Every threshold of the service standard (DESIGN.md section 1)."""
+    """Every threshold of the service standard (docs/visits-and-kpis.md)."""
 
     weigh_wait_min: float = 10.0
     bag_load_wait_min: float = 120.0

@@ -1,4 +1,4 @@
-"""The sync wire protocol (DESIGN.md section 6): batch encoding and the server's answer, pure."""
+"""The sync wire protocol (docs/sync.md): batch encoding and the server's answer, pure."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def encode_batch(terminal: str, epoch: str, rows: Sequence[Row]) -> bytes:
     """The JSON body `{"terminal","epoch","events":[envelope...]}` of stored rows, as UTF-8.
 
     The payload column is already JSON text, so it is spliced in as is rather than parsed and
-    dumped again (the envelope is the one of DESIGN.md section 4, field order included).
+    dumped again (the envelope is the one of docs/sync.md, field order included).
     """
     t = json.dumps(terminal)
     e = json.dumps(epoch)

@@ -18,7 +18,7 @@ from tui.i18n import Words
 
 NONE = "—"
 
-# The service standard's defaults (DESIGN.md section 1), used until a `kpi` report arrives.
+# The service standard's defaults (docs/visits-and-kpis.md), used until a `kpi` report arrives.
 DEFAULT_TARGETS: dict[str, float] = {
     "weigh_wait": 10.0,
     "bag_load_wait": 120.0,

@@ -1,4 +1,4 @@
-"""The local API: newline-delimited JSON over a Unix socket (DESIGN.md section 10)."""
+"""The local API: newline-delimited JSON over a Unix socket (docs/sync.md, The local API)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The weighing capture state machine of SCALES.md and the anti-cheat watches, all pure."""
+"""The weighing capture state machine (docs/devices.md) and the anti-cheat watches, all pure."""
 
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ class GapDetector:
 
 
 class Capture:
-    """One capture per vehicle on the deck (SCALES.md); feed it every frame with its time.
+    """One capture per vehicle on the deck (docs/devices.md); feed it every frame with its time.
 
     A window holds consecutive readings within `band_kg` of each other; the indicator's
     unstable flag, a corrupt or out-of-range frame and missing frames all empty it. A capture

@@ -1,4 +1,4 @@
-"""The event envelope (DESIGN.md section 4) and the clocks that stamp it."""
+"""The event envelope (docs/sync.md) and the clocks that stamp it."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class Stamp:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One stored fact: the envelope of DESIGN.md section 4."""
+    """One stored fact: the envelope of docs/sync.md."""
 
     terminal: str
     epoch: str

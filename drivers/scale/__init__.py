@@ -1,4 +1,4 @@
-"""Weighing-indicator formats (protocols/SCALES.md): pure splitters and parsers, one per module.
+"""Weighing-indicator formats (docs/devices.md): pure splitters and parsers, one per module.
 
 Every module of this package that is a format registers itself in `registry.PROTOCOLS` when
 imported; importing the package imports them all, so a new format is one new module.

@@ -109,7 +109,7 @@ def _server_text(body: bytes) -> str:
 def judge(
     status: int, headers: Mapping[str, str], body: bytes, now: datetime, cfg: SyncConfig
 ) -> Verdict:
-    """Classify one answer of the server (DESIGN.md section 6)."""
+    """Classify one answer of the server (docs/sync.md)."""
     text = _server_text(body) if status != 200 else ""
     said = f" ({text})" if text else ""
     if status == 200:

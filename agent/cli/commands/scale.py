@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     w = sub.add_parser(
         "weighings",
         help="replay raw bytes as if received at HZ frames/s -> capture events as JSON lines",
-        description="Replay raw bytes through the capture state machine (protocols/SCALES.md).",
+        description="Replay raw bytes through the capture state machine (docs/devices.md).",
     )
     _common(w)
     w.add_argument("--rate", type=float, required=True, metavar="HZ", help="frames per second")
