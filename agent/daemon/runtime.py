@@ -102,8 +102,10 @@ async def supervise(service: Service, stopping: asyncio.Event) -> None:
             log.exception("%s failed; restarting in %.0f s", service.name, delay)
         if time.monotonic() - started > BACKOFF_MAX_S:
             delay = 1.0
+        # not wait_for: on 3.11 it can swallow a cancellation that races a wake-up
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), delay)
+            async with asyncio.timeout(delay):
+                await stopping.wait()
         delay = min(delay * 2, BACKOFF_MAX_S)
 
 
@@ -181,8 +183,10 @@ async def run(config: Config, factories: Sequence[ServiceFactory] = ()) -> int:
     reason = "signal"
     try:
         while not stopping.is_set():
+            # not wait_for: on 3.11 it can swallow a cancellation that races a wake-up
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), 0.5)
+                async with asyncio.timeout(0.5):
+                    await stopping.wait()
             if writer.failed is not None:
                 log.error(
                     "the store failed (%s); exiting so the service manager restarts", writer.failed

@@ -141,7 +141,10 @@ class PackersService:
         try:
             while True:
                 try:
-                    item = await asyncio.wait_for(queue.get(), TICK_S)
+                    # not wait_for: on 3.11 it can swallow a cancellation that races an item,
+                    # and the service would never stop
+                    async with asyncio.timeout(TICK_S):
+                        item = await queue.get()
                 except TimeoutError:
                     item = None
                 if task.done():

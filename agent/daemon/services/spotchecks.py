@@ -151,8 +151,10 @@ class SpotCheckService:
                 await self.ctx.alerts.clear(alert, "done")
             raised = set(overdue)
             self.wake.clear()
+            # not wait_for: on 3.11 it can swallow a cancellation that races a wake-up
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), REFRESH_S)
+                async with asyncio.timeout(REFRESH_S):
+                    await self.wake.wait()
 
 
 def build(ctx: Context) -> list[Service]:

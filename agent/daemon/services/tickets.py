@@ -287,8 +287,10 @@ class TicketsService:
         try:
             while True:
                 await self._issue_due()
+                # not wait_for: on 3.11 it can swallow a cancellation that races a wake-up
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), 5.0)
+                    async with asyncio.timeout(5.0):
+                        await self.wake.wait()
                 self.wake.clear()
         finally:
             printer.cancel()

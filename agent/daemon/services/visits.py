@@ -272,8 +272,10 @@ class VisitsService:
     async def run(self) -> None:
         """React to changes: matches and checks, the queue alert, the kpi topic."""
         while True:
+            # not wait_for: on 3.11 it can swallow a cancellation that races a wake-up
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), KPI_REFRESH_S)
+                async with asyncio.timeout(KPI_REFRESH_S):
+                    await self.wake.wait()
             self.wake.clear()
             async with self.lock:
                 self._sync()
