@@ -67,11 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     from agent.config import ConfigError
+    from agent.daemon import lifeline
     from agent.daemon.api import StartupError
     from agent.daemon.client import DaemonUnavailable, RequestRefused
     from agent.daemon.store import StoreError
 
     try:
+        lifeline.watch_from_env()  # started by a tally that may die: end with it
         return int(args._main(args))
     except ConfigError as exc:
         for line in exc.problems:

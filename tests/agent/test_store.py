@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.daemon import lifeline
 from agent.daemon.store import Store, StoreError, Writer, init_database
 from agent.domain.events import Event, Stamp, parse_at
 
@@ -123,7 +124,7 @@ def test_sigkill_never_loses_an_acknowledged_event(tmp_path: Path) -> None:
     rng = random.Random(20261129)
     acknowledged: set[int] = set()
     for _ in range(50):
-        proc = subprocess.Popen(
+        proc = lifeline.popen(
             [sys.executable, "-m", "tests.agent.crash_writer", db],
             stdout=subprocess.PIPE,
             text=True,

@@ -10,6 +10,7 @@ from pathlib import Path
 from pymodbus.client import ModbusTcpClient
 
 from agent.config import parse
+from agent.daemon import lifeline
 from drivers.modbus_points import decode
 from drivers.packer_sim import BAGS_START, Packer, default_points
 from tests.daemon import tally
@@ -54,7 +55,7 @@ def test_stops_and_power_cycles_happen() -> None:
 
 
 def test_simulator_serves_the_map_and_ends_on_sigterm() -> None:
-    proc = subprocess.Popen(
+    proc = lifeline.popen(
         [
             sys.executable,
             "-m",

@@ -33,6 +33,10 @@ class Tmux:
         """The process id of the command in the pane."""
         return int(self._tmux("list-panes", "-t", "t", "-F", "#{pane_pid}").split()[0])
 
+    def kill_session(self) -> None:
+        """`tmux kill-session`: what closing the terminal window does to the command (SIGHUP)."""
+        self._tmux("kill-session", "-t", "t")
+
     def close(self) -> None:
         """End our tmux server (and the command in it)."""
         subprocess.run(["tmux", "-L", self.server, "kill-server"], capture_output=True, timeout=10)
