@@ -24,7 +24,7 @@ def _start(protocol: str) -> subprocess.Popen[bytes]:
     return lifeline.popen(
         [sys.executable, "-m", "agent.cli", "simulate", "scale", "--protocol", protocol,
          "--rate", "100", "--weights", ",".join(map(str, WEIGHTS)), "--trucks", "2",
-         "--empty-s", "0.3", "--ramp-s", "0.4", "--settle-s", "1.5", "--seed", "7"],
+         "--empty-s", "2", "--ramp-s", "0.4", "--settle-s", "1.5", "--seed", "7"],
         stdout=subprocess.PIPE,
     )  # fmt: skip
 
