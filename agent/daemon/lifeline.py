@@ -9,8 +9,9 @@ kernel closes the write end, and each child reads end-of-file. `watch_from_env`,
 main thread, so each child takes its ordinary stop path (the daemon still records
 `agent.stopped`; the receiver and the simulators close what they hold). `prctl(PR_SET_PDEATHSIG)`
 was the other candidate: it fires when the *thread* that forked the child ends rather than the
-process, needs a `preexec_fn` (unsafe once threads run), and leaves nothing that a third process
-could watch; the pipe has none of these faults.
+process, needs a `preexec_fn` (unsafe once threads run), is lost if the parent dies before the
+child sets it, and leaves nothing a third process could watch; the pipe has none of these faults
+(a child that starts watching after its parent died reads end-of-file at once).
 
 Removing a folder after the parent is killed needs someone still alive: `reap` (run as
 `python -m agent.daemon.lifeline reap FOLDER`) holds the same lifeline, and once it closes waits
@@ -95,13 +96,15 @@ def take_from_env() -> int | None:
 
 
 def wait_closed(fd: int) -> None:
-    """Block until the other end of the pipe `fd` is closed everywhere, then close `fd`."""
+    """Block until the write end of the pipe `fd` is closed everywhere.
+
+    `fd` stays open: a process holds its lifeline until it has ended, which is how `reap`
+    knows that it has."""
     try:
         while os.read(fd, 512):
             pass  # nobody should write; what is written means nothing
     except OSError:
         pass
-    os.close(fd)
 
 
 def watch_from_env() -> bool:
@@ -144,8 +147,7 @@ def holders(fd: int) -> list[int]:
 def reap(folder: Path | None, fd: int, grace_s: float = REAP_GRACE_S) -> None:
     """Wait for the lifeline `fd` to close, then for every other holder of it to end (SIGKILL
     after `grace_s` seconds), then remove `folder` (None: keep it)."""
-    wait = os.dup(fd)  # wait_closed closes its copy; the pipe's identity stays readable on fd
-    wait_closed(wait)
+    wait_closed(fd)
     deadline = time.monotonic() + grace_s
     while left := holders(fd):
         if time.monotonic() > deadline:

@@ -312,6 +312,10 @@ class Writer:
                     stop = True
                     break
                 batch.append(item)
+            # From here a caller can no longer cancel (a task cancelled while it waits would
+            # make set_result raise and end this thread); one cancelled earlier is still written.
+            for b in batch:
+                b.future.set_running_or_notify_cancel()
             appends = [b for b in batch if isinstance(b, _Append)]
             if appends:
                 self._commit_appends(appends)
@@ -326,7 +330,8 @@ class Writer:
         while True:
             if self.failed is not None:
                 for it in items:
-                    it.future.set_exception(StoreError(f"the store has failed: {self.failed}"))
+                    if not it.future.cancelled():
+                        it.future.set_exception(StoreError(f"the store has failed: {self.failed}"))
                 return
             try:
                 events = self._write(items)
@@ -348,7 +353,8 @@ class Writer:
             self.disk_full = False
             self.commits += 1
             for it, ev in zip(items, events, strict=True):
-                it.future.set_result(ev)
+                if not it.future.cancelled():
+                    it.future.set_result(ev)
             for listener in self.listeners:
                 try:
                     listener(events)
@@ -397,6 +403,8 @@ class Writer:
         return events
 
     def _run_call(self, item: _Call) -> None:
+        if item.future.cancelled():
+            return  # nobody waits for what it would return
         conn = self._conn
         delay = 0.2
         while True:
@@ -429,7 +437,8 @@ class Writer:
         log.error("store failed: %s", exc)
         self.failed = exc
         for it in items:
-            it.future.set_exception(StoreError(f"the store has failed: {exc}"))
+            if not it.future.cancelled():
+                it.future.set_exception(StoreError(f"the store has failed: {exc}"))
 
 
 def _is_full(exc: sqlite3.OperationalError) -> bool:

@@ -101,9 +101,19 @@ def test_the_demo_in_a_terminal_leaves_nothing_behind(tmpdir_short: Path, how: s
         tui.close()
 
 
-@pytest.mark.parametrize("keep", [False, True])
-def test_the_headless_demo_killed_mid_run_leaves_nothing_behind(
-    tmpdir_short: Path, tmp_path: Path, keep: bool
+@pytest.mark.parametrize(
+    ("sig", "keep", "code"),
+    [
+        (signal.SIGKILL, False, -signal.SIGKILL),
+        (signal.SIGKILL, True, -signal.SIGKILL),
+        (signal.SIGTERM, True, 130),
+        (signal.SIGHUP, False, 130),
+        (signal.SIGINT, False, 130),
+    ],
+    ids=["SIGKILL", "SIGKILL --keep", "SIGTERM --keep", "SIGHUP", "SIGINT"],
+)
+def test_the_headless_demo_stopped_mid_run_leaves_nothing_behind(
+    tmpdir_short: Path, tmp_path: Path, sig: signal.Signals, keep: bool, code: int
 ) -> None:
     mark = new_mark()
     stderr = tmp_path / "demo.stderr"
@@ -116,10 +126,15 @@ def test_the_headless_demo_killed_mid_run_leaves_nothing_behind(
             env={**os.environ, MARK: mark, "TMPDIR": str(tmpdir_short)},
         )
     try:
-        wait_for(lambda: "tare" in stderr.read_text(), timeout=START_S, interval=0.2)
-        assert plant_roles(mark) == PLANT
-        demo.send_signal(signal.SIGKILL)
-        demo.wait(10)
+
+        def mid_run() -> bool:
+            assert demo.poll() is None, stderr.read_text()
+            return "tare" in stderr.read_text()
+
+        wait_for(mid_run, timeout=START_S, interval=0.2)
+        assert plant_roles(mark) == PLANT, stderr.read_text()
+        demo.send_signal(sig)
+        assert demo.wait(30) == code
         wait_gone(mark, tmpdir_short, folder_kept=keep)
     finally:
         if demo.poll() is None:
@@ -129,6 +144,22 @@ def test_the_headless_demo_killed_mid_run_leaves_nothing_behind(
         (folder,) = demo_folders(tmpdir_short)
         assert agent_events(folder / "tally.db") == ["agent.started", "agent.stopped"]
         assert "received SIGTERM; stopping" in (folder / "daemon.log").read_text()
+
+
+def test_a_demo_whose_daemon_cannot_start_leaves_nothing_behind(tmpdir_short: Path) -> None:
+    mark = new_mark()
+    too_long = tmpdir_short / ("x" * 100)  # the daemon's socket path is past the Unix limit
+    too_long.mkdir()
+    result = lifeline.run(
+        [sys.executable, "-m", "agent.cli", "demo", "--headless", "--seconds", "5"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, MARK: mark, "TMPDIR": str(too_long)},
+        timeout=START_S,
+    )
+    assert result.returncode == 1
+    assert "tally demo: the daemon did not start (`tally run --config ...`)" in result.stderr
+    wait_gone(mark, too_long)
 
 
 # A starter that dies: it starts ARGV on its lifeline (the child shares its stdout), says the
