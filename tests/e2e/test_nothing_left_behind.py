@@ -129,7 +129,7 @@ def test_the_headless_demo_stopped_mid_run_leaves_nothing_behind(
 
         def mid_run() -> bool:
             assert demo.poll() is None, stderr.read_text()
-            return "tare" in stderr.read_text()
+            return "arrived" in stderr.read_text()
 
         wait_for(mid_run, timeout=START_S, interval=0.2)
         assert plant_roles(mark) == PLANT, stderr.read_text()
