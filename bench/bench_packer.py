@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agent.daemon import lifeline
 from bench.common import Row
 
 PACKERS = 4
@@ -74,7 +75,7 @@ def run() -> list[Row]:
             ports = []
             for i in range(PACKERS):
                 args = ["--listen", "127.0.0.1:0", "--map", str(sim_map), "--seed", str(i + 1)]
-                sim = subprocess.Popen(
+                sim = lifeline.popen(
                     [*cli, "simulate", "packer", *args],
                     stdout=subprocess.PIPE,
                     stderr=subprocess.DEVNULL,
@@ -90,7 +91,7 @@ def run() -> list[Row]:
                 + "\n".join(_packer(f"line{i + 1}", p) for i, p in enumerate(ports)),
                 encoding="utf-8",
             )
-            daemon = subprocess.Popen(
+            daemon = lifeline.popen(
                 [*cli, "run", "--config", str(config)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

@@ -11,6 +11,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+from agent.daemon import lifeline
 from bench.common import Row
 from drivers.scale import PROTOCOLS, encode, make_splitter
 
@@ -51,7 +52,7 @@ def daemon_cpu_per_hour() -> float:
 
     folder = Path(tempfile.mkdtemp(prefix="tally-bench-"))
     cmd = [sys.executable, "-m", "agent.cli"]
-    sim = subprocess.Popen(
+    sim = lifeline.popen(
         [*cmd, "simulate", "scale", "--protocol", "toledo", "--rate", str(RATE_HZ), "--seed", "1"],
         stdout=subprocess.PIPE,
     )
@@ -65,7 +66,7 @@ def daemon_cpu_per_hour() -> float:
             f'socket = "{folder}/tally.sock"\n\n'
             f'[[scale]]\nname = "scale1"\nport = "{port}"\nprotocol = "toledo"\n'
         )
-        daemon = subprocess.Popen(
+        daemon = lifeline.popen(
             [*cmd, "run", "--config", str(config)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from agent.daemon import lifeline
 from agent.daemon.client import DaemonUnavailable, request
 from agent.daemon.store import Writer
 from bench.common import Row
@@ -72,7 +73,7 @@ def _receiver(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     tokens = folder / "tokens"
     tokens.write_text(f"wb1:{TOKEN}\n")
     tokens.chmod(0o600)
-    proc = subprocess.Popen(
+    proc = lifeline.popen(
         [
             *(sys.executable, "-m", "agent.cli", "serve", "--db", str(folder / "r.db")),
             *("--listen", "127.0.0.1:0", "--tokens", str(tokens)),
@@ -139,7 +140,7 @@ def _daemon_drain(folder: Path, url: str) -> tuple[float, float]:
         f'[sync]\nurl = "{url}"\ntoken_file = "{token}"\nbatch_max = {BATCH}\n'
     )
     started = time.perf_counter()
-    proc = subprocess.Popen(
+    proc = lifeline.popen(
         [sys.executable, "-m", "agent.cli", "run", "--config", str(config)],
         stderr=subprocess.DEVNULL,
     )

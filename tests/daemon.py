@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import load
+from agent.daemon import lifeline
 from agent.daemon.client import DaemonUnavailable, request
 
 _ROOT = str(Path(__file__).resolve().parent.parent)  # so `-m tests.daemon_main` imports
@@ -42,7 +43,7 @@ def tally(
     *args: str, input: str | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     """Run the real `tally` command line and capture its output."""
-    return subprocess.run(
+    return lifeline.run(
         [sys.executable, "-m", "agent.cli", *args],
         capture_output=True,
         text=True,
@@ -68,7 +69,7 @@ class Daemon:
     def start(self, timeout: float = 20) -> Daemon:
         """Start the process and wait until the local API answers ping."""
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's life
-        self.proc = subprocess.Popen(
+        self.proc = lifeline.popen(
             [sys.executable, "-m", self.module, "run", "--config", str(self.config)],
             stdout=self._log,
             stderr=self._log,
@@ -117,7 +118,7 @@ class Daemon:
 @contextlib.contextmanager
 def scale_simulator(*args: str) -> Iterator[str]:
     """`tally simulate scale ARGS` as a real process; yields its pseudo-terminal's path."""
-    proc = subprocess.Popen(
+    proc = lifeline.popen(
         [sys.executable, "-m", "agent.cli", "simulate", "scale", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -80,7 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "_main"):
         parser.print_help()
         return 2
+    from agent.daemon import lifeline
+
     try:
+        lifeline.watch_from_env()  # started by a tally that may die: end with it
         return int(args._main(args))
     except ConfigError as exc:
         for line in exc.problems:

@@ -440,6 +440,9 @@ class Writer:
                     stop = True
                     break
                 batch.append(item)
+            # From here a caller can no longer cancel; one cancelled earlier is still written.
+            for b in batch:
+                b.future.set_running_or_notify_cancel()
             appends = [b for b in batch if isinstance(b, _Append) and _encodable(b)]
             if appends:
                 self._commit_appends(appends)
@@ -525,6 +528,8 @@ class Writer:
         return events
 
     def _run_call(self, item: _Call) -> None:
+        if item.future.cancelled():
+            return  # nobody waits for what it would return
         conn = self._conn
         delay = 0.2
         while True:

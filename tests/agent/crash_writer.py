@@ -5,11 +5,13 @@ from __future__ import annotations
 import sys
 import threading
 
+from agent.daemon import lifeline
 from agent.daemon.store import Writer
 
 
 def main(path: str) -> None:
     """Append from four threads until killed; print `seq` lines after each commit returns."""
+    lifeline.watch_from_env()  # a test run that dies takes this writer with it
     writer = Writer(path, "crash")
     lock = threading.Lock()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.daemon import lifeline
 from agent.daemon.store import (
     Store,
     StoreError,
@@ -187,7 +188,7 @@ def test_sigkill_never_loses_an_acknowledged_event(tmp_path: Path) -> None:
     rng = random.Random(20261129)
     acknowledged: set[int] = set()
     for _ in range(50):
-        proc = subprocess.Popen(
+        proc = lifeline.popen(
             [sys.executable, "-m", "tests.agent.crash_writer", db],
             stdout=subprocess.PIPE,
             text=True,
@@ -235,3 +236,21 @@ def test_a_waiter_that_gives_up_never_stops_the_writer(tmp_path: Path) -> None:
         assert after.seq == 2
     finally:
         store.close()
+
+
+def test_a_caller_that_gives_up_does_not_stop_the_writer(tmp_path: Path) -> None:
+    """A task cancelled while its append waits (as every task is when the daemon stops) must not
+    end the writer thread: later appends, such as `agent.stopped`, still commit."""
+    db = str(tmp_path / "t.db")
+    w = Writer(db, "wb1")
+    futures = [w.submit("test.append", {"i": i}) for i in range(500)]
+    given_up = sum(f.cancel() for f in futures)
+    last = w.submit("agent.stopped", {"reason": "signal"})
+    try:
+        assert last.result(10).seq == 501
+    finally:
+        w.close()
+    assert given_up > 0  # some were still queued when cancelled: the case under test happened
+    store = Store(db)
+    assert store.count() == 501  # handed over is stored, whether its caller waited or not
+    store.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 from pymodbus.client import ModbusTcpClient
 
 from agent.cli.commands.simulate import load_map
+from agent.daemon import lifeline
 from drivers.modbus_points import decode
 from drivers.packer_sim import BAGS_START, Packer, default_points
 from tests.daemon import tally
@@ -50,7 +51,7 @@ def test_stops_and_power_cycles_happen() -> None:
 
 
 def test_simulator_serves_the_map_and_ends_on_sigterm() -> None:
-    proc = subprocess.Popen(
+    proc = lifeline.popen(
         [
             sys.executable,
             "-m",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import serial
 
+from agent.daemon import lifeline
 from agent.domain.capture import Capture, Captured, CaptureSettings
 from drivers.scale import Reading, make_splitter
 from tests.daemon import tally
@@ -20,10 +21,10 @@ PROTOCOLS = ["toledo", "xk3190", "xk3190-eq", "ascii"]
 
 
 def _start(protocol: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
+    return lifeline.popen(
         [sys.executable, "-m", "agent.cli", "simulate", "scale", "--protocol", protocol,
          "--rate", "100", "--weights", ",".join(map(str, WEIGHTS)), "--trucks", "2",
-         "--empty-s", "0.3", "--ramp-s", "0.4", "--settle-s", "1.5", "--seed", "7"],
+         "--empty-s", "2", "--ramp-s", "0.4", "--settle-s", "1.5", "--seed", "7"],
         stdout=subprocess.PIPE,
     )  # fmt: skip
 
@@ -91,7 +92,7 @@ def test_simulator_refuses_bad_options_in_one_sentence() -> None:
 
 
 def test_simulator_ends_on_sigterm(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
+    proc = lifeline.popen(
         [sys.executable, "-m", "agent.cli", "simulate", "scale", "--protocol", "xk3190"],
         stdout=subprocess.PIPE,
     )
@@ -104,7 +105,7 @@ def test_simulator_ends_on_sigterm(tmp_path: Path) -> None:
 
 
 def test_a_bag_scale_simulator_shows_hundredths_that_capture_exactly() -> None:
-    proc = subprocess.Popen(
+    proc = lifeline.popen(
         [sys.executable, "-m", "agent.cli", "simulate", "scale", "--protocol", "ascii",
          "--rate", "100", "--division-kg", "0.01", "--weights", "50.12,49.94", "--trucks", "2",
          "--empty-s", "0.3", "--ramp-s", "0.2", "--settle-s", "1.5", "--noise-kg", "0"],

@@ -7,11 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from agent.daemon import lifeline
 from tests.daemon import Daemon, tally, wait_for, write_config
 
 
 def test_daemon_captures_the_simulators_trucks(tmp_path: Path) -> None:
-    sim = subprocess.Popen(
+    sim = lifeline.popen(
         [sys.executable, "-m", "agent.cli", "simulate", "scale", "--protocol", "toledo",
          "--rate", "20", "--weights", "14800,43500", "--empty-s", "2.5", "--ramp-s", "1",
          "--settle-s", "3", "--seed", "3"],

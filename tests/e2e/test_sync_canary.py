@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 from agent.config import load
+from agent.daemon import lifeline
 from agent.daemon.client import DaemonUnavailable, request
 from tests.daemon import tally, wait_for, write_config
 from tests.sync.helpers import Receiver, write_private
@@ -26,7 +26,7 @@ def test_the_token_never_leaks(tmp_path: Path) -> None:
     socket_path = load(config, check_paths=False).terminal.socket
     log_path = tmp_path / "agent" / "daemon.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
+        proc = lifeline.popen(
             [sys.executable, "-m", "agent.cli", "-v", "run", "--config", str(config)],
             stdout=log,
             stderr=log,

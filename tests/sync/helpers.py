@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from agent.config import SyncConfig
+from agent.daemon import lifeline
 from agent.daemon.alerts import Alerts
 from agent.daemon.hub import Hub
 from agent.daemon.store import Store, Writer
@@ -49,7 +50,7 @@ class Receiver:
     def start(self, timeout: float = 20) -> Receiver:
         """Start and wait for the `listening URL` line."""
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child writes it
-        self.proc = subprocess.Popen(
+        self.proc = lifeline.popen(
             [
                 sys.executable,
                 "-m",

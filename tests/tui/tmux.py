@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import sys
 import uuid
+
+from agent.daemon import lifeline
+
+# The tmux server is a daemon, not our child: a guard on the test run's lifeline ends it (and
+# with it, by SIGHUP, the command in the pane) if the test run dies before `close`.
+GUARD = (
+    "import subprocess, sys\n"
+    "from agent.daemon import lifeline\n"
+    "fd = lifeline.take_from_env()\n"
+    "assert fd is not None\n"
+    "lifeline.wait_closed(fd)\n"
+    "subprocess.run(['tmux', '-L', sys.argv[1], 'kill-server'], capture_output=True)\n"
+)
 
 
 class Tmux:
@@ -12,6 +26,9 @@ class Tmux:
 
     def __init__(self, argv: list[str], size: tuple[int, int] = (100, 30)) -> None:
         self.server = f"tally-{uuid.uuid4().hex[:8]}"
+        self._guard = lifeline.popen(
+            [sys.executable, "-c", GUARD, self.server], start_new_session=True
+        )
         cmd = "exec " + shlex.join(argv)
         self._tmux("new-session", "-d", "-s", "t", "-x", str(size[0]), "-y", str(size[1]), cmd)
 
@@ -33,6 +50,12 @@ class Tmux:
         """The process id of the command in the pane."""
         return int(self._tmux("list-panes", "-t", "t", "-F", "#{pane_pid}").split()[0])
 
+    def kill_session(self) -> None:
+        """`tmux kill-session`: what closing the terminal window does to the command (SIGHUP)."""
+        self._tmux("kill-session", "-t", "t")
+
     def close(self) -> None:
         """End our tmux server (and the command in it)."""
         subprocess.run(["tmux", "-L", self.server, "kill-server"], capture_output=True, timeout=10)
+        self._guard.kill()
+        self._guard.wait()

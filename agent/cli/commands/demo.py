@@ -2,7 +2,10 @@
 
 Reading order: `main` → `Plant.start` (the five processes) → `Driver.truck` (one visit through
 every stage) → `summary` (what was weighed, counted and synced). Everything runs in a temporary
-folder on 127.0.0.1; every child is ended on the way out, also on Ctrl-C and SIGTERM.
+folder on 127.0.0.1. Nothing is left behind: on the way out (a clean exit, an error, Ctrl-C,
+SIGTERM, or SIGHUP when the terminal closes) the demo ends every child and removes the folder
+itself; when it is killed outright, every child holds its lifeline (agent.daemon.lifeline), sees
+it close and stops by itself, and the reaper started first removes the folder after them.
 """
 
 from __future__ import annotations
@@ -98,11 +101,15 @@ def main(args: argparse.Namespace) -> int:
     if args.seconds <= 0:
         raise UsageError("--seconds must be a positive number of seconds")
 
+    from agent.daemon import lifeline
+
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_term)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_term)
     folder = Path(tempfile.mkdtemp(prefix="tally-demo-"))
+    lifeline.start_reaper(folder, keep=args.keep)  # for when this process is killed outright
     plant = Plant(folder, args.language, log=None if args.json else sys.stderr)
     try:
         plant.start()
@@ -159,9 +166,11 @@ class Plant:
         import sys
         import threading
 
+        from agent.daemon import lifeline
+
         log_path = self.folder / f"{name}.log"
         log = open(log_path, "ab")  # noqa: SIM115 - the child writes to it for its whole life
-        proc = subprocess.Popen(
+        proc = lifeline.popen(
             [sys.executable, "-m", "agent.cli", *argv],
             stdout=subprocess.PIPE,
             stderr=log,
@@ -244,11 +253,12 @@ class Plant:
     def spawn_daemon(self) -> None:
         """`tally run`: it prints nothing on stdout, so readiness is its answer to ping."""
         import os
-        import subprocess
         import sys
 
+        from agent.daemon import lifeline
+
         log = open(self.folder / "daemon.log", "ab")  # noqa: SIM115
-        proc = subprocess.Popen(
+        proc = lifeline.popen(
             [sys.executable, "-m", "agent.cli", "run", "--config", str(self.config)],
             stdout=log,
             stderr=log,
@@ -337,10 +347,10 @@ class Plant:
     def summary(self, seconds: float) -> dict[str, Any]:
         """Counts from the daemon's database, once the receiver holds every event (or time out)."""
         import json
-        import subprocess
         import sys
         import time
 
+        from agent.daemon import lifeline
         from agent.daemon.store import Store
 
         store = Store(str(self.database))
@@ -348,7 +358,7 @@ class Plant:
         try:
             while True:
                 events = store.count()
-                out = subprocess.run(
+                out = lifeline.run(
                     [
                         sys.executable,
                         "-m",
