@@ -9,6 +9,7 @@ def factories() -> list[ServiceFactory]:
     """Every capability's service factory, devices first, sync last."""
     from agent.daemon import health
     from agent.daemon.services import notes, packers, scales, spotchecks, visits, window_services
+    from sync.replica import service as replica
     from sync.sender import forwarder
 
     return [
@@ -20,4 +21,5 @@ def factories() -> list[ServiceFactory]:
         spotchecks.build,
         notes.build,
         forwarder.build,
+        replica.build,
     ]
