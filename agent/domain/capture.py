@@ -18,6 +18,7 @@ Weight = int | Decimal
 _EPS = 1e-9
 GAP_FACTOR = 2.5
 GAP_HISTORY = 16
+BURST_S = 0.001  # frames closer than this arrived in one read
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +120,10 @@ class GapDetector:
         missing = gap > self.silence_s
         if len(self._gaps) >= 4:
             missing = missing or gap > GAP_FACTOR * statistics.median(self._gaps)
-        if not missing:
+        if not missing and gap > BURST_S:
+            # Frames read together (buffered while the reader was busy) carry one time: such
+            # zero gaps are not the line's pace, and a history of them would call every
+            # later frame late for good.
             self._gaps.append(gap)
         return missing
 

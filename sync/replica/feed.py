@@ -54,6 +54,7 @@ class Notifier:
 
     def __init__(self) -> None:
         self.version = 0
+        self.closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: set[asyncio.Future[None]] = set()
 
@@ -71,6 +72,11 @@ class Notifier:
                 return
         if not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._wake)
+
+    def close(self) -> None:
+        """The server is stopping: answer every waiting long-poll now (on the loop)."""
+        self.closed = True
+        self._wake()
 
     def _wake(self) -> None:
         self.version += 1
@@ -192,7 +198,7 @@ def pull_endpoint(
                     collect, holder, req, format_at(datetime.now(UTC))
                 )
                 left = deadline - time.monotonic()
-                if n or left <= 0 or await request.is_disconnected():
+                if n or left <= 0 or notifier.closed or await request.is_disconnected():
                     break
                 await notifier.wait(version, min(left, 1.0))
         finally:

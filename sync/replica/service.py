@@ -133,8 +133,15 @@ class Puller:
     async def run(self) -> None:
         """Pull, store, repeat; back off (jittered) while the source cannot be reached."""
         cfg = self.cfg
+        # Loading the CA bundle takes a while: never on the loop, where it would delay the
+        # scale's frames (a burst of buffered frames confuses the capture's gap detector).
+        tls = (
+            self.tls
+            if self.tls is not None
+            else await asyncio.to_thread(ssl.create_default_context)
+        )
         async with httpx.AsyncClient(
-            verify=self.tls if self.tls is not None else True,
+            verify=tls,
             timeout=httpx.Timeout(cfg.timeout_s + cfg.wait_s, connect=cfg.timeout_s),
             transport=self.transport,
             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
@@ -281,6 +288,7 @@ class FeedServer:
         try:
             await server.serve()
         except asyncio.CancelledError:
+            self.notifier.close()
             server.should_exit = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.shutdown(), 3)

@@ -325,3 +325,13 @@ def test_identical_frames_on_an_empty_deck_are_not_frozen() -> None:
 def test_varying_frames_never_freeze() -> None:
     watch = FrozenWatch(min_weight_kg=500, frozen_s=5)
     assert [watch.feed(float(t), bytes([t % 2]), 40_000) for t in range(100)] == [None] * 100
+
+
+def test_a_burst_of_buffered_frames_does_not_make_every_later_frame_late() -> None:
+    """Frames read in one go share a time; after such a burst the usual pace is not a gap."""
+    from agent.domain.capture import GapDetector
+
+    gaps = GapDetector(silence_s=2.0)
+    burst = [gaps.missed(1.0) for _ in range(20)]
+    paced = [gaps.missed(1.0 + 0.05 * i) for i in range(1, 40)]
+    assert (any(burst), any(paced)) == (False, False)
