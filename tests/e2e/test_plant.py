@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 import subprocess
 import sys
 import tomllib
@@ -249,3 +250,128 @@ def test_a_feed_refuses_a_pull_without_a_valid_token(plant: Plant) -> None:
     assert "gate1" in {s["terminal"] for s in answer.json()["streams"]}
     central = httpx.post(f"{plant.receiver.url}/v1/pull", json=body)
     assert central.status_code == 401
+
+
+def active_alerts(d: Daemon) -> set[str]:
+    return {a["alert"] for a in d.request("status")["alerts"]}
+
+
+def test_a_silent_source_raises_peer_unreachable_and_contact_clears_it(tmp_path: Path) -> None:
+    port = free_port()
+    token = write_private(tmp_path / "token", TOKENS["gate1"])
+    config = write_config(
+        tmp_path / "gate1",
+        f'[[peer]]\nname = "central"\nurl = "http://127.0.0.1:{port}"\n'
+        f'token_file = "{token}"\nwait_s = 1.0\nbackoff_max_s = 0.5\nunreachable_alert_s = 1\n',
+        terminal="gate1",
+    )
+    receiver = Receiver(tmp_path / "receiver", f"gate1:{TOKENS['gate1']}\n")
+    receiver.port = port
+    with Daemon(config) as d:
+        wait_for(lambda: "peer_unreachable.central" in active_alerts(d), DEADLINE_S)
+        peer = d.request("replicas.status")["peers"][0]
+        assert (peer["name"], peer["state"], peer["last_contact"]) == (
+            "central",
+            "unreachable",
+            None,
+        )
+        with receiver:
+            wait_for(lambda: "peer_unreachable.central" not in active_alerts(d), DEADLINE_S)
+            peer = d.request("replicas.status")["peers"][0]
+            assert (peer["state"], peer["events_behind"]) == ("up to date", 0)
+            text = tally("status", "--config", str(config)).stdout
+            assert "  plant     central: up to date, lag 0 s, 0 events behind" in text
+
+
+def open_visits(plant: Plant, t: str) -> list[tuple[str, str]]:
+    snap = plant.daemons[t].request("visits.list", live=False)
+    return sorted((v["visit"], v["stage"]) for v in snap["open"])
+
+
+def test_a_partition_heals_into_one_plant_timeline(plant: Plant) -> None:
+    """The receiver and the peers go away in the middle of the visits; each terminal keeps
+    recording; afterwards every terminal and the receiver hold the same events, visits and
+    KPI report."""
+    gate, pk = plant.configs["gate1"], plant.configs["pk1"]
+    first = ctl(
+        gate,
+        "arrive",
+        "--plate",
+        "苏A10001",
+        "--order",
+        "SO1",
+        "--product",
+        "P.O 42.5",
+        "--load",
+        "bagged",
+        "--planned-kg",
+        "30000",
+    )["visit"]
+    ctl(gate, "gate-in", "--plate", "苏A10001")
+    plant.everywhere(first, lambda v: v["stage"] == "gated_in")
+
+    # Partition: gate1 alone (receiver, wb1 and pk1 stopped) records a new truck.
+    plant.receiver.stop()
+    plant.stop("wb1", "pk1")
+    second = ctl(
+        gate,
+        "arrive",
+        "--plate",
+        "苏A10002",
+        "--order",
+        "SO2",
+        "--product",
+        "P.O 42.5",
+        "--load",
+        "bagged",
+        "--planned-kg",
+        "20000",
+    )["visit"]
+    ctl(gate, "gate-in", "--plate", "苏A10002")
+    # ... then pk1 alone (gate1 stopped too) loads the truck it already knew.
+    plant.stop("gate1")
+    plant.start("pk1")
+    ctl(pk, "loading-start", "--plate", "苏A10001", "--point", "line1")
+    assert plant.visit("pk1", second) is None  # it cannot know the truck gate1 saw alone
+
+    # Heal.
+    plant.receiver.start()
+    plant.start("gate1", "wb1")
+    plant.everywhere(second, lambda v: v["stage"] == "gated_in")
+    plant.everywhere(first, lambda v: v["stage"] == "loading")
+    expected = open_visits(plant, "gate1")
+    assert sorted(stage for _, stage in expected) == ["gated_in", "loading"]
+    for t in TERMINALS:
+        wait_for(lambda t=t: open_visits(plant, t) == expected, DEADLINE_S)
+
+    # No event lost or doubled: every node holds each stream whole, once.
+    def held(t: str) -> dict[str, int]:
+        conn = sqlite3.connect(plant.tmp / t / "tally.db")
+        try:
+            own = conn.execute("SELECT count(*), max(seq) FROM events").fetchone()
+            foreign = conn.execute(
+                "SELECT terminal, count(*), max(seq), min(seq) FROM foreign_events"
+                " GROUP BY terminal, epoch"
+            ).fetchall()
+        finally:
+            conn.close()
+        out = {t: own[1]}
+        for term, n, top, low in foreign:
+            assert (n, low) == (top, 1), f"{t} holds {term} with a gap or a double"
+            out[term] = top
+        return out
+
+    def converged() -> bool:
+        views = [held(t) for t in TERMINALS]
+        central = {
+            term: top
+            for term, top in plant.receiver.rows(
+                "SELECT terminal, max(seq) FROM events GROUP BY terminal"
+            )
+        }
+        return all(v == views[0] for v in views) and views[0] == central
+
+    wait_for(converged, DEADLINE_S)
+    day = local_day(plant.visit("gate1", first)["stage_since"])  # type: ignore[index]
+    central = central_kpi(plant, day)
+    assert all(kpi(plant.configs[t], day) == central for t in TERMINALS)
