@@ -672,6 +672,19 @@ def health(states: Mapping[str, Any], tz: tzinfo, w: Words) -> HealthView:
         add("sync.error", text(sync.get("last_error")), "bad" if sync.get("last_error") else "")
         dead = _num(sync.get("dead_letters"))
         add("sync.dead", text(sync.get("dead_letters")), "bad" if dead else "")
+    for peer in _list(_dict(states.get("replicas")).get("peers")):
+        peer = _dict(peer)
+        state = text(peer.get("state"))
+        value = (
+            f"{state}, {w('replica.lag')} {fixed(peer.get('lag_s'), 0)} s, "
+            f"{text(peer.get('events_behind'))} {w('replica.behind')}, "
+            f"{w('replica.contact')} {clock(peer.get('last_contact'), tz)}"
+        )
+        tone = "bad" if peer.get("state") == "unreachable" else ""
+        key = f"replica.{text(peer.get('name'))}"
+        status.append(
+            Row(key, (Cell(f"{w('replica')} {text(peer.get('name'))}"), Cell(value, tone)))
+        )
     add("health.version", text(h.get("version")))
     uptime = _num(h.get("uptime_s"))
     add(
