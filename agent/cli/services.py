@@ -8,7 +8,15 @@ from agent.daemon.runtime import ServiceFactory
 def factories() -> list[ServiceFactory]:
     """Every capability's service factory, devices first, sync last."""
     from agent.daemon import health
-    from agent.daemon.services import notes, packers, scales, spotchecks, visits, window_services
+    from agent.daemon.services import (
+        notes,
+        packers,
+        plant,
+        scales,
+        spotchecks,
+        visits,
+        window_services,
+    )
     from sync.replica import service as replica
     from sync.sender import forwarder
 
@@ -20,6 +28,7 @@ def factories() -> list[ServiceFactory]:
         window_services.build,
         spotchecks.build,
         notes.build,
+        plant.build,
         forwarder.build,
         replica.build,
     ]

@@ -107,7 +107,7 @@ class Plant:
             "wb1": f'[[scale]]\nname = "scale1"\nport = "{scale_port}"\nprotocol = "xk3190"\n'
             "hold_s = 1.0\nmin_samples = 3\nclear_s = 0.3\n",
             "pk1": packer_block(packer_port),
-            "gate1": "",
+            "gate1": "[kpi]\nqueue_alert = 0\n",  # one truck waiting raises queue_long
         }
         self.daemons: dict[str, Daemon] = {}
 
@@ -205,7 +205,15 @@ def test_a_truck_through_three_terminals_shows_on_each(plant: Plant) -> None:
         "30000",
     )["visit"]
     plant.everywhere(vid, lambda v: v["stage"] == "arrived")
+
+    # The gate's queue_long reaches the packing line (plant-wide attention).
+    def gate_alerts_at_pk1() -> set[tuple[str, str]]:
+        shown = plant.daemons["pk1"].request("plant.status")["alerts"]
+        return {(a["terminal"], a["alert"]) for a in shown}
+
+    wait_for(lambda: ("gate1", "queue_long") in gate_alerts_at_pk1(), DEADLINE_S)
     ctl(gate, "gate-in", "--plate", PLATE)
+    wait_for(lambda: ("gate1", "queue_long") not in gate_alerts_at_pk1(), DEADLINE_S)
     plant.everywhere(vid, lambda v: v["stage"] == "gated_in")
 
     queue_before(plant.daemons["wb1"], wb, PLATE, TARE)
