@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.daemon import Daemon, scale_simulator, tally, wait_for, write_config
-from tests.e2e.test_visits_ctl import ctl, local_day
+from tests.e2e.test_visits_ctl import ctl, local_day, refused
 from tests.e2e.test_visits_scale import GROSS, TARE, queue_before
 from tests.sync.helpers import Receiver, write_private
 
@@ -341,6 +341,12 @@ def test_a_partition_heals_into_one_plant_timeline(plant: Plant) -> None:
     plant.start("pk1")
     ctl(pk, "loading-start", "--plate", "苏A10001", "--point", "line1")
     assert plant.visit("pk1", second) is None  # it cannot know the truck gate1 saw alone
+    message = refused(pk, "loading-start", "--plate", "苏A10002", "--point", "line1")
+    assert message.startswith(
+        "tally: plate 苏A10002 has no open visit; record its arrival first;"
+        " this terminal may not have the other terminals' latest events: "
+    )
+    assert "gate1 (" in message and "central (" in message
 
     # Heal.
     plant.receiver.start()

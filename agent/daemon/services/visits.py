@@ -266,7 +266,7 @@ class VisitsService:
             try:
                 commands = command(self.proj, op, req, cctx)
             except Refusal as exc:
-                raise CommandError(str(exc)) from None
+                raise CommandError(str(exc) + self._lag_note()) from None
             await self._append(commands)
             await self._react()
         self.wake.set()
@@ -275,6 +275,19 @@ class VisitsService:
         if op == "visit.arrive":
             return {"visit": first["visit"], "plate": first["plate"]}
         return v.to_dict(self.proj.loaded) if v else None
+
+    def _lag_note(self) -> str:
+        """Why this terminal may not know a fact yet: the sources it lags behind, if any."""
+        behind = [
+            f"{p.get('name')} ({p.get('state')}, last contact {p.get('last_contact') or 'never'})"
+            for p in (self.ctx.hub.get("replicas") or {}).get("peers", [])
+            if isinstance(p, dict) and p.get("state") != "up to date"
+        ]
+        if not behind:
+            return ""
+        return "; this terminal may not have the other terminals' latest events: " + ", ".join(
+            behind
+        )
 
     async def _list(self, req: dict[str, Any]) -> Any:
         async with self.lock:
