@@ -95,6 +95,7 @@ class Timeline:
         cut = len(self.tail) - self.keep
         for ev in self.tail[:cut]:
             self.base.apply(ev)
+            self.seen.discard(ev.id)  # anything that old is caught by base_key instead
         self.base.dirty.clear()
         self.base.pending_auto.clear()
         self.base_key = self.tail_keys[cut - 1]
