@@ -146,7 +146,7 @@ class Plant:
         for t in names or TERMINALS:
             d = self.daemons.pop(t, None)
             if d is not None:
-                d.stop()
+                d.stop(timeout=60)  # generous: the machine may be busy
 
     def visit(self, t: str, vid: str) -> dict[str, Any] | None:
         r = tally("ctl", "--config", str(self.configs[t]), "--json", "visits", "--visit", vid)
