@@ -140,6 +140,34 @@ class SyncConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PeerConfig:
+    """A source of the plant timeline this terminal pulls from: another terminal's feed or
+    the central receiver (docs/replication.md)."""
+
+    name: str
+    url: str
+    token_file: str
+    ca_file: str = ""
+    client_cert: str = ""
+    client_key: str = ""
+    wait_s: float = 25.0
+    timeout_s: float = 10.0
+    batch_max: int = 2000
+    backoff_max_s: float = 30.0
+    unreachable_alert_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class FeedConfig:
+    """The read-only feed this terminal serves to the other terminals."""
+
+    listen: str
+    tokens_file: str
+    cert_file: str = ""
+    key_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class StorageConfig:
     """Retention of acknowledged events and the free-disk floor."""
 
@@ -260,6 +288,8 @@ class Config:
     scales: tuple[ScaleConfig, ...] = ()
     packers: tuple[PackerConfig, ...] = ()
     sync: SyncConfig | None = None
+    peers: tuple[PeerConfig, ...] = ()
+    feed: FeedConfig | None = None
     storage: StorageConfig = field(default_factory=StorageConfig)
     kpi: KpiConfig = field(default_factory=KpiConfig)
     checks: ChecksConfig = field(default_factory=ChecksConfig)
@@ -328,6 +358,13 @@ def _url(value: Any) -> str | None:
 
 
 MAX_SOCKET_BYTES = 107  # sun_path holds 108 bytes with the terminating NUL
+
+
+def _listen(value: Any) -> str | None:
+    host, sep, port = str(value).rpartition(":")
+    if not sep or not host.strip("[]") or not port.isdigit() or not 0 <= int(port) <= 65535:
+        return 'must be HOST:PORT, for example "0.0.0.0:8401"'
+    return None
 
 
 def _socket_path(value: Any) -> str | None:
@@ -403,6 +440,20 @@ _CHECKS: dict[type, dict[str, Check]] = {
         "retry_after_max_s": _range(1, 86_400),
         "backoff_max_s": _range(0.1, 86_400),
     },
+    PeerConfig: {
+        "name": _pattern(NAME, "a short name of a-z, 0-9, '_' and '-'"),
+        "url": _url,
+        "token_file": _nonempty,
+        "wait_s": _range(0, 25),
+        "timeout_s": _range(0.1, 3600),
+        "batch_max": _range(1, 2000),
+        "backoff_max_s": _range(0.1, 86_400),
+        "unreachable_alert_s": _range(1, 86_400),
+    },
+    FeedConfig: {
+        "listen": _listen,
+        "tokens_file": _nonempty,
+    },
     StorageConfig: {
         "retention_days": _range(1, 36_500),
         "min_free_mb": _range(0, 10_000_000),
@@ -461,6 +512,8 @@ _SECTIONS = {
     "scale": ScaleConfig,
     "packer": PackerConfig,
     "sync": SyncConfig,
+    "peer": PeerConfig,
+    "feed": FeedConfig,
     "storage": StorageConfig,
     "kpi": KpiConfig,
     "checks": ChecksConfig,
@@ -469,7 +522,7 @@ _SECTIONS = {
     "display": DisplayConfig,
     "board": BoardConfig,
 }
-_LISTS = {"scale", "packer", "printer", "display"}
+_LISTS = {"scale", "packer", "printer", "display", "peer"}
 
 
 def _type_name(tp: Any) -> str:
@@ -724,6 +777,9 @@ def parse(data: Mapping[str, Any], path: str = "") -> Config:
         problems.append("terminal: is required ([terminal] with at least id)")
     elif "id" not in data["terminal"]:
         problems.append("terminal.id: is required")
+    feed = built.get("feed")
+    if feed is not None and bool(feed.cert_file) != bool(feed.key_file):
+        problems.append("feed.cert_file: set both cert_file and key_file for TLS, or neither")
     if problems:
         raise ConfigError(problems)
     return Config(
@@ -731,6 +787,8 @@ def parse(data: Mapping[str, Any], path: str = "") -> Config:
         scales=built.get("scale", ()),
         packers=built.get("packer", ()),
         sync=built.get("sync"),
+        peers=built.get("peer", ()),
+        feed=built.get("feed"),
         storage=built.get("storage", StorageConfig()),
         kpi=built.get("kpi", KpiConfig()),
         checks=built.get("checks", ChecksConfig()),

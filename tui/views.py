@@ -672,6 +672,19 @@ def health(states: Mapping[str, Any], tz: tzinfo, w: Words) -> HealthView:
         add("sync.error", text(sync.get("last_error")), "bad" if sync.get("last_error") else "")
         dead = _num(sync.get("dead_letters"))
         add("sync.dead", text(sync.get("dead_letters")), "bad" if dead else "")
+    for peer in _list(_dict(states.get("replicas")).get("peers")):
+        peer = _dict(peer)
+        state = text(peer.get("state"))
+        value = (
+            f"{state}, {w('replica.lag')} {fixed(peer.get('lag_s'), 0)} s, "
+            f"{text(peer.get('events_behind'))} {w('replica.behind')}, "
+            f"{w('replica.contact')} {clock(peer.get('last_contact'), tz)}"
+        )
+        tone = "bad" if peer.get("state") == "unreachable" else ""
+        key = f"replica.{text(peer.get('name'))}"
+        status.append(
+            Row(key, (Cell(f"{w('replica')} {text(peer.get('name'))}"), Cell(value, tone)))
+        )
     add("health.version", text(h.get("version")))
     uptime = _num(h.get("uptime_s"))
     add(
@@ -688,6 +701,20 @@ def health(states: Mapping[str, Any], tz: tzinfo, w: Words) -> HealthView:
     add("health.last_seq", text(h.get("last_seq")))
     add("health.last_weighing", clock(h.get("last_weighing_at"), tz))
     alerts = []
+    plant = _dict(states.get("plant"))
+    for a in [*_list(plant.get("alerts")), *_list(plant.get("offline"))]:
+        a = _dict(a)
+        what = text(a.get("alert") or a.get("device"))
+        alerts.append(
+            Row(
+                f"{text(a.get('terminal'))}:{what}",
+                (
+                    Cell(f"{text(a.get('terminal'))} {what}", "warn"),
+                    Cell(text(a.get("detail") or a.get("reason"))),
+                    Cell(clock(a.get("since"), tz)),
+                ),
+            )
+        )
     for a in _list(_dict(states.get("alerts")).get("active")):
         a = _dict(a)
         alerts.append(
@@ -735,6 +762,20 @@ def board(states: Mapping[str, Any], now: datetime, w: Words) -> BoardView:
         if p.get("running") is not False:
             continue
         s = _dict(p.get("stopped"))
+        repair = s.get("expected_repair_min")
+        stopped.append(
+            Row(
+                name,
+                (
+                    Cell(name, "bad"),
+                    Cell(text(s.get("reason"))),
+                    Cell(w("repair.min", n=repair) if isinstance(repair, int) else NONE),
+                ),
+            )
+        )
+    for s in _list(_dict(states.get("plant")).get("stopped")):
+        s = _dict(s)
+        name = f"{text(s.get('terminal'))} {text(s.get('packer'))}"
         repair = s.get("expected_repair_min")
         stopped.append(
             Row(

@@ -12,12 +12,14 @@ def factories() -> list[ServiceFactory]:
         displays,
         notes,
         packers,
+        plant,
         scales,
         spotchecks,
         tickets,
         visits,
         window_services,
     )
+    from sync.replica import service as replica
     from sync.sender import forwarder
 
     return [
@@ -30,5 +32,7 @@ def factories() -> list[ServiceFactory]:
         notes.build,
         tickets.build,
         displays.build,
+        plant.build,
         forwarder.build,
+        replica.build,
     ]

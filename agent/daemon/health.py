@@ -76,6 +76,7 @@ def summarize(
     last_weighing: Mapping[str, Any] | None,
     alerts: list[dict[str, Any]],
     clock_stepped_at: str | None,
+    replicas: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The `status` answer: every health fact plus `healthy` and the problems that deny it."""
     problems: list[str] = []
@@ -123,6 +124,7 @@ def summarize(
         "clock": {"offset_ms": health.get("clock_offset_ms"), "stepped_at": clock_stepped_at},
         "last_weighing": dict(last_weighing) if last_weighing else None,
         "alerts": alerts,
+        "replicas": list(replicas or []),
     }
 
 
@@ -239,6 +241,7 @@ class HealthService:
             last_weighing=newest_weighing(self.last_weighing, self._scale_weighing()),
             alerts=list((ctx.hub.get("alerts") or {}).get("active", [])),
             clock_stepped_at=self.clock_stepped_at,
+            replicas=list((ctx.hub.get("replicas") or {}).get("peers", [])),
         )
 
     async def run(self) -> None:

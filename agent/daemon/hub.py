@@ -17,6 +17,7 @@ from agent.domain.events import Event
 #   sync           {"backlog", "oldest_unsent_s", "last_ack", "last_error", "dead_letters"}
 #   health         {"disk_free_mb", "disk_full", "clock", "last_seq", "version", ...}
 #   events         {"last": [envelope...]}  the most recent events, newest last
+#   replicas       {"peers": [{"name", "state", "last_contact", "lag_s", "events_behind", ...}]}
 
 
 class Hub:
@@ -26,6 +27,8 @@ class Hub:
         self.topics: dict[str, Any] = {}
         self._subs: set[_Subscriber] = set()
         self.event_listeners: list[Callable[[list[Event]], None]] = []
+        # Told of other terminals' events once they are stored here (the plant timeline).
+        self.foreign_listeners: list[Callable[[list[Event]], None]] = []
         self.watchers: list[Callable[[str, Any], None]] = []
         self._recent: list[dict[str, Any]] = []
 
@@ -48,6 +51,11 @@ class Hub:
         self._recent.extend(ev.to_dict() for ev in events)
         del self._recent[:-50]
         self.publish("events", {"last": list(self._recent[-20:])})
+
+    def on_foreign(self, events: list[Event]) -> None:
+        """Called on the loop after foreign events were stored: feeds the plant projections."""
+        for listener in list(self.foreign_listeners):
+            listener(events)
 
     def subscribe(self) -> _Subscriber:
         """A new subscriber that starts with every topic marked."""

@@ -71,6 +71,29 @@ def _migrations() -> Any:
             " at TEXT NOT NULL)"
         )
 
+    @m(name="0003_foreign_events")
+    def _foreign(db: Any) -> None:
+        # Other terminals' events, as they were written there (docs/replication.md).
+        db.execute(
+            "CREATE TABLE foreign_events (terminal TEXT NOT NULL, epoch TEXT NOT NULL,"
+            " seq INTEGER NOT NULL, kind TEXT NOT NULL, at TEXT NOT NULL,"
+            " mono_ns INTEGER NOT NULL, boot TEXT NOT NULL, data TEXT NOT NULL,"
+            " received_at TEXT NOT NULL, PRIMARY KEY (terminal, epoch, seq)) WITHOUT ROWID"
+        )
+        db.execute("CREATE INDEX foreign_events_at ON foreign_events (at)")
+        db.execute("CREATE INDEX foreign_events_kind ON foreign_events (kind, at)")
+        # Per origin stream: every seq up to through_seq is held (or was pruned at the source).
+        db.execute(
+            "CREATE TABLE replica_cursors (terminal TEXT NOT NULL, epoch TEXT NOT NULL,"
+            " through_seq INTEGER NOT NULL, PRIMARY KEY (terminal, epoch)) WITHOUT ROWID"
+        )
+        # The same (terminal, epoch, seq) seen with other content: kept for a person to see.
+        db.execute(
+            "CREATE TABLE replica_quarantine (id INTEGER PRIMARY KEY, terminal TEXT NOT NULL,"
+            " epoch TEXT NOT NULL, seq INTEGER NOT NULL, source TEXT NOT NULL,"
+            " envelope TEXT NOT NULL, at TEXT NOT NULL)"
+        )
+
     return m
 
 
@@ -226,6 +249,26 @@ class Store:
             (after, upto, *(_like_prefix(p) for p in prefixes), *kinds, limit),
         )
         return [_row_event(self.terminal, self.epoch, r) for r in rows]
+
+    def foreign_events(
+        self, *, prefixes: Sequence[str] = (), kinds: Sequence[str] = (), since_at: str = ""
+    ) -> list[Event]:
+        """Other terminals' events held here (docs/replication.md) whose kind starts with one
+        of `prefixes` or is one of `kinds` (neither: every kind), stamped at or after
+        `since_at`, in (at, terminal, epoch, seq) order."""
+        terms = ["kind LIKE ? ESCAPE '\\'"] * len(prefixes)
+        if kinds:
+            terms.append(f"kind IN ({', '.join('?' * len(kinds))})")
+        try:
+            rows = self._all(
+                "SELECT terminal, epoch, seq, kind, at, mono_ns, boot, data FROM foreign_events"
+                f" WHERE ({' OR '.join(terms) or '1'}) AND at >= ?"
+                " ORDER BY at, terminal, epoch, seq",
+                (*(_like_prefix(p) for p in prefixes), *kinds, since_at),
+            )
+        except sqlite3.OperationalError:
+            return []  # a database the daemon has not migrated yet holds none
+        return [Event(t, e, q, k, a, m, b, json.loads(d)) for t, e, q, k, a, m, b, d in rows]
 
     def events_since(self, kind: str, at: str) -> list[Event]:
         """Every event of exactly `kind` stamped at or after `at` (a stored UTC time), by seq."""

@@ -38,6 +38,10 @@ class Event:
     boot: str
     data: dict[str, Any]
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Event:
+        """An event is never edited, so copies of a projection share it."""
+        return self
+
     @property
     def id(self) -> str:
         """The idempotency identity `terminal:epoch:seq`."""

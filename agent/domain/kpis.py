@@ -13,6 +13,7 @@ from agent.domain.corrections import collect_corrections, corrected
 from agent.domain.events import Event, parse_at
 from agent.domain.kinds import Kind
 from agent.domain.marks import duration_ms
+from agent.domain.timeline import order_key
 from agent.domain.visit import fold_visits
 
 CHECKS = ("tare_fluctuation", "underloaded", "bagged_overweight")
@@ -24,9 +25,11 @@ def local_day(at: str, tz: ZoneInfo) -> date:
 
 
 def order(events: Iterable[Event]) -> list[Event]:
-    """Events deduplicated by id and ordered by (terminal, epoch, seq), never by timestamps."""
+    """Events deduplicated by id in plant-timeline order (`timeline.order_key`: a visit's
+    stages recorded on several terminals fold in the order they happened, the same on every
+    node and on the receiver)."""
     unique = {ev.id: ev for ev in events}
-    return sorted(unique.values(), key=lambda e: (e.terminal, e.epoch, e.seq))
+    return sorted(unique.values(), key=order_key)
 
 
 def compute(events: Iterable[Event], day: date, tz: ZoneInfo, cfg: KpiConfig) -> dict[str, Any]:

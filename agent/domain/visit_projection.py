@@ -49,8 +49,12 @@ class Projection:
     rebuild from the store and the live, incremental projection are the same fold.
     """
 
-    def __init__(self, kpi: KpiConfig | None = None) -> None:
+    def __init__(self, kpi: KpiConfig | None = None, own: str | None = None) -> None:
         self.kpi = kpi or KpiConfig()
+        # On a plant timeline, the terminal whose events call for reactions here: a capture is
+        # matched and a visit checked only by the terminal that recorded the change, so two
+        # terminals never append the same match or flag (None: every event, one terminal).
+        self.own = own
         self.visits: dict[str, VisitState] = {}
         self.open_by_plate: dict[str, str] = {}
         self.event_visit: dict[str, str] = {}  # event id → visit id (for corrections)
@@ -70,7 +74,9 @@ class Projection:
 
     def apply(self, ev: Event) -> None:
         """Fold one event in (events of kinds the projection does not use are only counted)."""
-        self.last_seq = max(self.last_seq, ev.seq)
+        mine = self.own is None or ev.terminal == self.own
+        if mine:
+            self.last_seq = max(self.last_seq, ev.seq)
         kind = ev.kind
         if not relevant(kind):
             return
@@ -100,7 +106,8 @@ class Projection:
             v.events.append((index, ev))
             self.event_visit[ev.id] = vid
             v.apply(ev, index)
-            self.dirty.add(vid)
+            if mine:
+                self.dirty.add(vid)
             if kind in (Kind.VISIT_GATE_IN, Kind.VISIT_WEIGHED):
                 marks = self.releases["gate" if kind == Kind.VISIT_GATE_IN else "scale"]
                 marks.append(Mark.of(ev))
@@ -131,7 +138,7 @@ class Projection:
             old, _ = self.unassigned.popitem(last=False)
             self.pending_auto.pop(old, None)
         v = visit_checks.auto_match(self.visits.values(), scale, _as_int(d.get("weight_kg")))
-        if v is not None:
+        if v is not None and (self.own is None or ev.terminal == self.own):
             self.pending_auto[w] = v.visit
 
     def _corrected(self, ev: Event) -> None:

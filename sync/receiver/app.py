@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agent import __version__
@@ -36,6 +36,8 @@ from sync.protocol import (
     idempotency_key,
 )
 from sync.receiver.store import ReceiverStore
+from sync.replica.feed import Notifier, pull_endpoint
+from sync.replica.wire import PULL_PATH, HeldRow, StreamMark
 from sync.tokens import TERMINAL, TokenTable
 
 log = logging.getLogger("tally.receiver")
@@ -216,6 +218,19 @@ def _bearer(request: Request, tokens: TokenTable) -> str | JSONResponse:
     return terminal
 
 
+class _Held:
+    """The pull feed's view of the receiver's store: every terminal's streams."""
+
+    def __init__(self, store: ReceiverStore) -> None:
+        self.store = store
+
+    def marks(self) -> list[StreamMark]:
+        return [StreamMark(*m) for m in self.store.marks()]
+
+    def rows_after(self, terminal: str, epoch: str, after: int, limit: int) -> list[HeldRow]:
+        return self.store.rows_after(terminal, epoch, after, limit)
+
+
 def create_app(
     store: ReceiverStore,
     tokens: TokenTable,
@@ -224,8 +239,15 @@ def create_app(
     timezone: str = "Asia/Shanghai",
     kpi: KpiConfig | None = None,
 ) -> Starlette:
-    """The ASGI app: POST /api/v1/events, GET /api/v1/kpi and GET /api/v1/health."""
+    """The ASGI app: POST /api/v1/events, GET /api/v1/kpi, GET /api/v1/health and the pull
+    feed POST /v1/pull over every stream stored (any terminal's token may read)."""
     kpi_cfg = kpi or KpiConfig()
+    notifier = Notifier()
+
+    def reader(request: Request) -> str | Response:
+        found = _bearer(request, tokens)
+        return found
+
     kpi_pool = concurrent.futures.ThreadPoolExecutor(KPI_WORKERS, thread_name_prefix="tally-kpi")
     # (day, zone) → (store version, report): callers of the same day share one computation,
     # and it is redone only after new events were stored.
@@ -269,6 +291,8 @@ def create_app(
                 "the server cannot store events right now; retry later",
                 {"Retry-After": str(DISK_RETRY_S)},
             )
+        if done.stored:
+            notifier.bump()
         return JSONResponse(
             {
                 "acked_through": done.acked_through,
@@ -327,6 +351,7 @@ def create_app(
             Route(EVENTS_PATH, post_events, methods=["POST"]),
             Route(KPI_PATH, get_kpi, methods=["GET"]),
             Route(HEALTH_PATH, get_health, methods=["GET"]),
+            Route(PULL_PATH, pull_endpoint(_Held(store), notifier, reader), methods=["POST"]),
         ]
     )
 

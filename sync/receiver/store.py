@@ -229,6 +229,27 @@ class ReceiverStore:
             ).fetchall()
         return [{"terminal": t, "epoch": e, "events": n, "max_seq": m} for t, e, n, m in rows]
 
+    def marks(self) -> list[tuple[str, str, int, int]]:
+        """Every stream stored: (terminal, epoch, lowest seq, highest seq), for the pull feed."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT terminal, epoch, min(seq), max(seq) FROM events"
+                " GROUP BY terminal, epoch ORDER BY terminal, epoch"
+            ).fetchall()
+        return [(t, e, int(lo), int(hi)) for t, e, lo, hi in rows]
+
+    def rows_after(
+        self, terminal: str, epoch: str, after: int, limit: int
+    ) -> list[tuple[str, str, int, str, str, int, str, str]]:
+        """Up to `limit` stored events of a stream with seq > `after`, in seq order."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT terminal, epoch, seq, kind, at, mono_ns, boot, data FROM events"
+                " WHERE terminal = ? AND epoch = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (terminal, epoch, after, limit),
+            ).fetchall()
+        return [tuple(r) for r in rows]
+
     def day_events(self, start_at: str, end_at: str, lookback_at: str) -> list[Event]:
         """The events a day's KPIs need, read through indexes (never the whole history).
 

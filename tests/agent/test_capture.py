@@ -345,3 +345,13 @@ def test_frames_read_together_share_a_time_and_still_capture() -> None:
         assert [(type(o).__name__, getattr(o, "weight_kg", None)) for o in outcomes] == [
             ("Captured", 20_000)
         ], per_read
+
+
+def test_a_burst_of_buffered_frames_does_not_make_every_later_frame_late() -> None:
+    """Frames read in one go share a time; after such a burst the usual pace is not a gap."""
+    from agent.domain.capture import GapDetector
+
+    gaps = GapDetector(silence_s=2.0)
+    burst = [gaps.missed(1.0) for _ in range(20)]
+    paced = [gaps.missed(1.0 + 0.05 * i) for i in range(1, 40)]
+    assert (any(burst), any(paced)) == (False, False)

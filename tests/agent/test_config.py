@@ -122,7 +122,7 @@ def test_bad_file_reports_every_problem_once_with_its_key_path() -> None:
     with pytest.raises(cfg.ConfigError) as info:
         cfg.parse(tomllib.loads(BAD))
     assert info.value.problems == [
-        "colour: unknown key; allowed keys are board, checks, display, kpi, packer, printer, scale, storage, sync, terminal, tickets",
+        "colour: unknown key; allowed keys are board, checks, display, feed, kpi, packer, peer, printer, scale, storage, sync, terminal, tickets",
         "terminal.timezon: unknown key; did you mean 'timezone'?",
         "terminal.id: must be 1 to 32 characters of a-z, 0-9 and '-', not 'WB 1'",
         "terminal.timezone: is not a known IANA time zone (for example 'Asia/Shanghai'),"
@@ -209,6 +209,8 @@ def test_sample_config_documents_every_key() -> None:
         cfg.PackerConfig,
         cfg.PointConfig,
         cfg.SyncConfig,
+        cfg.PeerConfig,
+        cfg.FeedConfig,
         cfg.StorageConfig,
         cfg.ChecksConfig,
         cfg.KpiConfig,

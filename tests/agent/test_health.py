@@ -90,6 +90,7 @@ def test_summary_of_a_healthy_terminal() -> None:
         "clock": {"offset_ms": 3, "stepped_at": None},
         "last_weighing": None,
         "alerts": [],
+        "replicas": [],
     }
 
 

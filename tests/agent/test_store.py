@@ -164,7 +164,7 @@ def test_wal_and_migrations_are_in_place(tmp_path: Path) -> None:
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     names = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations ORDER BY id")]
-    assert names == ["0001_events", "0002_dead_letters"]
+    assert names == ["0001_events", "0002_dead_letters", "0003_foreign_events"]
 
 
 def test_store_on_missing_file_says_what_to_do(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ JUNK: list[dict[str, Any]] = [
         "alerts": {"active": [None, {"since": 5}]},
         "sync": {"backlog": "many", "oldest_unsent_s": float("nan")},
         "health": {"uptime_s": "x", "clock_offset_ms": None},
+        "replicas": {"peers": [None, 3, {"name": None, "lag_s": "x"}]},
     },
 ]
 
@@ -102,3 +103,37 @@ def test_bag_scales_stay_off_the_weighbridge_and_their_progress_shows_on_loading
     )
     junk = {"checks": {"collecting": {"p": {"samples": 2, "samples_kg": "x"}, "q": None}}}
     assert [r.cells[3] for r in views.loading(junk, NOW, W).checks] == [Cell("2/—")]
+
+
+def test_the_health_pane_shows_each_plant_source() -> None:
+    peers = [
+        {
+            "name": "central",
+            "state": "up to date",
+            "lag_s": 0.2,
+            "events_behind": 0,
+            "last_contact": "2026-11-29T01:00:00.000Z",
+        },
+        {
+            "name": "gate1",
+            "state": "unreachable",
+            "lag_s": 310.0,
+            "events_behind": 4,
+            "last_contact": None,
+        },
+    ]
+    rows = [
+        r
+        for r in views.health({"replicas": {"peers": peers}}, SH, W).status
+        if r.key.startswith("replica.")
+    ]
+    assert [r.cells for r in rows] == [
+        (
+            Cell("plant source central"),
+            Cell("up to date, lag 0 s, 0 events behind, last contact 09:00"),
+        ),
+        (
+            Cell("plant source gate1"),
+            Cell("unreachable, lag 310 s, 4 events behind, last contact —", "bad"),
+        ),
+    ]

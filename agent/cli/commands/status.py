@@ -59,6 +59,18 @@ def render(summary: dict[str, Any]) -> str:
         if sync.get("last_error"):
             text += f", last error: {sync['last_error']}"
         lines.append(text)
+    for i, peer in enumerate(summary.get("replicas", [])):
+        head = "  plant     " if i == 0 else "            "
+        lag = peer.get("lag_s")
+        text = (
+            f"{head}{peer['name']}: {peer.get('state')}, lag "
+            f"{'?' if lag is None else _duration(lag)}, "
+            f"{'?' if peer.get('events_behind') is None else peer['events_behind']} events behind,"
+            f" last contact {peer.get('last_contact') or 'never'}"
+        )
+        if peer.get("last_error"):
+            text += f", last error: {peer['last_error']}"
+        lines.append(text)
     disk = summary["disk"]
     lines.append(
         f"  disk      {disk['free_mb']} MiB free of {disk['total_mb']} MiB at {disk['path']} "

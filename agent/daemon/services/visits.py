@@ -17,6 +17,7 @@ from agent.daemon.runtime import Context, Service
 from agent.daemon.store import Store
 from agent.domain import kpis
 from agent.domain.events import Event, format_at, uuid7
+from agent.domain.timeline import Timeline, fold
 from agent.domain.visit_commands import CommandContext, command
 from agent.domain.visit_inputs import Refusal
 from agent.domain.visit_projection import Projection, relevant
@@ -52,9 +53,17 @@ def kpi_relevant(kind: str) -> bool:
 
 
 def load_events(
-    store: Store, *, kpi: bool = False, upto: int | None = None, batch: int = 5000
+    store: Store,
+    *,
+    kpi: bool = False,
+    upto: int | None = None,
+    batch: int = 5000,
+    foreign: bool = True,
+    since_at: str = "",
 ) -> Iterator[Event]:
-    """The stored events the projection (or, with `kpi`, the KPI engine) uses, in seq order."""
+    """The stored events the projection (or, with `kpi`, the KPI engine) uses: this terminal's
+    in seq order (up to seq `upto`), then, with `foreign`, the other terminals' events held
+    here (stamped at or after `since_at`) in timeline order."""
     prefixes, kinds = _KPI_KINDS if kpi else _PROJECTION_KINDS
     last = upto if upto is not None else store.last_seq()
     after = 0
@@ -62,15 +71,22 @@ def load_events(
         events = store.events_between(after, last, prefixes=prefixes, kinds=kinds, limit=batch)
         yield from events
         if len(events) < batch:
-            return
+            break
         after = events[-1].seq
+    if foreign:
+        yield from store.foreign_events(prefixes=prefixes, kinds=kinds, since_at=since_at)
+
+
+def plant_projection(config: Config, own: str | None = None) -> Projection:
+    """An empty projection of the plant timeline as terminal `own` keeps it."""
+    return Projection(config.kpi, own=own)
 
 
 def rebuild_from(store: Store, config: Config, upto: int | None = None) -> Projection:
-    """The visit projection folded from the store (up to seq `upto`, else everything)."""
-    p = Projection(config.kpi)
-    for ev in load_events(store, upto=upto):
-        p.apply(ev)
+    """The visit projection of the plant timeline folded from the store: this terminal's events
+    (up to seq `upto`, else all) and the other terminals' events held here, in timeline order."""
+    own = config.terminal.id
+    p = fold(load_events(store, upto=upto), lambda: plant_projection(config, own))
     p.last_seq = max(p.last_seq, upto if upto is not None else store.last_seq())
     return p
 
@@ -110,16 +126,22 @@ class VisitsService:
         self.lock = asyncio.Lock()
         self.wake = asyncio.Event()
         self.wake.set()  # react once at start: a crash may have left a match or check undone
-        self.proj = rebuild_from(ctx.store, cfg)
+        own = cfg.terminal.id
+        self.timeline = Timeline(lambda: plant_projection(cfg, own))
+        self.own_last = ctx.store.last_seq()
+        self.timeline.refold(load_events(ctx.store, upto=self.own_last))
         horizon = format_at(datetime.now(UTC) - timedelta(days=KPI_WINDOW_DAYS))
         self.kpi_events = {
-            ev.seq: ev for ev in load_events(ctx.store, kpi=True) if ev.at >= horizon
+            ev.id: ev
+            for ev in load_events(ctx.store, kpi=True, since_at=horizon)
+            if ev.at >= horizon
         }
         self.kpi_dirty = True
         self.kpi_at = 0.0
         self.kpi_day: date | None = None
         self.pruned_at = time.monotonic()
         ctx.hub.event_listeners.append(self._on_events)
+        ctx.hub.foreign_listeners.append(self._on_foreign)
         ctx.hub.watchers.append(self._on_publish)
         for topic, value in list(ctx.hub.topics.items()):
             self._on_publish(topic, value)  # packers may have published before we listened
@@ -132,35 +154,66 @@ class VisitsService:
 
     # --- keeping the projection live -----------------------------------------------------------
 
+    @property
+    def proj(self) -> Projection:
+        """The projection of the plant timeline."""
+        return self.timeline.proj
+
+    def _refold(self) -> None:
+        """Fold the whole stored timeline again (an event sorted before the snapshot)."""
+        log.info("folding the plant timeline again from the store")
+        self.timeline.refold(load_events(self.ctx.store, upto=self.own_last))
+
     def _sync(self) -> None:
         """Fold in whatever the store has beyond the projection (the listener may lag)."""
         last = self.ctx.store.last_seq()
-        if last > self.proj.last_seq:
-            for ev in load_events(self.ctx.store, upto=last, batch=5000):
-                if ev.seq > self.proj.last_seq:
-                    self.proj.apply(ev)
-            self.proj.last_seq = last
+        if last > self.own_last:
+            prefixes, kinds = _PROJECTION_KINDS
+            events = self.ctx.store.events_between(
+                self.own_last, last, prefixes=prefixes, kinds=kinds, limit=1_000_000
+            )
+            self.own_last = last
+            self.timeline.add(events)
+        if self.timeline.stale:
+            self._refold()
 
     def _feed(self, events: list[Event]) -> bool:
-        """Fold in committed events in seq order; return whether the projection changed."""
-        changed = False
+        """Fold in committed own events in seq order; return whether the projection changed."""
+        fresh = []
         for ev in events:
-            if ev.seq <= self.proj.last_seq:
+            if ev.seq <= self.own_last:
                 continue
-            if ev.seq > self.proj.last_seq + 1:
+            if ev.seq > self.own_last + 1:
                 self._sync()  # a gap: read it from the store
-                changed = True
-                continue
-            self.proj.apply(ev)
-            changed = changed or relevant(ev.kind)
+                return True
+            self.own_last = ev.seq
+            if relevant(ev.kind):
+                fresh.append(ev)
+        changed = self.timeline.add(fresh)
+        if self.timeline.stale:
+            self._refold()
         return changed
 
     def _on_events(self, events: list[Event]) -> None:
         for ev in events:
-            if kpi_relevant(ev.kind) and ev.seq not in self.kpi_events:
-                self.kpi_events[ev.seq] = ev  # keyed by seq: a command's events come twice
+            if kpi_relevant(ev.kind) and ev.id not in self.kpi_events:
+                self.kpi_events[ev.id] = ev  # keyed by id: a command's events come twice
                 self.kpi_dirty = True
         if self._feed(events):
+            self._publish()
+            self.wake.set()
+
+    def _on_foreign(self, events: list[Event]) -> None:
+        """Other terminals' events, just stored here: fold them into the plant timeline."""
+        for ev in events:
+            if kpi_relevant(ev.kind):
+                self.kpi_events[ev.id] = ev
+                self.kpi_dirty = True
+        changed = self.timeline.add([ev for ev in events if relevant(ev.kind)])
+        if self.timeline.stale:
+            self._refold()
+            changed = True
+        if changed:
             self._publish()
             self.wake.set()
 
@@ -213,7 +266,7 @@ class VisitsService:
             try:
                 commands = command(self.proj, op, req, cctx)
             except Refusal as exc:
-                raise CommandError(str(exc)) from None
+                raise CommandError(str(exc) + self._lag_note()) from None
             await self._append(commands)
             await self._react()
         self.wake.set()
@@ -222,6 +275,19 @@ class VisitsService:
         if op == "visit.arrive":
             return {"visit": first["visit"], "plate": first["plate"]}
         return v.to_dict(self.proj.loaded) if v else None
+
+    def _lag_note(self) -> str:
+        """Why this terminal may not know a fact yet: the sources it lags behind, if any."""
+        behind = [
+            f"{p.get('name')} ({p.get('state')}, last contact {p.get('last_contact') or 'never'})"
+            for p in (self.ctx.hub.get("replicas") or {}).get("peers", [])
+            if isinstance(p, dict) and p.get("state") != "up to date"
+        ]
+        if not behind:
+            return ""
+        return "; this terminal may not have the other terminals' latest events: " + ", ".join(
+            behind
+        )
 
     async def _list(self, req: dict[str, Any]) -> Any:
         async with self.lock:
@@ -237,14 +303,13 @@ class VisitsService:
         async with self.lock:
             self._sync()
             fresh = await asyncio.to_thread(
-                rebuild_from, self.ctx.store, self.ctx.config, self.proj.last_seq
+                rebuild_from, self.ctx.store, self.ctx.config, self.own_last
             )
             matched = fresh.snapshot(live=False) == self.proj.snapshot(live=False)
             if not matched:
                 log.warning("the live visit projection differed from a rebuild; using the rebuild")
-                fresh.loaded = self.proj.loaded
-                fresh.dirty.clear()
-                self.proj = fresh
+                self._refold()
+                self.proj.dirty.clear()
                 self._publish()
             return {
                 "source": "daemon",
@@ -264,7 +329,7 @@ class VisitsService:
             day = today(self.tz)
         store, cfg, tz = self.ctx.store, self.ctx.config.kpi, self.tz
         return await asyncio.to_thread(
-            lambda: kpis.compute(load_events(store, kpi=True), day, tz, cfg)
+            lambda: kpis.compute(list(load_events(store, kpi=True)), day, tz, cfg)
         )
 
     # --- the service loop ----------------------------------------------------------------------
@@ -313,8 +378,8 @@ class VisitsService:
         visits = format_at(now - timedelta(days=KPI_WINDOW_DAYS))
         tallies = format_at(now - timedelta(days=TALLY_WINDOW_DAYS))
         self.kpi_events = {
-            seq: ev
-            for seq, ev in self.kpi_events.items()
+            key: ev
+            for key, ev in self.kpi_events.items()
             if ev.at >= (tallies if ev.kind == "packer.tally" else visits)
         }
 

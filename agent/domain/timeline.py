@@ -1,0 +1,110 @@
+"""The plant timeline: one visit projection folded from every terminal's events in one order,
+whatever order the streams arrive in (docs/replication.md)."""
+
+from __future__ import annotations
+
+import bisect
+import copy
+from collections.abc import Callable, Iterable
+
+from agent.domain.events import Event
+from agent.domain.visit_projection import Projection
+
+OrderKey = tuple[str, str, str, int]
+KEEP_TAIL = 4000  # events kept re-foldable after the snapshot; older ones are folded into it
+
+
+def order_key(ev: Event) -> OrderKey:
+    """Where an event sits in the plant timeline: its UTC time, then its stream and seq.
+
+    Total and the same on every node, so every node folds the same events in the same order.
+    """
+    return (ev.at, ev.terminal, ev.epoch, ev.seq)
+
+
+class Timeline:
+    """A projection over events that may arrive out of order.
+
+    Events after the newest one folded are applied at once. An event that sorts earlier is
+    inserted and the tail after the snapshot is folded again (like Autobase's undo and
+    reapply); one earlier than the snapshot asks for a refold of everything (`stale`), which
+    the caller does with `refold`. The result equals `fold(sorted(events))`.
+    """
+
+    def __init__(self, make: Callable[[], Projection], keep: int = KEEP_TAIL) -> None:
+        self.make = make
+        self.keep = keep
+        self.base = make()
+        self.base_key: OrderKey | None = None
+        self.tail: list[Event] = []
+        self.tail_keys: list[OrderKey] = []
+        self.proj = make()
+        self.seen: set[str] = set()
+        self.stale = False
+        self.replays = 0
+
+    def add(self, events: Iterable[Event]) -> bool:
+        """Fold events in (ones already folded are ignored); return whether anything changed.
+
+        Sets `stale` when an event sorts before the snapshot.
+        """
+        changed = replay = False
+        for ev in sorted(events, key=order_key):
+            if ev.id in self.seen:
+                continue
+            k = order_key(ev)
+            if self.base_key is not None and k <= self.base_key:
+                self.stale = True
+                continue
+            self.seen.add(ev.id)
+            changed = True
+            if not self.tail_keys or k > self.tail_keys[-1]:
+                self.tail.append(ev)
+                self.tail_keys.append(k)
+                if not replay:
+                    self.proj.apply(ev)
+                continue
+            i = bisect.bisect_left(self.tail_keys, k)
+            self.tail.insert(i, ev)
+            self.tail_keys.insert(i, k)
+            replay = True
+        if replay:
+            self.replays += 1
+            fresh = copy.deepcopy(self.base)
+            fresh.loaded = self.proj.loaded
+            for ev in self.tail:
+                fresh.apply(ev)
+            self.proj = fresh
+        self._compact()
+        return changed
+
+    def refold(self, events: Iterable[Event]) -> None:
+        """Start again from every event (the whole stored timeline), in timeline order."""
+        loaded = self.proj.loaded
+        self.base, self.base_key = self.make(), None
+        self.tail, self.tail_keys, self.seen = [], [], set()
+        self.proj = self.make()
+        self.proj.loaded = loaded
+        self.stale = False
+        self.add(events)
+
+    def _compact(self) -> None:
+        """Fold the oldest tail events into the snapshot once the tail is twice `keep`."""
+        if len(self.tail) <= 2 * self.keep:
+            return
+        cut = len(self.tail) - self.keep
+        for ev in self.tail[:cut]:
+            self.base.apply(ev)
+            self.seen.discard(ev.id)  # anything that old is caught by base_key instead
+        self.base.dirty.clear()
+        self.base.pending_auto.clear()
+        self.base_key = self.tail_keys[cut - 1]
+        del self.tail[:cut], self.tail_keys[:cut]
+
+
+def fold(events: Iterable[Event], make: Callable[[], Projection]) -> Projection:
+    """The projection of a set of events in timeline order (the reference for `Timeline`)."""
+    p = make()
+    for ev in sorted({e.id: e for e in events}.values(), key=order_key):
+        p.apply(ev)
+    return p

@@ -1,0 +1,391 @@
+"""One plant, many terminals: gate1, wb1 and pk1 as real daemons with the receiver, the scale
+and packer simulators; every stage shows on every terminal, also after a partition."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.daemon import Daemon, scale_simulator, tally, wait_for, write_config
+from tests.e2e.test_visits_ctl import ctl, local_day, refused
+from tests.e2e.test_visits_scale import GROSS, TARE, queue_before
+from tests.sync.helpers import Receiver, write_private
+
+ROOT = Path(__file__).resolve().parents[2]
+TERMINALS = ("gate1", "wb1", "pk1")
+TOKENS = {t: f"token-of-{t}-0123456789" for t in TERMINALS}
+PLATE = "苏A12345"
+DEADLINE_S = 30  # generous: the 2 s a stage takes to reach every terminal is measured in bench/
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def packer_block(port: int) -> str:
+    """The sample config's first [[packer]] with its point map, on the simulator's port."""
+    sample = tomllib.loads((ROOT / "systemd" / "tally.toml").read_text(encoding="utf-8"))
+    packer = {**sample["packer"][0], "port": port, "poll_s": 0.2}
+    lines = ["[[packer]]"]
+    lines += [f"{k} = {_toml_value(v)}" for k, v in packer.items() if k != "point"]
+    for point in packer.get("point", []):
+        lines.append("[[packer.point]]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in point.items()]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def packer_sim() -> Iterator[int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "simulate", "packer", "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line.startswith("listening "), line
+        yield int(line.rsplit(":", 1)[1])
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def scale_sim() -> Iterator[str]:
+    with scale_simulator(
+        "--protocol",
+        "xk3190",
+        "--seed",
+        "1",
+        "--rate",
+        "20",
+        "--weights",
+        f"{TARE},{GROSS}",
+        "--empty-s",
+        "1",
+        "--ramp-s",
+        "0.3",
+        "--settle-s",
+        "5",
+        "--noise-kg",
+        "2",
+    ) as port:
+        yield port
+
+
+class Plant:
+    """Three terminals and the receiver; each terminal pulls from the others and the receiver."""
+
+    def __init__(self, tmp: Path, scale_port: str, packer_port: int) -> None:
+        self.receiver = Receiver(
+            tmp / "receiver", "".join(f"{t}:{tok}\n" for t, tok in TOKENS.items())
+        )
+        self.feeds = {t: free_port() for t in TERMINALS}
+        self.configs: dict[str, Path] = {}
+        self.tmp = tmp
+        self.devices = {
+            "wb1": f'[[scale]]\nname = "scale1"\nport = "{scale_port}"\nprotocol = "xk3190"\n'
+            "hold_s = 1.0\nmin_samples = 3\nclear_s = 0.3\n",
+            "pk1": packer_block(packer_port),
+            "gate1": "[kpi]\nqueue_alert = 0\n",  # one truck waiting raises queue_long
+        }
+        self.daemons: dict[str, Daemon] = {}
+
+    def start_receiver(self) -> None:
+        self.receiver.start()
+
+    def write(self) -> None:
+        for t in TERMINALS:
+            folder = self.tmp / t
+            folder.mkdir(parents=True, exist_ok=True)
+            token = write_private(folder / "token", TOKENS[t])
+            readers = write_private(
+                folder / "feed-tokens", "".join(f"{o}:{TOKENS[o]}\n" for o in TERMINALS if o != t)
+            )
+            peers = "".join(
+                f'[[peer]]\nname = "{o}"\nurl = "http://127.0.0.1:{self.feeds[o]}"\n'
+                f'token_file = "{token}"\nwait_s = 5.0\nbackoff_max_s = 1.0\n\n'
+                for o in TERMINALS
+                if o != t
+            )
+            extra = (
+                f'[sync]\nurl = "{self.receiver.url}"\ntoken_file = "{token}"\n'
+                "interval_s = 0.2\nbackoff_max_s = 1.0\n\n"
+                f'[[peer]]\nname = "central"\nurl = "{self.receiver.url}"\n'
+                f'token_file = "{token}"\nwait_s = 5.0\nbackoff_max_s = 1.0\n\n{peers}'
+                f'[feed]\nlisten = "127.0.0.1:{self.feeds[t]}"\ntokens_file = "{readers}"\n\n'
+                f"{self.devices[t]}"
+            )
+            self.configs[t] = write_config(folder, extra, terminal=t)
+
+    def start(self, *names: str) -> None:
+        for t in names or TERMINALS:
+            self.daemons[t] = Daemon(self.configs[t]).start()
+
+    def stop(self, *names: str) -> None:
+        for t in names or TERMINALS:
+            d = self.daemons.pop(t, None)
+            if d is not None:
+                d.stop(timeout=60)  # generous: the machine may be busy
+
+    def visit(self, t: str, vid: str) -> dict[str, Any] | None:
+        r = tally("ctl", "--config", str(self.configs[t]), "--json", "visits", "--visit", vid)
+        return json.loads(r.stdout) if r.returncode == 0 else None
+
+    def everywhere(self, vid: str, check: Any) -> None:
+        """Wait until every running terminal's `tally ctl visits --json` satisfies `check`."""
+        for t in self.daemons:
+            wait_for(lambda t=t: (v := self.visit(t, vid)) is not None and check(v), DEADLINE_S)
+
+
+def kpi(config: Path, day: str) -> Any:
+    """`tally kpi --config F --day D --json`: the report from the terminal's own database."""
+    r = tally("kpi", "--config", str(config), "--day", day, "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def central_kpi(plant: Plant, day: str) -> Any:
+    answer = httpx.get(
+        f"{plant.receiver.url}/api/v1/kpi",
+        params={"day": day},
+        headers={"Authorization": f"Bearer {TOKENS['gate1']}"},
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+@pytest.fixture
+def plant(tmp_path: Path, scale_sim: str, packer_sim: int) -> Iterator[Plant]:
+    p = Plant(tmp_path, scale_sim, packer_sim)
+    p.start_receiver()
+    p.write()
+    p.start()
+    try:
+        yield p
+    finally:
+        p.stop()
+        p.receiver.stop()
+
+
+def test_a_truck_through_three_terminals_shows_on_each(plant: Plant) -> None:
+    gate, wb, pk = (plant.configs[t] for t in TERMINALS)
+    vid = ctl(
+        gate,
+        "arrive",
+        "--plate",
+        PLATE,
+        "--order",
+        "SO1",
+        "--product",
+        "P.O 42.5",
+        "--load",
+        "bagged",
+        "--planned-kg",
+        "30000",
+    )["visit"]
+    plant.everywhere(vid, lambda v: v["stage"] == "arrived")
+
+    # The gate's queue_long reaches the packing line (plant-wide attention).
+    def gate_alerts_at_pk1() -> set[tuple[str, str]]:
+        shown = plant.daemons["pk1"].request("plant.status")["alerts"]
+        return {(a["terminal"], a["alert"]) for a in shown}
+
+    wait_for(lambda: ("gate1", "queue_long") in gate_alerts_at_pk1(), DEADLINE_S)
+    ctl(gate, "gate-in", "--plate", PLATE)
+    wait_for(lambda: ("gate1", "queue_long") not in gate_alerts_at_pk1(), DEADLINE_S)
+    plant.everywhere(vid, lambda v: v["stage"] == "gated_in")
+
+    queue_before(plant.daemons["wb1"], wb, PLATE, TARE)
+    plant.everywhere(vid, lambda v: v["stage"] == "tared")
+
+    started = ctl(pk, "loading-start", "--plate", PLATE, "--point", "line1")
+    assert started["counter"]["packer"] == "line1"
+    plant.everywhere(vid, lambda v: v["stage"] == "loading")
+    ctl(pk, "loading-finish", "--plate", PLATE, "--bags", "600", "--bag-kg", "50")
+    plant.everywhere(vid, lambda v: v["stage"] == "loaded")
+
+    queue_before(plant.daemons["wb1"], wb, PLATE, GROSS)
+    plant.everywhere(vid, lambda v: v["stage"] == "weighed")
+    ctl(gate, "exit", "--plate", PLATE)
+    plant.everywhere(vid, lambda v: v["stage"] == "exited")
+    exited = plant.visit("gate1", vid)
+    assert exited is not None
+    day = local_day(exited["stage_since"])
+
+    # Every terminal's KPI report for the day equals the receiver's (same events, same fold).
+    def agree() -> bool:
+        reports = [kpi(plant.configs[t], day) for t in TERMINALS]
+        central = central_kpi(plant, day)
+        return all(r == central for r in reports) and central["daily_completion"]["completed_t"] > 0
+
+    wait_for(agree, DEADLINE_S)
+
+    status = plant.daemons["gate1"].request("status")
+    assert sorted(p["name"] for p in status["replicas"]) == ["central", "pk1", "wb1"]
+    assert all(p["last_contact"] for p in status["replicas"])
+
+
+def test_a_feed_refuses_a_pull_without_a_valid_token(plant: Plant) -> None:
+    url = f"http://127.0.0.1:{plant.feeds['gate1']}/v1/pull"
+    body = {"cursors": [], "wait_s": 0}
+    assert httpx.post(url, json=body).status_code == 401
+    bad = {"Authorization": "Bearer not-a-reader-token"}
+    assert httpx.post(url, json=body, headers=bad).status_code == 401
+    good = {"Authorization": f"Bearer {TOKENS['wb1']}"}
+    answer = httpx.post(url, json=body, headers=good)
+    assert answer.status_code == 200
+    assert "gate1" in {s["terminal"] for s in answer.json()["streams"]}
+    central = httpx.post(f"{plant.receiver.url}/v1/pull", json=body)
+    assert central.status_code == 401
+
+
+def active_alerts(d: Daemon) -> set[str]:
+    return {a["alert"] for a in d.request("status")["alerts"]}
+
+
+def test_a_silent_source_raises_peer_unreachable_and_contact_clears_it(tmp_path: Path) -> None:
+    port = free_port()
+    token = write_private(tmp_path / "token", TOKENS["gate1"])
+    config = write_config(
+        tmp_path / "gate1",
+        f'[[peer]]\nname = "central"\nurl = "http://127.0.0.1:{port}"\n'
+        f'token_file = "{token}"\nwait_s = 1.0\nbackoff_max_s = 0.5\nunreachable_alert_s = 1\n',
+        terminal="gate1",
+    )
+    receiver = Receiver(tmp_path / "receiver", f"gate1:{TOKENS['gate1']}\n")
+    receiver.port = port
+    with Daemon(config) as d:
+        wait_for(lambda: "peer_unreachable.central" in active_alerts(d), DEADLINE_S)
+        peer = d.request("replicas.status")["peers"][0]
+        assert (peer["name"], peer["state"], peer["last_contact"]) == (
+            "central",
+            "unreachable",
+            None,
+        )
+        with receiver:
+            wait_for(lambda: "peer_unreachable.central" not in active_alerts(d), DEADLINE_S)
+            peer = d.request("replicas.status")["peers"][0]
+            assert (peer["state"], peer["events_behind"]) == ("up to date", 0)
+            text = tally("status", "--config", str(config)).stdout
+            assert "  plant     central: up to date, lag 0 s, 0 events behind" in text
+
+
+def open_visits(plant: Plant, t: str) -> list[tuple[str, str]]:
+    snap = plant.daemons[t].request("visits.list", live=False)
+    return sorted((v["visit"], v["stage"]) for v in snap["open"])
+
+
+def test_a_partition_heals_into_one_plant_timeline(plant: Plant) -> None:
+    """The receiver and the peers go away in the middle of the visits; each terminal keeps
+    recording; afterwards every terminal and the receiver hold the same events, visits and
+    KPI report."""
+    gate, pk = plant.configs["gate1"], plant.configs["pk1"]
+    first = ctl(
+        gate,
+        "arrive",
+        "--plate",
+        "苏A10001",
+        "--order",
+        "SO1",
+        "--product",
+        "P.O 42.5",
+        "--load",
+        "bagged",
+        "--planned-kg",
+        "30000",
+    )["visit"]
+    ctl(gate, "gate-in", "--plate", "苏A10001")
+    plant.everywhere(first, lambda v: v["stage"] == "gated_in")
+
+    # Partition: gate1 alone (receiver, wb1 and pk1 stopped) records a new truck.
+    plant.receiver.stop()
+    plant.stop("wb1", "pk1")
+    second = ctl(
+        gate,
+        "arrive",
+        "--plate",
+        "苏A10002",
+        "--order",
+        "SO2",
+        "--product",
+        "P.O 42.5",
+        "--load",
+        "bagged",
+        "--planned-kg",
+        "20000",
+    )["visit"]
+    ctl(gate, "gate-in", "--plate", "苏A10002")
+    # ... then pk1 alone (gate1 stopped too) loads the truck it already knew.
+    plant.stop("gate1")
+    plant.start("pk1")
+    ctl(pk, "loading-start", "--plate", "苏A10001", "--point", "line1")
+    assert plant.visit("pk1", second) is None  # it cannot know the truck gate1 saw alone
+    message = refused(pk, "loading-start", "--plate", "苏A10002", "--point", "line1")
+    assert message.startswith(
+        "tally: plate 苏A10002 has no open visit; record its arrival first;"
+        " this terminal may not have the other terminals' latest events: "
+    )
+    assert "gate1 (" in message and "central (" in message
+
+    # Heal.
+    plant.receiver.start()
+    plant.start("gate1", "wb1")
+    plant.everywhere(second, lambda v: v["stage"] == "gated_in")
+    plant.everywhere(first, lambda v: v["stage"] == "loading")
+    expected = open_visits(plant, "gate1")
+    assert sorted(stage for _, stage in expected) == ["gated_in", "loading"]
+    for t in TERMINALS:
+        wait_for(lambda t=t: open_visits(plant, t) == expected, DEADLINE_S)
+
+    # No event lost or doubled: every node holds each stream whole, once.
+    def held(t: str) -> dict[str, int]:
+        conn = sqlite3.connect(plant.tmp / t / "tally.db")
+        try:
+            own = conn.execute("SELECT count(*), max(seq) FROM events").fetchone()
+            foreign = conn.execute(
+                "SELECT terminal, count(*), max(seq), min(seq) FROM foreign_events"
+                " GROUP BY terminal, epoch"
+            ).fetchall()
+        finally:
+            conn.close()
+        out = {t: own[1]}
+        for term, n, top, low in foreign:
+            assert (n, low) == (top, 1), f"{t} holds {term} with a gap or a double"
+            out[term] = top
+        return out
+
+    def converged() -> bool:
+        views = [held(t) for t in TERMINALS]
+        central = {
+            term: top
+            for term, top in plant.receiver.rows(
+                "SELECT terminal, max(seq) FROM events GROUP BY terminal"
+            )
+        }
+        return all(v == views[0] for v in views) and views[0] == central
+
+    wait_for(converged, DEADLINE_S)
+    day = local_day(plant.visit("gate1", first)["stage_since"])  # type: ignore[index]
+    central = central_kpi(plant, day)
+    assert all(kpi(plant.configs[t], day) == central for t in TERMINALS)
