@@ -8,7 +8,15 @@ from agent.daemon.runtime import ServiceFactory
 def factories() -> list[ServiceFactory]:
     """Every capability's service factory, devices first, sync last."""
     from agent.daemon import health
-    from agent.daemon.services import notes, packers, scales, spotchecks, visits, window_services
+    from agent.daemon.services import (
+        notes,
+        packers,
+        plans,
+        scales,
+        spotchecks,
+        visits,
+        window_services,
+    )
     from sync.sender import forwarder
 
     return [
@@ -19,5 +27,6 @@ def factories() -> list[ServiceFactory]:
         window_services.build,
         spotchecks.build,
         notes.build,
+        plans.build,
         forwarder.build,
     ]

@@ -39,6 +39,7 @@ class Kind(StrEnum):
     CHECK_PRINT_CODE = "check.print_code"
     OPERATOR_CORRECTED = "operator.corrected"
     OPERATOR_NOTE = "operator.note"
+    PLAN_SET = "plan.set"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +131,7 @@ CATALOGUE: dict[Kind, Spec] = {
             "to": _UTC + ", end of the interval",
             "bags": "int, bags filled",
             "returned": "int, bags returned for refilling",
+            "returned_over?": "int, of those, overweight returns (a returned_over point)",
             "broken": "int, broken bags",
             "running_s": "number, seconds the packer ran",
             "bag_kg": "int, the nominal bag mass",
@@ -308,6 +310,17 @@ CATALOGUE: dict[Kind, Spec] = {
         "notes (op note.add)",
         {
             "text": "str, the note (at most 500 characters)",
+            "operator": "str, who ('' if not given)",
+        },
+    ),
+    Kind.PLAN_SET: Spec(
+        "The sales office's bagged dispatch plan of a day (a later one for the same day and"
+        " product replaces it).",
+        "plan (op plan.set)",
+        {
+            "day": "str, the plant-local day, YYYY-MM-DD",
+            "tonnes": "str, the planned tonnes as a decimal, e.g. '1200.5'",
+            "product": "str, the product ('' for the whole day)",
             "operator": "str, who ('' if not given)",
         },
     ),
