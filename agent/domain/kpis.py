@@ -219,8 +219,9 @@ def _accumulate(
     accs = {d: Acc(days=1) for d in days}
     if not days:
         return accs
-    if as_of is None:
-        as_of = _start(max(days) + timedelta(days=1), tz)
+    end = _start(max(days) + timedelta(days=1), tz)
+    # A past day is judged as it stood at its end, whenever the report is made.
+    as_of = end if as_of is None else min(as_of, end)
 
     def acc_of(at: str) -> Acc | None:
         return accs.get(local_day(at, tz))
@@ -262,9 +263,10 @@ def _accumulate(
             if v.arrived and v.cancelled is None and (a := acc_of(v.arrived.at)):
                 a.arrivals_kg += v.planned_kg
         elif v.load == "bulk":
-            if v.gate_in and v.exited and (a := acc_of(v.exited.at)):
-                a.turnaround.append(duration_ms(v.gate_in, v.exited))
-            elif v.gate_in and v.open:
+            exited = v.exited if v.exited and parse_at(v.exited.at) <= as_of else None
+            if v.gate_in and exited and (a := acc_of(exited.at)):
+                a.turnaround.append(duration_ms(v.gate_in, exited))
+            elif v.gate_in and exited is None and v.cancelled is None:
                 crossing = waits.open_crossing(v.gate_in, cfg.bulk_turnaround_min)
                 if crossing and (a := acc_of(crossing)):
                     a.open_over_target += 1
@@ -319,11 +321,10 @@ class _Waits:
         if start is None:
             return
         target_ms = round(target_min * 60_000)
-        if end is not None or left is not None:
-            stop = end if end is not None else left
-            assert stop is not None
-            if parse_at(stop.at) > self.as_of:
-                return  # after the report's time: judged when it is measured
+        stop = end if end is not None else left
+        if stop is not None and parse_at(stop.at) > self.as_of:
+            end = left = stop = None  # it ended after the report's time: still open then
+        if stop is not None:
             ms = max(0, duration_ms(start, stop))
             status = "done" if end is not None else "cancelled"
             if ms <= target_ms:

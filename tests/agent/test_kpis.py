@@ -17,17 +17,78 @@ DAY = date(2026, 11, 29)
 CFG = KpiConfig()
 
 
+def waits(target: float, **fields: Any) -> dict[str, Any]:
+    """A wait KPI's section: nothing measured unless `fields` say otherwise."""
+    out: dict[str, Any] = {
+        "count": 0,
+        "within_target": 0,
+        "share": None,
+        "max_min": None,
+        "target_min": target,
+        "met": None,
+        "open": 0,
+        "cancelled": 0,
+    }
+    out.update(fields)
+    return out
+
+
+def rates(**fields: Any) -> dict[str, Any]:
+    """The packer sections of a report with `fields` (section -> fields) replaced."""
+    out: dict[str, Any] = {
+        "return_rate": {
+            "bags": 0,
+            "returned": 0,
+            "value": None,
+            "target": 0.05,
+            "met": None,
+            "counts": "all",
+            "by_packer": {},
+        },
+        "broken_rate": {
+            "bags": 0,
+            "broken": 0,
+            "value": None,
+            "target": 0.003,
+            "met": None,
+            "by_packer": {},
+        },
+        "packer_rate": {
+            "tonnes": 0.0,
+            "running_h": 0.0,
+            "running_ms": 0,
+            "t_per_h": None,
+            "target": 100.0,
+            "met": None,
+            "by_packer": {},
+        },
+    }
+    for section, values in fields.items():
+        out[section] = {**out[section], **values}
+    return out
+
+
+def completion(**fields: Any) -> dict[str, Any]:
+    """The daily_completion section with `fields` replaced (no plan, nothing loaded)."""
+    out: dict[str, Any] = {
+        "planned_t": 0.0,
+        "completed_t": 0.0,
+        "value": None,
+        "met": None,
+        "basis": "arrivals",
+        "fallback": True,
+        "unmeasured_loads": 0,
+        "by_product": {},
+    }
+    out.update(fields)
+    return out
+
+
 def empty(**sections: Any) -> dict[str, Any]:
     """The report of a day with nothing in it, with `sections` replaced."""
     report: dict[str, Any] = {
         "day": "2026-11-29",
-        "weigh_wait": {
-            "count": 0,
-            "within_target": 0,
-            "share": None,
-            "max_min": None,
-            "target_min": 10.0,
-        },
+        "weigh_wait": waits(10.0),
         "bag_load_wait": {
             "count": 0,
             "within_target": 0,
@@ -35,34 +96,23 @@ def empty(**sections: Any) -> dict[str, Any]:
             "target_min": 120.0,
             "target_share": 0.9,
             "met": None,
-        },
-        "bulk_turnaround": {"count": 0, "mean_min": None, "target_min": 60.0, "met": None},
-        "seal_lag": {
-            "count": 0,
-            "within_target": 0,
-            "share": None,
+            "open": 0,
+            "cancelled": 0,
             "max_min": None,
-            "target_min": 10.0,
         },
-        "return_rate": {"bags": 0, "returned": 0, "value": None, "target": 0.05, "met": None},
-        "broken_rate": {"bags": 0, "broken": 0, "value": None, "target": 0.03, "met": None},
-        "packer_rate": {
-            "tonnes": 0.0,
-            "running_h": 0.0,
-            "t_per_h": None,
-            "target": 100.0,
+        "bulk_turnaround": {
+            "count": 0,
+            "mean_min": None,
+            "target_min": 60.0,
             "met": None,
+            "open_over_target": 0,
         },
-        "daily_completion": {"planned_t": 0.0, "completed_t": 0.0, "value": None, "met": None},
+        "seal_lag": {**waits(10.0), "exited_unsealed": 0},
+        **rates(),
+        "daily_completion": completion(),
         "flags": {"tare_fluctuation": 0, "underloaded": 0, "bagged_overweight": 0},
         "window_wait": {
-            service: {
-                "count": 0,
-                "within_target": 0,
-                "share": None,
-                "max_min": None,
-                "target_min": target,
-            }
+            service: waits(target)
             for service, target in (
                 ("plan_order", 5.0),
                 ("payment", 5.0),
@@ -136,22 +186,21 @@ def test_empty_day() -> None:
 def test_bagged_day() -> None:
     events = bagged_day(Timeline())
     assert compute(events, DAY, TZ, CFG) == empty(
-        weigh_wait={
-            "count": 2,  # wb2 had no queue event before it: not counted
-            "within_target": 1,
-            "share": 0.5,
-            "max_min": 12.0,
-            "target_min": 10.0,
-        },
-        bag_load_wait={
+        # wa1 8 min from its queue, wa2 12 min (a miss), wb2 never queued: 1 min from the end
+        # of its loading
+        weigh_wait=waits(10.0, count=3, within_target=2, share=0.6667, max_min=12.0, met=False),
+        bag_load_wait={  # from arrival: a 110 min, b 131 min
             "count": 2,
             "within_target": 1,
             "share": 0.5,
             "target_min": 120.0,
             "target_share": 0.9,
             "met": False,
+            "open": 0,
+            "cancelled": 0,
+            "max_min": 131.0,
         },
-        daily_completion={"planned_t": 50.0, "completed_t": 50.0, "value": 1.0, "met": True},
+        daily_completion=completion(planned_t=50.0, completed_t=50.0, value=1.0, met=True),
     )
 
 
@@ -186,20 +235,23 @@ def bulk_events(t: Timeline) -> list[Event]:
 
 def test_bulk_day() -> None:
     assert compute(bulk_events(Timeline()), DAY, TZ, CFG) == empty(
-        bulk_turnaround={"count": 2, "mean_min": 64.0, "target_min": 60.0, "met": False},
-        seal_lag={
+        bulk_turnaround={
             "count": 2,
-            "within_target": 1,
-            "share": 0.5,
-            "max_min": 12.0,
-            "target_min": 10.0,
+            "mean_min": 64.0,
+            "target_min": 60.0,
+            "met": False,
+            "open_over_target": 0,
+        },
+        seal_lag={
+            **waits(10.0, count=2, within_target=1, share=0.5, max_min=12.0, met=False),
+            "exited_unsealed": 0,
         },
     )
 
 
 def tallies(t: Timeline, packer: str = "line1") -> list[Event]:
     out = []
-    for bags, returned, broken, running_s in [(2000, 60, 20, 1800), (1000, 90, 40, 1800)]:
+    for bags, returned, broken, running_s in [(2000, 60, 6, 1800), (1000, 90, 3, 1800)]:
         t.advance(30)
         out.append(
             t.event(
@@ -215,19 +267,36 @@ def tallies(t: Timeline, packer: str = "line1") -> list[Event]:
     return out
 
 
+LINE1 = {
+    "return_rate": {
+        "bags": 3000,
+        "returned": 150,
+        "value": 0.05,
+        "target": 0.05,
+        "met": True,
+        "counts": "all",
+    },
+    "broken_rate": {"bags": 3000, "broken": 9, "value": 0.003, "target": 0.003, "met": True},
+    "packer_rate": {
+        "tonnes": 150.0,
+        "running_h": 1.0,
+        "running_ms": 3_600_000,
+        "t_per_h": 150.0,
+        "target": 100.0,
+        "met": True,
+    },
+}
+
+
+def one_packer(figures: dict[str, dict[str, Any]], name: str = "line1") -> dict[str, Any]:
+    """The packer sections of a report where one packer made every tally."""
+    return rates(**{k: {**v, "by_packer": {name: v}} for k, v in figures.items()})
+
+
 def test_packer_rates() -> None:
-    # 3000 bags × 50 kg = 150 t in 1 h; returned 150/3000 = 5 % (met), broken 60/3000 = 2 %.
-    assert compute(tallies(Timeline(terminal="pk1")), DAY, TZ, CFG) == empty(
-        return_rate={"bags": 3000, "returned": 150, "value": 0.05, "target": 0.05, "met": True},
-        broken_rate={"bags": 3000, "broken": 60, "value": 0.02, "target": 0.03, "met": True},
-        packer_rate={
-            "tonnes": 150.0,
-            "running_h": 1.0,
-            "t_per_h": 150.0,
-            "target": 100.0,
-            "met": True,
-        },
-    )
+    # 3000 bags × 50 kg = 150 t in 1 h; returned 150/3000 = 5 % and broken 9/3000 = 3 ‰,
+    # both exactly on their targets: met.
+    assert compute(tallies(Timeline(terminal="pk1")), DAY, TZ, CFG) == empty(**one_packer(LINE1))
 
 
 def test_clock_step_uses_monotonic_within_one_boot() -> None:
@@ -244,6 +313,9 @@ def test_clock_step_uses_monotonic_within_one_boot() -> None:
         "target_min": 120.0,
         "target_share": 0.9,
         "met": True,
+        "open": 0,
+        "cancelled": 0,
+        "max_min": 31.0,  # from arrival, a minute before gate-in
     }
     t2 = Timeline()
     events = visit(t2, "a", "bulk", 30000, [(1, "visit.gate_in", {})])
@@ -254,6 +326,7 @@ def test_clock_step_uses_monotonic_within_one_boot() -> None:
         "mean_min": 70.0,
         "target_min": 60.0,
         "met": False,
+        "open_over_target": 0,
     }
 
 
@@ -293,19 +366,20 @@ def test_several_terminals_out_of_order() -> None:
             "target_min": 120.0,
             "target_share": 0.9,
             "met": False,
+            "open": 0,
+            "cancelled": 0,
+            "max_min": 131.0,
         },
-        bulk_turnaround={"count": 2, "mean_min": 64.0, "target_min": 60.0, "met": False},
+        bulk_turnaround={
+            "count": 2,
+            "mean_min": 64.0,
+            "target_min": 60.0,
+            "met": False,
+            "open_over_target": 0,
+        },
         seal_lag=expected["seal_lag"],
-        return_rate={"bags": 3000, "returned": 150, "value": 0.05, "target": 0.05, "met": True},
-        broken_rate={"bags": 3000, "broken": 60, "value": 0.02, "target": 0.03, "met": True},
-        packer_rate={
-            "tonnes": 150.0,
-            "running_h": 1.0,
-            "t_per_h": 150.0,
-            "target": 100.0,
-            "met": True,
-        },
-        daily_completion={"planned_t": 60.0, "completed_t": 50.0, "value": 0.8333, "met": False},
+        **one_packer(LINE1),
+        daily_completion=completion(planned_t=60.0, completed_t=50.0, value=0.8333, met=False),
     )
 
 
@@ -327,21 +401,14 @@ def test_a_measurement_belongs_to_the_day_that_ends_it() -> None:
     events += visit(t, "b", "bagged", 10000, [(0, "visit.gate_in", {})])
     day_before = compute(events, date(2026, 11, 28), TZ, CFG)
     assert day_before["bag_load_wait"]["count"] == 0
-    # Arrived on the 28th but finished on the 29th: not completed on its arrival day.
-    assert day_before["daily_completion"] == {
-        "planned_t": 30.0,
-        "completed_t": 0.0,
-        "value": 0.0,
-        "met": False,
-    }
+    # Arrived on the 28th, loaded on the 29th: the tonnes count on the day they were loaded.
+    assert day_before["daily_completion"] == completion(planned_t=30.0, value=0.0, met=False)
     report = compute(events, DAY, TZ, CFG)
-    assert report["bag_load_wait"]["count"] == 1
-    assert report["daily_completion"] == {
-        "planned_t": 10.0,
-        "completed_t": 0.0,
-        "value": 0.0,
-        "met": False,
-    }
+    # a: 30 min, within; b: still waiting at the day's end, a miss since 03:40 on the 29th.
+    assert (report["bag_load_wait"]["count"], report["bag_load_wait"]["open"]) == (2, 1)
+    assert report["daily_completion"] == completion(
+        planned_t=10.0, completed_t=30.0, value=3.0, met=True
+    )
 
 
 def test_flags_by_the_weighing_day_and_corrections() -> None:
@@ -366,12 +433,7 @@ def test_flags_by_the_weighing_day_and_corrections() -> None:
     events.append(t.event("visit.cancelled", visit="a", reason="duplicate entry"))
     report = compute(events, DAY, TZ, CFG)
     assert report["flags"] == {"tare_fluctuation": 1, "underloaded": 0, "bagged_overweight": 0}
-    assert report["daily_completion"] == {  # a cancelled visit is not part of the plan
-        "planned_t": 0.0,
-        "completed_t": 0.0,
-        "value": None,
-        "met": None,
-    }
+    assert report["daily_completion"] == completion()  # a cancelled visit is not planned
     nextday = compute(events, date(2026, 11, 30), TZ, CFG)
     assert nextday["flags"] == {"tare_fluctuation": 0, "underloaded": 1, "bagged_overweight": 0}
 
@@ -403,7 +465,7 @@ def test_thresholds_come_from_config() -> None:
     cfg = KpiConfig(weigh_wait_min=15.0, bag_load_wait_min=150.0, bag_load_share=0.5)
     report = compute(bagged_day(Timeline()), DAY, TZ, cfg)
     assert (report["weigh_wait"], report["bag_load_wait"]) == (
-        {"count": 2, "within_target": 2, "share": 1.0, "max_min": 12.0, "target_min": 15.0},
+        waits(15.0, count=3, within_target=3, share=1.0, max_min=12.0, met=True),
         {
             "count": 2,
             "within_target": 2,
@@ -411,5 +473,8 @@ def test_thresholds_come_from_config() -> None:
             "target_min": 150.0,
             "target_share": 0.5,
             "met": True,
+            "open": 0,
+            "cancelled": 0,
+            "max_min": 131.0,
         },
     )
