@@ -99,9 +99,7 @@ class Acc:
     days: int = 0
     days_with_plan: int = 0
     flags: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CHECKS, 0))
-    window: dict[str, list[int]] = field(
-        default_factory=lambda: {s: [] for s in windows.SERVICES}
-    )
+    window: dict[str, list[int]] = field(default_factory=lambda: {s: [] for s in windows.SERVICES})
 
     def merge(self, o: Acc) -> None:
         """Add another day's figures (a month is the sum of its days)."""
@@ -175,9 +173,7 @@ def compute_month(
     for d in days:
         total.merge(accs[d])
         out.append({"day": d.isoformat(), **report(accs[d], cfg)})
-    missed = {
-        r["day"]: [name for name, met in met_by_kpi(r).items() if met is False] for r in out
-    }
+    missed = {r["day"]: [name for name, met in met_by_kpi(r).items() if met is False] for r in out}
     return {
         "month": f"{year:04d}-{month:02d}",
         "days": out,
