@@ -197,7 +197,7 @@ class KpiConfig:
     bulk_turnaround_min: float = 60.0
     seal_lag_min: float = 10.0
     return_rate_max: float = 0.05
-    broken_rate_max: float = 0.03
+    broken_rate_max: float = 0.003  # 千分之三: see systemd/tally.toml
     packer_rate_tph: float = 100.0
     daily_completion: float = 1.0
     queue_alert: int = 10
@@ -407,7 +407,9 @@ _CHECKS: dict[type, dict[str, Check]] = {
         "band_g": _range(0, 10_000_000),
     },
     PointConfig: {
-        "role": _one_of("bags", "returned", "broken", "loaded", "running", "spout"),
+        "role": _one_of(
+            "bags", "returned", "returned_over", "broken", "loaded", "running", "spout"
+        ),
         "function": _one_of(1, 2, 3, 4),
         "address": _range(0, 65_535),
         "type": _one_of("uint16", "int16", "uint32", "int32", "float32", "bool"),
@@ -614,7 +616,14 @@ def _check_packer(p: PackerConfig, table: Mapping[str, Any], path: str, problems
             problems.append(
                 f"{ppath}.type: a {built.type} needs function 3 or 4, not {built.function}"
             )
-        if built.role in ("bags", "returned", "broken", "loaded", "spout") and built.type in (
+        if built.role in (
+            "bags",
+            "returned",
+            "returned_over",
+            "broken",
+            "loaded",
+            "spout",
+        ) and built.type in (
             "float32",
             "bool",
         ):

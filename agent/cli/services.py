@@ -12,6 +12,7 @@ def factories() -> list[ServiceFactory]:
         displays,
         notes,
         packers,
+        plans,
         plant,
         scales,
         spotchecks,
@@ -33,6 +34,7 @@ def factories() -> list[ServiceFactory]:
         tickets.build,
         displays.build,
         plant.build,
+        plans.build,
         forwarder.build,
         replica.build,
     ]

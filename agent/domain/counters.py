@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 from agent.config import PackerConfig, PointConfig
 from agent.domain.events import format_at, parse_at
 
-COUNTER_ROLES = ("bags", "returned", "broken", "loaded", "spout")
+# returned_over: of the returns, the overweight ones, where the line's PLC counts them apart
+COUNTER_ROLES = ("bags", "returned", "returned_over", "broken", "loaded", "spout")
 TALLIED = ("bags", "returned", "broken")
 # A counter that went down wrapped only when the previous value sat in the top quarter of its
 # range and the new one in the bottom quarter; any other fall is a reset (power cycle, operator).
@@ -134,6 +135,7 @@ class Settings:
     max_gap_s: float
     points: tuple[CounterPoint, ...]
     has_running: bool
+    has_returned_over: bool = False
 
     @staticmethod
     def from_config(p: PackerConfig) -> Settings:
@@ -153,6 +155,7 @@ class Settings:
             max_gap_s=max(5.0, 3 * p.poll_s),
             points=points,
             has_running=any(pt.role == "running" for pt in p.points),
+            has_returned_over=any(pt.role == "returned_over" for pt in p.points),
         )
 
 
@@ -168,9 +171,11 @@ class Tally:
     broken: int
     running_ms: int
     bag_kg: int
+    returned_over: int | None = None  # None: the packer has no returned_over point
 
     def data(self) -> dict[str, Any]:
         """The event payload [packer, from, to, bags, returned, broken, running_s, bag_kg]."""
+        over = {} if self.returned_over is None else {"returned_over": self.returned_over}
         return {
             "packer": self.packer,
             "from": format_at(self.start),
@@ -180,6 +185,7 @@ class Tally:
             "broken": self.broken,
             "running_s": self.running_ms / 1000,
             "bag_kg": self.bag_kg,
+            **over,
         }
 
 
@@ -226,6 +232,7 @@ class PackerState:
     broken: int = 0
     running_ms: int = 0
     seen: bool = False
+    returned_over: int = 0
     prev_at: datetime | None = None
     running: bool = False
     first_at: datetime | None = None
@@ -252,6 +259,7 @@ class PackerState:
             "broken": self.broken,
             "running_ms": self.running_ms,
             "seen": self.seen,
+            "returned_over": self.returned_over,
             "prev_at": t(self.prev_at),
             "running": self.running,
             "first_at": t(self.first_at),
@@ -280,6 +288,7 @@ class PackerState:
             broken=int(d.get("broken", 0)),
             running_ms=int(d.get("running_ms", 0)),
             seen=bool(d.get("seen", False)),
+            returned_over=int(d.get("returned_over", 0)),
             prev_at=t(d.get("prev_at")),
             running=bool(d.get("running", False)),
             first_at=t(d.get("first_at")),
@@ -328,9 +337,19 @@ def _close(s: Settings, state: PackerState, end: datetime) -> tuple[PackerState,
             state.broken,
             state.running_ms,
             s.bag_kg,
+            state.returned_over if s.has_returned_over else None,
         )
     return (
-        replace(state, start=end, bags=0, returned=0, broken=0, running_ms=0, seen=False),
+        replace(
+            state,
+            start=end,
+            bags=0,
+            returned=0,
+            returned_over=0,
+            broken=0,
+            running_ms=0,
+            seen=False,
+        ),
         tally,
     )
 
@@ -362,7 +381,7 @@ def observe(
     state, outputs = tick(s, state, at)
     last = dict(state.last)
     raw = {**state.raw, **values}
-    added = {"bags": 0, "returned": 0, "broken": 0, "loaded": 0}
+    added = {"bags": 0, "returned": 0, "returned_over": 0, "broken": 0, "loaded": 0}
     for cp in s.points:
         if cp.role not in COUNTER_ROLES or cp.key not in values:
             continue
@@ -407,6 +426,7 @@ def observe(
         loaded=state.loaded + added["loaded"],
         bags=state.bags + added["bags"],
         returned=state.returned + added["returned"],
+        returned_over=state.returned_over + added["returned_over"],
         broken=state.broken + added["broken"],
         running_ms=state.running_ms + running_ms,
         seen=True,

@@ -43,6 +43,7 @@ class Kind(StrEnum):
     TICKET_PRINT_REQUESTED = "ticket.print_requested"
     TICKET_REPRINTED = "ticket.reprinted"
     TICKET_PRINTED = "ticket.printed"
+    PLAN_SET = "plan.set"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,7 @@ CATALOGUE: dict[Kind, Spec] = {
             "to": _UTC + ", end of the interval",
             "bags": "int, bags filled",
             "returned": "int, bags returned for refilling",
+            "returned_over?": "int, of those, overweight returns (a returned_over point)",
             "broken": "int, broken bags",
             "running_s": "number, seconds the packer ran",
             "bag_kg": "int, the nominal bag mass",
@@ -364,6 +366,17 @@ CATALOGUE: dict[Kind, Spec] = {
             "copy": "int, 0 for the original",
             "printer": "str, the [[printer]] name",
             "ref": "str, the printer's job reference",
+        },
+    ),
+    Kind.PLAN_SET: Spec(
+        "The sales office's bagged dispatch plan of a day (a later one for the same day and"
+        " product replaces it).",
+        "plan (op plan.set)",
+        {
+            "day": "str, the plant-local day, YYYY-MM-DD",
+            "tonnes": "str, the planned tonnes as a decimal, e.g. '1200.5'",
+            "product": "str, the product ('' for the whole day)",
+            "operator": "str, who ('' if not given)",
         },
     ),
 }

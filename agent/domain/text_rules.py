@@ -70,6 +70,7 @@ COUNTS = frozenset(
     {
         "bags",
         "returned",
+        "returned_over",
         "broken",
         "running_s",
         "planned_kg",

@@ -10,7 +10,7 @@ import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -251,7 +251,7 @@ def create_app(
     kpi_pool = concurrent.futures.ThreadPoolExecutor(KPI_WORKERS, thread_name_prefix="tally-kpi")
     # (day, zone) → (store version, report): callers of the same day share one computation,
     # and it is redone only after new events were stored.
-    kpi_cache: dict[tuple[date, str], tuple[int, asyncio.Future[dict[str, Any]]]] = {}
+    kpi_cache: dict[tuple[date, str, bool], tuple[int, asyncio.Future[dict[str, Any]]]] = {}
 
     async def post_events(request: Request) -> JSONResponse:
         terminal = _bearer(request, tokens)
@@ -307,10 +307,11 @@ def create_app(
         if isinstance(terminal, JSONResponse):
             return terminal
         text = request.query_params.get("day", "")
+        month_text = request.query_params.get("month")
         try:
-            day = date.fromisoformat(text)
+            day = date.fromisoformat(text if month_text is None else f"{month_text}-01")
         except ValueError:
-            return _error(400, "pass the day as ?day=YYYY-MM-DD")
+            return _error(400, "pass the day as ?day=YYYY-MM-DD or the month as ?month=YYYY-MM")
         if not text_rules.FIRST_YEAR <= day.year <= text_rules.LAST_YEAR:
             return _error(
                 400,
@@ -321,16 +322,23 @@ def create_app(
             tz = ZoneInfo(zone_name)
         except (ZoneInfoNotFoundError, ValueError):
             return _error(400, f"timezone {zone_name!r} is not a known IANA zone")
-        start = datetime.combine(day, time(), tz)
-        end = datetime.combine(day + timedelta(days=1), time(), tz)
+        last = day
+        if month_text is not None:
+            last = (day + timedelta(days=31)).replace(day=1) - timedelta(days=1)
+        # From the day before: a wait that began then may cross its target on the first day.
+        start = datetime.combine(day - timedelta(days=1), time(), tz)
+        end = datetime.combine(last + timedelta(days=1), time(), tz)
 
         def report() -> dict[str, Any]:
             events = store.day_events(
                 format_at(start), format_at(end), format_at(start - WINDOW_LOOKBACK)
             )
-            return kpis.compute(events, day, tz, kpi_cfg)
+            now = datetime.now(UTC)
+            if month_text is not None:
+                return kpis.compute_month(events, day.year, day.month, tz, kpi_cfg, as_of=now)
+            return kpis.compute(events, day, tz, kpi_cfg, as_of=now)
 
-        key, version = (day, zone_name), store.version
+        key, version = (day, zone_name, month_text is not None), store.version
         cached = kpi_cache.get(key)
         if (
             cached is None

@@ -133,8 +133,8 @@ def test_bad_file_reports_every_problem_once_with_its_key_path() -> None:
         "scale[0].protocol: must be one of 'toledo', 'xk3190', 'xk3190-eq', 'ascii', not 'xk3191'",
         "scale[0].hold_s: must be between 0.1 and 600, not -1",
         "scale[1].name: 'scale1' is used twice; names must differ",
-        "packer[0].point[0].role: must be one of 'bags', 'returned', 'broken', 'loaded',"
-        " 'running', 'spout', not 'bagz'",
+        "packer[0].point[0].role: must be one of 'bags', 'returned', 'returned_over', 'broken',"
+        " 'loaded', 'running', 'spout', not 'bagz'",
         "packer[0].point[0].address: must be between 0 and 65535, not 70000",
         "packer[0].point[1].type: a counter must be an integer type, not 'float32'",
         "packer[0].point[2].type: a uint32 needs function 3 or 4, not 1",

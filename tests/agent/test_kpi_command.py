@@ -40,7 +40,7 @@ def test_table(tmp_path: Path) -> None:
         ("KPI", "MEASURED", "STATUS", "TARGET"),
         (
             "Weighbridge wait",
-            "1 of 2 in time (50.0 %), longest 12.0 min",
+            "2 of 3 in time (66.7 %), longest 12.0 min",
             "NOT MET",
             "each ≤ 10 min",
         ),
@@ -48,7 +48,7 @@ def test_table(tmp_path: Path) -> None:
         ("Bulk turnaround", "mean 64.0 min over 2 trucks", "NOT MET", "mean ≤ 60 min"),
         ("Bulk seal lag", "1 of 2 in time (50.0 %), longest 12.0 min", "NOT MET", "each ≤ 10 min"),
         ("Returned bags", "150 of 3000 bags (5.00 %)", "met", "≤ 5.00 %"),
-        ("Broken bags", "60 of 3000 bags (2.00 %)", "met", "≤ 3.00 %"),
+        ("Broken bags", "9 of 3000 bags (0.30 %)", "met", "≤ 0.30 %"),
         ("Packer rate", "150.0 t in 1.00 h = 150.0 t/h", "met", "≥ 100 t/h"),
         ("Daily completion", "50.0 of 50.0 t planned (100.0 %)", "met", "the whole plan"),
     ]
@@ -61,6 +61,39 @@ def test_table(tmp_path: Path) -> None:
         "Weighing exceptions: tare_fluctuation 0, underloaded 0, bagged_overweight 0",
         "",
     ]
+
+
+def test_month_over_a_generated_month_is_the_sum_of_its_days(tmp_path: Path) -> None:
+    from tests.agent.test_kpis_standard import generated_month
+
+    path = tmp_path / "month.jsonl"
+    path.write_text("\n".join(ev.to_json() for ev in generated_month()) + "\n", encoding="utf-8")
+    r = tally("kpi", "--events", str(path), "--month", "2026-11", "--json")
+    assert (r.returncode, r.stderr) == (0, "")
+    m = json.loads(r.stdout)
+    assert len(m["days"]) == 30
+    for section, key in [
+        ("weigh_wait", "count"),
+        ("weigh_wait", "within_target"),
+        ("bag_load_wait", "count"),
+        ("bag_load_wait", "within_target"),
+        ("return_rate", "returned"),
+        ("broken_rate", "broken"),
+        ("packer_rate", "running_ms"),
+    ]:
+        assert m["totals"][section][key] == sum(d[section][key] for d in m["days"]), key
+    for key in ("planned_t", "completed_t"):
+        days = sum(d["daily_completion"][key] for d in m["days"])
+        assert m["totals"]["daily_completion"][key] == round(days, 3)
+    table = tally("kpi", "--events", str(path), "--month", "2026-11")
+    assert table.returncode == 0
+    first = [line for line in table.stdout.split("\n") if line.startswith("2026-11-01")]
+    assert first == ["2026-11-01  " + ", ".join(m["missed"]["2026-11-01"])]
+    bad = tally("kpi", "--events", str(path), "--month", "2026-13")
+    assert (bad.returncode, bad.stderr.strip().splitlines()[-1]) == (
+        2,
+        "tally: --month '2026-13' is not a month like 2026-11",
+    )
 
 
 def test_bad_input(tmp_path: Path) -> None:

@@ -77,6 +77,9 @@ def test_window_wait_per_service_on_the_plant_local_day() -> None:
             "share": 0.5,
             "max_min": 7.0,
             "target_min": 5.0,
+            "met": False,
+            "open": 0,
+            "cancelled": 0,
         },
         "payment": {
             "count": 0,
@@ -84,6 +87,9 @@ def test_window_wait_per_service_on_the_plant_local_day() -> None:
             "share": None,
             "max_min": None,
             "target_min": 5.0,
+            "met": None,
+            "open": 0,
+            "cancelled": 0,
         },
         "transport_letter": {
             "count": 1,
@@ -91,6 +97,9 @@ def test_window_wait_per_service_on_the_plant_local_day() -> None:
             "share": 1.0,
             "max_min": 9.0,
             "target_min": 10.0,
+            "met": True,
+            "open": 0,
+            "cancelled": 0,
         },
         "no_letter": {
             "count": 0,
@@ -98,6 +107,9 @@ def test_window_wait_per_service_on_the_plant_local_day() -> None:
             "share": None,
             "max_min": None,
             "target_min": 10.0,
+            "met": None,
+            "open": 0,
+            "cancelled": 0,
         },
     }
 
@@ -116,6 +128,9 @@ def test_tickets_from_two_terminals_do_not_mix_and_use_wall_time_across_boots() 
         "share": 0.5,
         "max_min": 10.0,
         "target_min": 5.0,
+        "met": False,
+        "open": 0,
+        "cancelled": 0,
     }
 
 

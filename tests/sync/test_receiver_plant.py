@@ -15,7 +15,7 @@ import pytest
 from agent.config import KpiConfig
 from agent.daemon.store import Store, Writer
 from agent.domain.events import Event, Stamp
-from agent.domain.kpis import compute
+from agent.domain.kpis import compute, compute_month
 from tests.agent.test_ledgers import EXPECTED_EN, T0, script_day
 from tests.daemon import tally
 from tests.sync.helpers import Receiver
@@ -83,6 +83,27 @@ def test_kpi_endpoint_is_the_shared_engine_over_every_terminal(
     expected = compute(events, date(2026, 11, 29), ZoneInfo("Asia/Shanghai"), KpiConfig())
     assert resp.json() == json.loads(json.dumps(expected))
     assert resp.json()["return_rate"]["bags"] == 64 + 80  # both terminals' tallies
+
+
+def test_kpi_endpoint_gives_a_month_and_refuses_a_bad_one(
+    plant: tuple[Receiver, list[Event]],
+) -> None:
+    r, events = plant
+    auth = {"Authorization": "Bearer tok-pk2-0000000002"}
+    resp = httpx.get(
+        f"{r.url}/api/v1/kpi",
+        params={"month": "2026-11", "timezone": "Asia/Shanghai"},
+        headers=auth,
+    )
+    assert resp.status_code == 200
+    expected = compute_month(events, 2026, 11, ZoneInfo("Asia/Shanghai"), KpiConfig())
+    assert resp.json() == json.loads(json.dumps(expected))
+    assert resp.json()["totals"]["return_rate"]["bags"] == 64 + 80
+    bad = httpx.get(f"{r.url}/api/v1/kpi", params={"month": "2026-13"}, headers=auth)
+    assert (bad.status_code, bad.json()["error"]) == (
+        400,
+        "pass the day as ?day=YYYY-MM-DD or the month as ?month=YYYY-MM",
+    )
 
 
 def test_serve_export_builds_the_plant_ledgers(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from agent.cli.ctl import checks, notes, packers, visits, window_services
+from agent.cli.ctl import checks, notes, packers, plans, visits, window_services
 from agent.cli.ctl.op import CtlOp
 from agent.config import DEFAULT_PATH
 
@@ -18,6 +18,7 @@ OPS: list[CtlOp] = [
     *window_services.OPS,
     *checks.OPS,
     *notes.OPS,
+    *plans.OPS,
 ]
 
 

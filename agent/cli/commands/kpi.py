@@ -18,7 +18,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="JSON lines of event envelopes from any number of terminals ('-' = stdin)",
     )
-    p.add_argument("--day", required=True, metavar="YYYY-MM-DD", help="the plant-local day")
+    when = p.add_mutually_exclusive_group(required=True)
+    when.add_argument("--day", metavar="YYYY-MM-DD", help="the plant-local day")
+    when.add_argument(
+        "--month", metavar="YYYY-MM", help="each day of a month and the month's totals"
+    )
     p.add_argument(
         "--timezone", metavar="TZ", help="the plant's time zone (default: terminal.timezone)"
     )
@@ -28,17 +32,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Compute and print the report."""
     import json
-    from datetime import date
+    from datetime import UTC, date, datetime
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from agent import config as cfg
     from agent.domain import kpis
     from agent.errors import UsageError
 
-    try:
-        day = date.fromisoformat(args.day)
-    except ValueError:
-        raise UsageError(f"--day {args.day!r} is not a date like 2026-11-29") from None
+    month: tuple[int, int] | None = None
+    day = date(1970, 1, 1)
+    if args.month is not None:
+        try:
+            first = date.fromisoformat(f"{args.month}-01")
+        except ValueError:
+            raise UsageError(f"--month {args.month!r} is not a month like 2026-11") from None
+        month = (first.year, first.month)
+    else:
+        try:
+            day = date.fromisoformat(args.day)
+        except ValueError:
+            raise UsageError(f"--day {args.day!r} is not a date like 2026-11-29") from None
     if args.config:
         config = cfg.load(args.config, check_paths=False)
         tz_name, kpi_cfg = config.terminal.timezone, config.kpi
@@ -51,22 +64,44 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--timezone {tz_name!r} is not a known IANA time zone (for example 'Asia/Shanghai')"
         ) from None
+    now = datetime.now(UTC)  # a day not over yet is judged as it stands now
+
+    def compute(events: Any) -> dict[str, Any]:
+        if month is not None:
+            return kpis.compute_month(events, *month, tz, kpi_cfg, as_of=now)
+        return kpis.compute(events, day, tz, kpi_cfg, as_of=now)
+
     if config is not None:
         from agent.daemon.services.visits import load_events
         from agent.daemon.store import Store
 
         store = Store(config.terminal.database)
         try:
-            report = kpis.compute(load_events(store, kpi=True), day, tz, kpi_cfg)
+            report = compute(load_events(store, kpi=True))
         finally:
             store.close()
     else:
-        report = kpis.compute(read_events(args.events), day, tz, kpi_cfg)
+        report = compute(read_events(args.events))
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
+    elif month is not None:
+        sys.stdout.write(month_table(report, tz_name))
     else:
         sys.stdout.write(table(report, tz_name))
     return 0
+
+
+def month_table(m: dict[str, Any], tz_name: str) -> str:
+    """A month: the days that missed a target (and which), then the month's totals."""
+    lines = [f"Service standard for {m['month']} ({tz_name}): days that missed a target", ""]
+    for d in m["days"]:
+        missed = m["missed"].get(d["day"])
+        if missed:
+            lines.append(f"{d['day']}  {', '.join(missed)}")
+    if not m["missed"]:
+        lines.append("none")
+    totals = table({**m["totals"], "day": m["month"]}, tz_name).split("\n")
+    return "\n".join([*lines, "", *totals])
 
 
 def read_events(path: str) -> list[Any]:

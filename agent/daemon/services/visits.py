@@ -25,6 +25,7 @@ from agent.domain.visit_projection import Projection, relevant
 log = logging.getLogger("tally.visits")
 
 KPI_REFRESH_S = 3.0  # the kpi topic is recomputed at most this often
+KPI_STALE_S = 60.0  # and at least this often (open waits cross their targets)
 KPI_WINDOW_DAYS = 14  # visit events kept in memory for today's report
 TALLY_WINDOW_DAYS = 2  # packer tallies kept in memory for today's report
 QUEUE_ALERT = "queue_long"
@@ -44,12 +45,15 @@ COMMAND_OPS = (
 
 # (kind prefixes, kinds) of the events the projection and the KPI engine fold
 _PROJECTION_KINDS = (("visit",), ("weighing.captured", "operator.corrected"))
-_KPI_KINDS = (("visit", "window"), ("operator.corrected", "packer.tally"))
+_KPI_KINDS = (
+    ("visit", "window"),
+    ("operator.corrected", "packer.tally", "weighing.captured", "plan.set"),
+)
 
 
 def kpi_relevant(kind: str) -> bool:
     """Whether the KPI engine uses events of this kind."""
-    return kind.startswith(("visit.", "window.")) or kind in ("operator.corrected", "packer.tally")
+    return kind.startswith(("visit.", "window.")) or kind in _KPI_KINDS[1]
 
 
 def load_events(
@@ -328,8 +332,9 @@ class VisitsService:
         else:
             day = today(self.tz)
         store, cfg, tz = self.ctx.store, self.ctx.config.kpi, self.tz
+        now = datetime.now(UTC)
         return await asyncio.to_thread(
-            lambda: kpis.compute(list(load_events(store, kpi=True)), day, tz, cfg)
+            lambda: kpis.compute(list(load_events(store, kpi=True)), day, tz, cfg, as_of=now)
         )
 
     # --- the service loop ----------------------------------------------------------------------
@@ -363,14 +368,16 @@ class VisitsService:
     async def _refresh_kpi(self) -> None:
         now = time.monotonic()
         day = today(self.tz)
-        if day == self.kpi_day and (not self.kpi_dirty or now - self.kpi_at < KPI_REFRESH_S):
+        # Open waits cross their targets as time passes: refresh at least once a minute.
+        fresh = not self.kpi_dirty and now - self.kpi_at < KPI_STALE_S
+        if day == self.kpi_day and (fresh or now - self.kpi_at < KPI_REFRESH_S):
             return
         if now - self.pruned_at > 3600:
             self._prune()
             self.pruned_at = now
         self.kpi_dirty, self.kpi_at, self.kpi_day = False, now, day
         events, cfg, tz = list(self.kpi_events.values()), self.ctx.config.kpi, self.tz
-        report = await asyncio.to_thread(kpis.compute, events, day, tz, cfg)
+        report = await asyncio.to_thread(kpis.compute, events, day, tz, cfg, datetime.now(UTC))
         self.ctx.hub.publish("kpi", report)
 
     def _prune(self) -> None:
