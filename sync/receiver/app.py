@@ -35,7 +35,8 @@ from sync.protocol import (
     gunzip_capped,
     idempotency_key,
 )
-from sync.receiver.store import ReceiverStore
+from sync.receiver import web
+from sync.receiver.engine import ReceiverDb, StoreUnavailable
 from sync.tokens import TERMINAL, TokenTable
 
 log = logging.getLogger("tally.receiver")
@@ -217,7 +218,7 @@ def _bearer(request: Request, tokens: TokenTable) -> str | JSONResponse:
 
 
 def create_app(
-    store: ReceiverStore,
+    store: ReceiverDb,
     tokens: TokenTable,
     *,
     max_body: int = MAX_BODY_MB << 20,
@@ -262,7 +263,7 @@ def create_app(
                 batch.rejected,
                 key or expected,
             )
-        except sqlite3.OperationalError as exc:
+        except (sqlite3.OperationalError, StoreUnavailable) as exc:
             log.error("cannot store a batch of %s: %s", batch.terminal, exc)
             return _error(
                 503,
@@ -322,13 +323,15 @@ def create_app(
     async def get_health(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True, "version": __version__})
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route(EVENTS_PATH, post_events, methods=["POST"]),
             Route(KPI_PATH, get_kpi, methods=["GET"]),
             Route(HEALTH_PATH, get_health, methods=["GET"]),
         ]
     )
+    web.mount(app, store, tokens, timezone=timezone, kpi=kpi_cfg)
+    return app
 
 
 def parse_listen(text: str) -> tuple[str, int]:

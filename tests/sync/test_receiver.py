@@ -259,7 +259,8 @@ def test_serve_refuses_a_malformed_tokens_file(tmp_path: Path) -> None:
     out = tally("serve", "--db", str(tmp_path / "r.db"), "--tokens", str(tokens))
     assert out.returncode == 2
     assert out.stderr == (
-        f"tally: line 1 of the tokens file {tokens} is not `terminal:token` (terminal of"
-        " a-z, 0-9 and '-', token of 8 to 512 visible ASCII characters)\n"
+        f"tally: line 1 of the tokens file {tokens} is not `terminal:token`,"
+        " `plant/terminal:token` or `@reader:token` (names of a-z, 0-9 and '-',"
+        " token of 8 to 512 visible ASCII characters)\n"
     )
     assert "tok-wb1" not in out.stderr
