@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.daemon import Daemon, write_config
+from tests.pgcluster import PgCluster
 
 
 @pytest.fixture
@@ -21,3 +22,13 @@ def daemon(config_path: Path) -> Iterator[Daemon]:
     """The real daemon on the minimal config, stopped after the test."""
     with Daemon(config_path) as d:
         yield d
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A throwaway PostgreSQL server for the whole session (started on first use)."""
+    cluster = PgCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
