@@ -120,7 +120,7 @@ def _sum(reports: list[dict[str, Any]], kpi: str, field: str) -> float:
 def _within_total(reports: list[dict[str, Any]], kpi: str) -> dict[str, Any]:
     count = int(_sum(reports, kpi, "count"))
     within = int(_sum(reports, kpi, "within_target"))
-    maxes = [r[kpi]["max_min"] for r in reports if r[kpi]["max_min"] is not None]
+    maxes = [r[kpi]["max_min"] for r in reports if r[kpi].get("max_min") is not None]
     return {
         "count": count,
         "within_target": within,
@@ -135,6 +135,7 @@ def month_total(reports: list[dict[str, Any]], cfg: KpiConfig) -> dict[str, Any]
     if not reports:
         return {}
     bag = _within_total(reports, "bag_load_wait")
+    del bag["max_min"]
     share = bag["share"]
     n_turn = _sum(reports, "bulk_turnaround", "count")
     turn_sum = sum(
