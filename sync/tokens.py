@@ -97,7 +97,7 @@ def parse_entries(text: str, path: str) -> list[Entry]:
     tokens (for rotation), and a terminal belongs to one plant.
     """
     entries: list[Entry] = []
-    owner: dict[str, tuple[str, int]] = {}  # token → (name, line)
+    owner: dict[str, tuple[str, int]] = {}  # token → (who, line)
     plant_of: dict[str, tuple[str, int]] = {}  # terminal → (plant, line)
     for n, line in enumerate(text.splitlines(), 1):
         line = line.strip()
@@ -118,12 +118,13 @@ def parse_entries(text: str, path: str) -> list[Entry]:
                 " `plant/terminal:token` or `@reader:token` (names of a-z, 0-9 and '-',"
                 " token of 8 to 512 visible ASCII characters)"
             )
-        who = f"@{name}" if reader else name
+        who = f"reader {name!r}" if reader else f"terminal {name!r}"
         first = owner.setdefault(token, (who, n))
         if first[0] != who:
             raise TokenFileError(
-                f"line {n} of the tokens file {path} gives {who!r} the token of"
-                f" {first[0]!r} (line {first[1]}); give each terminal and reader its own token"
+                f"line {n} of the tokens file {path} gives {who} the token of"
+                f" {first[0]} (line {first[1]}); give each terminal its own token"
+                + ("" if "reader" not in who + first[0] else " and each reader their own")
             )
         if not reader:
             seen = plant_of.setdefault(name, (plant, n))
