@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import re
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.errors import TallyError
@@ -75,34 +76,72 @@ def parse_token(text: str, path: str) -> str:
     return token
 
 
-def parse_table(text: str, path: str) -> list[tuple[str, str]]:
-    """The (terminal, token) pairs of a receiver's tokens file: `terminal:token` per line.
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One line of a receiver's tokens file.
 
-    Blank lines and lines starting with `#` are skipped; a terminal may have several tokens
-    (for rotation).
+    `terminal:token` (no plant), `plant/terminal:token` (the terminal belongs to that plant)
+    or `@reader:token` (a person of the evaluation group: reads reports, never posts events).
     """
-    pairs: list[tuple[str, str]] = []
-    owner: dict[str, tuple[str, int]] = {}  # token → (terminal, line)
+
+    name: str
+    token: str
+    plant: str = ""
+    reader: bool = False
+
+
+def parse_entries(text: str, path: str) -> list[Entry]:
+    """The entries of a receiver's tokens file, one a line.
+
+    Blank lines and lines starting with `#` are skipped; a terminal or reader may have several
+    tokens (for rotation), and a terminal belongs to one plant.
+    """
+    entries: list[Entry] = []
+    owner: dict[str, tuple[str, int]] = {}  # token → (who, line)
+    plant_of: dict[str, tuple[str, int]] = {}  # terminal → (plant, line)
     for n, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        terminal, sep, token = line.partition(":")
-        if not sep or not TERMINAL.fullmatch(terminal) or not TOKEN.fullmatch(token):
+        head, sep, token = line.partition(":")
+        reader = head.startswith("@")
+        plant, slash, name = head.lstrip("@").rpartition("/")
+        ok = (
+            sep
+            and TERMINAL.fullmatch(name)
+            and TOKEN.fullmatch(token)
+            and (not slash or (TERMINAL.fullmatch(plant) and not reader))
+        )
+        if not ok:
             raise TokenFileError(
-                f"line {n} of the tokens file {path} is not `terminal:token` (terminal of"
-                " a-z, 0-9 and '-', token of 8 to 512 visible ASCII characters)"
+                f"line {n} of the tokens file {path} is not `terminal:token`,"
+                " `plant/terminal:token` or `@reader:token` (names of a-z, 0-9 and '-',"
+                " token of 8 to 512 visible ASCII characters)"
             )
-        first = owner.setdefault(token, (terminal, n))
-        if first[0] != terminal:
+        who = f"reader {name!r}" if reader else f"terminal {name!r}"
+        first = owner.setdefault(token, (who, n))
+        if first[0] != who:
             raise TokenFileError(
-                f"line {n} of the tokens file {path} gives terminal {terminal!r} the token of"
-                f" terminal {first[0]!r} (line {first[1]}); give each terminal its own token"
+                f"line {n} of the tokens file {path} gives {who} the token of"
+                f" {first[0]} (line {first[1]}); give each terminal its own token"
+                + ("" if "reader" not in who + first[0] else " and each reader their own")
             )
-        pairs.append((terminal, token))
-    if not pairs:
+        if not reader:
+            seen = plant_of.setdefault(name, (plant, n))
+            if seen[0] != plant:
+                raise TokenFileError(
+                    f"line {n} of the tokens file {path} puts terminal {name!r} in plant"
+                    f" {plant!r}, line {seen[1]} in {seen[0]!r}; a terminal belongs to one plant"
+                )
+        entries.append(Entry(name, token, plant, reader))
+    if not any(not e.reader for e in entries):
         raise TokenFileError(f"the tokens file {path} has no `terminal:token` line")
-    return pairs
+    return entries
+
+
+def parse_table(text: str, path: str) -> list[tuple[str, str]]:
+    """The (terminal, token) pairs of a receiver's tokens file (readers left out)."""
+    return [(e.name, e.token) for e in parse_entries(text, path) if not e.reader]
 
 
 @dataclass
@@ -112,12 +151,15 @@ class TokenTable:
     path: str
     pairs: list[tuple[str, str]]
     sig: tuple[int, int] | None
+    entries: list[Entry] = field(default_factory=list)
 
     @staticmethod
     def load(path: str) -> TokenTable:
         """Read the file; raise TokenFileError when it is missing, too open or malformed."""
         text, sig = read_private(path, "the tokens file")
-        return TokenTable(path, parse_table(text, path), sig)
+        entries = parse_entries(text, path)
+        pairs = [(e.name, e.token) for e in entries if not e.reader]
+        return TokenTable(path, pairs, sig, entries)
 
     def refresh(self) -> str | None:
         """Reload when the file changed; return a sentence when the new file is unusable."""
@@ -129,7 +171,7 @@ class TokenTable:
         except TokenFileError as exc:
             self.sig = sig
             return f"{exc}; keeping the previous tokens"
-        self.pairs, self.sig = fresh.pairs, fresh.sig
+        self.pairs, self.sig, self.entries = fresh.pairs, fresh.sig, fresh.entries
         return None
 
     def terminal_of(self, token: str) -> str | None:
@@ -140,3 +182,31 @@ class TokenTable:
             if hmac.compare_digest(given, candidate.encode("utf-8")):
                 found = terminal
         return found
+
+    def reader_of(self, token: str) -> str | None:
+        """Who a token belongs to for reading reports: `@reader` or a terminal's name.
+
+        Compared in constant time against every entry.
+        """
+        found: str | None = None
+        given = token.encode("utf-8", "replace")
+        for e in self.entries:
+            if hmac.compare_digest(given, e.token.encode("utf-8")):
+                found = f"@{e.name}" if e.reader else e.name
+        return found
+
+    def plants(self) -> dict[str, tuple[str, ...]]:
+        """Each plant's terminals, plants and terminals sorted (plant "" holds the unplaced)."""
+        out: dict[str, set[str]] = {}
+        for e in self.entries:
+            if not e.reader:
+                out.setdefault(e.plant, set()).add(e.name)
+        return {p: tuple(sorted(out[p])) for p in sorted(out)}
+
+    def secret(self) -> bytes:
+        """A key derived from every token: signs web sessions, the same in every process that
+        reads this file, and changed (signing everyone out) when a token changes."""
+        h = hashlib.sha256(b"tally-web-session\0")
+        for token in sorted(e.token for e in self.entries):
+            h.update(token.encode("utf-8") + b"\0")
+        return h.digest()

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.daemon import Daemon, write_config
+from tests.pgcluster import PgCluster
 
 # Property tests check what comes out, never how fast: a loaded machine must not fail them. No
 # per-example deadline; the health checks that only measure generation speed or size are off
@@ -82,3 +83,13 @@ def daemon(config_path: Path) -> Iterator[Daemon]:
     """The real daemon on the minimal config, stopped after the test."""
     with Daemon(config_path) as d:
         yield d
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A throwaway PostgreSQL server for the whole session (started on first use)."""
+    cluster = PgCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

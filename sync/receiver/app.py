@@ -35,7 +35,8 @@ from sync.protocol import (
     gunzip_capped,
     idempotency_key,
 )
-from sync.receiver.store import ReceiverStore
+from sync.receiver import web
+from sync.receiver.engine import ReceiverDb, StoreUnavailable
 from sync.replica.feed import Notifier, pull_endpoint
 from sync.replica.wire import PULL_PATH, HeldRow, StreamMark
 from sync.tokens import TERMINAL, TokenTable
@@ -221,7 +222,7 @@ def _bearer(request: Request, tokens: TokenTable) -> str | JSONResponse:
 class _Held:
     """The pull feed's view of the receiver's store: every terminal's streams."""
 
-    def __init__(self, store: ReceiverStore) -> None:
+    def __init__(self, store: ReceiverDb) -> None:
         self.store = store
 
     def marks(self) -> list[StreamMark]:
@@ -232,7 +233,7 @@ class _Held:
 
 
 def create_app(
-    store: ReceiverStore,
+    store: ReceiverDb,
     tokens: TokenTable,
     *,
     max_body: int = MAX_BODY_MB << 20,
@@ -284,7 +285,7 @@ def create_app(
                 batch.rejected,
                 key or expected,
             )
-        except sqlite3.OperationalError as exc:
+        except (sqlite3.OperationalError, StoreUnavailable) as exc:
             log.error("cannot store a batch of %s: %s", batch.terminal, exc)
             return _error(
                 503,
@@ -354,7 +355,7 @@ def create_app(
     async def get_health(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True, "version": __version__})
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route(EVENTS_PATH, post_events, methods=["POST"]),
             Route(KPI_PATH, get_kpi, methods=["GET"]),
@@ -362,6 +363,8 @@ def create_app(
             Route(PULL_PATH, pull_endpoint(_Held(store), notifier, reader), methods=["POST"]),
         ]
     )
+    web.mount(app, store, tokens, timezone=timezone, kpi=kpi_cfg)
+    return app
 
 
 def parse_listen(text: str) -> tuple[str, int]:

@@ -7,13 +7,14 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from agent.domain.events import Event, format_at
 from agent.errors import TallyError
 from sync.protocol import Rejection, Row
+from sync.receiver.days import touched_days
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -58,6 +59,17 @@ def _migrations() -> Any:
         # The KPI of a day reads that day's events and the other events of their visits.
         db.execute("CREATE INDEX events_visit ON events (json_extract(data, '$.visit'), at)")
         db.execute("ALTER TABLE batches ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0")
+
+    @m(name="0003_day_revisions_reports")
+    def _day_reports(db: Any) -> None:
+        # A counter per UTC day, bumped by every ingest that touches it: a kept day report is
+        # current while the counters of the days it reads have not moved.
+        db.execute("CREATE TABLE day_revs (day TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID")
+        db.execute(
+            "CREATE TABLE day_reports (day TEXT NOT NULL, zone TEXT NOT NULL,"
+            " scope TEXT NOT NULL, rev INTEGER NOT NULL, report TEXT NOT NULL,"
+            " PRIMARY KEY (day, zone, scope)) WITHOUT ROWID"
+        )
 
     return m
 
@@ -152,6 +164,12 @@ class ReceiverStore:
                         ],
                     )
                 acked = self._advance(conn, terminal, epoch)
+                if stored:
+                    conn.executemany(
+                        "INSERT INTO day_revs VALUES (?, 1)"
+                        " ON CONFLICT (day) DO UPDATE SET n = n + 1",
+                        [(d,) for d in touched_days([r[2] for r in rows])],
+                    )
                 conn.execute(
                     "INSERT INTO batches (received_at, terminal, epoch, idempotency_key, first,"
                     " last, stored, duplicates, rejected, acked_through, conflicts)"
@@ -290,6 +308,34 @@ class ReceiverStore:
         return [
             Event(t, e, s, k, a, m, b, json.loads(d)) for t, e, s, k, a, m, b, d in unique.values()
         ]
+
+    def revision(self, first: date, last: date) -> int:
+        """A number that grows whenever an event touching UTC days first..last is stored."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT coalesce(sum(n), 0) FROM day_revs WHERE day BETWEEN ? AND ?",
+                (first.isoformat(), last.isoformat()),
+            ).fetchone()
+        return int(row[0])
+
+    def cached_report(self, day: str, zone: str, scope: str) -> tuple[int, str] | None:
+        """(revision, report JSON) of a day's report computed earlier, or None."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT rev, report FROM day_reports WHERE day = ? AND zone = ? AND scope = ?",
+                (day, zone, scope),
+            ).fetchone()
+        return (int(row[0]), str(row[1])) if row else None
+
+    def save_report(self, day: str, zone: str, scope: str, rev: int, report: str) -> None:
+        """Keep a day's report computed at revision `rev` (a newer one is never replaced)."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO day_reports VALUES (?, ?, ?, ?, ?) ON CONFLICT (day, zone, scope)"
+                " DO UPDATE SET rev = excluded.rev, report = excluded.report"
+                " WHERE excluded.rev >= day_reports.rev",
+                (day, zone, scope, rev, report),
+            )
 
     def iter_events(self, before_at: str | None = None, batch: int = 2000) -> Iterator[Event]:
         """Every stored event (before `before_at` when given) in time order, read in chunks.

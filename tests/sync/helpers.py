@@ -37,9 +37,13 @@ def write_private(path: Path, text: str) -> Path:
 class Receiver:
     """`tally serve` as a real process; it keeps its port across restarts."""
 
-    def __init__(self, folder: Path, tokens: str, *, extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, folder: Path, tokens: str, *, extra: tuple[str, ...] = (), db_url: str = ""
+    ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.db = folder / "receiver.db"
+        self.db_url = db_url  # a postgresql:// URL, or "" for the SQLite file `db`
+        self.db_arg = db_url or str(self.db)
         self.tokens = write_private(folder / "tokens", tokens)
         self.log_path = folder / "receiver.log"
         self.extra = extra
@@ -57,7 +61,7 @@ class Receiver:
                 "agent.cli",
                 "serve",
                 "--db",
-                str(self.db),
+                self.db_arg,
                 "--listen",
                 f"127.0.0.1:{self.port}",
                 "--tokens",
@@ -102,7 +106,12 @@ class Receiver:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Query the receiver's database."""
+        """Query the receiver's database (`?` placeholders on either engine)."""
+        if self.db_url:
+            import psycopg
+
+            with psycopg.connect(self.db_url) as pg:
+                return [tuple(r) for r in pg.execute(sql.replace("?", "%s"), params).fetchall()]
         conn = sqlite3.connect(self.db)
         try:
             return conn.execute(sql, params).fetchall()

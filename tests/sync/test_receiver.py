@@ -18,9 +18,13 @@ TOKENS = "# terminal:token\nwb1:tok-wb1-0000000001\npk1:tok-pk1-0000000002\n\n"
 AUTH = {"Authorization": "Bearer tok-wb1-0000000001"}
 
 
-@pytest.fixture(scope="module")
-def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiver]:
-    with Receiver(tmp_path_factory.mktemp("receiver"), TOKENS, extra=("--max-body-mb", "1")) as r:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def receiver(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Receiver]:
+    url = request.getfixturevalue("pg_cluster").new_database() if request.param != "sqlite" else ""
+    folder = tmp_path_factory.mktemp("receiver")
+    with Receiver(folder, TOKENS, extra=("--max-body-mb", "1"), db_url=url) as r:
         yield r
 
 
@@ -191,7 +195,7 @@ def test_health_and_stats(receiver: Receiver) -> None:
     ep = "stats"
     post(receiver, [envelope(s, ep) for s in (1, 2, 3)], epoch=ep)
     assert httpx.get(f"{receiver.url}/api/v1/health").json() == {"ok": True, "version": "0.1.0"}
-    out = tally("serve", "stats", "--db", str(receiver.db), "--json")
+    out = tally("serve", "stats", "--db", receiver.db_arg, "--json")
     assert out.returncode == 0, out.stderr
     stats = json.loads(out.stdout)["terminals"]
     assert {"terminal": "wb1", "epoch": ep, "events": 3, "max_seq": 3} in stats
@@ -259,7 +263,8 @@ def test_serve_refuses_a_malformed_tokens_file(tmp_path: Path) -> None:
     out = tally("serve", "--db", str(tmp_path / "r.db"), "--tokens", str(tokens))
     assert out.returncode == 2
     assert out.stderr == (
-        f"tally: line 1 of the tokens file {tokens} is not `terminal:token` (terminal of"
-        " a-z, 0-9 and '-', token of 8 to 512 visible ASCII characters)\n"
+        f"tally: line 1 of the tokens file {tokens} is not `terminal:token`,"
+        " `plant/terminal:token` or `@reader:token` (names of a-z, 0-9 and '-',"
+        " token of 8 to 512 visible ASCII characters)\n"
     )
     assert "tok-wb1" not in out.stderr

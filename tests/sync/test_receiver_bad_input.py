@@ -20,9 +20,12 @@ from tests.sync.test_receiver import AUTH, TOKENS, envelope, post
 KPI_AUTH = {"Authorization": "Bearer tok-pk1-0000000002"}
 
 
-@pytest.fixture(scope="module")
-def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiver]:
-    with Receiver(tmp_path_factory.mktemp("receiver"), TOKENS) as r:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def receiver(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Receiver]:
+    url = request.getfixturevalue("pg_cluster").new_database() if request.param != "sqlite" else ""
+    with Receiver(tmp_path_factory.mktemp("receiver"), TOKENS, db_url=url) as r:
         yield r
 
 

@@ -11,11 +11,16 @@ HELP = "run the reference central receiver (or `serve stats` to count what it ho
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of `tally serve` and its `stats` subcommand."""
-    p.add_argument("--db", help="the receiver's SQLite database (created when missing)")
+    p.add_argument(
+        "--db", help="the receiver's SQLite file (created when missing) or a postgresql:// URL"
+    )
     p.add_argument(
         "--listen", default="127.0.0.1:8400", help="HOST:PORT to listen on (port 0: any)"
     )
-    p.add_argument("--tokens", help="file of `terminal:token` lines, mode 0600")
+    p.add_argument(
+        "--tokens",
+        help="file of `terminal:token`, `plant/terminal:token` or `@reader:token` lines, mode 0600",
+    )
     p.add_argument(
         "--max-body-mb", type=int, default=64, help="largest decompressed request body (MiB)"
     )
@@ -28,12 +33,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     sub = p.add_subparsers(dest="serve_command", metavar="stats|export")
     stats = sub.add_parser("stats", help="per terminal and epoch: events stored and highest seq")
-    stats.add_argument("--db", required=True, help="the receiver's SQLite database")
+    stats.add_argument("--db", required=True, help="the receiver's SQLite file or URL")
     stats.add_argument("--json", action="store_true", help="print JSON")
     export = sub.add_parser(
         "export", help="a day's ledger for the whole plant (every terminal's events)"
     )
-    export.add_argument("--db", required=True, help="the receiver's SQLite database")
+    export.add_argument("--db", required=True, help="the receiver's SQLite file or URL")
     export.add_argument("--day", required=True, help="the plant-local day, YYYY-MM-DD")
     export.add_argument("--ledger", required=True, choices=LEDGERS)
     export.add_argument("--format", default="csv", choices=["csv", "xlsx"])
@@ -60,7 +65,7 @@ def main(args: argparse.Namespace) -> int:
 def _stats(args: argparse.Namespace) -> int:
     import json
 
-    from sync.receiver.store import read_stats
+    from sync.receiver.engine import read_stats
 
     terminals = read_stats(args.db)
     if args.json:
@@ -77,7 +82,7 @@ def _export(args: argparse.Namespace) -> int:
 
     from agent.cli.commands.export import export
     from agent.errors import UsageError
-    from sync.receiver.store import read_events
+    from sync.receiver.engine import read_events
 
     try:
         ZoneInfo(args.timezone)
@@ -94,11 +99,11 @@ def _serve(args: argparse.Namespace) -> int:
     from agent import config as cfg
     from agent.errors import UsageError
     from sync.receiver.app import TlsFiles, create_app, parse_listen, serve
-    from sync.receiver.store import ReceiverStore
+    from sync.receiver.engine import open_db
     from sync.tokens import TokenFileError, TokenTable, expand
 
     if not args.db or not args.tokens:
-        raise UsageError("tally serve needs --db FILE and --tokens FILE")
+        raise UsageError("tally serve needs --db FILE (or postgresql://...) and --tokens FILE")
     try:
         host, port = parse_listen(args.listen)
     except ValueError as exc:
@@ -123,7 +128,7 @@ def _serve(args: argparse.Namespace) -> int:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise UsageError(f"--timezone {timezone!r} is not a known IANA zone") from None
-    store = ReceiverStore(args.db)
+    store = open_db(args.db)
     app = create_app(store, tokens, max_body=args.max_body_mb << 20, timezone=timezone, kpi=kpi)
     tls = TlsFiles(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
 

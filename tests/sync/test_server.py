@@ -1,0 +1,229 @@
+"""The central server: reports per plant and for the group equal the pure KPI engine on both
+engines, kept day reports follow late events, and two processes on one PostgreSQL store
+every event once."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import threading
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from agent.config import KpiConfig
+from agent.domain import kpis
+from agent.domain.events import Event
+from sync.receiver import reports
+from sync.tokens import TokenFileError, parse_entries
+from tests.pgcluster import PgCluster
+from tests.sync.helpers import Receiver
+from tests.sync.month import (
+    FIRST,
+    PLANTS,
+    READER_TOKEN,
+    envelope,
+    month_events,
+    token,
+    tokens_file,
+)
+
+TZ = ZoneInfo("Asia/Shanghai")
+DAYS = 6
+READER = {"Authorization": f"Bearer {READER_TOKEN}"}
+
+
+def post(url: str, terminal: str, events: list[Event]) -> httpx.Response:
+    doc = {"terminal": terminal, "epoch": "e1", "events": [envelope(e) for e in events]}
+    return httpx.post(
+        f"{url}/api/v1/events",
+        content=gzip.compress(json.dumps(doc).encode()),
+        headers={"Authorization": f"Bearer {token(terminal)}", "Content-Encoding": "gzip"},
+        timeout=30,
+    )
+
+
+def post_all(url: str, streams: dict[str, list[Event]], batch: int = 40) -> None:
+    for terminal, events in streams.items():
+        for i in range(0, len(events), batch):
+            r = post(url, terminal, events[i : i + batch])
+            assert r.status_code == 200, r.text
+            assert r.json() == {"acked_through": events[i : i + batch][-1].seq, "rejected": []}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Receiver]:
+    url = request.getfixturevalue("pg_cluster").new_database() if request.param != "sqlite" else ""
+    with Receiver(tmp_path / "r", tokens_file(), db_url=url) as r:
+        yield r
+
+
+def test_reports_equal_the_pure_engine_per_plant_and_for_the_group(server: Receiver) -> None:
+    streams = month_events(FIRST, DAYS)
+    post_all(server.url, streams)
+    everything = [e for es in streams.values() for e in es]
+    cfg = KpiConfig()
+    scopes: list[tuple[str | None, set[str]]] = [(None, set(streams))]
+    scopes += [(p, set(ts)) for p, ts in PLANTS.items()]
+    for d in range(DAYS + 1):
+        day = FIRST.date() + timedelta(days=d)
+        for plant, terminals in scopes:
+            pure = kpis.compute([e for e in everything if e.terminal in terminals], day, TZ, cfg)
+            params = {"day": day.isoformat()} | ({"plant": plant} if plant else {})
+            for _ in range(2):  # computed, then kept
+                got = httpx.get(f"{server.url}/api/v1/report", params=params, headers=READER)
+                assert got.status_code == 200, got.text
+                assert got.json() == json.loads(json.dumps(pure))
+    month = FIRST.strftime("%Y-%m")
+    got = httpx.get(f"{server.url}/api/v1/report", params={"month": month}, headers=READER)
+    pure_days = [
+        kpis.compute(everything, FIRST.date().replace(day=n), TZ, cfg) for n in range(1, 32)
+    ]
+    assert got.json()["days"] == json.loads(json.dumps(pure_days))
+    assert got.json()["total"] == json.loads(json.dumps(reports.month_total(pure_days, cfg)))
+    assert got.json()["total"]["return_rate"]["bags"] > 0
+
+
+def test_a_kept_day_report_follows_a_late_event(server: Receiver) -> None:
+    streams = month_events(FIRST, 2)
+    pk1 = streams.pop("pk1")
+    post_all(server.url, streams)
+    day = FIRST.date()
+    params = {"day": day.isoformat(), "plant": "north"}
+    before = httpx.get(f"{server.url}/api/v1/report", params=params, headers=READER).json()
+    assert before["return_rate"]["bags"] == 0
+    post_all(server.url, {"pk1": pk1})  # a terminal that was offline syncs the next day
+    after = httpx.get(f"{server.url}/api/v1/report", params=params, headers=READER).json()
+    north = [e for t in PLANTS["north"] for e in (pk1 if t == "pk1" else streams[t])]
+    assert after == json.loads(json.dumps(kpis.compute(north, day, TZ, KpiConfig())))
+    assert after["return_rate"]["bags"] > 0
+
+
+def test_reports_need_a_reader_and_a_known_plant(server: Receiver) -> None:
+    url = f"{server.url}/api/v1/report"
+    assert httpx.get(url, params={"day": "2026-10-01"}).status_code == 401
+    bad = httpx.get(url, params={"day": "2026-10-01"}, headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 401
+    unknown = httpx.get(url, params={"day": "2026-10-01", "plant": "east"}, headers=READER)
+    assert unknown.status_code == 400
+    assert (
+        unknown.json()["error"] == "plant 'east' is not in the tokens file; known: 'north', 'south'"
+    )
+    assert httpx.get(url, params={"month": "2026-13"}, headers=READER).status_code == 400
+    # A reader's token reads reports but cannot post events.
+    doc = {"terminal": "wb1", "epoch": "e1", "events": []}
+    refused = httpx.post(
+        f"{server.url}/api/v1/events",
+        content=gzip.compress(json.dumps(doc).encode()),
+        headers={**READER, "Content-Encoding": "gzip"},
+    )
+    assert refused.status_code == 401
+
+
+def test_tokens_file_plants_and_readers() -> None:
+    entries = parse_entries(tokens_file() + "wb9:tok-wb9-0000000001\n", "tokens")
+    assert [(e.name, e.plant, e.reader) for e in entries] == [
+        ("wb1", "north", False),
+        ("pk1", "north", False),
+        ("wb2", "south", False),
+        ("kaoping", "", True),
+        ("wb9", "", False),
+    ]
+    with pytest.raises(TokenFileError, match="puts terminal 'wb1' in plant 'south', line 1"):
+        parse_entries("north/wb1:tok-1-00000000\nsouth/wb1:tok-2-00000000\n", "tokens")
+    with pytest.raises(TokenFileError, match="line 1 of the tokens file tokens is not"):
+        parse_entries("@north/kaoping:tok-1-00000000\n", "tokens")
+    with pytest.raises(TokenFileError, match="has no `terminal:token` line"):
+        parse_entries("@kaoping:tok-1-00000000\n", "tokens")
+
+
+def test_two_processes_on_one_postgresql_store_each_event_once(
+    pg_cluster: PgCluster, tmp_path: Path
+) -> None:
+    """Five terminals post overlapping, resent batches through a random process each time;
+    one process is SIGKILLed mid-stream and restarted."""
+    url = pg_cluster.new_database()
+    terminals = ["t1", "t2", "t3", "t4", "t5"]
+    tokens = "".join(f"p/{t}:{token(t)}\n" for t in terminals)
+    n = 300
+    a = Receiver(tmp_path / "a", tokens, db_url=url).start()
+    b = Receiver(tmp_path / "b", tokens, db_url=url).start()
+    procs = [a, b]
+    acks: dict[str, list[int]] = {t: [] for t in terminals}
+    errors: list[str] = []
+    killed = threading.Event()
+
+    def run(terminal: str, seed: int) -> None:
+        rng = random.Random(seed)
+        events = [
+            Event(terminal, "e1", s, "operator.note", "2026-10-01T02:00:00.000Z", s, "b", {"n": s})
+            for s in range(1, n + 1)
+        ]
+        sent = 0
+        while sent < n:
+            lo = max(0, sent - rng.randint(0, 10))  # resend some already-sent events
+            hi = min(n, sent + rng.randint(1, 25))
+            target = rng.choice(procs)
+            try:
+                r = post(target.url, terminal, events[lo:hi])
+            except httpx.HTTPError:
+                continue  # the process was killed: retry elsewhere
+            if r.status_code != 200:
+                errors.append(r.text)
+                return
+            acks[terminal].append(r.json()["acked_through"])
+            sent = max(sent, r.json()["acked_through"])
+            if terminal == "t1" and sent > n // 2 and not killed.is_set():
+                killed.set()
+                a.kill()
+
+    threads = [threading.Thread(target=run, args=(t, i)) for i, t in enumerate(terminals)]
+    # The same batch through both processes at the same moment.
+    for r in (a, b):
+        dup = threading.Thread(target=post, args=(r.url, "t5", []))
+        dup.start()
+        dup.join()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(120)
+    a.start()
+    try:
+        again = [
+            Event("t1", "e1", s, "operator.note", "2026-10-01T02:00:00.000Z", s, "b", {"n": s})
+            for s in range(1, n + 1)
+        ]
+        same = [threading.Thread(target=post, args=(r.url, "t1", again)) for r in (a, b)]
+        for th in same:
+            th.start()
+        for th in same:
+            th.join(60)
+        assert errors == []
+        assert killed.is_set()
+        rows = a.rows("SELECT terminal, count(*), count(DISTINCT seq), max(seq) FROM events"
+                      " GROUP BY terminal ORDER BY terminal")  # fmt: skip
+        assert rows == [(t, n, n, n) for t in terminals]
+        assert a.rows("SELECT terminal, acked_through FROM streams ORDER BY terminal") == [
+            (t, n) for t in terminals
+        ]
+        for t in terminals:
+            assert acks[t] and max(acks[t]) == n and all(0 < x <= n for x in acks[t])
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_the_day_of_an_event_reaches_the_days_that_read_it() -> None:
+    from sync.receiver.days import revision_span, touched_days
+
+    day = date(2026, 10, 1)
+    start = FIRST.replace(hour=16, minute=0)  # 00:00 on 10-02 in Shanghai, 16:00 UTC 10-01
+    first, last = revision_span(start, start + timedelta(days=1))
+    assert (first, last) == (date(2026, 9, 30), date(2026, 10, 2))
+    assert touched_days(["2026-10-01T01:00:00.000Z"]) == ["2026-10-01", "2026-10-02", "2026-10-03"]
+    assert day.isoformat() in touched_days(["2026-09-30T23:59:59.999Z"])
