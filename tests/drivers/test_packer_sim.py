@@ -118,8 +118,8 @@ def test_bad_listen_and_bad_map_exit_2(tmp_path: Path) -> None:
     r = tally("simulate", "packer", "--listen", "127.0.0.1:0", "--map", str(bad))
     assert r.returncode == 2
     assert r.stderr.splitlines() == [
-        "packer[0].point[0].role: must be one of 'bags', 'returned', 'broken', 'loaded', "
-        "'running', 'spout', not 'bagz'",
+        "packer[0].point[0].role: must be one of 'bags', 'returned', 'returned_over', 'broken', "
+        "'loaded', 'running', 'spout', not 'bagz'",
         "packer[0].point[0].function: is required",
         "packer[0].point[0].address: is required",
     ]

@@ -110,6 +110,20 @@ def test_scale_weighs_visits_by_itself(tmp_path: Path, simulator: str) -> None:
         report["weigh_wait"]["within_target"],
         report["bag_load_wait"]["count"],
         report["daily_completion"],
-    ) == (2, 2, 1, {"planned_t": 30.0, "completed_t": 30.0, "value": 1.0, "met": True})
+    ) == (
+        2,
+        2,
+        1,
+        {
+            "planned_t": 30.0,
+            "completed_t": 30.0,
+            "value": 1.0,
+            "met": True,
+            "basis": "arrivals",  # no plan entered: the day's bagged arrivals stand in
+            "fallback": True,
+            "unmeasured_loads": 0,
+            "by_product": {},
+        },
+    )
     r = tally("rebuild", "--config", str(config), "--json")
     assert json.loads(r.stdout)["visits"] == live

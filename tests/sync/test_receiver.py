@@ -208,7 +208,10 @@ KPI_AUTH = {"Authorization": "Bearer tok-pk1-0000000002"}  # any terminal's toke
 def test_kpi_endpoint(receiver: Receiver) -> None:
     url = f"{receiver.url}/api/v1/kpi"
     bad = httpx.get(url, params={"day": "29/11/2026"}, headers=KPI_AUTH)
-    assert (bad.status_code, bad.json()) == (400, {"error": "pass the day as ?day=YYYY-MM-DD"})
+    assert (bad.status_code, bad.json()) == (
+        400,
+        {"error": "pass the day as ?day=YYYY-MM-DD or the month as ?month=YYYY-MM"},
+    )
     zone = httpx.get(
         url, params={"day": "2026-11-29", "timezone": "Mars/Olympus"}, headers=KPI_AUTH
     )
