@@ -24,6 +24,7 @@ from agent import __version__
 from agent.config import KpiConfig
 from agent.domain import kpis, text_rules
 from agent.domain.events import format_at, parse_at
+from sync.http_body import read_capped
 from sync.protocol import (
     EVENTS_PATH,
     HEALTH_PATH,
@@ -175,20 +176,6 @@ def _unauthorized(message: str) -> JSONResponse:
     return _error(401, message, {"WWW-Authenticate": 'Bearer realm="tally"'})
 
 
-async def _read_capped(request: Request, cap: int) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > cap:
-        raise BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def decode_batch(raw: bytes, max_body: int, terminal: str) -> Batch:
     """Gunzip, parse and validate a request body (CPU-bound: run it off the event loop).
 
@@ -262,7 +249,7 @@ def create_app(
         if encoding != "gzip":
             return _error(415, "the body must be gzip-compressed (Content-Encoding: gzip)")
         try:
-            raw = await asyncio.wait_for(_read_capped(request, max_body), BODY_TIMEOUT_S)
+            raw = await asyncio.wait_for(read_capped(request, max_body), BODY_TIMEOUT_S)
             batch = await run_in_threadpool(decode_batch, raw, max_body, terminal)
         except TimeoutError:
             return _error(408, f"the body did not arrive within {BODY_TIMEOUT_S:.0f} s; resend it")

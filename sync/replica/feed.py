@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agent.domain.events import format_at
+from sync.http_body import read_capped
 from sync.protocol import BodyTooLarge, gunzip_capped, gzip_bytes
 from sync.replica.wire import (
     PULL_PATH,
@@ -171,7 +172,7 @@ def pull_endpoint(
         if isinstance(who, Response):
             return who
         try:
-            raw = await asyncio.wait_for(_read(request), 30)
+            raw = await asyncio.wait_for(read_capped(request, REQUEST_MAX_BYTES), 30)
             if request.headers.get("content-encoding", "").strip().lower() == "gzip":
                 raw = gunzip_capped(raw, REQUEST_MAX_BYTES)
             req = parse_request(raw)
@@ -210,17 +211,6 @@ def pull_endpoint(
         return Response(body, media_type="application/json", headers=headers)
 
     return pull
-
-
-async def _read(request: Request) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > REQUEST_MAX_BYTES:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def create_app(holder: Holder, notifier: Notifier, tokens: TokenTable) -> Starlette:
