@@ -166,7 +166,8 @@ async def test_ticket_waits_for_the_printer_and_prints_once(rig: Rig) -> None:
 
 
 async def test_numbers_count_per_day_and_a_single_weighing_prints_on_demand(rig: Rig) -> None:
-    rig.printer.start()
+    # The printer stays off until the repeated request is checked: once it prints, asking again
+    # is refused (a reprint is a copy), which the first test covers.
     for w, kg in (("w1", 16000), ("w2", 17000), ("w3", 18000)):
         await rig.ctx.writer.append(
             "weighing.captured", {"weighing": w, "scale": "scale1", "weight_kg": kg}
@@ -177,6 +178,9 @@ async def test_numbers_count_per_day_and_a_single_weighing_prints_on_demand(rig:
     again = await rig.op("ticket.print", weighing="w2")
     assert again["ticket"]["number"] == numbers[0]  # asked again before printing: the same one
     assert [n[-4:] for n in numbers] == ["0001", "0002"]
+    assert len(rig.events("ticket.issued")) == 2  # asking again issued nothing more
+    assert rig.events("ticket.print_requested") == []
+    rig.printer.start()
     await until(lambda: len(rig.events("ticket.printed")) == 2)
     assert len(rig.printer.jobs) == 2
     shown = await rig.op("ticket.show")
