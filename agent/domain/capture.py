@@ -18,6 +18,10 @@ Weight = int | Decimal
 _EPS = 1e-9
 GAP_FACTOR = 2.5
 GAP_HISTORY = 16
+# A gap shorter than this is never missing frames: the port buffers what arrives while a busy
+# terminal (the scale vendor's software, another process) keeps the reader waiting, so a late
+# read has lost nothing. At 20 frames/s 2.5 intervals is 125 ms; scheduling stalls reach that.
+MIN_GAP_S = 0.25
 # Frames that arrive in one read of the port share its time: a gap this small is not an interval
 # (counting it would make the usual interval 0 and every later read look like lost frames).
 SAME_READ_S = 0.001
@@ -123,7 +127,8 @@ class GapDetector:
         if gap < SAME_READ_S:
             return missing
         if len(self._gaps) >= 4:
-            missing = missing or gap > GAP_FACTOR * statistics.median(self._gaps)
+            usual = statistics.median(self._gaps)
+            missing = missing or gap > max(GAP_FACTOR * usual, MIN_GAP_S)
         if not missing:
             self._gaps.append(gap)
         return missing

@@ -355,3 +355,16 @@ def test_a_burst_of_buffered_frames_does_not_make_every_later_frame_late() -> No
     burst = [gaps.missed(1.0) for _ in range(20)]
     paced = [gaps.missed(1.0 + 0.05 * i) for i in range(1, 40)]
     assert (any(burst), any(paced)) == (False, False)
+
+
+def test_a_reader_kept_waiting_a_fifth_of_a_second_has_missed_nothing() -> None:
+    """At 100 frames/s, 2.5 intervals is 25 ms; a busy PC delays reads far longer than that, and
+    the port buffers the frames meanwhile: a stall under a quarter second is not a gap."""
+    from agent.domain.capture import GapDetector
+
+    gaps = GapDetector(silence_s=2.0)
+    paced = [gaps.missed(1.0 + 0.01 * i) for i in range(20)]
+    stalled = gaps.missed(1.19 + 0.2)  # the next read comes 0.2 s late...
+    burst = [gaps.missed(1.39) for _ in range(19)]  # ...with the frames that waited in the port
+    lost = gaps.missed(1.39 + 0.3)  # 0.3 s without a frame: frames were lost
+    assert (any(paced), stalled, any(burst), lost) == (False, False, False, True)
