@@ -66,7 +66,7 @@ class Daemon:
         self.log_path = folder / "daemon.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 20) -> Daemon:
+    def start(self, timeout: float = 60) -> Daemon:
         """Start the process and wait until the local API answers ping."""
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's life
         self.proc = lifeline.popen(
@@ -90,7 +90,7 @@ class Daemon:
         """One local API request."""
         return request(self.socket, op, **args)
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
         """Send `sig` and wait; return the exit code."""
         assert self.proc is not None
         if self.proc.poll() is None:
@@ -135,7 +135,7 @@ def scale_simulator(*args: str) -> Iterator[str]:
         proc.wait(10)
 
 
-def wait_for(predicate: Any, timeout: float = 20, interval: float = 0.05) -> Any:
+def wait_for(predicate: Any, timeout: float = 60, interval: float = 0.05) -> Any:
     """Poll `predicate()` until it returns something truthy; raise TimeoutError otherwise."""
     deadline = time.monotonic() + timeout
     while True:

@@ -41,7 +41,7 @@ def test_a_bag_scale_records_a_bag_weight_check_by_itself(tmp_path: Path) -> Non
             # Progress shows while the check is collecting: one or two of the three samples.
             collecting = wait_for(lambda: partial(d.request("checks.due")), timeout=60)
             assert (collecting["scale"], collecting["needed"]) == ("bags1", 3)
-            wait_for(lambda: events(config, "check.bag_weight"), timeout=30)
+            wait_for(lambda: events(config, "check.bag_weight"), timeout=60)
             visits = d.request("visits.list")
     samples = [e["data"] for e in events(config, "check.bag_sample")]
     assert {s["weight_kg"] for s in samples} <= set(BAGS)

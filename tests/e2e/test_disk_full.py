@@ -65,7 +65,7 @@ def test_full_disk_holds_events_until_space_returns(
         assert not pending.done(), "an append was acknowledged while the disk was full"
 
         (small_disk / "filler").unlink()
-        acked[held] = pending.result(timeout=30)["seq"]
+        acked[held] = pending.result(timeout=60)["seq"]
         wait_for(lambda: not d.request("status")["alerts"], timeout=15)
         assert d.request("status")["disk"]["full"] is False
         n += 1

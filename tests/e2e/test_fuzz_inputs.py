@@ -173,7 +173,7 @@ def test_the_receiver_survives_arbitrary_batches(receiver: Receiver, data: st.Da
         f"{receiver.url}/api/v1/events",
         content=gzip.compress(encode(body)),
         headers={**AUTH, "Content-Encoding": "gzip"},
-        timeout=30,
+        timeout=60,
     )
     assert resp.status_code in (200, 400, 403), resp.text
     answer = resp.json()
@@ -185,7 +185,7 @@ def test_the_receiver_survives_arbitrary_batches(receiver: Receiver, data: st.Da
         f"{receiver.url}/api/v1/kpi",
         params={"day": "2026-11-29"},
         headers={"Authorization": "Bearer tok-pk1-0000000002"},
-        timeout=30,
+        timeout=60,
     )
     assert kpi.status_code == 200
     assert kept <= set(receiver.rows(every))  # every event stored before is there, unchanged

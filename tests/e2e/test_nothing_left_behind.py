@@ -230,7 +230,7 @@ def test_the_daemon_stops_cleanly_when_its_starter_is_killed(tmp_path: Path) -> 
             return False
 
     with starter(mark, ["run", "--config", str(config)]):
-        wait_for(answers, timeout=30)
+        wait_for(answers, timeout=60)
     wait_for(lambda: not marked(mark), timeout=GONE_WITHIN_S, interval=0.1)
     assert agent_events(tmp_path / "tally.db") == ["agent.started", "agent.stopped"]
 

@@ -35,7 +35,7 @@ def test_nothing_is_lost_or_duplicated_and_resources_stay_bounded(tmp_path: Path
         with Daemon(config) as daemon:
             assert daemon.proc is not None
             pid = daemon.proc.pid
-            wait_for(lambda: daemon.request("sync.sender.status")["backlog"] == 0, timeout=30)
+            wait_for(lambda: daemon.request("sync.sender.status")["backlog"] == 0, timeout=60)
             baseline = (fd_count(pid), rss_kb(pid))
             stop = threading.Event()
 

@@ -41,7 +41,7 @@ def test_the_token_never_leaks(tmp_path: Path) -> None:
                 return False
             return True
 
-        wait_for(ping, timeout=20)
+        wait_for(ping, timeout=60)
         status = wait_for(
             lambda: (
                 (s := request(socket_path, "sync.sender.status"))["state"] == "auth_failed" and s
@@ -53,7 +53,7 @@ def test_the_token_never_leaks(tmp_path: Path) -> None:
         )
         write_private(token, CANARY + "\n")  # the operator fixes the token file
         request(socket_path, "note.add", text="after the fix")
-        wait_for(lambda: request(socket_path, "sync.sender.status")["backlog"] == 0, timeout=20)
+        wait_for(lambda: request(socket_path, "sync.sender.status")["backlog"] == 0, timeout=60)
     finally:
         proc.terminate()
         proc.wait(20)

@@ -48,7 +48,7 @@ def test_every_event_reaches_the_receiver_exactly_once_across_sigkills(tmp_path:
                 lambda: (
                     (s := daemon.request("sync.sender.status"))["acked_through"] == last_seq and s
                 ),
-                timeout=30,
+                timeout=60,
             )
         assert status["backlog"] == 0
         assert status["last_error"] is None

@@ -55,7 +55,7 @@ def queue_before(d: Daemon, config: Path, plate: str, weight: int) -> None:
         w = newest_capture(d)
         return bool(w and w != seen and abs(w["weight_kg"] - other) <= NEAR_KG)
 
-    wait_for(other_captured, timeout=30)
+    wait_for(other_captured, timeout=60)
     ctl(config, "queue", "--plate", plate)
 
 
@@ -83,12 +83,12 @@ def test_scale_weighs_visits_by_itself(tmp_path: Path, simulator: str) -> None:
         )["visit"]
         ctl(config, "gate-in", "--plate", plate)
         queue_before(d, config, plate, TARE)
-        tare = wait_for(lambda: d.request("visits.list", visit=vid)["tare_kg"], timeout=30)
+        tare = wait_for(lambda: d.request("visits.list", visit=vid)["tare_kg"], timeout=60)
         assert abs(tare - TARE) <= NEAR_KG
         ctl(config, "loading-start", "--plate", plate, "--point", "line1")
         ctl(config, "loading-finish", "--plate", plate, "--bags", "600", "--bag-kg", "50")
         queue_before(d, config, plate, GROSS)
-        gross = wait_for(lambda: d.request("visits.list", visit=vid)["gross_kg"], timeout=30)
+        gross = wait_for(lambda: d.request("visits.list", visit=vid)["gross_kg"], timeout=60)
         assert abs(gross - GROSS) <= NEAR_KG
         ctl(config, "seal", "--plate", plate, "--seal", "S1")
         v = ctl(config, "exit", "--plate", plate)
