@@ -2,7 +2,8 @@
 
 The API server sets `CURRENT` around each operation (the request's `operator`, else the one
 signed in on the terminal); the writer adds it as `operator` to every operator event written in
-that operation's task (see OPERATOR_KINDS), so no service has to remember to pass it on.
+that operation's task (see OPERATOR_KINDS), so no service has to remember to pass it on. With
+nobody named or signed in, events stay as they were (no `operator` field is added).
 """
 
 from __future__ import annotations
@@ -18,6 +19,6 @@ CURRENT: ContextVar[str | None] = ContextVar("tally_operator", default=None)
 def stamp(kind: str, data: dict[str, Any]) -> dict[str, Any]:
     """`data` with the acting operator added when `kind` is an operator event written by an op."""
     who = CURRENT.get()
-    if who is None or kind not in OPERATOR_KINDS or data.get("operator"):
+    if not who or kind not in OPERATOR_KINDS or data.get("operator"):
         return data
     return {**data, "operator": who}

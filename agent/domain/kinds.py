@@ -63,7 +63,7 @@ class Spec:
 
 
 _UTC = "str, UTC time (ISO 8601, milliseconds, Z)"
-_WHO = "str, the operator who recorded it (the request's, else the one signed in; '' if none)"
+_WHO = "str, the operator who recorded it (the request's, else the one signed in)"
 
 CATALOGUE: dict[Kind, Spec] = {
     Kind.AGENT_STARTED: Spec(
