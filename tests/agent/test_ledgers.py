@@ -121,6 +121,10 @@ def script_day(db: str) -> None:
     w.close()
 
 
+CHECK_HEADS = ["Time", "Packer", "Check", "Result", "Bag weights (kg)", "Mean (kg)", "Note"]
+CHECK_HEADS += ["Operator"]
+BAG_CHECK = ["2026-11-29 08:20:00", "line1", "bag weight", "pass", "50.1 50 49.95", 50.02, None]
+BAG_CHECK += ["li"]
 EXPECTED_EN: dict[str, list[list[Any]]] = {
     "gate": [
         [
@@ -176,12 +180,20 @@ EXPECTED_EN: dict[str, list[list[Any]]] = {
         ["2026-11-29 08:45:00", "苏B54321", "SO2", "S001 S002", "S001 S003", "mismatch"],
     ],
     "checks": [
-        ["Time", "Packer", "Check", "Result", "Bag weights (kg)", "Mean (kg)", "Note", "Operator"]
-        + ["By", "Source"],
-        ["2026-11-29 08:20:00", "line1", "bag weight", "pass", "50.1 50 49.95", 50.02, None, "li"]
-        + ["crew", "typed"],
-        ["2026-11-29 08:21:00", "line1", "print code", "fail", None, None, "smudged", "li"]
-        + ["quality office", "typed"],
+        [*CHECK_HEADS, "By", "Source"],
+        [*BAG_CHECK, "crew", "typed"],
+        [
+            "2026-11-29 08:21:00",
+            "line1",
+            "print code",
+            "fail",
+            None,
+            None,
+            "smudged",
+            "li",
+            "quality office",
+            "typed",
+        ],  # fmt: skip
     ],
     "packers": [
         ["Hour", "Packer", "Bags", "Returned", "Broken", "Running (min)", "Tonnes", "t/h running"],
@@ -417,9 +429,8 @@ def test_ledgers_show_the_operators_corrections() -> None:
 
 def test_stops_and_operators_ledgers() -> None:
     """A handover stop of a bulk loader with its reason, and who recorded what at which post."""
-    from zoneinfo import ZoneInfo
-
     from dataclasses import replace
+    from zoneinfo import ZoneInfo
 
     from agent.domain import ledgers
     from agent.domain.events import Event, format_at
