@@ -125,6 +125,7 @@ CHECK_HEADS = ["Time", "Packer", "Check", "Result", "Bag weights (kg)", "Mean (k
 CHECK_HEADS += ["Operator"]
 BAG_CHECK = ["2026-11-29 08:20:00", "line1", "bag weight", "pass", "50.1 50 49.95", 50.02, None]
 BAG_CHECK += ["li"]
+PRINT_CHECK = ["2026-11-29 08:21:00", "line1", "print code", "fail", None, None, "smudged", "li"]
 EXPECTED_EN: dict[str, list[list[Any]]] = {
     "gate": [
         [
@@ -182,18 +183,7 @@ EXPECTED_EN: dict[str, list[list[Any]]] = {
     "checks": [
         [*CHECK_HEADS, "By", "Source"],
         [*BAG_CHECK, "crew", "typed"],
-        [
-            "2026-11-29 08:21:00",
-            "line1",
-            "print code",
-            "fail",
-            None,
-            None,
-            "smudged",
-            "li",
-            "quality office",
-            "typed",
-        ],  # fmt: skip
+        [*PRINT_CHECK, "quality office", "typed"],
     ],
     "packers": [
         ["Hour", "Packer", "Bags", "Returned", "Broken", "Running (min)", "Tonnes", "t/h running"],
