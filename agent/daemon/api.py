@@ -170,8 +170,9 @@ class ApiServer:
                 who = req.get("operator")
                 if not isinstance(who, str) or not who.strip():
                     who = self.signed_in()
-                req["operator"] = who.strip()
-                token = operator.CURRENT.set(req["operator"])
+                if who:
+                    req["operator"] = who = who.strip()
+                token = operator.CURRENT.set(who)
                 try:
                     result = await handler(req)
                     reply = {"id": req_id, "ok": True, "result": result}
