@@ -66,6 +66,7 @@ OPS = [
         ),
         _print,
     ),
+    CtlOp("checks", "the spot checks due now (crew and quality office)", "checks.due"),
     CtlOp(
         "packer-calibrated",
         "mark a packer calibrated at start-up (开机校正): its bag-weight check is due",
