@@ -120,6 +120,7 @@ class PackerConfig:
     max_bags_per_s: float = 20.0
     idle_s: float = 30.0
     spouts: int = 8
+    kind: str = "bagged"  # bagged: a packer or bag counter; bulk: a bulk loading point (发散)
     points: tuple[PointConfig, ...] = ()
 
 
@@ -177,7 +178,8 @@ class StorageConfig:
 
 @dataclass(frozen=True, slots=True)
 class ChecksConfig:
-    """Packing-line spot checks: bag weights after each start and per shift, print codes."""
+    """Packing-line spot checks (crew after each calibration, print codes, QC once a shift),
+    the shifts, and the handover rule."""
 
     bag_samples: int = 10
     bag_min_pct: float = 2.0
@@ -185,6 +187,9 @@ class ChecksConfig:
     shift_starts: tuple[str, ...] = ("00:00", "08:00", "16:00")
     print_code_every_h: float = 2.0
     grace_min: float = 15.0
+    cold_start_min: float = 30.0
+    qc_within_h: float = 4.0
+    handover_window_min: float = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +216,7 @@ class KpiConfig:
     window_payment_min: float = 5.0
     window_transport_letter_min: float = 10.0
     window_no_letter_min: float = 10.0
+    scale_unattended_min: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,6 +438,7 @@ _CHECKS: dict[type, dict[str, Check]] = {
         "max_bags_per_s": _POSITIVE,
         "idle_s": _range(1, 86_400),
         "spouts": _range(1, 64),
+        "kind": _one_of("bagged", "bulk"),
     },
     SyncConfig: {
         "url": _url,
@@ -472,6 +479,9 @@ _CHECKS: dict[type, dict[str, Check]] = {
         ),
         "print_code_every_h": _range(0.1, 24),
         "grace_min": _range(0, 1440),
+        "cold_start_min": _range(0, 1440),
+        "qc_within_h": _range(0.1, 24),
+        "handover_window_min": _range(0, 240),
     },
     TicketsConfig: {
         "title": _nonempty,
@@ -633,6 +643,17 @@ def _check_packer(p: PackerConfig, table: Mapping[str, Any], path: str, problems
     for role in set(roles):
         if role != "spout" and roles.count(role) > 1:
             problems.append(f"{path}.point: role {role!r} appears {roles.count(role)} times")
+    if p.kind == "bulk":
+        counters = sorted({r for r in roles if r != "running"})
+        if "running" not in roles:
+            problems.append(
+                f"{path}.point: a bulk loader (kind = 'bulk') needs a point with role 'running'"
+            )
+        if counters:
+            problems.append(
+                f"{path}.point: a bulk loader (kind = 'bulk') counts no bags; remove the "
+                f"{', '.join(repr(r) for r in counters)} point(s)"
+            )
     if p.transport == "rtu" and not p.serial_port:
         problems.append(f"{path}.serial_port: is required when transport = 'rtu'")
     if p.transport == "tcp" and not table.get("host"):

@@ -236,6 +236,10 @@ class TallyApp(LiveApp):
         else:
             bar.append(f"○ {self.w('link.lost')}", style="bold red")
         bar.append(f"  {self.clock().astimezone(self.tz):%H:%M}")
+        on_duty = self.states.get("operator")
+        if isinstance(on_duty, dict) and on_duty.get("operator"):
+            post = f" ({on_duty['post']})" if on_duty.get("post") else ""
+            bar.append(f"  {self.w('operator.on_duty')}: {on_duty['operator']}{post}", style="bold")
         self.query_one("#topbar", Static).update(bar)
         hints = self.pane().keys
         keys = (self.w(hints) + "   " if hints else "") + self.w("keys.global")
@@ -340,6 +344,19 @@ class TallyApp(LiveApp):
     def action_check_print(self) -> None:
         """Record a print-code check on the selected packer."""
         self.ask(forms.CHECK_PRINT)
+
+    def action_calibrated(self) -> None:
+        """Mark the selected packer calibrated at start-up: its bag-weight check is due."""
+        self.ask(forms.CALIBRATED)
+
+    def action_sign_in(self) -> None:
+        """Sign in on this terminal with a name or badge number (挂牌上岗)."""
+        self.ask(forms.SIGN_IN)
+
+    def action_sign_out(self) -> None:
+        """Sign the operator on duty out at the end of the shift."""
+        who = str((self.states.get("operator") or {}).get("operator") or "")
+        self.ask(forms.SIGN_OUT, ({}, who))
 
     def action_window(self) -> None:
         """One key for the service windows: serve someone waiting, or register a new arrival."""

@@ -136,12 +136,13 @@ PACKER_REASON = Form(
     "form.packer_reason",
     (Field("reason", "form.reason"), Field("expected_repair_min", "form.repair", "int")),
 )
+BY = Field("by", "form.by", "choice", choices=(("by.crew", "crew"), ("by.qc", "qc")))
 CHECK_BAGS = Form(
     "check.bag_weight",
     "packer",
     "form.check_bags",
-    (Field("kg", "form.bag_weights"),),
-    request=bag_samples,
+    (Field("kg", "form.bag_weights"), BY),
+    request=lambda values: {**bag_samples(values), "by": values.get("by", "crew")},
 )
 CHECK_PRINT = Form(
     "check.print_code",
@@ -155,8 +156,18 @@ CHECK_PRINT = Form(
             choices=(("result.pass", "pass"), ("result.fail", "fail")),
         ),
         Field("note", "form.note", required=False),
+        BY,
     ),
 )
+CALIBRATED = Form("packer.calibrated", "packer")  # sent at once for the selected packer
+SIGN_IN = Form(
+    "operator.sign_in",
+    "none",
+    "form.sign_in",
+    (Field("name", "form.badge"), Field("post", "form.post", required=False)),
+    names="name",
+)
+SIGN_OUT = Form("operator.sign_out", "none", names="operator")
 WINDOW_SERVICES = ("plan_order", "payment", "transport_letter", "no_letter")
 WINDOW_ARRIVE = Form(
     "window.arrive",
@@ -190,6 +201,9 @@ FORMS: tuple[Form, ...] = (
     PACKER_REASON,
     CHECK_BAGS,
     CHECK_PRINT,
+    CALIBRATED,
+    SIGN_IN,
+    SIGN_OUT,
     WINDOW_ARRIVE,
     WINDOW_SERVE,
 )
@@ -212,7 +226,10 @@ KEYS: tuple[tuple[str, str, str], ...] = (
     ("loading", "r", "packer_reason"),
     ("loading", "b", "check_bags"),
     ("loading", "p", "check_print"),
+    ("loading", "k", "calibrated"),
     *((pane, "w", "window") for pane in ("weighbridge", "loading", "yard", "today", "health")),
+    *((pane, "o", "sign_in") for pane in ("weighbridge", "loading", "yard", "today", "health")),
+    *((pane, "u", "sign_out") for pane in ("weighbridge", "loading", "yard", "today", "health")),
 )
 
 

@@ -9,8 +9,10 @@ def factories() -> list[ServiceFactory]:
     """Every capability's service factory, devices first, sync last."""
     from agent.daemon import health
     from agent.daemon.services import (
+        attendance,
         displays,
         notes,
+        operators,
         packers,
         plans,
         plant,
@@ -27,10 +29,12 @@ def factories() -> list[ServiceFactory]:
         scales.build,
         packers.build,
         visits.build,
+        attendance.build,
         health.build,
         window_services.build,
         spotchecks.build,
         notes.build,
+        operators.build,
         tickets.build,
         displays.build,
         plant.build,

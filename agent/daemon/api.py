@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from agent.daemon import operator
 from agent.daemon.hub import Hub
 from agent.domain import text_rules
 from agent.errors import InvalidInput, Refused, Unavailable
@@ -44,6 +45,9 @@ class ApiServer:
         self.ops: dict[str, Handler] = {}
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.Task[None]] = set()
+        # the operator signed in on this terminal ('' if none): the one acting when a request
+        # names none (agent/daemon/services/operators.py sets it)
+        self.signed_in: Callable[[], str] = lambda: ""
         self.register("ping", self._ping)
 
     def register(self, op: str, handler: Handler) -> None:
@@ -163,6 +167,12 @@ class ApiServer:
                         writer, lock, _err(req_id, f"unknown op {op!r}; known ops: {known}")
                     )
                     continue
+                who = req.get("operator")
+                if not isinstance(who, str) or not who.strip():
+                    who = self.signed_in()
+                if who:
+                    req["operator"] = who = who.strip()
+                token = operator.CURRENT.set(who)
                 try:
                     result = await handler(req)
                     reply = {"id": req_id, "ok": True, "result": result}
@@ -171,6 +181,8 @@ class ApiServer:
                 except Exception as exc:
                     log.exception("op %s failed", op)
                     reply = _err(req_id, f"the daemon failed to run {op!r} ({exc}); see its log")
+                finally:
+                    operator.CURRENT.reset(token)
                 await _send(writer, lock, reply)
         except (ConnectionError, asyncio.CancelledError):
             pass

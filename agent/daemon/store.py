@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.daemon import operator
 from agent.domain import text_rules
 from agent.domain.events import Event, Stamp, boot_id, format_at, new_epoch
 from agent.errors import InvalidInput, TallyError
@@ -422,6 +423,7 @@ class Writer:
 
         An event that breaks the input rule resolves to InvalidInput at once and is not queued.
         """
+        data = operator.stamp(kind, data)
         item = _Append(kind, data, stamp or Stamp.now(), state)
         problem = event_problem(kind, data, state)
         if problem is not None:

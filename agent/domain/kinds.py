@@ -21,6 +21,7 @@ class Kind(StrEnum):
     PACKER_TALLY = "packer.tally"
     PACKER_STOPPED = "packer.stopped"
     PACKER_STARTED = "packer.started"
+    PACKER_CALIBRATED = "packer.calibrated"
     COUNTER_DISCONTINUITY = "counter.discontinuity"
     VISIT_ARRIVED = "visit.arrived"
     VISIT_GATE_IN = "visit.gate_in"
@@ -39,6 +40,8 @@ class Kind(StrEnum):
     CHECK_PRINT_CODE = "check.print_code"
     OPERATOR_CORRECTED = "operator.corrected"
     OPERATOR_NOTE = "operator.note"
+    OPERATOR_SIGNED_IN = "operator.signed_in"
+    OPERATOR_SIGNED_OUT = "operator.signed_out"
     TICKET_ISSUED = "ticket.issued"
     TICKET_PRINT_REQUESTED = "ticket.print_requested"
     TICKET_REPRINTED = "ticket.reprinted"
@@ -60,6 +63,7 @@ class Spec:
 
 
 _UTC = "str, UTC time (ISO 8601, milliseconds, Z)"
+_WHO = "str, the operator who recorded it (the request's, else the one signed in)"
 
 CATALOGUE: dict[Kind, Spec] = {
     Kind.AGENT_STARTED: Spec(
@@ -139,6 +143,7 @@ CATALOGUE: dict[Kind, Spec] = {
             "broken": "int, broken bags",
             "running_s": "number, seconds the packer ran",
             "bag_kg": "int, the nominal bag mass",
+            "kind?": "str, 'bulk' for a bulk loader (running time only, no bags)",
         },
     ),
     Kind.PACKER_STOPPED: Spec(
@@ -149,12 +154,21 @@ CATALOGUE: dict[Kind, Spec] = {
             "reason": "str or null, null until the operator gives one",
             "expected_repair_min": "int or null, the operator's estimate",
             "since": _UTC + ", when it stopped",
+            "kind?": "str, 'bulk' for a bulk loader (absent for a packer)",
+            "handover?": "bool, true when the stop began within handover_window_min of a shift "
+            "change (劳务队交接班不停机)",
+            "operator?": _WHO,
         },
     ),
     Kind.PACKER_STARTED: Spec(
         "A stopped packer runs again.",
         "packers service",
         {"packer": "str, the packer's name"},
+    ),
+    Kind.PACKER_CALIBRATED: Spec(
+        "The crew calibrated a packer at start-up (开机校正): a bag-weight check is due.",
+        "spot checks service (op packer.calibrated)",
+        {"packer": "str, the packer's name", "operator": "str, who"},
     ),
     Kind.COUNTER_DISCONTINUITY: Spec(
         "A Modbus counter wrapped or was reset; the count carries on across it.",
@@ -177,6 +191,7 @@ CATALOGUE: dict[Kind, Spec] = {
             "product": "str, the product",
             "load": "str, 'bagged' or 'bulk'",
             "planned_kg": "int, the planned quantity",
+            "operator?": _WHO,
         },
     ),
     Kind.VISIT_GATE_IN: Spec(
@@ -186,12 +201,13 @@ CATALOGUE: dict[Kind, Spec] = {
             "visit": "str, the visit",
             "reason?": "str, why it was released out of arrival order",
             "ahead?": "[str], plates that arrived earlier and still wait",
+            "operator?": _WHO,
         },
     ),
     Kind.VISIT_QUEUED_AT_SCALE: Spec(
         "The truck joined the queue of a truck scale.",
         "visits service (op visit.queue)",
-        {"visit": "str, the visit", "scale": "str, the scale's name"},
+        {"visit": "str, the visit", "scale": "str, the scale's name", "operator?": _WHO},
     ),
     Kind.VISIT_WEIGHED: Spec(
         "A captured weighing was assigned to the visit as its tare or gross.",
@@ -201,6 +217,7 @@ CATALOGUE: dict[Kind, Spec] = {
             "weighing": "str, the weighing.captured it takes",
             "role": "str, 'tare' or 'gross'",
             "weight_kg": "int, the weight",
+            "operator?": _WHO,
         },
     ),
     Kind.VISIT_LOADING_STARTED: Spec(
@@ -210,6 +227,7 @@ CATALOGUE: dict[Kind, Spec] = {
             "visit": "str, the visit",
             "point": "str, the loading point",
             "counter?": "{packer: str, from: int, bag_kg: int}, the packer's count at the start",
+            "operator?": _WHO,
         },
     ),
     Kind.VISIT_LOADING_FINISHED: Spec(
@@ -220,22 +238,27 @@ CATALOGUE: dict[Kind, Spec] = {
             "point": "str, the loading point",
             "bags?": "int, bags loaded (bagged loads)",
             "bag_kg?": "int, the bag mass (bagged loads)",
+            "operator?": _WHO,
         },
     ),
     Kind.VISIT_SEALED: Spec(
         "The load was sealed.",
         "visits service (op visit.seal)",
-        {"visit": "str, the visit", "seals": "[str], the seal numbers"},
+        {"visit": "str, the visit", "seals": "[str], the seal numbers", "operator?": _WHO},
     ),
     Kind.VISIT_EXITED: Spec(
         "The truck left the plant (the visit ends).",
         "visits service (op visit.exit)",
-        {"visit": "str, the visit", "seals_seen?": "[str], the seal numbers the gate saw"},
+        {
+            "visit": "str, the visit",
+            "seals_seen?": "[str], the seal numbers the gate saw",
+            "operator?": _WHO,
+        },
     ),
     Kind.VISIT_CANCELLED: Spec(
         "The visit was cancelled.",
         "visits service (op visit.cancel)",
-        {"visit": "str, the visit", "reason": "str, why"},
+        {"visit": "str, the visit", "reason": "str, why", "operator?": _WHO},
     ),
     Kind.VISIT_FLAGGED: Spec(
         "A check found something wrong with the visit.",
@@ -254,12 +277,18 @@ CATALOGUE: dict[Kind, Spec] = {
             "window": "str, the window",
             "service": "str, plan_order, payment, transport_letter or no_letter",
             "ticket": "str, the ticket",
+            "operator?": _WHO,
         },
     ),
     Kind.WINDOW_SERVED: Spec(
         "A window served a ticket.",
         "window services service (op window.serve)",
-        {"window": "str, the window", "service": "str, the service", "ticket": "str, the ticket"},
+        {
+            "window": "str, the window",
+            "service": "str, the service",
+            "ticket": "str, the ticket",
+            "operator?": _WHO,
+        },
     ),
     Kind.CHECK_BAG_SAMPLE: Spec(
         "A bag scale weighed one bag of a packer (a sample for the next bag-weight check).",
@@ -283,6 +312,7 @@ CATALOGUE: dict[Kind, Spec] = {
             "over": "[number], the samples above the limit",
             "operator": "str, who checked ('' for a bag scale)",
             "source": "str, 'typed' or 'scale'",
+            "by?": "str, 'crew' (包装工段) or 'qc' (质控处); absent means crew",
             "scale?": "str, the bag scale (source 'scale')",
         },
     ),
@@ -294,6 +324,7 @@ CATALOGUE: dict[Kind, Spec] = {
             "result": "str, 'pass' or 'fail'",
             "note": "str, what was seen",
             "operator": "str, who checked",
+            "by?": "str, 'crew' (包装工段) or 'qc' (质控处); absent means crew",
         },
     ),
     Kind.OPERATOR_CORRECTED: Spec(
@@ -316,6 +347,19 @@ CATALOGUE: dict[Kind, Spec] = {
             "text": "str, the note (at most 500 characters)",
             "operator": "str, who ('' if not given)",
         },
+    ),
+    Kind.OPERATOR_SIGNED_IN: Spec(
+        "An operator signed in on the terminal (挂牌上岗); their name goes on what they record.",
+        "operators (op operator.sign_in)",
+        {
+            "operator": "str, the name or badge number",
+            "post": "str, the post, e.g. weighbridge, gate, packing, window, qc ('' if not given)",
+        },
+    ),
+    Kind.OPERATOR_SIGNED_OUT: Spec(
+        "The signed-in operator signed out (end of shift).",
+        "operators (op operator.sign_out)",
+        {"operator": "str, who signed out", "post": "str, their post"},
     ),
     Kind.TICKET_ISSUED: Spec(
         "A weigh ticket (磅单) was issued with the next gapless number of the terminal's local day.",
@@ -390,3 +434,31 @@ def markdown_table() -> str:
         fields = "<br>".join(f"`{name}` {what}" for name, what in spec.payload.items())
         lines.append(f"| `{kind}` | {spec.doc} | {spec.writer} | {fields} |")
     return "\n".join(lines) + "\n"
+
+
+# Kinds an operator records through a local API op: the writer adds the acting operator to
+# their data (agent/daemon/operator.py) when the op did not already.
+OPERATOR_KINDS: frozenset[str] = frozenset(
+    {
+        Kind.PACKER_STOPPED,
+        Kind.PACKER_CALIBRATED,
+        Kind.VISIT_ARRIVED,
+        Kind.VISIT_GATE_IN,
+        Kind.VISIT_QUEUED_AT_SCALE,
+        Kind.VISIT_WEIGHED,
+        Kind.VISIT_LOADING_STARTED,
+        Kind.VISIT_LOADING_FINISHED,
+        Kind.VISIT_SEALED,
+        Kind.VISIT_EXITED,
+        Kind.VISIT_CANCELLED,
+        Kind.WINDOW_ARRIVED,
+        Kind.WINDOW_SERVED,
+        Kind.CHECK_BAG_WEIGHT,
+        Kind.CHECK_PRINT_CODE,
+        Kind.OPERATOR_CORRECTED,
+        Kind.OPERATOR_NOTE,
+        Kind.TICKET_PRINT_REQUESTED,
+        Kind.TICKET_REPRINTED,
+        Kind.PLAN_SET,
+    }
+)

@@ -414,6 +414,8 @@ def _take_plan(ev: Event, plans: dict[tuple[date, str], tuple[str, Decimal]]) ->
 
 
 def _add_tally(a: Acc, d: dict[str, Any]) -> None:
+    if d.get("kind") == "bulk":
+        return  # a bulk loader's running time is not a packer's (台时产量 is per packer)
     p = a.packers.setdefault(str(d.get("packer", "")), Packer())
     n = _int(d.get("bags"))
     p.bags += n

@@ -1,4 +1,5 @@
-"""Daily ledgers: pure rows from events (gate, weighings, seals, checks, packers), with headings."""
+"""Daily ledgers: pure rows from events (gate, weighings, seals, checks, packers, stops,
+operators), with headings."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.domain.events import Event, parse_at
-from agent.domain.kinds import Kind
+from agent.domain.kinds import OPERATOR_KINDS, Kind
 from agent.domain.marks import Mark
+from agent.domain.spotchecks import check_by
 from agent.domain.visit import VisitState, Weighing, fold_visits
 
 Row = dict[str, Any]
@@ -95,6 +97,8 @@ HEADINGS: dict[str, dict[str, dict[str, str]]] = {
             "mean_kg": "Mean (kg)",
             "note": "Note",
             "operator": "Operator",
+            "by": "By",
+            "source": "Source",
         },
         "zh": {
             "time": "时间",
@@ -105,6 +109,60 @@ HEADINGS: dict[str, dict[str, dict[str, str]]] = {
             "mean_kg": "平均袋重(千克)",
             "note": "备注",
             "operator": "检查人",
+            "by": "检查部门",
+            "source": "来源",
+        },
+    },
+    "stops": {
+        "en": {
+            "since": "Stopped at",
+            "packer": "Packer",
+            "kind": "Kind",
+            "reason": "Reason",
+            "repair_min": "Expected repair (min)",
+            "handover": "Handover",
+            "started": "Running again",
+            "stopped_min": "Stopped (min)",
+            "operator": "Reason given by",
+        },
+        "zh": {
+            "since": "停机时间",
+            "packer": "设备",
+            "kind": "类型",
+            "reason": "停机原因",
+            "repair_min": "预计维修(分钟)",
+            "handover": "交接班停机",
+            "started": "恢复时间",
+            "stopped_min": "停机时长(分钟)",
+            "operator": "登记人",
+        },
+    },
+    "operators": {
+        "en": {
+            "operator": "Operator",
+            "post": "Post",
+            "signed_in": "Signed in",
+            "signed_out": "Signed out",
+            "visits": "Visit stages",
+            "windows": "Window services",
+            "checks": "Spot checks",
+            "reasons": "Stop reasons",
+            "corrections": "Corrections",
+            "notes": "Notes",
+            "other": "Other",
+        },
+        "zh": {
+            "operator": "操作员",
+            "post": "岗位",
+            "signed_in": "上岗时间",
+            "signed_out": "离岗时间",
+            "visits": "车辆环节",
+            "windows": "窗口服务",
+            "checks": "抽检",
+            "reasons": "停机原因",
+            "corrections": "更正",
+            "notes": "交班记录",
+            "other": "其他",
         },
     },
     "packers": {
@@ -181,8 +239,14 @@ WORDS = {
         "exited": "已出厂",
         "cancelled": "已取消",
         "waiting": "排队",
+        "crew": "包装工段",
+        "qc": "质控处",
+        "typed": "手录",
+        "scale": "袋秤",
+        "packer": "包装机",
+        "yes": "是",
     },
-    "en": {"bag_weight": "bag weight", "print_code": "print code"},
+    "en": {"bag_weight": "bag weight", "print_code": "print code", "qc": "quality office"},
 }
 
 
@@ -307,9 +371,102 @@ def checks(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
                 "mean_kg": d.get("mean_kg", ""),
                 "note": d.get("note", ""),
                 "operator": d.get("operator", ""),
+                "by": check_by(d),
+                "source": d.get("source", "typed"),
             }
         )
     return rows
+
+
+def stops(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
+    """Every packer and bulk-loader stop that began on `day`, with its latest reason, whether it
+    was a handover stop, and when the unit ran again."""
+    rows: dict[tuple[str, str], Row] = {}
+    open_stop: dict[str, tuple[str, str]] = {}
+    for ev in events:
+        d = ev.data
+        name = str(d.get("packer", ""))
+        if ev.kind == Kind.PACKER_STOPPED and isinstance(d.get("since"), str):
+            key = (ev.terminal, name + "@" + d["since"])
+            open_stop[ev.terminal + name] = key
+            row = rows.setdefault(
+                key,
+                {
+                    "at": d["since"],
+                    "since": _local_at(d["since"], tz),
+                    "packer": name,
+                    "kind": d.get("kind") or "packer",
+                    "reason": "",
+                    "repair_min": "",
+                    "handover": "yes" if d.get("handover") else "",
+                    "started": "",
+                    "stopped_min": "",
+                    "operator": "",
+                },
+            )
+            if d.get("reason"):
+                row["reason"] = d["reason"]
+                row["repair_min"] = d.get("expected_repair_min", "")
+                row["operator"] = d.get("operator", "")
+        elif ev.kind == Kind.PACKER_STARTED and ev.terminal + name in open_stop:
+            row = rows[open_stop.pop(ev.terminal + name)]
+            row["started"] = _stamp(ev, tz)
+            row["stopped_min"] = round((ev.when - parse_at(row["at"])).total_seconds() / 60, 1)
+    out = [r for r in rows.values() if parse_at(r["at"]).astimezone(tz).date() == day]
+    return [{k: v for k, v in r.items() if k != "at"} for r in sorted(out, key=lambda r: r["at"])]
+
+
+_AREAS = {
+    "visit": "visits",
+    "window": "windows",
+    "check": "checks",
+    "packer.calibrated": "checks",
+    "packer.stopped": "reasons",
+    "operator.corrected": "corrections",
+    "operator.note": "notes",
+}
+
+
+def operators(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
+    """What each operator recorded on `day`, by operator and post (the post they signed in to on
+    that terminal; '' for events recorded by name without a sign-in)."""
+    on_duty: dict[str, tuple[str, str]] = {}  # terminal -> (operator, post)
+    rows: dict[tuple[str, str], Row] = {}
+
+    def row(who: str, post: str) -> Row:
+        return rows.setdefault(
+            (who, post),
+            {
+                "operator": who,
+                "post": post,
+                "signed_in": "",
+                "signed_out": "",
+                **dict.fromkeys(("visits", "windows", "checks", "reasons"), 0),
+                **dict.fromkeys(("corrections", "notes", "other"), 0),
+            },
+        )
+
+    for ev in events:
+        d = ev.data
+        who = d.get("operator")
+        if ev.kind == Kind.OPERATOR_SIGNED_IN:
+            on_duty[ev.terminal] = (str(who), str(d.get("post", "")))
+            if _on(ev, day, tz):
+                r = row(str(who), str(d.get("post", "")))
+                r["signed_in"] = r["signed_in"] or _stamp(ev, tz)
+            continue
+        if ev.kind == Kind.OPERATOR_SIGNED_OUT:
+            on_duty.pop(ev.terminal, None)
+            if _on(ev, day, tz):
+                row(str(who), str(d.get("post", "")))["signed_out"] = _stamp(ev, tz)
+            continue
+        if ev.kind not in OPERATOR_KINDS or not who or not _on(ev, day, tz):
+            continue
+        duty = on_duty.get(ev.terminal)
+        post = duty[1] if duty and duty[0] == who else ""
+        area = _AREAS.get(ev.kind) or _AREAS.get(ev.kind.split(".", 1)[0]) or "other"
+        row(str(who), post)[area] += 1
+    return [rows[k] for k in sorted(rows)]
 
 
 def packers(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
@@ -388,6 +545,8 @@ BUILDERS: dict[str, Callable[[list[Event], date, ZoneInfo], list[Row]]] = {
     "checks": checks,
     "packers": packers,
     "tickets": tickets,
+    "stops": stops,
+    "operators": operators,
 }
 
 

@@ -1,4 +1,9 @@
-"""Packing-line spot checks (pure): what is due, what is overdue, and bag-weight verdicts."""
+"""Packing-line spot checks (pure): what is due, what is overdue, and bag-weight verdicts.
+
+The standard (第十五条 3) schedules them: the crew (包装工段) weighs bags once after each packer's
+start-up calibration and checks the print code every two hours; the quality office (质控处, `by`
+"qc") checks bag weight and print code once per shift. Only a QC check satisfies a QC check.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from agent.config import ChecksConfig
-from agent.domain.events import Event
+from agent.domain.events import Event, parse_at
 from agent.domain.kinds import Kind
 from agent.errors import Refused
 
@@ -25,9 +30,16 @@ class Due:
 
     packer: str
     check: str  # bag_weight | print_code
-    reason: str  # after_start | shift | interval
+    reason: str  # calibrated | cold_start | interval (crew) | shift (qc)
     due_at: datetime
     overdue: bool
+    by: str = "crew"  # crew | qc: who must do it
+
+    @property
+    def alert(self) -> str:
+        """The name of the alert raised while it is overdue."""
+        tail = ".qc" if self.by == "qc" else ""
+        return f"check_overdue.{self.packer}.{self.check}{tail}"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -37,18 +49,31 @@ class Due:
             "reason": self.reason,
             "due_at": self.due_at.isoformat(),
             "overdue": self.overdue,
+            "by": self.by,
         }
+
+
+BY = ("crew", "qc")
+
+
+def check_by(data: Mapping[str, Any]) -> str:
+    """Who did a check event: 'qc' (the quality office) or 'crew' (older events have no `by`)."""
+    return "qc" if data.get("by") == "qc" else "crew"
 
 
 @dataclass(slots=True)
 class _Packer:
     bag_kg: int = 50
-    started_at: datetime | None = None
+    calibrated_at: datetime | None = None  # the last start-up calibration (mark or cold start)
+    calibration: str = ""  # calibrated | cold_start
+    stopped_at: datetime | None = None  # when the current stop began (None while running)
     active_since: datetime | None = None
     last_active: datetime | None = None
     running: bool = False
     bag_checked: datetime | None = None
     print_checked: datetime | None = None
+    qc_bag_checked: datetime | None = None
+    qc_print_checked: datetime | None = None
     history: list[str] = field(default_factory=list)
     samples: list[Decimal] = field(default_factory=list)
     sample_scale: str = ""
@@ -139,12 +164,24 @@ class SpotChecks:
         at = ev.when
         if ev.kind == Kind.PACKER_STARTED:
             p.samples.clear()
-            p.started_at = at
+            # a start after a long stop (or the first start known) is a cold start: the crew
+            # calibrates the packer and owes a bag-weight check, a short stop does not
+            cold = timedelta(minutes=self.cfg.cold_start_min)
+            if (p.stopped_at is None and not p.running) or (
+                p.stopped_at is not None and at - p.stopped_at >= cold
+            ):
+                p.calibrated_at, p.calibration = at, "cold_start"
+            p.stopped_at = None
             p.running = True
             p.active_since = p.active_since or at
             p.last_active = at
         elif ev.kind == Kind.PACKER_STOPPED:
+            if p.running or p.stopped_at is None:
+                since = ev.data.get("since")
+                p.stopped_at = parse_at(since) if isinstance(since, str) else at
             p.running = False
+        elif ev.kind == Kind.PACKER_CALIBRATED:
+            p.calibrated_at, p.calibration = at, "calibrated"
         elif ev.kind == Kind.PACKER_TALLY:
             p.bag_kg = int(ev.data.get("bag_kg", p.bag_kg))
             if int(ev.data.get("bags", 0)) > 0:
@@ -152,6 +189,9 @@ class SpotChecks:
                 p.active_since = p.active_since or at
                 p.last_active = at
         elif ev.kind == Kind.CHECK_BAG_WEIGHT:
+            if check_by(ev.data) == "qc":
+                p.qc_bag_checked = at
+                return
             p.bag_checked = at
             if ev.data.get("source") == "scale":
                 del p.samples[: len(ev.data.get("samples_kg") or ())]
@@ -166,7 +206,10 @@ class SpotChecks:
                 p.samples.append(w)
                 p.sample_scale = str(ev.data.get("scale") or "")
         elif ev.kind == Kind.CHECK_PRINT_CODE:
-            p.print_checked = at
+            if check_by(ev.data) == "qc":
+                p.qc_print_checked = at
+            else:
+                p.print_checked = at
 
     def collected(self) -> list[Collected]:
         """Packers with `bag_samples` samples collected: a bag-weight check to record now."""
@@ -203,22 +246,21 @@ class SpotChecks:
         return max(s for s in starts if s <= local).astimezone(now.tzinfo)
 
     def due(self, now: datetime) -> list[Due]:
-        """Every check due at `now` (UTC), oldest first."""
+        """Every check due at `now` (UTC), oldest first.
+
+        Crew: a bag-weight check after each calibration or cold start, a print-code check every
+        `print_code_every_h` while running (overdue after `grace_min`). Quality office: one
+        bag-weight and one print-code check per shift on each packer that ran in it, overdue
+        `qc_within_h` after the packer first ran in the shift.
+        """
         grace = timedelta(minutes=self.cfg.grace_min)
+        qc_grace = timedelta(hours=self.cfg.qc_within_h)
         out: list[Due] = []
         shift = self.shift_start(now)
         for name, p in sorted(self.packers.items()):
-            if p.started_at and (p.bag_checked is None or p.bag_checked < p.started_at):
-                out.append(
-                    Due(name, "bag_weight", "after_start", p.started_at, now > p.started_at + grace)
-                )
-            elif (
-                p.last_active
-                and p.last_active >= shift
-                and (p.bag_checked is None or p.bag_checked < shift)
-            ):
-                since = max(shift, p.active_since or shift)
-                out.append(Due(name, "bag_weight", "shift", since, now > since + grace))
+            cal = p.calibrated_at
+            if cal is not None and (p.bag_checked is None or p.bag_checked < cal):
+                out.append(Due(name, "bag_weight", p.calibration, cal, now > cal + grace))
             if p.running and p.active_since is not None:
                 base = p.print_checked or p.active_since
                 due_at = base + timedelta(hours=self.cfg.print_code_every_h)
@@ -226,4 +268,13 @@ class SpotChecks:
                     due_at = p.active_since
                 if due_at <= now:
                     out.append(Due(name, "print_code", "interval", due_at, now > due_at + grace))
-        return sorted(out, key=lambda d: d.due_at)
+            if p.last_active is None or p.last_active < shift:
+                continue  # the packer has not run in this shift: the quality office owes nothing
+            since = max(shift, p.active_since or shift)
+            for check, done in (
+                ("bag_weight", p.qc_bag_checked),
+                ("print_code", p.qc_print_checked),
+            ):
+                if done is None or done < shift:
+                    out.append(Due(name, check, "shift", since, now > since + qc_grace, "qc"))
+        return sorted(out, key=lambda d: (d.due_at, d.by, d.check))

@@ -87,7 +87,15 @@ def script_day(db: str) -> None:
         result="pass",
         operator="li",
     )
-    put(21, "check.print_code", packer="line1", result="fail", note="smudged", operator="li")
+    put(
+        21,
+        "check.print_code",
+        packer="line1",
+        result="fail",
+        note="smudged",
+        operator="li",
+        by="qc",
+    )
     put(
         30,
         "packer.tally",
@@ -113,6 +121,11 @@ def script_day(db: str) -> None:
     w.close()
 
 
+CHECK_HEADS = ["Time", "Packer", "Check", "Result", "Bag weights (kg)", "Mean (kg)", "Note"]
+CHECK_HEADS += ["Operator"]
+BAG_CHECK = ["2026-11-29 08:20:00", "line1", "bag weight", "pass", "50.1 50 49.95", 50.02, None]
+BAG_CHECK += ["li"]
+PRINT_CHECK = ["2026-11-29 08:21:00", "line1", "print code", "fail", None, None, "smudged", "li"]
 EXPECTED_EN: dict[str, list[list[Any]]] = {
     "gate": [
         [
@@ -168,9 +181,9 @@ EXPECTED_EN: dict[str, list[list[Any]]] = {
         ["2026-11-29 08:45:00", "苏B54321", "SO2", "S001 S002", "S001 S003", "mismatch"],
     ],
     "checks": [
-        ["Time", "Packer", "Check", "Result", "Bag weights (kg)", "Mean (kg)", "Note", "Operator"],
-        ["2026-11-29 08:20:00", "line1", "bag weight", "pass", "50.1 50 49.95", 50.02, None, "li"],
-        ["2026-11-29 08:21:00", "line1", "print code", "fail", None, None, "smudged", "li"],
+        [*CHECK_HEADS, "By", "Source"],
+        [*BAG_CHECK, "crew", "typed"],
+        [*PRINT_CHECK, "quality office", "typed"],
     ],
     "packers": [
         ["Hour", "Packer", "Bags", "Returned", "Broken", "Running (min)", "Tonnes", "t/h running"],
@@ -402,3 +415,74 @@ def test_ledgers_show_the_operators_corrections() -> None:
     ]
     seals = ledgers.build("seals", events, day, tz)
     assert [(r["plate"], r["seals"]) for r in seals] == [("京B99999", "S1")]
+
+
+def test_stops_and_operators_ledgers() -> None:
+    """A handover stop of a bulk loader with its reason, and who recorded what at which post."""
+    from dataclasses import replace
+    from zoneinfo import ZoneInfo
+
+    from agent.domain import ledgers
+    from agent.domain.events import Event, format_at
+    from tests.agent.timeline import Timeline
+
+    t = Timeline(start=T0 - timedelta(minutes=5))  # 07:55 local: the 08:00 shift change is near
+    since = format_at(T0 - timedelta(minutes=5))
+    stop = {"packer": "bulk1", "since": since, "handover": True}
+
+    def bulk(ev: Event) -> Event:  # `kind` is also the name of Timeline.event's first argument
+        return replace(ev, data={**ev.data, "kind": "bulk"})
+
+    events = [
+        t.event("operator.signed_in", operator="0173", post="packing"),
+        bulk(t.advance(2).event("packer.stopped", **stop, reason=None, expected_repair_min=None)),
+        bulk(
+            t.advance(1).event(
+                "packer.stopped",
+                **stop,
+                reason="斗提机故障",
+                expected_repair_min=25,
+                operator="0173",
+            )
+        ),
+        t.advance(1).event("check.print_code", packer="line1", result="pass", operator="0173"),
+        t.advance(1).event("operator.note", text="交接", operator="李娜"),  # named, not signed in
+        t.advance(20).event("packer.started", packer="bulk1"),
+        t.event("operator.signed_out", operator="0173", post="packing"),
+    ]
+    tz, day = ZoneInfo("Asia/Shanghai"), T0.date()
+    assert ledgers.build("stops", events, day, tz) == [
+        {
+            "since": "2026-11-29 07:55:00",
+            "packer": "bulk1",
+            "kind": "bulk",
+            "reason": "斗提机故障",
+            "repair_min": 25,
+            "handover": "yes",
+            "started": "2026-11-29 08:20:00",
+            "stopped_min": 25.0,
+            "operator": "0173",
+        }
+    ]
+    zero = dict.fromkeys(("visits", "windows", "checks", "reasons", "corrections", "notes"), 0)
+    assert ledgers.build("operators", events, day, tz) == [
+        {
+            "operator": "0173",
+            "post": "packing",
+            "signed_in": "2026-11-29 07:55:00",
+            "signed_out": "2026-11-29 08:20:00",
+            **zero,
+            "checks": 1,
+            "reasons": 1,
+            "other": 0,
+        },
+        {
+            "operator": "李娜",
+            "post": "",
+            "signed_in": "",
+            "signed_out": "",
+            **zero,
+            "notes": 1,
+            "other": 0,
+        },
+    ]

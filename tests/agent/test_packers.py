@@ -187,6 +187,7 @@ async def test_counts_across_wrap_and_reset_exactly_once(tmp_path: Path) -> None
         assert sorted(topic) == [
             "bag_kg",
             "day",
+            "kind",
             "last15",
             "loaded",
             "name",

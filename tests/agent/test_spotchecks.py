@@ -52,25 +52,74 @@ def test_bag_verdict_pass_and_fail_whole() -> None:
         bag_verdict([50, 50, -3], 50, CFG)
 
 
-def test_due_after_start_per_shift_and_print_interval() -> None:
+def crew(check: str, reason: str, due: datetime, overdue: bool = False) -> Due:
+    return Due("line1", check, reason, due, overdue)
+
+
+def qc(check: str, due: datetime, overdue: bool = False) -> Due:
+    return Due("line1", check, "shift", due, overdue, "qc")
+
+
+def test_the_standards_schedule_over_a_scripted_day() -> None:
+    """第十五条 3: the crew weighs bags after each calibration or cold start (not after every
+    stop) and checks print codes every 2 h while running; the quality office checks both once a
+    shift, and only its own checks count. Local time is UTC + 8; shifts start 00, 08, 16 local."""
     sc = SpotChecks(CFG, TZ, ["line1"])
-    sc.apply(ev(1, "packer.started", at(1)))  # 09:00 local, shift began 08:00
+    seq = iter(range(1, 100))
+
+    def do(kind: str, when: datetime, **data: object) -> None:
+        sc.apply(ev(next(seq), kind, when, **data))
+
+    do("packer.started", at(1))  # 09:00 local: the first start known is a cold start
     assert sc.due(at(1, 10)) == [
-        Due("line1", "bag_weight", "after_start", at(1), False),
-        Due("line1", "print_code", "interval", at(1), False),
+        crew("bag_weight", "cold_start", at(1)),
+        crew("print_code", "interval", at(1)),
+        qc("bag_weight", at(1)),
+        qc("print_code", at(1)),
     ]
-    assert [d.overdue for d in sc.due(at(1, 20))] == [True, True]
-    sc.apply(ev(2, "check.bag_weight", at(1, 5)))
-    sc.apply(ev(3, "check.print_code", at(1, 6)))
-    assert sc.due(at(2)) == []
-    assert sc.due(at(3, 6)) == [Due("line1", "print_code", "interval", at(3, 6), False)]
-    # 16:00 local = 08:00 UTC: a new shift needs a new bag-weight check once the packer runs
-    sc.apply(ev(4, "check.print_code", at(3, 6)))
-    sc.apply(ev(5, "packer.tally", at(8, 1), bags=30, bag_kg=50))
+    do("check.bag_weight", at(1, 5), source="typed")
+    do("check.print_code", at(1, 6))
+    # the crew's checks do not satisfy the quality office's
+    assert sc.due(at(1, 10)) == [qc("bag_weight", at(1)), qc("print_code", at(1))]
+    # a 10-minute stop is no cold start: no new bag-weight check
+    do("packer.stopped", at(1, 40), since=format_at(at(1, 30)))
+    do("packer.started", at(1, 40))
+    assert [d.by for d in sc.due(at(1, 50))] == ["qc", "qc"]
+    # a 45-minute stop is: the crew calibrates, then weighs
+    do("packer.stopped", at(2, 2), since=format_at(at(2)))
+    do("packer.started", at(2, 45))
+    assert crew("bag_weight", "cold_start", at(2, 45)) in sc.due(at(2, 50))
+    # the operator's calibrated mark makes the check due from the mark
+    do("packer.calibrated", at(3))
+    assert crew("bag_weight", "calibrated", at(3), True) in sc.due(at(3, 20))
+    do("check.bag_weight", at(3, 5), source="typed")
+    # print code every 2 h while running, overdue after the 15-minute grace
+    assert sc.due(at(3, 22)) == [
+        qc("bag_weight", at(1)),
+        qc("print_code", at(1)),
+        crew("print_code", "interval", at(3, 6), True),
+    ]
+    # the quality office is overdue 4 h after the packer first ran in the shift
+    overdue = [d for d in sc.due(at(5, 1)) if d.overdue]
+    assert [d.alert for d in overdue] == [
+        "check_overdue.line1.bag_weight.qc",
+        "check_overdue.line1.print_code.qc",
+        "check_overdue.line1.print_code",
+    ]
+    do("check.bag_weight", at(5, 10), source="typed", by="qc")
+    do("check.print_code", at(5, 11), by="qc")
+    do("check.print_code", at(5, 12))
+    assert sc.due(at(5, 20)) == []
+    # 16:00 local (08:00 UTC): a new shift, the quality office owes both checks again
+    do("packer.tally", at(8, 1), bags=30, bag_kg=50)
     assert sc.due(at(8, 2)) == [
-        Due("line1", "print_code", "interval", at(5, 6), True),
-        Due("line1", "bag_weight", "shift", at(8), False),
+        crew("print_code", "interval", at(7, 12), True),
+        qc("bag_weight", at(8)),
+        qc("print_code", at(8)),
     ]
+    # stopped: no print code is due however long it stays stopped
+    do("packer.stopped", at(8, 5), since=format_at(at(8, 3)))
+    assert [d.check for d in sc.due(at(12)) if d.by == "crew"] == []
 
 
 def test_checks_end_to_end_through_ctl(tmp_path: Path) -> None:

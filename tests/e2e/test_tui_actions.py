@@ -443,10 +443,17 @@ async def test_the_window_key_registers_and_serves(plant: Plant) -> None:
 
 
 async def test_the_loading_pane_forms_on_a_stopped_packer(plant: Plant) -> None:
-    """The stop reason, a typed bag-weight check and a print-code check with a note."""
+    """Sign in, then the stop reason, a typed bag-weight check and the quality office's
+    print-code check with a note, each carrying the operator signed in; then sign out."""
     app = make(plant)
     async with app.run_test(size=(120, 40)) as pilot:
         await ready(app, pilot)
+        await pilot.press("o")
+        await fill(app, pilot, {"name": "0173", "post": "packing"})
+        await answered(app, pilot, "operator.sign_in 0173")
+        await until(
+            pilot, lambda: app.states.get("operator", {}).get("operator") == "0173", "on duty"
+        )
         await until(
             pilot,
             lambda: app.states.get("packer.line1", {}).get("stopped"),
@@ -463,12 +470,22 @@ async def test_the_loading_pane_forms_on_a_stopped_packer(plant: Plant) -> None:
         await until(pilot, lambda: bool(app.screen.query("#f-result")), "the print-code form")
         await pilot.click("#f-result")
         await pilot.press("down", "enter")  # fail
+        await pilot.click("#f-by")
+        await pilot.press("down", "enter")  # the quality office
         await fill(app, pilot, {"note": "code smudged"})
         await answered(app, pilot, "check.print_code line1")
+        await pilot.press("u")
+        await answered(app, pilot, "operator.sign_out 0173")
 
     assert plant.events("packer.stopped") == [
         {"packer": "line1", "reason": None, "expected_repair_min": None, "since": STAMP},
-        {"packer": "line1", "reason": "belt torn", "expected_repair_min": 45, "since": STAMP},
+        {
+            "packer": "line1",
+            "reason": "belt torn",
+            "expected_repair_min": 45,
+            "since": STAMP,
+            "operator": "0173",
+        },
     ]
     samples = [50.1, 49.9, 50.0, 50.2, 49.8, 50.1, 50.0, 49.9, 50.0, 50.3]
     assert plant.events("check") == [
@@ -480,8 +497,17 @@ async def test_the_loading_pane_forms_on_a_stopped_packer(plant: Plant) -> None:
             "result": "pass",
             "under": [],
             "over": [],
-            "operator": "",
+            "operator": "0173",
             "source": "typed",
+            "by": "crew",
         },
-        {"packer": "line1", "result": "fail", "note": "code smudged", "operator": ""},
+        {
+            "packer": "line1",
+            "result": "fail",
+            "note": "code smudged",
+            "operator": "0173",
+            "by": "qc",
+        },
     ]
+    signs = plant.events("operator.signed_in") + plant.events("operator.signed_out")
+    assert signs == [{"operator": "0173", "post": "packing"}] * 2

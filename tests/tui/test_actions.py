@@ -177,8 +177,14 @@ async def test_spot_checks_from_the_loading_pane(plant: Plant) -> None:
         await fill(app, pilot, {"note": "clear"})
         await until(pilot, lambda: len(plant.requests) == 2)
         assert plant.requests == [
-            ("check.bag_weight", {"packer": "line2", "samples_kg": [50.1, 49.9, 50.0]}),
-            ("check.print_code", {"packer": "line2", "result": "pass", "note": "clear"}),
+            (
+                "check.bag_weight",
+                {"packer": "line2", "samples_kg": [50.1, 49.9, 50.0], "by": "crew"},
+            ),
+            (
+                "check.print_code",
+                {"packer": "line2", "result": "pass", "note": "clear", "by": "crew"},
+            ),
         ]
 
 

@@ -43,8 +43,8 @@ REQUESTS: list[tuple[forms.Form, Mapping[str, Any], dict[str, str | int], dict[s
     (
         forms.CHECK_BAGS,
         {"packer": "line1"},
-        {"kg": "50.1，49.9 x"},
-        {"packer": "line1", "samples_kg": [50.1, 49.9, "x"]},
+        {"kg": "50.1，49.9 x", "by": "qc"},
+        {"packer": "line1", "samples_kg": [50.1, 49.9, "x"], "by": "qc"},
     ),
     (forms.LOADING_FINISH, V, {"bags": 600}, {**V, "bags": 600}),
     (forms.WINDOW_SERVE, {"ticket": "sales-0007"}, {}, {"ticket": "sales-0007"}),

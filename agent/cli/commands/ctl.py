@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from agent.cli.ctl import checks, notes, packers, plans, visits, window_services
+from agent.cli.ctl import checks, notes, operators, packers, plans, visits, window_services
 from agent.cli.ctl.op import CtlOp
 from agent.config import DEFAULT_PATH
 
@@ -18,8 +18,12 @@ OPS: list[CtlOp] = [
     *window_services.OPS,
     *checks.OPS,
     *notes.OPS,
+    *operators.OPS,
     *plans.OPS,
 ]
+
+
+OPERATOR_HELP = "who records it (name or badge number); default: the one signed in on the terminal"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,6 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         sp = sub.add_parser(op.name, help=op.help, description=op.help)
         for a in op.args:
             sp.add_argument(*a.flags, **a.kwargs)
+        if not any("--operator" in a.flags for a in op.args):
+            sp.add_argument("--operator", help=OPERATOR_HELP)
         sp.set_defaults(_ctl=op)
 
 
@@ -46,6 +52,8 @@ def main(args: argparse.Namespace) -> int:
     op: CtlOp = args._ctl
     config = cfg.load(args.config, check_paths=False)
     body = op.to_request(args) if op.to_request else {}
+    if getattr(args, "operator", None):
+        body["operator"] = args.operator
     problem = text_rules.request_problem(body)
     if problem:  # e.g. bytes that are not UTF-8 in an argument (surrogate-escaped by Python)
         raise UsageError(problem)

@@ -12,8 +12,11 @@ from agent.config import DEFAULT_PATH
 if TYPE_CHECKING:
     from agent.domain.events import Event
 
-HELP = "export a day's ledger (gate, weighings, seals, checks, packers, tickets) as CSV or Excel"
-LEDGERS = ["gate", "weighings", "seals", "checks", "packers", "tickets"]
+HELP = (
+    "export a day's ledger (gate, weighings, seals, checks, packers, tickets, stops, operators)"
+    " as CSV or Excel"
+)
+LEDGERS = ["gate", "weighings", "seals", "checks", "packers", "tickets", "stops", "operators"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

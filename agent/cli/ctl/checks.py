@@ -1,4 +1,4 @@
-"""`tally ctl` operations for packing-line spot checks (check-bags, check-print)."""
+"""`tally ctl` operations for packing-line spot checks (check-bags, check-print, calibrated)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ def _bags(a: argparse.Namespace) -> dict[str, Any]:
         "packer": a.packer,
         "samples_kg": split_weights(" ".join(a.kg)),
         "operator": a.operator or "",
+        "by": a.by,
     }
 
 
@@ -24,8 +25,18 @@ def _print(a: argparse.Namespace) -> dict[str, Any]:
         "result": a.result,
         "note": a.note or "",
         "operator": a.operator or "",
+        "by": a.by,
     }
 
+
+BY = Arg(
+    ("--by",),
+    {
+        "choices": ["crew", "qc"],
+        "default": "crew",
+        "help": "crew: the packing crew's check; qc: the quality office's check of the shift",
+    },
+)
 
 OPS = [
     CtlOp(
@@ -38,6 +49,7 @@ OPS = [
                 ("--kg",), {"required": True, "action": "append", "help": "weights, e.g. 50.1,49.9"}
             ),
             Arg(("--operator",), {}),
+            BY,
         ),
         _bags,
     ),
@@ -50,7 +62,16 @@ OPS = [
             Arg(("--result",), {"required": True, "choices": ["pass", "fail"]}),
             Arg(("--note",), {}),
             Arg(("--operator",), {}),
+            BY,
         ),
         _print,
+    ),
+    CtlOp("checks", "the spot checks due now (crew and quality office)", "checks.due"),
+    CtlOp(
+        "packer-calibrated",
+        "mark a packer calibrated at start-up (开机校正): its bag-weight check is due",
+        "packer.calibrated",
+        (Arg(("--packer",), {"required": True, "metavar": "NAME"}),),
+        lambda a: {"packer": a.packer},
     ),
 ]

@@ -188,7 +188,7 @@ OPS: list[CtlOp] = [
             Arg(("--field",), {"required": True}),
             Arg(("--new",), {"required": True, "metavar": "VALUE"}),
             Arg(("--reason",), {"required": True}),
-            Arg(("--operator",), {"required": True}),
+            Arg(("--operator",), {"help": "who corrects it (default: the one signed in)"}),
         ),
         _correct,
     ),

@@ -1,4 +1,4 @@
-"""Packing lines: bag tallies, stops and live rates from the Modbus driver's readings."""
+"""Packers and bulk loaders: bag tallies, stops and live rates from the Modbus driver's readings."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from agent.config import PackerConfig
 from agent.daemon.api import CommandError
 from agent.daemon.runtime import Context, Service
+from agent.domain.attendance import is_handover
 from agent.domain.counters import (
     Anomaly,
     Discontinuity,
@@ -218,7 +219,10 @@ class PackersService:
             if isinstance(out, Progress):
                 self.rates[name] = self.rates[name].add(out)
             elif isinstance(out, Tally):
-                await self.ctx.writer.append("packer.tally", out.data(), state=stored)
+                data = out.data()
+                if self.configs[name].kind == "bulk":
+                    data["kind"] = "bulk"  # running time only: not in the packers' rates
+                await self.ctx.writer.append("packer.tally", data, state=stored)
                 if self.anomaly_open[name]:
                     self.anomaly_open[name] = False
                 elif f"packer_anomaly.{name}" in self.ctx.alerts.active:
@@ -238,6 +242,7 @@ class PackersService:
                     "reason": out.reason,
                     "expected_repair_min": out.expected_repair_min,
                     "since": format_at(out.since),
+                    **self._stop_flags(name, out.since),
                 }
                 await self.ctx.writer.append("packer.stopped", data, state=stored)
             elif isinstance(out, Started):
@@ -250,6 +255,16 @@ class PackersService:
                     f"{out.current} ({out.delta} counts, more than the {out.limit} possible); "
                     "not counted, check the counter and max_bags_per_s",
                 )
+
+    def _stop_flags(self, name: str, since: datetime) -> dict[str, Any]:
+        """A bulk loader's stop says so; a stop at a shift change is a handover stop."""
+        checks = self.ctx.config.checks
+        flags: dict[str, Any] = {}
+        if self.configs[name].kind == "bulk":
+            flags["kind"] = "bulk"
+        if is_handover(since, checks.shift_starts, ZoneInfo(self.tz), checks.handover_window_min):
+            flags["handover"] = True
+        return flags
 
     # --- the operator's reason --------------------------------------------------------------
 
@@ -304,11 +319,13 @@ class PackersService:
                 "reason": st.reason,
                 "expected_repair_min": st.repair_min,
                 "since": format_at(st.stop_since) if st.stop_since else None,
+                **(self._stop_flags(name, st.stop_since) if st.stop_since else {}),
             }
         self.ctx.hub.publish(
             f"packer.{name}",
             {
                 "name": name,
+                "kind": p.kind,
                 "online": self.online[name],
                 "running": st.running and self.online[name],
                 "stopped": stopped,

@@ -14,7 +14,7 @@ from agent.config import NAME
 from agent.daemon.api import CommandError
 from agent.daemon.runtime import Context, Service
 from agent.domain.events import Event
-from agent.domain.spotchecks import CheckError, Collected, SpotChecks, bag_verdict
+from agent.domain.spotchecks import BY, CheckError, Collected, SpotChecks, bag_verdict
 
 log = logging.getLogger("tally.spotchecks")
 REFRESH_S = 30.0
@@ -31,15 +31,18 @@ class SpotCheckService:
         self.checks = SpotChecks(
             ctx.config.checks,
             ZoneInfo(ctx.config.terminal.timezone),
-            [p.name for p in ctx.config.packers],
+            [p.name for p in ctx.config.packers if p.kind != "bulk"],
         )
+        self.bulk = {p.name for p in ctx.config.packers if p.kind == "bulk"}
         self.bag_scales = {s.packer: s.name for s in ctx.config.scales if s.role == "bags"}
         self.recording: dict[str, int] = {}  # packer -> seq of its scale check not yet folded
         for ev in heapq.merge(
             ctx.store.iter_events("packer"), ctx.store.iter_events("check"), key=lambda e: e.seq
         ):
-            self.checks.apply(ev)
+            if ev.data.get("packer") not in self.bulk:
+                self.checks.apply(ev)
         ctx.api.register("check.bag_weight", self.bag_weight)
+        ctx.api.register("packer.calibrated", self.calibrated)
         ctx.api.register("check.print_code", self.print_code)
         ctx.api.register("checks.due", self.list_due)
         ctx.hub.event_listeners.append(self.on_events)
@@ -48,7 +51,7 @@ class SpotCheckService:
     def on_events(self, events: list[Event]) -> None:
         """Fold committed packer and check events."""
         for ev in events:
-            if ev.kind.startswith(("packer.", "check.")):
+            if ev.kind.startswith(("packer.", "check.")) and ev.data.get("packer") not in self.bulk:
                 self.checks.apply(ev)
                 self.wake.set()
             pending = self.recording.get(str(ev.data.get("packer")))
@@ -59,7 +62,9 @@ class SpotCheckService:
         name = req.get("packer")
         if not isinstance(name, str) or not NAME.fullmatch(name):
             raise CommandError("packer must be the name of a packer, e.g. line1")
-        known = set(self.checks.packers)
+        known = {p.name for p in self.ctx.config.packers if p.kind != "bulk"}
+        if name in self.bulk:
+            raise CommandError(f"{name} is a bulk loader; spot checks are for packers")
         if known and name not in known:
             raise CommandError(
                 f"there is no packer {name!r}; known packers: {', '.join(sorted(known))}"
@@ -79,6 +84,7 @@ class SpotCheckService:
             **verdict,
             "operator": str(req.get("operator") or ""),
             "source": "typed",
+            "by": _by(req),
         }
         await self.ctx.writer.append("check.bag_weight", data)
         return data
@@ -112,9 +118,17 @@ class SpotCheckService:
             "result": result,
             "note": note,
             "operator": str(req.get("operator") or ""),
+            "by": _by(req),
         }
         await self.ctx.writer.append("check.print_code", data)
         return data
+
+    async def calibrated(self, req: dict[str, Any]) -> Any:
+        """Op `packer.calibrated {packer, operator?}`: the crew calibrated it at start-up."""
+        name = self._packer(req)
+        data = {"packer": name, "operator": str(req.get("operator") or "")}
+        ev = await self.ctx.writer.append("packer.calibrated", data)
+        return {**data, "at": ev.at}
 
     async def list_due(self, req: dict[str, Any]) -> Any:
         """Op `checks.due` → the checks due now and the bag scales' progress (the topic's value)."""
@@ -142,10 +156,12 @@ class SpotCheckService:
                     "collecting": self.checks.collecting(self.bag_scales),
                 },
             )
-            overdue = {f"check_overdue.{d.packer}.{d.check}": d for d in due if d.overdue}
+            overdue = {d.alert: d for d in due if d.overdue}
             for alert, d in overdue.items():
+                who = "the quality office's " if d.by == "qc" else ""
                 await self.ctx.alerts.raise_(
-                    alert, f"{d.check} check on {d.packer} is overdue since {d.due_at.isoformat()}"
+                    alert,
+                    f"{who}{d.check} check on {d.packer} is overdue since {d.due_at.isoformat()}",
                 )
             for alert in raised - set(overdue):
                 await self.ctx.alerts.clear(alert, "done")
@@ -155,6 +171,13 @@ class SpotCheckService:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(REFRESH_S):
                     await self.wake.wait()
+
+
+def _by(req: dict[str, Any]) -> str:
+    by = req.get("by") or "crew"
+    if by not in BY:
+        raise CommandError("by must be crew (the packing crew) or qc (the quality office)")
+    return str(by)
 
 
 def build(ctx: Context) -> list[Service]:
