@@ -130,16 +130,13 @@ class SerialScale:
         except PortError as exc:
             return str(exc), False
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[list[Frame] | BaseException] = asyncio.Queue()
+        queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
         stop = threading.Event()
-        self.splitter.reset()
         thread = threading.Thread(
-            target=_read_loop,
-            args=(port, self.splitter, queue, loop, stop),
-            name="scale-reader",
-            daemon=True,
+            target=_read_loop, args=(port, queue, loop, stop), name="scale-reader", daemon=True
         )
         thread.start()
+        self.splitter.reset()
         had_frames = False
         last_frame = time.monotonic()
         try:
@@ -148,19 +145,20 @@ class SerialScale:
                 try:
                     # not wait_for: on 3.11 it can swallow a cancellation that races a result
                     async with asyncio.timeout(max(left, 0.001)):
-                        batch = await queue.get()
+                        data = await queue.get()
                 except TimeoutError:
                     return f"no valid frame for {self.silence_s:g} s", had_frames
-                if isinstance(batch, BaseException):
-                    return f"the port was lost ({_short(batch)})", had_frames
-                for frame in batch:
-                    if isinstance(frame.item, Reading):
+                if isinstance(data, BaseException):
+                    return f"the port was lost ({_short(data)})", had_frames
+                now_ns = time.monotonic_ns()
+                for item in self.splitter.feed(data):
+                    if isinstance(item, Reading):
                         last_frame = time.monotonic()
                         had_frames = True
                         if not self.online:
                             self.online = True
                             await emit(Online())
-                    await emit(frame)
+                    await emit(Frame(now_ns, item))
         finally:
             stop.set()
             with contextlib.suppress(Exception):
@@ -169,34 +167,20 @@ class SerialScale:
                 port.close()
 
 
-HANDOFF_NS = 100_000_000  # frames reach the loop in batches at most every 0.1 s
-
-
 def _read_loop(
     port: Any,
-    splitter: Any,
-    queue: asyncio.Queue[list[Frame] | BaseException],
+    queue: asyncio.Queue[bytes | BaseException],
     loop: asyncio.AbstractEventLoop,
     stop: threading.Event,
 ) -> None:
-    """Blocking reads with a short timeout, split into frames stamped when their bytes
-    arrived, handed to the loop in batches (one wake-up per 0.1 s, not one per frame);
-    an error ends the loop."""
-    pending: list[Frame] = []
-    handed = 0
+    """Blocking reads with a short timeout, handed to the loop; an error ends the loop."""
     try:
         while not stop.is_set():
             data = port.read(max(1, port.in_waiting))
-            now_ns = time.monotonic_ns()
             if data:
-                pending.extend(Frame(now_ns, item) for item in splitter.feed(data))
-            if pending and now_ns - handed >= HANDOFF_NS:
-                loop.call_soon_threadsafe(queue.put_nowait, pending)
-                pending, handed = [], now_ns
+                loop.call_soon_threadsafe(queue.put_nowait, data)
     except Exception as exc:
         with contextlib.suppress(RuntimeError):  # the loop is already closed
-            if pending:
-                loop.call_soon_threadsafe(queue.put_nowait, pending)
             loop.call_soon_threadsafe(queue.put_nowait, exc)
 
 

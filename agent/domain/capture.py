@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import statistics
-from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import dataclass
 from decimal import Decimal
@@ -250,9 +249,6 @@ class StepWatch:
         self.hold_s = hold_s
         self.min_weight_kg = min_weight_kg
         self._window: deque[tuple[float, int]] = deque()
-        # The window's weights kept sorted: its median, min and max without a scan per frame
-        # (a steady deck holds hundreds of frames).
-        self._sorted: list[int] = []
         self._pending: tuple[float, int, int] | None = None
         self._gaps = GapDetector(silence_s)
 
@@ -260,24 +256,20 @@ class StepWatch:
         """Feed one frame's weight in kg (None = corrupt or out of range) and stability flag."""
         if self._gaps.missed(t) or kg is None or stable is False:
             self._window.clear()
-            self._sorted.clear()
             self._pending = None
             return None
-        window, weights = self._window, self._sorted
+        window = self._window
         if window:
-            ref = weights[(len(weights) - 1) // 2]  # statistics.median_low
+            ref = statistics.median_low(w for _, w in window)
             if abs(kg - ref) > self.band_kg:
                 steady = window[-1][0] - window[0][0] + _EPS >= self.hold_s
                 loaded = max(ref, kg) >= self.min_weight_kg
                 fresh = steady and loaded and self._pending is None
                 self._pending = (t, ref, kg) if fresh else None
                 window.clear()
-                weights.clear()
         window.append((t, kg))
-        insort(weights, kg)
-        while weights[-1] - weights[0] > self.band_kg:
-            _, gone = window.popleft()
-            del weights[bisect_left(weights, gone)]
+        while max(w for _, w in window) - min(w for _, w in window) > self.band_kg:
+            window.popleft()
             self._pending = None
         if self._pending is not None and t - self._pending[0] + _EPS >= self.hold_s:
             at, before, after = self._pending
