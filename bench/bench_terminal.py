@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -75,7 +76,11 @@ class Terminal:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.stop_notes = threading.Event()
-        self.scale_sim = self.bag_sim = self.packer_sim = self.receiver = self.gate = None
+        self.scale_sim: subprocess.Popen[bytes] | None = None
+        self.bag_sim: subprocess.Popen[bytes] | None = None
+        self.packer_sim: subprocess.Popen[bytes] | None = None
+        self.receiver: subprocess.Popen[bytes] | None = None
+        self.gate: subprocess.Popen[bytes] | None = None
 
     def log(self, name: str) -> Path:
         """Where a child's output goes."""
@@ -125,7 +130,9 @@ class Terminal:
             f'[feed]\nlisten = "127.0.0.1:{self.gate_port}"\ntokens_file = "{f}/readers"\n',
             encoding="utf-8",
         )
-        self.gate, _ = procs.tally("run", "--config", str(gate / "tally.toml"), log=self.log("gate"))
+        self.gate, _ = procs.tally(
+            "run", "--config", str(gate / "tally.toml"), log=self.log("gate")
+        )
         procs.wait_ping(str(gate / "tally.sock"), self.gate)
         self.config = f / "tally.toml"
         self.config.write_text(
@@ -153,7 +160,7 @@ class Terminal:
             except DaemonUnavailable:
                 return
 
-    def start_daemon(self) -> object:
+    def start_daemon(self) -> subprocess.Popen[bytes]:
         """The measured daemon, answering."""
         daemon, _ = procs.tally("run", "--config", str(self.config), log=self.log("daemon"))
         procs.wait_ping(str(self.folder / "tally.sock"), daemon)
@@ -174,13 +181,14 @@ def run() -> list[Row]:
     """The three windows, printed as rows with the ratio of Tally to the bare libraries."""
     folder = Path(tempfile.mkdtemp(prefix="tally-bench-"))
     t = Terminal(folder)
-    daemon = bare = None
+    daemon: subprocess.Popen[bytes] | None = None
+    bare: subprocess.Popen[bytes] | None = None
     try:
         t.start_devices()
         daemon = t.start_daemon()
         time.sleep(WARMUP_S)
-        cpu, rss = procs.window(daemon.pid, WINDOW_S)  # type: ignore[attr-defined]
-        procs.stop(daemon)  # type: ignore[arg-type]
+        cpu, rss = procs.window(daemon.pid, WINDOW_S)
+        procs.stop(daemon)
         bare, _ = procs.tally(
             *("-m", "bench.bare", "--serial", t.scale_pty, "--serial", t.bag_pty),
             *("--modbus", f"127.0.0.1:{t.modbus_port}"),
@@ -195,9 +203,9 @@ def run() -> list[Row]:
         time.sleep(WARMUP_S / 2)
         t.devices_gone()
         time.sleep(GONE_SETTLE_S)
-        gone_cpu, _ = procs.window(daemon.pid, WINDOW_S)  # type: ignore[attr-defined]
+        gone_cpu, _ = procs.window(daemon.pid, WINDOW_S)
     finally:
-        procs.stop(daemon)  # type: ignore[arg-type]
+        procs.stop(daemon)
         procs.stop(bare)
         t.stop()
         shutil.rmtree(folder, ignore_errors=True)

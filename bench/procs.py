@@ -64,9 +64,7 @@ def tally(*argv: str, log: Path, first_line: bool = False) -> tuple[subprocess.P
     cmd = [sys.executable, *argv] if argv[0] == "-m" else [sys.executable, "-m", "agent.cli", *argv]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": ROOT}
     out = open(log, "ab")  # noqa: SIM115 - the child writes to it for its whole life
-    proc = lifeline.popen(
-        cmd, stdout=subprocess.PIPE if first_line else out, stderr=out, env=env
-    )
+    proc = lifeline.popen(cmd, stdout=subprocess.PIPE if first_line else out, stderr=out, env=env)
     if not first_line:
         out.close()
         return proc, ""

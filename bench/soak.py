@@ -120,6 +120,7 @@ class Result:
     failures: list[str]
     faults: dict[str, int]
     events: int
+    memory: str = ""
     seconds: float
 
     @property
@@ -261,15 +262,13 @@ class Soak:
             step += 1
             try:
                 if step % 10 == 0:
-                    plate = f"苏{n.name.upper()}{step:06d}"
+                    plate = f"苏{chr(64 + int(n.name[1:]))}{step % 100_000:05d}"
                     v = request(
                         n.socket, "visit.arrive", timeout=5, plate=plate, order=f"SO{step}",
                         product="P.O 42.5", load="bulk", planned_kg=31000,
                     )  # fmt: skip
                     request(n.socket, "visit.gate_in", timeout=5, visit=v["visit"])
-                    request(
-                        n.socket, "visit.cancel", timeout=5, visit=v["visit"], reason="soak"
-                    )
+                    request(n.socket, "visit.cancel", timeout=5, visit=v["visit"], reason="soak")
                     n.accepted += 3
                 else:
                     request(n.socket, "note.add", timeout=5, text=f"soak {n.name} {step}")
@@ -467,7 +466,15 @@ tally_s = 5
 
 
 def _key(ev: Any) -> tuple[Any, ...]:
-    return (ev.epoch, ev.seq, ev.kind, ev.at, ev.mono_ns, ev.boot, json.dumps(ev.data, sort_keys=True))
+    return (
+        ev.epoch,
+        ev.seq,
+        ev.kind,
+        ev.at,
+        ev.mono_ns,
+        ev.boot,
+        json.dumps(ev.data, sort_keys=True),
+    )
 
 
 def _kpi_days(events: list[Any], tz: ZoneInfo) -> set[Any]:
@@ -533,7 +540,8 @@ def check(soak: Soak, seconds: float) -> Result:
             plant_theirs, d, tz, KpiConfig(), as_of=as_of
         ):
             failures.append(f"the plant's KPI report of {d} differs from the receiver's")
-    failures.extend(_flat(soak.nodes[0]))
+    memory, problems = _flat(soak.nodes[0])
+    failures.extend(problems)
     faults = {
         "daemon kills": sum(n.kills for n in soak.nodes),
         "receiver kills": soak.receiver_kills,
@@ -541,29 +549,32 @@ def check(soak: Soak, seconds: float) -> Result:
         "modbus gone": sum(n.modbus_gone for n in soak.nodes),
         "disk fills": sum(n.disk_fills for n in soak.nodes),
     }
-    return Result(rows, failures, faults, total, seconds)
+    return Result(rows, failures, faults, total, seconds, memory)
 
 
-def _flat(n: Node) -> list[str]:
+def _flat(n: Node) -> tuple[str, list[str]]:
     """t1's RSS and descriptors in the last quarter against the second quarter."""
     s = n.samples
     if len(s) < 8:
-        return [f"{n.name}: too few memory samples ({len(s)}) to judge"]
+        return "", [f"{n.name}: too few memory samples ({len(s)}) to judge"]
     t0, t1 = s[0][0] + WARMUP_S, s[-1][0]
     q = (t1 - t0) / 4
     second = [x for x in s if t0 + q <= x[0] < t0 + 2 * q]
     last = [x for x in s if x[0] >= t0 + 3 * q]
     if not second or not last:
-        return [f"{n.name}: too few memory samples to judge"]
+        return "", [f"{n.name}: too few memory samples to judge"]
     out = []
     rss2, rss4 = max(x[1] for x in second), max(x[1] for x in last)
     fd2, fd4 = max(x[2] for x in second), max(x[2] for x in last)
-    n.samples_summary = (rss2, rss4, fd2, fd4)  # type: ignore[attr-defined]
+    memory = (
+        f"{n.name} (never killed), max in the 2nd and the last quarter: RSS {rss2:.1f} and"
+        f" {rss4:.1f} MiB, open descriptors {fd2} and {fd4}"
+    )
     if rss4 > rss2 + 4:
         out.append(f"{n.name}: RSS grew from {rss2:.1f} MiB to {rss4:.1f} MiB")
     if fd4 > fd2 + 2:
         out.append(f"{n.name}: open descriptors grew from {fd2} to {fd4}")
-    return out
+    return memory, out
 
 
 def run(opts: Options) -> Result:
@@ -609,6 +620,8 @@ def table(result: Result) -> str:
         f"{result.events} events in {result.seconds:.0f} s; faults: "
         + ", ".join(f"{k} {v}" for k, v in result.faults.items())
     )
+    if result.memory:
+        lines.append(result.memory)
     lines.append("checks: " + ("all passed" if result.ok else "FAILED"))
     lines.extend(f"  - {f}" for f in result.failures)
     return "\n".join(lines) + "\n"
