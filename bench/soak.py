@@ -120,8 +120,8 @@ class Result:
     failures: list[str]
     faults: dict[str, int]
     events: int
-    memory: str = ""
     seconds: float
+    memory: str = ""
 
     @property
     def ok(self) -> bool:
