@@ -97,7 +97,7 @@ def stop(proc: subprocess.Popen[Any] | None, sig: int = signal.SIGTERM) -> None:
         proc.wait(5)
 
 
-def wait_ping(sock: str, proc: subprocess.Popen[Any], timeout: float = 30) -> None:
+def wait_ping(sock: str, proc: subprocess.Popen[Any], timeout: float = 90) -> None:
     """Wait until the daemon behind `sock` answers ping; raise if it exits or never does."""
     from agent.daemon.client import DaemonUnavailable, request
 
