@@ -1,10 +1,10 @@
-# The menu: make demo, make test, make lint, make bench.
+# The menu: make demo, make test, make lint, make bench, make soak.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench clean install
+.PHONY: venv demo test lint bench soak clean install
 
 venv: $(STAMP)
 
@@ -34,6 +34,12 @@ lint: venv
 
 bench: venv
 	$(BIN)/python -m bench
+
+# `make soak SOAK_ARGS="--terminals 5 --seconds 1800"`: the plant under faults, then the checks
+# (docs/performance.md); exit 1 when one fails.
+SOAK_ARGS ?= --terminals 3 --seconds 300
+soak: venv
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache

@@ -211,10 +211,12 @@ class PackersService:
         """Write the events of one step, each with the step's final state in its transaction.
 
         A crash between two of them loses at most a later event of the step, never counts a
-        bag twice: the stored raw values always match the stored totals.
+        bag twice: the stored raw values always match the stored totals. The state is
+        serialised only for a step that writes an event (most polls and ticks write none).
         """
-        stored = {state_key(name): state.to_json()}
         self.states[name] = state
+        writes = any(isinstance(o, Tally | Discontinuity | Stopped | Started) for o in outs)
+        stored = {state_key(name): state.to_json()} if writes else {}
         for out in outs:
             if isinstance(out, Progress):
                 self.rates[name] = self.rates[name].add(out)

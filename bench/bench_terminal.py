@@ -1,0 +1,220 @@
+"""A whole terminal's load on one daemon, next to the bare libraries doing the same device work.
+
+The load: a truck scale (toledo) at 20 frames/s and a bag scale (ascii, 0.01 kg) at 10 frames/s
+on pseudo-terminals, one Modbus TCP server with 4 packer units x 6 points polled at 1 Hz, sync
+to a real receiver, and replication pulled from a second terminal that writes a note at a busy
+plant's rate (16,000 events a day). Three windows of TALLY_BENCH_TERMINAL_S seconds (default
+60) on the same simulators: the daemon; then `bench.bare` (pyserial reading the same ports,
+pymodbus polling the same units, storing nothing) instead of it; then the daemon again with
+every simulator, the receiver and the peer gone. CPU is the process's own utime + stime over the
+window (see bench/procs.py), so it holds on a loaded machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench import procs
+from bench.common import Row
+
+WINDOW_S = float(os.environ.get("TALLY_BENCH_TERMINAL_S", "60"))
+WARMUP_S = 10.0
+GONE_SETTLE_S = 20.0  # every device has been seen gone and its retry timer is at its cap
+NOTES_PER_DAY = 16_000
+UNITS = 4
+
+POINTS = """
+  [[packer.point]]
+  role = "bags"
+  function = 3
+  address = 0
+  [[packer.point]]
+  role = "returned"
+  function = 3
+  address = 1
+  [[packer.point]]
+  role = "broken"
+  function = 3
+  address = 2
+  [[packer.point]]
+  role = "spout"
+  name = "spout1"
+  function = 3
+  address = 5
+  [[packer.point]]
+  role = "loaded"
+  function = 3
+  address = 10
+  type = "uint32"
+  word_order = "little"
+  [[packer.point]]
+  role = "running"
+  function = 1
+  address = 0
+  type = "bool"
+"""
+
+
+def packers_toml(port: int) -> str:
+    """The [[packer]] tables of the 4 units on one server."""
+    return "".join(
+        f'[[packer]]\nname = "line{u}"\nhost = "127.0.0.1"\nport = {port}\ndevice_id = {u}\n'
+        f"poll_s = 1.0\ntally_s = 60\nbag_kg = 50\n{POINTS}\n"
+        for u in range(1, UNITS + 1)
+    )
+
+
+class Terminal:
+    """The simulators, the receiver, the peer terminal and the measured daemon's config."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.stop_notes = threading.Event()
+        self.scale_sim: subprocess.Popen[bytes] | None = None
+        self.bag_sim: subprocess.Popen[bytes] | None = None
+        self.packer_sim: subprocess.Popen[bytes] | None = None
+        self.receiver: subprocess.Popen[bytes] | None = None
+        self.gate: subprocess.Popen[bytes] | None = None
+
+    def log(self, name: str) -> Path:
+        """Where a child's output goes."""
+        return self.folder / f"{name}.log"
+
+    def start_devices(self) -> None:
+        """Scale and bag-scale simulators, the packer server, the receiver and the peer."""
+        f = self.folder
+        self.scale_sim, self.scale_pty = procs.tally(
+            *("simulate", "scale", "--protocol", "toledo", "--rate", "20", "--seed", "1"),
+            log=self.log("scale-sim"),
+            first_line=True,
+        )
+        self.bag_sim, self.bag_pty = procs.tally(
+            *("simulate", "scale", "--protocol", "ascii", "--division-kg", "0.01"),
+            *("--rate", "10", "--weights", "50.02,49.96,50.08", "--seed", "2"),
+            *("--empty-s", "1", "--ramp-s", "0.5", "--settle-s", "2", "--noise-kg", "0.02"),
+            log=self.log("bag-sim"),
+            first_line=True,
+        )
+        (f / "map.toml").write_text(packers_toml(502), encoding="utf-8")
+        self.packer_sim, line = procs.tally(
+            *("simulate", "packer", "--listen", "127.0.0.1:0", "--map", str(f / "map.toml")),
+            log=self.log("packer-sim"),
+            first_line=True,
+        )
+        self.modbus_port = int(line.rsplit(":", 1)[1])
+        token, gate_token = "bench-terminal-wb1-0123456789", "bench-terminal-gate-0123456789"
+        procs.private(f / "token", token)
+        procs.private(f / "gate-token", gate_token)
+        procs.private(f / "tokens", f"wb1:{token}\ngate:{gate_token}\n")
+        procs.private(f / "readers", f"wb1:{token}\n")
+        self.receiver, line = procs.tally(
+            *("serve", "--db", str(f / "central.db"), "--listen", "127.0.0.1:0"),
+            *("--tokens", str(f / "tokens")),
+            log=self.log("receiver"),
+            first_line=True,
+        )
+        self.url = line.removeprefix("listening ")
+        gate = f / "gate"
+        gate.mkdir()
+        self.gate_port = procs.free_port()
+        (gate / "tally.toml").write_text(
+            f'[terminal]\nid = "gate"\ndatabase = "{gate}/tally.db"\n'
+            f'socket = "{gate}/tally.sock"\n\n'
+            f'[sync]\nurl = "{self.url}"\ntoken_file = "{f}/gate-token"\n\n'
+            f'[feed]\nlisten = "127.0.0.1:{self.gate_port}"\ntokens_file = "{f}/readers"\n',
+            encoding="utf-8",
+        )
+        self.gate, _ = procs.tally(
+            "run", "--config", str(gate / "tally.toml"), log=self.log("gate")
+        )
+        procs.wait_ping(str(gate / "tally.sock"), self.gate)
+        self.config = f / "tally.toml"
+        self.config.write_text(
+            f'[terminal]\nid = "wb1"\ndatabase = "{f}/tally.db"\nsocket = "{f}/tally.sock"\n\n'
+            f'[[scale]]\nname = "scale1"\nport = "{self.scale_pty}"\nprotocol = "toledo"\n\n'
+            f'[[scale]]\nname = "bags1"\nport = "{self.bag_pty}"\nprotocol = "ascii"\n'
+            'role = "bags"\npacker = "line1"\nmin_weight_kg = 20\nzero_band_g = 200\n'
+            "band_g = 100\nhold_s = 1.0\nclear_s = 0.5\n\n"
+            f'[sync]\nurl = "{self.url}"\ntoken_file = "{f}/token"\n\n'
+            f'[[peer]]\nname = "gate"\nurl = "http://127.0.0.1:{self.gate_port}"\n'
+            f'token_file = "{f}/token"\n\n' + packers_toml(self.modbus_port),
+            encoding="utf-8",
+        )
+        threading.Thread(target=self._notes, daemon=True).start()
+
+    def _notes(self) -> None:
+        """The rest of the plant: a note on the peer at a busy plant's rate."""
+        from agent.daemon.client import DaemonUnavailable, request
+
+        n = 0
+        while not self.stop_notes.wait(86_400 / NOTES_PER_DAY):
+            n += 1
+            try:
+                request(str(self.folder / "gate" / "tally.sock"), "note.add", text=f"bench {n}")
+            except DaemonUnavailable:
+                return
+
+    def start_daemon(self) -> subprocess.Popen[bytes]:
+        """The measured daemon, answering."""
+        daemon, _ = procs.tally("run", "--config", str(self.config), log=self.log("daemon"))
+        procs.wait_ping(str(self.folder / "tally.sock"), daemon)
+        return daemon
+
+    def devices_gone(self) -> None:
+        """Every simulator, the receiver and the peer end."""
+        self.stop_notes.set()
+        for p in (self.scale_sim, self.bag_sim, self.packer_sim, self.receiver, self.gate):
+            procs.stop(p)
+
+    def stop(self) -> None:
+        """End whatever still runs."""
+        self.devices_gone()
+
+
+def run() -> list[Row]:
+    """The three windows, printed as rows with the ratio of Tally to the bare libraries."""
+    folder = Path(tempfile.mkdtemp(prefix="tally-bench-"))
+    t = Terminal(folder)
+    daemon: subprocess.Popen[bytes] | None = None
+    bare: subprocess.Popen[bytes] | None = None
+    try:
+        t.start_devices()
+        daemon = t.start_daemon()
+        time.sleep(WARMUP_S)
+        cpu, rss = procs.window(daemon.pid, WINDOW_S)
+        procs.stop(daemon)
+        bare, _ = procs.tally(
+            *("-m", "bench.bare", "--serial", t.scale_pty, "--serial", t.bag_pty),
+            *("--modbus", f"127.0.0.1:{t.modbus_port}"),
+            *("--units", ",".join(str(u) for u in range(1, UNITS + 1))),
+            log=t.log("bare"),
+            first_line=True,
+        )
+        time.sleep(WARMUP_S / 2)
+        bare_cpu, bare_rss = procs.window(bare.pid, WINDOW_S)
+        procs.stop(bare)
+        daemon = t.start_daemon()
+        time.sleep(WARMUP_S / 2)
+        t.devices_gone()
+        time.sleep(GONE_SETTLE_S)
+        gone_cpu, _ = procs.window(daemon.pid, WINDOW_S)
+    finally:
+        procs.stop(daemon)
+        procs.stop(bare)
+        t.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    w = f"{WINDOW_S:g} s"
+    return [
+        Row(f"terminal daemon CPU, whole load ({w})", cpu, "% of one core"),
+        Row("terminal bare libraries CPU, same device work", bare_cpu, "% of one core"),
+        Row("terminal daemon / bare libraries CPU", cpu / max(bare_cpu, 1e-9), "x"),
+        Row("terminal daemon RSS, whole load", rss, "MiB"),
+        Row("terminal bare libraries RSS", bare_rss, "MiB"),
+        Row(f"terminal daemon CPU, every device and server gone ({w})", gone_cpu, "% of one core"),
+    ]

@@ -1,0 +1,122 @@
+"""Process pieces shared by the whole-terminal benchmark and the soak: start, stop, /proc figures.
+
+CPU is read as the process's own CPU time (utime + stime from /proc/<pid>/stat) over a window,
+so other work on the machine slows nothing down in the figure: a loaded machine makes the
+window's wall time no shorter and the process's CPU seconds no larger.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from agent.daemon import lifeline
+
+TICK = os.sysconf("SC_CLK_TCK")
+ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MiB (VmRSS)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def open_fds(pid: int) -> int:
+    """How many file descriptors a process holds open."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def private(path: Path, text: str) -> Path:
+    """Write a file only its owner may read (tokens)."""
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+def tally(*argv: str, log: Path, first_line: bool = False) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `tally ARGV` (or `python -m MODULE` when ARGV starts with `-m`) with its output
+    appended to `log`; with `first_line`, wait for and return its first stdout line."""
+    cmd = [sys.executable, *argv] if argv[0] == "-m" else [sys.executable, "-m", "agent.cli", *argv]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": ROOT}
+    out = open(log, "ab")  # noqa: SIM115 - the child writes to it for its whole life
+    proc = lifeline.popen(cmd, stdout=subprocess.PIPE if first_line else out, stderr=out, env=env)
+    if not first_line:
+        out.close()
+        return proc, ""
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode("utf-8", "replace").strip()
+    stdout = proc.stdout
+
+    def drain() -> None:  # keep the pipe from filling; the rest goes to the log
+        for chunk in iter(stdout.readline, b""):
+            out.write(chunk)
+            out.flush()
+        out.close()
+
+    threading.Thread(target=drain, daemon=True).start()
+    if not line:
+        raise RuntimeError(f"`{' '.join(argv)}` did not start; see {log.name}")
+    return proc, line
+
+
+def stop(proc: subprocess.Popen[Any] | None, sig: int = signal.SIGTERM) -> None:
+    """Send `sig` and reap the process (SIGKILL after 15 s)."""
+    if proc is None:
+        return
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def wait_ping(sock: str, proc: subprocess.Popen[Any], timeout: float = 90) -> None:
+    """Wait until the daemon behind `sock` answers ping; raise if it exits or never does."""
+    from agent.daemon.client import DaemonUnavailable, request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            request(sock, "ping", timeout=1)
+            return
+        except DaemonUnavailable:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the daemon exited with {proc.returncode}") from None
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def window(pid: int, seconds: float) -> tuple[float, float]:
+    """(% of one core, RSS MiB at the end) of a process over `seconds` of wall time."""
+    c0, t0 = cpu_s(pid), time.monotonic()
+    time.sleep(seconds)
+    c1, t1 = cpu_s(pid), time.monotonic()
+    return 100 * (c1 - c0) / (t1 - t0), rss_mb(pid)

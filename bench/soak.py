@@ -1,0 +1,662 @@
+"""`make soak`: a compressed busy plant across several terminals, through the real daemons, with
+faults injected all along; at the end a table and the checks (nothing lost, nothing twice, the
+same KPI reports, memory and file descriptors flat).
+
+Each terminal is a real daemon with a real scale simulator on a pseudo-terminal (reached through
+a symlink, so a restarted simulator is the cable put back), a real packer simulator on Modbus TCP
+and a scripted source on the local API (a note at `--rate` a second, and every tenth step a truck
+that arrives, passes the gate and is cancelled). All sync to one real receiver. Faults, at random
+moments from `--seed`:
+
+- a daemon SIGKILLed (a power cut) and started again 0.2-2 s later; terminal t1 is never killed,
+  so its memory and descriptors are watched over the whole run;
+- the receiver SIGKILLed and left down for a long stretch (a backlog builds), then started and
+  SIGKILLed again while the backlog is draining (mid-batch), then started for good;
+- a scale simulator ended (the pty closes) and a new one linked in 1-5 s later;
+- a packer simulator ended (its Modbus units vanish) and started again on the same port;
+- with root and tmpfs, t2's folder is a small tmpfs that is filled to the last byte for a stretch
+  and freed again.
+
+The wall clock is not stepped: the daemon has no test clock hook (tests/hooks.py), and stepping
+the machine's clock would disturb everything else on it.
+
+At the end the sources stop, every fault is undone, each daemon is stopped by SIGKILL once the
+receiver holds its last event (a clean stop would write the packers' open intervals after the
+check), and the harness checks, per terminal: the receiver's count and max seq equal the
+terminal's last seq, no seq twice, every event the terminal still holds equal to the receiver's
+copy; the KPI report of every day from the terminal's store equals the one from the receiver's
+events of that terminal, and the plant's report from all terminals equals the receiver's; t1's RSS
+and open descriptors in the last quarter are no higher than in the second (within 4 MiB and 2
+descriptors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bench import procs
+
+TZ = "Asia/Shanghai"
+DISK_MB = 48
+WARMUP_S = 10.0
+SCALE_ARGS = (
+    *("--protocol", "xk3190", "--rate", "10", "--weights", "15000,46000"),
+    *("--empty-s", "2", "--ramp-s", "1", "--settle-s", "3", "--noise-kg", "2"),
+)
+
+
+@dataclass
+class Options:
+    """The size of the run and how often each fault strikes (mean seconds between)."""
+
+    terminals: int = 3
+    seconds: float = 300.0
+    rate: float = 20.0
+    seed: int = 1
+    kill_every_s: float = 15.0
+    cable_every_s: float = 30.0
+    modbus_every_s: float = 30.0
+    faults: bool = True
+    disk: bool = True
+    keep: bool = False
+
+
+@dataclass
+class Node:
+    """One terminal: its folder, processes and what happened to it."""
+
+    name: str
+    folder: Path
+    daemon: subprocess.Popen[bytes] | None = None
+    scale_sim: subprocess.Popen[bytes] | None = None
+    packer_sim: subprocess.Popen[bytes] | None = None
+    packer_port: int = 0
+    kills: int = 0
+    starts: int = 0
+    cable_pulls: int = 0
+    modbus_gone: int = 0
+    disk_fills: int = 0
+    accepted: int = 0
+    refused: int = 0
+    unavailable: int = 0
+    samples: list[tuple[float, float, int]] = field(default_factory=list)  # (t, rss, fds)
+    down_until: float = 0.0
+    scale_back_at: float = 0.0
+    packer_back_at: float = 0.0
+
+    @property
+    def socket(self) -> str:
+        """The daemon's local API."""
+        return str(self.folder / "tally.sock")
+
+    @property
+    def db(self) -> Path:
+        """The daemon's database."""
+        return self.folder / "tally.db"
+
+
+@dataclass
+class Result:
+    """The table's rows and every failed check (empty: the soak passed)."""
+
+    rows: list[list[str]]
+    failures: list[str]
+    faults: dict[str, int]
+    events: int
+    seconds: float
+    memory: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Whether every check held."""
+        return not self.failures
+
+
+class Soak:
+    """The plant under faults."""
+
+    def __init__(self, opts: Options, root: Path) -> None:
+        from agent.cli.commands.demo import packer_points_toml
+
+        self.opts = opts
+        self.root = root
+        self.rng = random.Random(opts.seed)
+        self.points = packer_points_toml()
+        self.port = procs.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.receiver: subprocess.Popen[bytes] | None = None
+        self.receiver_starts = 0
+        self.receiver_kills = 0
+        self.stop_sources = threading.Event()
+        self.nodes = [Node(f"t{i + 1}", root / f"t{i + 1}") for i in range(opts.terminals)]
+        self.mounted: Path | None = None
+        self.ballast: Path | None = None
+        self.lock = threading.Lock()
+
+    # --- processes ---------------------------------------------------------------------------
+
+    def start_receiver(self) -> None:
+        """The receiver on its fixed port, answering."""
+        self.receiver, _ = procs.tally(
+            *("serve", "--db", str(self.root / "central.db"), "--listen", f"127.0.0.1:{self.port}"),
+            *("--tokens", str(self.root / "tokens")),
+            log=self.root / "receiver.log",
+            first_line=True,
+        )
+        self.receiver_starts += 1
+
+    def start_scale(self, n: Node) -> None:
+        """A scale simulator, linked where the daemon's config points."""
+        n.scale_sim, pty = procs.tally(
+            "simulate", "scale", *SCALE_ARGS, "--seed", str(self.rng.randrange(1000)),
+            log=n.folder / "scale-sim.log", first_line=True,
+        )  # fmt: skip
+        tmp = n.folder / "scale.new"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        tmp.symlink_to(pty)
+        tmp.replace(n.folder / "scale")
+
+    def start_packer(self, n: Node) -> None:
+        """A packer simulator on the terminal's fixed Modbus port."""
+        if not n.packer_port:
+            n.packer_port = procs.free_port()
+        for _ in range(50):  # the port may linger a moment after the previous one ended
+            try:
+                n.packer_sim, _ = procs.tally(
+                    *("simulate", "packer", "--listen", f"127.0.0.1:{n.packer_port}"),
+                    *("--seed", str(self.rng.randrange(1000))),
+                    log=n.folder / "packer-sim.log",
+                    first_line=True,
+                )
+                return
+            except RuntimeError:
+                time.sleep(0.2)
+        raise RuntimeError(f"{n.name}: the packer simulator could not listen again")
+
+    def start_daemon(self, n: Node) -> None:
+        """The terminal's daemon, answering."""
+        n.daemon, _ = procs.tally(
+            "run", "--config", str(n.folder / "tally.toml"), log=n.folder / "daemon.log"
+        )
+        procs.wait_ping(n.socket, n.daemon, timeout=60)
+        n.starts += 1
+
+    def setup(self) -> None:
+        """Folders, tokens, configs and every process."""
+        tokens = {n.name: f"soak-token-{n.name}-0123456789abcdef" for n in self.nodes}
+        procs.private(self.root / "tokens", "".join(f"{t}:{v}\n" for t, v in tokens.items()))
+        self.start_receiver()
+        for i, n in enumerate(self.nodes):
+            n.folder.mkdir(parents=True)
+            if i == 1 and self.opts.faults and self.opts.disk:
+                self.mounted = self._mount(n.folder)
+            procs.private(n.folder / "token", tokens[n.name])
+            self.start_scale(n)
+            self.start_packer(n)
+            (n.folder / "tally.toml").write_text(
+                CONFIG.format(
+                    name=n.name,
+                    folder=n.folder,
+                    url=self.url,
+                    token=n.folder / "token",
+                    packer_port=n.packer_port,
+                    tz=TZ,
+                )
+                + self.points,
+                encoding="utf-8",
+            )
+            self.start_daemon(n)
+
+    def _mount(self, folder: Path) -> Path | None:
+        if os.geteuid() != 0:
+            print("soak: not root, so no disk-full fault", file=sys.stderr)
+            return None
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={DISK_MB}m,mode=0755", "tmpfs", str(folder)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            print(f"soak: no disk-full fault ({done.stderr.strip()})", file=sys.stderr)
+            return None
+        return folder
+
+    def teardown(self) -> None:
+        """End every process; unmount the small disk."""
+        self.stop_sources.set()
+        for n in self.nodes:
+            for p in (n.daemon, n.scale_sim, n.packer_sim):
+                procs.stop(p)
+        procs.stop(self.receiver)
+        if self.mounted is not None:
+            subprocess.run(["umount", "-l", str(self.mounted)], check=False)
+
+    # --- the scripted source -----------------------------------------------------------------
+
+    def source(self, n: Node) -> None:
+        """Notes at `rate` a second; every tenth step a truck arrives, enters, is cancelled."""
+        from agent.daemon.client import DaemonUnavailable, RequestRefused, request
+
+        interval = 1.0 / self.opts.rate
+        step = 0
+        due = time.monotonic()
+        while not self.stop_sources.is_set():
+            step += 1
+            try:
+                if step % 10 == 0:
+                    plate = f"苏{chr(64 + int(n.name[1:]))}{step % 100_000:05d}"
+                    v = request(
+                        n.socket, "visit.arrive", timeout=5, plate=plate, order=f"SO{step}",
+                        product="P.O 42.5", load="bulk", planned_kg=31000,
+                    )  # fmt: skip
+                    request(n.socket, "visit.gate_in", timeout=5, visit=v["visit"])
+                    request(n.socket, "visit.cancel", timeout=5, visit=v["visit"], reason="soak")
+                    n.accepted += 3
+                else:
+                    request(n.socket, "note.add", timeout=5, text=f"soak {n.name} {step}")
+                    n.accepted += 1
+            except RequestRefused:
+                n.refused += 1
+            except DaemonUnavailable:
+                n.unavailable += 1
+                time.sleep(0.2)
+            except Exception:  # a half-answered request when the daemon was killed mid-way
+                n.unavailable += 1
+            due += interval
+            time.sleep(max(0.0, due - time.monotonic()))
+            due = max(due, time.monotonic() - 1.0)
+
+    # --- faults ------------------------------------------------------------------------------
+
+    def _chance(self, every_s: float, dt: float) -> bool:
+        return every_s > 0 and self.rng.random() < dt / every_s
+
+    def faults(self, until: float) -> None:
+        """Inject faults until `until` (monotonic), each by its own random clock."""
+        dt = 0.25
+        start = time.monotonic()
+        span = until - start
+        outage = (start + span * 0.25, start + span * 0.55)  # the receiver's long stretch
+        outage_done = False
+        disk = (start + span * 0.6, start + span * 0.75)
+        disk_state = "before"
+        while time.monotonic() < until:
+            now = time.monotonic()
+            for n in self.nodes:
+                self._node_faults(n, now, dt, killable=n.name != "t1")
+            if not outage_done and now >= outage[0]:
+                self._receiver_outage(outage[1])
+                outage_done = True
+            if self.mounted is not None:
+                if disk_state == "before" and now >= disk[0]:
+                    self._fill_disk()
+                    disk_state = "full"
+                elif disk_state == "full" and now >= disk[1]:
+                    self._free_disk()
+                    disk_state = "freed"
+            self.sample()
+            time.sleep(dt)
+        if disk_state == "full":
+            self._free_disk()
+
+    def _node_faults(self, n: Node, now: float, dt: float, *, killable: bool) -> None:
+        o = self.opts
+        if n.daemon is not None and n.daemon.poll() is None:
+            if killable and self._chance(o.kill_every_s, dt):
+                n.daemon.send_signal(signal.SIGKILL)
+                n.daemon.wait()
+                n.kills += 1
+                n.down_until = now + self.rng.uniform(0.2, 2.0)
+        elif now >= n.down_until:
+            self.start_daemon(n)
+        if n.scale_sim is not None and self._chance(o.cable_every_s, dt):
+            procs.stop(n.scale_sim)
+            n.scale_sim = None
+            n.cable_pulls += 1
+            n.scale_back_at = now + self.rng.uniform(1, 5)
+        elif n.scale_sim is None and now >= n.scale_back_at:
+            self.start_scale(n)
+        if n.packer_sim is not None and self._chance(o.modbus_every_s, dt):
+            procs.stop(n.packer_sim)
+            n.packer_sim = None
+            n.modbus_gone += 1
+            n.packer_back_at = now + self.rng.uniform(2, 10)
+        elif n.packer_sim is None and now >= n.packer_back_at:
+            self.start_packer(n)
+
+    def _receiver_outage(self, back_at: float) -> None:
+        """Down for a long stretch, then killed again mid-drain, then up for good."""
+        assert self.receiver is not None
+        self.receiver.send_signal(signal.SIGKILL)
+        self.receiver.wait()
+        self.receiver_kills += 1
+        while time.monotonic() < back_at:
+            now = time.monotonic()
+            for n in self.nodes:
+                self._node_faults(n, now, 0.25, killable=n.name != "t1")
+            self.sample()
+            time.sleep(0.25)
+        for _ in range(2):  # twice killed while the backlog drains
+            self.start_receiver()
+            time.sleep(self.rng.uniform(0.3, 1.5))
+            self.receiver.send_signal(signal.SIGKILL)
+            self.receiver.wait()
+            self.receiver_kills += 1
+        self.start_receiver()
+
+    def _fill_disk(self) -> None:
+        assert self.mounted is not None
+        self.ballast = self.mounted / "ballast"
+        with open(self.ballast, "wb", buffering=0) as f:
+            for size in (1 << 20, 65536, 4096, 512, 1):
+                while True:
+                    try:
+                        f.write(b"\0" * size)
+                    except OSError as exc:
+                        if exc.errno != errno.ENOSPC:
+                            raise
+                        break
+        self.nodes[1].disk_fills += 1
+
+    def _free_disk(self) -> None:
+        if self.ballast is not None:
+            self.ballast.unlink(missing_ok=True)
+
+    def sample(self) -> None:
+        """RSS and open descriptors of t1's daemon (never killed)."""
+        n = self.nodes[0]
+        if n.daemon is not None and n.daemon.poll() is None:
+            with contextlib.suppress(OSError):
+                pid = n.daemon.pid
+                n.samples.append((time.monotonic(), procs.rss_mb(pid), procs.open_fds(pid)))
+
+    # --- the end -----------------------------------------------------------------------------
+
+    def settle(self, timeout: float) -> None:
+        """Everything up; each daemon killed once the receiver holds its last event."""
+        from sync.receiver.store import read_stats
+
+        if self.receiver is None or self.receiver.poll() is not None:
+            self.start_receiver()
+        for n in self.nodes:
+            if n.scale_sim is None:
+                self.start_scale(n)
+            if n.packer_sim is None:
+                self.start_packer(n)
+        deadline = time.monotonic() + timeout
+        for n in self.nodes:
+            while True:
+                if n.daemon is None or n.daemon.poll() is not None:
+                    self.start_daemon(n)
+                last = _last_seq(n.db)
+                while True:
+                    held = {s["terminal"]: s for s in read_stats(str(self.root / "central.db"))}
+                    if int(held.get(n.name, {}).get("max_seq") or 0) >= last:
+                        break
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{n.name}: the receiver did not catch up in time")
+                    time.sleep(0.25)
+                assert n.daemon is not None
+                n.daemon.send_signal(signal.SIGKILL)
+                n.daemon.wait()
+                if _last_seq(n.db) <= last:
+                    break  # nothing was written between the look and the kill
+
+
+def _last_seq(db: Path) -> int:
+    from agent.daemon.store import Store
+
+    store = Store(str(db))
+    try:
+        return store.last_seq()
+    finally:
+        store.close()
+
+
+CONFIG = """[terminal]
+id = "{name}"
+timezone = "{tz}"
+database = "{folder}/tally.db"
+socket = "{folder}/tally.sock"
+
+[[scale]]
+name = "scale1"
+port = "{folder}/scale"
+protocol = "xk3190"
+min_weight_kg = 500
+hold_s = 1.0
+min_samples = 3
+clear_s = 0.5
+
+[sync]
+url = "{url}"
+token_file = "{token}"
+interval_s = 0.5
+
+[[packer]]
+name = "line1"
+host = "127.0.0.1"
+port = {packer_port}
+device_id = 1
+poll_s = 0.5
+bag_kg = 50
+tally_s = 5
+"""
+
+
+# --- checks ----------------------------------------------------------------------------------
+
+
+def _key(ev: Any) -> tuple[Any, ...]:
+    return (
+        ev.epoch,
+        ev.seq,
+        ev.kind,
+        ev.at,
+        ev.mono_ns,
+        ev.boot,
+        json.dumps(ev.data, sort_keys=True),
+    )
+
+
+def _kpi_days(events: list[Any], tz: ZoneInfo) -> set[Any]:
+    return {datetime.fromisoformat(ev.at).astimezone(tz).date() for ev in events}
+
+
+def check(soak: Soak, seconds: float) -> Result:
+    """Compare every terminal with the receiver; build the table."""
+    from agent.config import KpiConfig
+    from agent.daemon.services.visits import kpi_relevant, load_events
+    from agent.daemon.store import Store
+    from agent.domain import kpis
+    from sync.receiver.store import read_events
+
+    tz = ZoneInfo(TZ)
+    central = list(read_events(str(soak.root / "central.db")))
+    as_of = datetime.now(UTC)
+    failures: list[str] = []
+    rows = [["terminal", "events", "receiver", "max seq", "twice", "kills", "cable", "modbus",
+             "disk", "KPI equal", "refused"]]  # fmt: skip
+    plant_local: list[Any] = []
+    total = 0
+    for n in soak.nodes:
+        store = Store(str(n.db))
+        try:
+            last = store.last_seq()
+            mine = list(store.iter_events())
+            kpi_mine = list(load_events(store, kpi=True, foreign=False))
+        finally:
+            store.close()
+        theirs = [ev for ev in central if ev.terminal == n.name]
+        seqs = [ev.seq for ev in theirs]
+        twice = len(seqs) - len(set(seqs))
+        max_seq = max(seqs, default=0)
+        total += last
+        if len(theirs) != last or max_seq != last:
+            failures.append(
+                f"{n.name}: the receiver holds {len(theirs)} events up to seq {max_seq},"
+                f" the terminal wrote {last}"
+            )
+        if twice:
+            failures.append(f"{n.name}: {twice} seqs are held twice by the receiver")
+        by_seq = {ev.seq: _key(ev) for ev in theirs}
+        differ = sum(1 for ev in mine if by_seq.get(ev.seq) != _key(ev))
+        if differ:
+            failures.append(f"{n.name}: {differ} events differ from the receiver's copies")
+        kpi_theirs = [ev for ev in theirs if kpi_relevant(ev.kind)]
+        days = _kpi_days(kpi_mine, tz) | _kpi_days(kpi_theirs, tz)
+        equal = all(
+            kpis.compute(kpi_mine, d, tz, KpiConfig(), as_of=as_of)
+            == kpis.compute(kpi_theirs, d, tz, KpiConfig(), as_of=as_of)
+            for d in days
+        )
+        if not equal:
+            failures.append(f"{n.name}: its KPI report differs from the receiver's")
+        plant_local.extend(kpi_mine)
+        rows.append([n.name, str(last), str(len(theirs)), str(max_seq), str(twice), str(n.kills),
+                     str(n.cable_pulls), str(n.modbus_gone), str(n.disk_fills),
+                     "yes" if equal else "NO", str(n.refused)])  # fmt: skip
+    plant_theirs = [ev for ev in central if kpi_relevant(ev.kind)]
+    for d in _kpi_days(plant_local, tz) | _kpi_days(plant_theirs, tz):
+        if kpis.compute(plant_local, d, tz, KpiConfig(), as_of=as_of) != kpis.compute(
+            plant_theirs, d, tz, KpiConfig(), as_of=as_of
+        ):
+            failures.append(f"the plant's KPI report of {d} differs from the receiver's")
+    memory, problems = _flat(soak.nodes[0])
+    failures.extend(problems)
+    faults = {
+        "daemon kills": sum(n.kills for n in soak.nodes),
+        "receiver kills": soak.receiver_kills,
+        "cable pulls": sum(n.cable_pulls for n in soak.nodes),
+        "modbus gone": sum(n.modbus_gone for n in soak.nodes),
+        "disk fills": sum(n.disk_fills for n in soak.nodes),
+    }
+    return Result(rows, failures, faults, total, seconds, memory)
+
+
+def _flat(n: Node) -> tuple[str, list[str]]:
+    """t1's RSS and descriptors in the last quarter against the second quarter."""
+    s = n.samples
+    if len(s) < 8:
+        return "", [f"{n.name}: too few memory samples ({len(s)}) to judge"]
+    t0, t1 = s[0][0] + WARMUP_S, s[-1][0]
+    q = (t1 - t0) / 4
+    second = [x for x in s if t0 + q <= x[0] < t0 + 2 * q]
+    last = [x for x in s if x[0] >= t0 + 3 * q]
+    if not second or not last:
+        return "", [f"{n.name}: too few memory samples to judge"]
+    out = []
+    rss2, rss4 = max(x[1] for x in second), max(x[1] for x in last)
+    fd2, fd4 = max(x[2] for x in second), max(x[2] for x in last)
+    memory = (
+        f"{n.name} (never killed), max in the 2nd and the last quarter: RSS {rss2:.1f} and"
+        f" {rss4:.1f} MiB, open descriptors {fd2} and {fd4}"
+    )
+    if rss4 > rss2 + 4:
+        out.append(f"{n.name}: RSS grew from {rss2:.1f} MiB to {rss4:.1f} MiB")
+    if fd4 > fd2 + 2:
+        out.append(f"{n.name}: open descriptors grew from {fd2} to {fd4}")
+    return memory, out
+
+
+def run(opts: Options) -> Result:
+    """Set up, run with faults, settle, check; always clean up."""
+    root = Path(tempfile.mkdtemp(prefix="tally-soak-"))
+    soak = Soak(opts, root)
+    started = time.monotonic()
+    try:
+        soak.setup()
+        sources = [threading.Thread(target=soak.source, args=(n,), daemon=True) for n in soak.nodes]
+        for t in sources:
+            t.start()
+        until = time.monotonic() + opts.seconds
+        if opts.faults:
+            time.sleep(WARMUP_S)
+            soak.faults(until)
+        else:
+            while time.monotonic() < until:
+                soak.sample()
+                time.sleep(0.25)
+        soak.stop_sources.set()
+        for t in sources:
+            t.join(10)
+        soak.settle(timeout=120 + opts.seconds)
+        return check(soak, time.monotonic() - started)
+    finally:
+        soak.teardown()
+        if opts.keep:
+            print(f"soak: kept {root}", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def table(result: Result) -> str:
+    """The printed report."""
+    rows = result.rows
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+             for r in rows]  # fmt: skip
+    lines.insert(1, "-" * len(lines[0]))
+    lines.append("")
+    lines.append(
+        f"{result.events} events in {result.seconds:.0f} s; faults: "
+        + ", ".join(f"{k} {v}" for k, v in result.faults.items())
+    )
+    if result.memory:
+        lines.append(result.memory)
+    lines.append("checks: " + ("all passed" if result.ok else "FAILED"))
+    lines.extend(f"  - {f}" for f in result.failures)
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    """`python -m bench.soak [--terminals N] [--seconds S] ...`; exit 1 when a check fails."""
+    p = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n")[0])
+    d = Options()
+    p.add_argument("--terminals", type=int, default=d.terminals, help="how many terminals")
+    p.add_argument("--seconds", type=float, default=d.seconds, help="how long the plant runs")
+    p.add_argument("--rate", type=float, default=d.rate, help="API steps a second per terminal")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the fault schedule")
+    p.add_argument("--kill-every", type=float, default=d.kill_every_s, metavar="S",
+                   help="mean seconds between SIGKILLs of each killable daemon")  # fmt: skip
+    p.add_argument("--no-faults", action="store_true", help="the same plant without faults")
+    p.add_argument("--keep", action="store_true", help="keep the folder (logs, databases)")
+    a = p.parse_args(argv)
+    if a.terminals < 2 or a.seconds < 30 or a.rate <= 0:
+        print("soak: give --terminals 2 or more, --seconds 30 or more and a positive --rate",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    opts = Options(
+        terminals=a.terminals,
+        seconds=a.seconds,
+        rate=a.rate,
+        seed=a.seed,
+        kill_every_s=a.kill_every,
+        faults=not a.no_faults,
+        keep=a.keep,
+    )
+    result = run(opts)
+    sys.stdout.write(table(result))
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
