@@ -21,6 +21,7 @@ from agent.domain import kpis
 from agent.domain.events import Event
 from sync.receiver import reports
 from sync.tokens import TokenFileError, parse_entries
+from tests.agent.timeline import Timeline
 from tests.pgcluster import PgCluster
 from tests.sync.helpers import Receiver
 from tests.sync.month import (
@@ -104,6 +105,32 @@ def test_a_kept_day_report_follows_a_late_event(server: Receiver) -> None:
     assert after["return_rate"]["bags"] > 0
 
 
+def test_a_kept_day_report_follows_a_visit_event_days_older(server: Receiver) -> None:
+    """A visit's arrival synced late from another terminal, five days before its exit, refreshes
+    the kept report of the day the visit ended."""
+    gate = Timeline(terminal="wb1", epoch="e1", boot="b1", start=FIRST)
+    arrived = gate.event("visit.arrived", visit="v-old", plate="苏A12345", order="SO1",
+                         product="P.O 42.5", load="bulk", planned_kg=30000)  # fmt: skip
+    scale = Timeline(terminal="wb2", epoch="e1", boot="b2", start=FIRST + timedelta(days=5))
+    rest = [scale.event("visit.gate_in", visit="v-old")]
+    for kind, data in (
+        ("visit.loading_started", {"point": "line1"}),
+        ("visit.loading_finished", {"point": "line1"}),
+        ("visit.sealed", {"seals": ["S1"]}),
+        ("visit.exited", {}),
+    ):
+        scale.advance(10)
+        rest.append(scale.event(kind, visit="v-old", **data))
+    post_all(server.url, {"wb2": rest})
+    day = (FIRST + timedelta(days=5)).date()
+    url, params = f"{server.url}/api/v1/report", {"day": day.isoformat()}
+    before = httpx.get(url, params=params, headers=READER).json()
+    post_all(server.url, {"wb1": [arrived]})
+    after = httpx.get(url, params=params, headers=READER).json()
+    assert after == json.loads(json.dumps(kpis.compute([arrived, *rest], day, TZ, KpiConfig())))
+    assert after != before
+
+
 def test_reports_need_a_reader_and_a_known_plant(server: Receiver) -> None:
     url = f"{server.url}/api/v1/report"
     assert httpx.get(url, params={"day": "2026-10-01"}).status_code == 401
@@ -122,7 +149,8 @@ def test_reports_need_a_reader_and_a_known_plant(server: Receiver) -> None:
         content=gzip.compress(json.dumps(doc).encode()),
         headers={**READER, "Content-Encoding": "gzip"},
     )
-    assert refused.status_code == 401
+    assert refused.status_code == 403
+    assert refused.json() == {"error": "this token may only read; it cannot post events"}
 
 
 def test_tokens_file_plants_and_readers() -> None:
