@@ -34,7 +34,7 @@ from starlette.staticfiles import StaticFiles
 
 from agent.config import KpiConfig
 from agent.domain import ledgers, text_rules
-from agent.domain.events import Event, format_at
+from agent.domain.events import Event, format_at, parse_at
 from sync.receiver import charts, plant_view, reports
 from sync.receiver.days import LOOKBACK
 from sync.receiver.engine import ReceiverDb
@@ -510,6 +510,9 @@ def mount(
     async def home(request: Request) -> Response:
         return RedirectResponse("/day", status_code=303)
 
+    async def no_icon(request: Request) -> Response:
+        return Response(status_code=204)  # browsers ask; the pages have no icon
+
     def ledger_links(day: date, scope: str, lang: str) -> str:
         if ledger_file is None:
             return ""
@@ -527,7 +530,14 @@ def mount(
     def exceptions_table(found: list[dict[str, Any]], lang: str) -> str:
         t = TEXT[lang]
         rows = [
-            [r["plate"], r["order"], r["visit"], t[r["what"]], r["check"], r["detail"]]
+            [
+                r["plate"],
+                r["order"],
+                r["visit"],
+                t[r["what"]],
+                kpi_label(r["check"], lang, kpi) if r["what"] == "miss" else r["check"],
+                r["detail"],
+            ]
             for r in found
         ]
         heads = [t["plate"], t["order"], t["visit"], t["what"], t["check"], t["detail"]]
@@ -642,13 +652,23 @@ def mount(
                  for i, v in enumerate(now["queue"], 1)]  # fmt: skip
         scale_queue = [[i, v["plate"], v["order"], v.get("scale")]
                        for i, v in enumerate(now["scale_queue"], 1)]  # fmt: skip
+
+        def local(at: str | None) -> str:
+            if not at:
+                return ""
+            return parse_at(at).astimezone(ZoneInfo(timezone)).strftime("%m-%d %H:%M")
+
         packers = [
             [p["terminal"], p["packer"], t["running"] if p["running"] else t["stopped"],
-             p.get("reason") or "", p.get("expected_repair_min"), p.get("since") or ""]
+             p.get("reason") or "", p.get("expected_repair_min"), local(p.get("since"))]
             for p in now["packers"]
         ]  # fmt: skip
-        alerts = [[a["terminal"], a["alert"], a["detail"], a["since"]] for a in now["alerts"]]
-        offline = [[o["terminal"], o["device"], o["reason"], o["since"]] for o in now["offline"]]
+        alerts = [
+            [a["terminal"], a["alert"], a["detail"], local(a["since"])] for a in now["alerts"]
+        ]
+        offline = [
+            [o["terminal"], o["device"], o["reason"], local(o["since"])] for o in now["offline"]
+        ]
         body = (
             f'<form class="pick" method="get" action="/now">{scope_select(known, scope, lang)}'
             f"<button>{t['show']}</button></form>"
@@ -792,6 +812,7 @@ def mount(
     app.router.routes.extend(
         [
             Route("/", home, methods=["GET"]),
+            Route("/favicon.ico", no_icon, methods=["GET"]),
             Route("/login", login_form, methods=["GET"]),
             Route("/login", login, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),

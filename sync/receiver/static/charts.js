@@ -33,8 +33,8 @@
       animation: false,
       title: { text: c.title, textStyle: { fontSize: 13 }, left: 0 },
       tooltip: { trigger: "axis", valueFormatter: fmt(c.unit) },
-      legend: { top: 20, type: "scroll" },
-      grid: { left: 50, right: 16, top: 56, bottom: 28 },
+      legend: { top: 26, type: "scroll" },
+      grid: { left: 50, right: 16, top: 66, bottom: 28 },
       xAxis: { type: "category", data: c.x },
       yAxis: { type: "value", name: c.unit, axisLabel: { formatter: "{value}" } },
       series: series
