@@ -170,6 +170,98 @@ def test_tokens_file_plants_and_readers() -> None:
         parse_entries("@kaoping:tok-1-00000000\n", "tokens")
 
 
+def test_token_scopes_in_the_tokens_file() -> None:
+    entries = parse_entries(
+        "north/wb1:tok-a-00000001\nnorth/pk1[push]:tok-b-00000001\n"
+        "south/ro[read]:tok-c-00000001\n@kaoping:tok-d-00000001\n",
+        "tokens",
+    )
+    assert [(e.name, e.plant, e.scopes) for e in entries] == [
+        ("wb1", "north", ("push", "read")),
+        ("pk1", "north", ("push",)),
+        ("ro", "south", ("read",)),
+        ("kaoping", "", ("read",)),
+    ]
+    with pytest.raises(TokenFileError, match=r"gives the scopes \[write\]; a terminal's scopes"):
+        parse_entries("wb1[write]:tok-a-00000001\n", "tokens")
+    with pytest.raises(TokenFileError, match=r"gives the scopes \[push\]"):
+        parse_entries("wb1:tok-a-00000001\n@kaoping[push]:tok-d-00000001\n", "tokens")
+
+
+def test_a_token_pushes_its_own_streams_and_reads_its_plants(tmp_path: Path) -> None:
+    tokens = (
+        "north/wb1:tok-wb1-0000000001\nnorth/pk1[push]:tok-pk1-0000000001\n"
+        "south/wb2:tok-wb2-0000000001\nsouth/ro[read]:tok-ro-00000001\n"
+        f"@kaoping:{READER_TOKEN}\n"
+    )
+    streams = month_events(FIRST, 1)
+    with Receiver(tmp_path / "r", tokens) as server:
+        post_all(server.url, {t: es[:5] for t, es in streams.items()})
+        doc = {"terminal": "ro", "epoch": "e1", "events": []}
+        refused = httpx.post(
+            f"{server.url}/api/v1/events",
+            content=gzip.compress(json.dumps(doc).encode()),
+            headers={"Authorization": "Bearer tok-ro-00000001", "Content-Encoding": "gzip"},
+        )
+        assert (refused.status_code, refused.json()) == (
+            403,
+            {"error": "this token may only read; it cannot post events"},
+        )
+
+        def pulled(tok: str) -> httpx.Response:
+            return httpx.post(
+                f"{server.url}/v1/pull",
+                json={"cursors": [], "wait_s": 0},
+                headers={"Authorization": f"Bearer {tok}"},
+            )
+
+        for tok, plant in (("tok-wb1-0000000001", "north"), ("tok-ro-00000001", "south")):
+            answer = pulled(tok)
+            assert answer.status_code == 200, answer.text
+            seen = {s["terminal"] for s in answer.json()["streams"]}
+            assert seen == set(PLANTS[plant]), plant
+        assert pulled("tok-pk1-0000000001").status_code == 401  # push only: cannot read
+        url = f"{server.url}/api/v1/report"
+        mine = {"Authorization": "Bearer tok-wb1-0000000001"}
+        other = httpx.get(url, params={"day": "2026-10-01", "plant": "south"}, headers=mine)
+        assert (other.status_code, other.json()) == (
+            403,
+            {"error": "this token reads only the plant 'north'"},
+        )
+        own = httpx.get(url, params={"day": "2026-10-01"}, headers=mine)
+        north = [e for t in PLANTS["north"] for e in streams[t][:5]]
+        want = kpis.compute(north, date(2026, 10, 1), TZ, KpiConfig())
+        assert own.json() == json.loads(json.dumps(want))
+
+
+def test_workers_share_one_socket_on_postgresql_and_not_on_sqlite(
+    pg_cluster: PgCluster, tmp_path: Path
+) -> None:
+    """`--workers 2` on PostgreSQL stores every event once through either process; on SQLite
+    it is refused with one sentence."""
+    refused = Receiver(tmp_path / "s", tokens_file(), extra=("--workers", "2"))
+    with pytest.raises(RuntimeError, match="--workers above 1 needs PostgreSQL"):
+        refused.start()
+    url = pg_cluster.new_database()
+    streams = month_events(FIRST, 1)
+    with Receiver(tmp_path / "p", tokens_file(), db_url=url, extra=("--workers", "2")) as server:
+        threads = [
+            threading.Thread(target=post_all, args=(server.url, {t: es}, 5))
+            for t, es in streams.items()
+        ]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(120)
+        rows = server.rows("SELECT terminal, count(*), max(seq) FROM events GROUP BY terminal"
+                           " ORDER BY terminal")  # fmt: skip
+        assert rows == sorted((t, len(es), len(es)) for t, es in streams.items())
+        assert server.proc is not None
+        parent = server.proc.pid
+        children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        assert len(children) == 2
+
+
 def test_two_processes_on_one_postgresql_store_each_event_once(
     pg_cluster: PgCluster, tmp_path: Path
 ) -> None:
