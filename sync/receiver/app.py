@@ -322,9 +322,19 @@ def create_app(
         )
 
     async def get_kpi(request: Request) -> JSONResponse:
-        terminal = _bearer(request, tokens)
-        if isinstance(terminal, JSONResponse):
-            return terminal
+        tokens.refresh()
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return _unauthorized("send the terminal's token as `Authorization: Bearer TOKEN`")
+        owner = tokens.reader_of(token.strip())
+        if owner is None:
+            return _unauthorized("the token is not known to this server; check the token file")
+        plant = "" if owner.startswith("@") else tokens.plant_of(owner)
+        if plant:
+            return _error(
+                403,
+                f"this token reads only the plant {plant!r}; ask /api/v1/report?day=YYYY-MM-DD",
+            )
         text = request.query_params.get("day", "")
         month_text = request.query_params.get("month")
         try:
