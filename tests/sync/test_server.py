@@ -347,3 +347,17 @@ def test_the_day_of_an_event_reaches_the_days_that_read_it() -> None:
     assert (first, last) == (date(2026, 9, 30), date(2026, 10, 2))
     assert touched_days(["2026-10-01T01:00:00.000Z"]) == ["2026-10-01", "2026-10-02", "2026-10-03"]
     assert day.isoformat() in touched_days(["2026-09-30T23:59:59.999Z"])
+
+
+def test_the_vendored_chart_library_is_the_pinned_npm_build() -> None:
+    """`echarts.min.js` is `package/dist/echarts.min.js` of echarts@6.1.0, unchanged, with its
+    licences beside it (docs/server.md says how to upgrade it)."""
+    import hashlib
+
+    static = Path(reports.__file__).with_name("static")
+    data = (static / "echarts.min.js").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == (
+        "b66b25aeb4df84e33199dc21694014d336d222cbd9deb0e5a7c14bd6aa0d0fd0"
+    )
+    for name in ("echarts.LICENSE", "echarts.NOTICE", "zrender.LICENSE", "d3.LICENSE"):
+        assert (static / name).stat().st_size > 100, name
