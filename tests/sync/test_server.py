@@ -361,3 +361,25 @@ def test_the_vendored_chart_library_is_the_pinned_npm_build() -> None:
     )
     for name in ("echarts.LICENSE", "echarts.NOTICE", "zrender.LICENSE", "d3.LICENSE"):
         assert (static / name).stat().st_size > 100, name
+
+
+def test_users_file_keeps_salted_scrypt_hashes_only(tmp_path: Path) -> None:
+    from sync.receiver.users import UserError, UserTable, add_user
+
+    path = str(tmp_path / "users")
+    assert add_user(path, "li", "reader", "north", "睡莲-pass-2026") is True
+    assert add_user(path, "wang", "admin", "", "睡莲-pass-2026") is True
+    text = Path(path).read_text()
+    assert "睡莲" not in text and (tmp_path / "users").stat().st_mode & 0o077 == 0
+    li, wang = (line.split(":")[3] for line in text.splitlines()[1:])
+    assert li.startswith("scrypt$16384$8$1$") and li != wang  # each its own salt
+    table = UserTable.load(path)
+    user = table.check("li", "睡莲-pass-2026")
+    assert user is not None and (user.role, user.plant) == ("reader", "north")
+    assert table.check("li", "wrong-password") is None
+    assert table.check("nobody", "睡莲-pass-2026") is None
+    with pytest.raises(UserError, match="the password must be at least 8 characters"):
+        add_user(path, "zhao", "reader", "", "short")
+    Path(path).write_text("li:reader:north:plain-text-password\n")
+    with pytest.raises(UserError, match=r"line 1 of the users file .* is not `name:role:plant"):
+        UserTable.load(path)
