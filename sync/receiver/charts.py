@@ -59,6 +59,7 @@ def day_chart(
     KPIs and the word for the target."""
     return {
         "id": "chart-waits",
+        "wide": True,
         "title": labels["waits_title"],
         "unit": "min",
         "x": [labels[k] for k, _ in WAITS],
@@ -73,7 +74,7 @@ def day_chart(
         + [
             {
                 "name": labels["target"],
-                "type": "line",
+                "type": "scatter",
                 "target": True,
                 "data": [wait_target_min(k, cfg) for k, _ in WAITS],
             }
@@ -119,7 +120,10 @@ def embed(lang: str, charts: list[dict[str, Any]]) -> str:
     data = json.dumps({"lang": lang, "charts": charts}, ensure_ascii=False)
     # In a <script> block only `</` could end it early; escape every `<`, `>` and `&`.
     data = data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    boxes = "".join(f'<div class="chart" id="{c["id"]}"></div>' for c in charts)
+    boxes = "".join(
+        f'<div class="chart{" wide" if c.get("wide") else ""}" id="{c["id"]}"></div>'
+        for c in charts
+    )
     return (
         f'<div class="charts">{boxes}</div>'
         f'<script type="application/json" id="chart-data">{data}</script>'

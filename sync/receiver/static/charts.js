@@ -22,7 +22,12 @@
     var series = c.series.map(function (s) {
       var out = { name: s.name, type: s.type, data: s.data, connectNulls: false };
       if (s.type === "line") { out.symbolSize = 6; }
-      if (s.target) {
+      if (s.target && s.type === "scatter") {
+        out.symbol = "rect";
+        out.symbolSize = [36, 3];
+        out.itemStyle = { color: "#b3261e" };
+        out.z = 5;
+      } else if (s.target) {
         out.lineStyle = { type: "dashed", color: "#b3261e" };
         out.itemStyle = { color: "#b3261e" };
         out.symbol = "none";
@@ -33,9 +38,10 @@
       animation: false,
       title: { text: c.title, textStyle: { fontSize: 13 }, left: 0 },
       tooltip: { trigger: "axis", valueFormatter: fmt(c.unit) },
-      legend: { top: 26, type: "scroll" },
-      grid: { left: 50, right: 16, top: 66, bottom: 28 },
-      xAxis: { type: "category", data: c.x },
+      legend: { bottom: 0, type: "scroll" },
+      grid: { left: 50, right: 16, top: 44, bottom: 52 },
+      xAxis: { type: "category", data: c.x,
+               axisLabel: c.wide ? { interval: 0 } : {} },
       yAxis: { type: "value", name: c.unit, axisLabel: { formatter: "{value}" } },
       series: series
     });
