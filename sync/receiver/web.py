@@ -553,7 +553,6 @@ def mount(
         if day is None:
             return page(request, lang, t["day"], f'<p class="error">{t["bad_day"]}</p>')
         mine = scopes(viewer)
-        tz = ZoneInfo(timezone)
 
         def compute() -> tuple[list[Any], list[Any], list[dict[str, Any]]]:
             plants = [
@@ -570,9 +569,7 @@ def mount(
                 if s != reports.GROUP
                 for term in ts or ()
             ]
-            start = datetime.combine(day, time(), tz)
-            events = events_of(start, start + timedelta(days=1), mine[0][1])
-            found = plant_view.exceptions(events, day, tz, kpi)
+            found = reports.day_exceptions(db, day, timezone, kpi, mine[0][1])
             return plants, terms, found
 
         plants, terms, found = await run_in_threadpool(compute)
