@@ -12,8 +12,24 @@ from bench.common import Row
 
 def main(argv: list[str]) -> int:
     """Run the benchmarks named on the command line (all when none) and print the table."""
+    import os
+
     import bench
 
+    # Sizes as flags (each sets the environment variable its benchmark reads).
+    flags = {"--server-events": "TALLY_BENCH_SERVER_EVENTS"}
+    rest: list[str] = []
+    it = iter(argv)
+    for a in it:
+        if a in flags:
+            value = next(it, "")
+            if not value.isdigit():
+                print(f"{a} needs a whole number, such as {a} 300000", file=sys.stderr)
+                return 2
+            os.environ[flags[a]] = value
+        else:
+            rest.append(a)
+    argv = rest
     names = sorted(
         m.name for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("bench_")
     )

@@ -14,6 +14,8 @@ from agent.errors import TallyError
 
 TERMINAL = re.compile(r"[a-z0-9-]{1,32}")
 TOKEN = re.compile(r"[\x21-\x7e]{8,512}")  # visible ASCII, as an HTTP header value allows
+SCOPES = ("push", "read")
+WITH_SCOPES = re.compile(r"(?P<name>[^\[\]]*)(?:\[(?P<scopes>[a-z,]*)\])?")
 
 
 class TokenFileError(TallyError):
@@ -82,12 +84,19 @@ class Entry:
 
     `terminal:token` (no plant), `plant/terminal:token` (the terminal belongs to that plant)
     or `@reader:token` (a person of the evaluation group: reads reports, never posts events).
+    A terminal's name may end in its scopes, `wb1[push]` or `wb1[read]` (default: both).
     """
 
     name: str
     token: str
     plant: str = ""
     reader: bool = False
+    scopes: tuple[str, ...] = ("push", "read")
+
+    def may(self, scope: str) -> bool:
+        """Whether this token carries `scope` (push: post its own streams; read: reports,
+        pages and the pull feed of its plant's streams)."""
+        return scope in self.scopes
 
 
 def parse_entries(text: str, path: str) -> list[Entry]:
@@ -105,7 +114,10 @@ def parse_entries(text: str, path: str) -> list[Entry]:
             continue
         head, sep, token = line.partition(":")
         reader = head.startswith("@")
-        plant, slash, name = head.lstrip("@").rpartition("/")
+        found = WITH_SCOPES.fullmatch(head.lstrip("@"))
+        plant, slash, name = (found["name"] if found else "").rpartition("/")
+        listed = found["scopes"] if found else None
+        scopes = tuple(sorted(set(listed.split(",")))) if listed is not None else SCOPES
         ok = (
             sep
             and TERMINAL.fullmatch(name)
@@ -118,6 +130,13 @@ def parse_entries(text: str, path: str) -> list[Entry]:
                 " `plant/terminal:token` or `@reader:token` (names of a-z, 0-9 and '-',"
                 " token of 8 to 512 visible ASCII characters)"
             )
+        if not scopes or any(x not in SCOPES for x in scopes) or (reader and listed is not None):
+            raise TokenFileError(
+                f"line {n} of the tokens file {path} gives the scopes [{listed}]; a terminal's"
+                " scopes are [push], [read] or [push,read], and a reader only reads"
+            )
+        if reader:
+            scopes = ("read",)
         who = f"reader {name!r}" if reader else f"terminal {name!r}"
         first = owner.setdefault(token, (who, n))
         if first[0] != who:
@@ -133,7 +152,7 @@ def parse_entries(text: str, path: str) -> list[Entry]:
                     f"line {n} of the tokens file {path} puts terminal {name!r} in plant"
                     f" {plant!r}, line {seen[1]} in {seen[0]!r}; a terminal belongs to one plant"
                 )
-        entries.append(Entry(name, token, plant, reader))
+        entries.append(Entry(name, token, plant, reader, scopes))
     if not any(not e.reader for e in entries):
         raise TokenFileError(f"the tokens file {path} has no `terminal:token` line")
     return entries
@@ -158,7 +177,7 @@ class TokenTable:
         """Read the file; raise TokenFileError when it is missing, too open or malformed."""
         text, sig = read_private(path, "the tokens file")
         entries = parse_entries(text, path)
-        pairs = [(e.name, e.token) for e in entries if not e.reader]
+        pairs = [(e.name, e.token) for e in entries if e.may("push")]
         return TokenTable(path, pairs, sig, entries)
 
     def refresh(self) -> str | None:
@@ -174,8 +193,23 @@ class TokenTable:
         self.pairs, self.sig, self.entries = fresh.pairs, fresh.sig, fresh.entries
         return None
 
+    def terminal_for(self, token: str, scope: str) -> str | None:
+        """The terminal whose token this is, when the token carries `scope` (constant time
+        against every entry)."""
+        found: str | None = None
+        given = token.encode("utf-8", "replace")
+        for e in self.entries:
+            if hmac.compare_digest(given, e.token.encode("utf-8")) and not e.reader:
+                found = e.name if e.may(scope) else None
+        return found
+
+    def plant_of(self, terminal: str) -> str:
+        """The plant a terminal belongs to ("" when unplaced or unknown)."""
+        return next((e.plant for e in self.entries if e.name == terminal and not e.reader), "")
+
     def terminal_of(self, token: str) -> str | None:
-        """The terminal a token belongs to, compared in constant time against every entry."""
+        """The terminal a token lets post its events (scope push), compared in constant time
+        against every entry."""
         found: str | None = None
         given = token.encode("utf-8", "replace")
         for terminal, candidate in self.pairs:
@@ -192,7 +226,7 @@ class TokenTable:
         given = token.encode("utf-8", "replace")
         for e in self.entries:
             if hmac.compare_digest(given, e.token.encode("utf-8")):
-                found = f"@{e.name}" if e.reader else e.name
+                found = (f"@{e.name}" if e.reader else e.name) if e.may("read") else None
         return found
 
     def plants(self) -> dict[str, tuple[str, ...]]:

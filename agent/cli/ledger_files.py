@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from agent.domain import text_rules
 
@@ -22,7 +22,9 @@ def write_csv(path: Path | None, headings: list[str], body: list[list[Any]]) -> 
     return None
 
 
-def write_xlsx(path: Path, title: str, headings: list[str], body: list[list[Any]]) -> None:
+def write_xlsx(
+    path: Path | IO[bytes], title: str, headings: list[str], body: list[list[Any]]
+) -> None:
     """An .xlsx workbook with one sheet, bold frozen headings and fitted column widths."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
@@ -48,3 +50,13 @@ def write_xlsx(path: Path, title: str, headings: list[str], body: list[list[Any]
 def _width(value: Any) -> int:
     text = "" if value is None else str(value)
     return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
+
+
+def ledger_bytes(fmt: str, title: str, headings: list[str], body: list[list[Any]]) -> bytes:
+    """A ledger as the bytes of a file: "csv" (UTF-8 with BOM) or "xlsx" (the receiver's
+    download links)."""
+    if fmt == "csv":
+        return ("\ufeff" + (write_csv(None, headings, body) or "")).encode("utf-8")
+    buf = io.BytesIO()
+    write_xlsx(buf, title, headings, body)
+    return buf.getvalue()

@@ -7,8 +7,10 @@ import concurrent.futures
 import json
 import logging
 import re
+import socket
 import sqlite3
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -38,6 +40,7 @@ from sync.protocol import (
 )
 from sync.receiver import web
 from sync.receiver.engine import ReceiverDb, StoreUnavailable
+from sync.receiver.users import UserTable
 from sync.replica.feed import Notifier, pull_endpoint
 from sync.replica.wire import PULL_PATH, HeldRow, StreamMark
 from sync.tokens import TERMINAL, TokenTable
@@ -202,20 +205,34 @@ def _bearer(request: Request, tokens: TokenTable) -> str | JSONResponse:
         return _unauthorized("send the terminal's token as `Authorization: Bearer TOKEN`")
     terminal = tokens.terminal_of(token.strip())
     if terminal is None:
+        if tokens.reader_of(token.strip()) is not None:
+            return _error(403, "this token may only read; it cannot post events")
         return _unauthorized("the token is not known to this server; check the token file")
     return terminal
 
 
+def _version_of(store: ReceiverDb) -> int:
+    return store.version
+
+
+# The terminals whose streams the current pull request may read (its token's plant), set by the
+# authorizer in the request's task and seen by the feed's worker thread (contexts are copied).
+_READABLE: ContextVar[frozenset[str]] = ContextVar("readable", default=frozenset())
+
+
 class _Held:
-    """The pull feed's view of the receiver's store: every terminal's streams."""
+    """The pull feed's view of the receiver's store: the streams of the reader's plant."""
 
     def __init__(self, store: ReceiverDb) -> None:
         self.store = store
 
     def marks(self) -> list[StreamMark]:
-        return [StreamMark(*m) for m in self.store.marks()]
+        readable = _READABLE.get()
+        return [StreamMark(*m) for m in self.store.marks() if m[0] in readable]
 
     def rows_after(self, terminal: str, epoch: str, after: int, limit: int) -> list[HeldRow]:
+        if terminal not in _READABLE.get():
+            return []
         return self.store.rows_after(terminal, epoch, after, limit)
 
 
@@ -226,6 +243,8 @@ def create_app(
     max_body: int = MAX_BODY_MB << 20,
     timezone: str = "Asia/Shanghai",
     kpi: KpiConfig | None = None,
+    users: UserTable | None = None,
+    ledger_file: web.LedgerFile | None = None,
 ) -> Starlette:
     """The ASGI app: POST /api/v1/events, GET /api/v1/kpi, GET /api/v1/health and the pull
     feed POST /v1/pull over every stream stored (any terminal's token may read)."""
@@ -233,8 +252,20 @@ def create_app(
     notifier = Notifier()
 
     def reader(request: Request) -> str | Response:
-        found = _bearer(request, tokens)
-        return found
+        """A terminal's token with the read scope reads its own plant's streams."""
+        problem = tokens.refresh()
+        if problem:
+            log.warning("%s", problem)
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return _unauthorized("send the terminal's token as `Authorization: Bearer TOKEN`")
+        terminal = tokens.terminal_for(token.strip(), "read")
+        if terminal is None:
+            return _unauthorized(
+                "the token is not known to this server or may not read; check the token file"
+            )
+        _READABLE.set(frozenset(tokens.plants().get(tokens.plant_of(terminal), ())))
+        return terminal
 
     kpi_pool = concurrent.futures.ThreadPoolExecutor(KPI_WORKERS, thread_name_prefix="tally-kpi")
     # (day, zone) → (store version, report): callers of the same day share one computation,
@@ -291,9 +322,19 @@ def create_app(
         )
 
     async def get_kpi(request: Request) -> JSONResponse:
-        terminal = _bearer(request, tokens)
-        if isinstance(terminal, JSONResponse):
-            return terminal
+        tokens.refresh()
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return _unauthorized("send the terminal's token as `Authorization: Bearer TOKEN`")
+        owner = tokens.reader_of(token.strip())
+        if owner is None:
+            return _unauthorized("the token is not known to this server; check the token file")
+        plant = "" if owner.startswith("@") else tokens.plant_of(owner)
+        if plant:
+            return _error(
+                403,
+                f"this token reads only the plant {plant!r}; ask /api/v1/report?day=YYYY-MM-DD",
+            )
         text = request.query_params.get("day", "")
         month_text = request.query_params.get("month")
         try:
@@ -326,7 +367,9 @@ def create_app(
                 return kpis.compute_month(events, day.year, day.month, tz, kpi_cfg, as_of=now)
             return kpis.compute(events, day, tz, kpi_cfg, as_of=now)
 
-        key, version = (day, zone_name, month_text is not None), store.version
+        key = (day, zone_name, month_text is not None)
+        # On PostgreSQL the version is a query: never on the event loop.
+        version = await run_in_threadpool(_version_of, store)
         cached = kpi_cache.get(key)
         if (
             cached is None
@@ -350,7 +393,9 @@ def create_app(
             Route(PULL_PATH, pull_endpoint(_Held(store), notifier, reader), methods=["POST"]),
         ]
     )
-    web.mount(app, store, tokens, timezone=timezone, kpi=kpi_cfg)
+    web.mount(
+        app, store, tokens, timezone=timezone, kpi=kpi_cfg, users=users, ledger_file=ledger_file
+    )
     return app
 
 
@@ -379,8 +424,13 @@ async def serve(
     *,
     tls: TlsFiles | None = None,
     on_ready: Callable[[str], None] = print,
+    sock: socket.socket | None = None,
 ) -> None:
-    """Serve `app` until SIGINT/SIGTERM; call `on_ready(url)` once the socket accepts."""
+    """Serve `app` until SIGINT/SIGTERM; call `on_ready(url)` once the socket accepts.
+
+    With `sock` (bound and listening, shared by `--workers` processes) it serves on that socket
+    instead of binding `host:port`.
+    """
     import ssl
 
     import uvicorn
@@ -404,7 +454,7 @@ async def serve(
         **kwargs,
     )
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock] if sock is not None else None))
     while not server.started:
         if task.done():
             await task

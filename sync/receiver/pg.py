@@ -19,7 +19,7 @@ from psycopg_pool import ConnectionPool
 
 from agent.domain.events import Event, format_at
 from sync.protocol import Rejection, Row
-from sync.receiver.days import touched_days
+from sync.receiver.days import touched_days, visits_of
 from sync.receiver.engine import StoreUnavailable
 from sync.receiver.store import IN_CHUNK, Ingested, ReceiverStoreError
 
@@ -204,10 +204,20 @@ class PgReceiverStore:
                 )
             acked = _advance(conn, terminal, epoch, start)
             if stored:
+                days = set(touched_days([r[2] for r in rows]))
+                visits = visits_of(r[5] for r in rows)
+                if visits:
+                    days.update(
+                        str(d)
+                        for (d,) in conn.execute(
+                            "SELECT DISTINCT left(at, 10) FROM events WHERE visit = ANY(%s)",
+                            (visits,),
+                        )
+                    )
                 conn.execute(
                     "INSERT INTO day_revs SELECT d, 1 FROM unnest(%s::text[]) AS u(d)"
                     " ORDER BY d ON CONFLICT (day) DO UPDATE SET n = day_revs.n + 1",
-                    (touched_days([r[2] for r in rows]),),
+                    (sorted(days),),
                 )
             conn.execute(
                 "INSERT INTO batches (received_at, terminal, epoch, idempotency_key, first,"

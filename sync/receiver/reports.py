@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from agent.config import KpiConfig
 from agent.domain import kpis
 from agent.domain.events import format_at
+from sync.receiver import plant_view
 from sync.receiver.days import LOOKBACK, revision_span
 from sync.receiver.engine import ReceiverDb
 
@@ -67,6 +68,29 @@ def day_report(
     report = kpis.compute(events, day, tz, cfg)
     db.save_report(day.isoformat(), zone, key, rev, json.dumps(report))
     return report
+
+
+def day_exceptions(
+    db: ReceiverDb, day: date, zone: str, cfg: KpiConfig, terminals: tuple[str, ...] | None = None
+) -> list[dict[str, Any]]:
+    """The day's exceptions (`plant_view.exceptions`) for `terminals` (None: all), kept beside
+    the day's reports and recomputed under the same revision rule."""
+    tz = ZoneInfo(zone)
+    start = datetime.combine(day, time(), tz)
+    end = datetime.combine(day + timedelta(days=1), time(), tz)
+    key = "exceptions|" + _scope_key("", terminals, cfg)
+    rev = db.revision(*revision_span(start, end))
+    kept = db.cached_report(day.isoformat(), zone, key)
+    if kept is not None and kept[0] == rev:
+        found: list[dict[str, Any]] = json.loads(kept[1])
+        return found
+    events = db.day_events(format_at(start), format_at(end), format_at(start - LOOKBACK))
+    if terminals is not None:
+        wanted = set(terminals)
+        events = [e for e in events if e.terminal in wanted]
+    found = plant_view.exceptions(events, day, tz, cfg)
+    db.save_report(day.isoformat(), zone, key, rev, json.dumps(found))
+    return found
 
 
 def met(report: dict[str, Any], kpi: str) -> bool | None:

@@ -14,7 +14,7 @@ from typing import Any
 from agent.domain.events import Event, format_at
 from agent.errors import TallyError
 from sync.protocol import Rejection, Row
-from sync.receiver.days import touched_days
+from sync.receiver.days import touched_days, visits_of
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -168,7 +168,7 @@ class ReceiverStore:
                     conn.executemany(
                         "INSERT INTO day_revs VALUES (?, 1)"
                         " ON CONFLICT (day) DO UPDATE SET n = n + 1",
-                        [(d,) for d in touched_days([r[2] for r in rows])],
+                        [(d,) for d in _touched(conn, rows)],
                     )
                 conn.execute(
                     "INSERT INTO batches (received_at, terminal, epoch, idempotency_key, first,"
@@ -343,6 +343,24 @@ class ReceiverStore:
         Uses its own read connection, so it can run beside ingestion.
         """
         return _iter_events(self.path, before_at, batch)
+
+
+def _touched(conn: sqlite3.Connection, rows: Sequence[Row]) -> list[str]:
+    """The UTC days whose reports a batch may change: its events' days (and the two after)
+    and every day holding an event of one of its visits, however old."""
+    days = set(touched_days([r[2] for r in rows]))
+    visits = visits_of(r[5] for r in rows)
+    for i in range(0, len(visits), IN_CHUNK):
+        chunk = visits[i : i + IN_CHUNK]
+        days.update(
+            d
+            for (d,) in conn.execute(
+                f"SELECT DISTINCT substr(at, 1, 10) FROM events WHERE {VISIT_KEY}"
+                f" IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+        )
+    return sorted(days)
 
 
 def _conflicts(

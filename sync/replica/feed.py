@@ -146,7 +146,7 @@ def bearer(tokens: TokenTable) -> Authorize:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return _unauthorized("send a reader's token as `Authorization: Bearer TOKEN`")
-        reader = tokens.terminal_of(token.strip())
+        reader = tokens.terminal_for(token.strip(), "read")
         if reader is None:
             return _unauthorized("the token is not known to this feed; check the tokens file")
         return reader

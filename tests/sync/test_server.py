@@ -21,6 +21,7 @@ from agent.domain import kpis
 from agent.domain.events import Event
 from sync.receiver import reports
 from sync.tokens import TokenFileError, parse_entries
+from tests.agent.timeline import Timeline
 from tests.pgcluster import PgCluster
 from tests.sync.helpers import Receiver
 from tests.sync.month import (
@@ -104,6 +105,32 @@ def test_a_kept_day_report_follows_a_late_event(server: Receiver) -> None:
     assert after["return_rate"]["bags"] > 0
 
 
+def test_a_kept_day_report_follows_a_visit_event_days_older(server: Receiver) -> None:
+    """A visit's arrival synced late from another terminal, five days before its exit, refreshes
+    the kept report of the day the visit ended."""
+    gate = Timeline(terminal="wb1", epoch="e1", boot="b1", start=FIRST)
+    arrived = gate.event("visit.arrived", visit="v-old", plate="苏A12345", order="SO1",
+                         product="P.O 42.5", load="bulk", planned_kg=30000)  # fmt: skip
+    scale = Timeline(terminal="wb2", epoch="e1", boot="b2", start=FIRST + timedelta(days=5))
+    rest = [scale.event("visit.gate_in", visit="v-old")]
+    for kind, data in (
+        ("visit.loading_started", {"point": "line1"}),
+        ("visit.loading_finished", {"point": "line1"}),
+        ("visit.sealed", {"seals": ["S1"]}),
+        ("visit.exited", {}),
+    ):
+        scale.advance(10)
+        rest.append(scale.event(kind, visit="v-old", **data))
+    post_all(server.url, {"wb2": rest})
+    day = (FIRST + timedelta(days=5)).date()
+    url, params = f"{server.url}/api/v1/report", {"day": day.isoformat()}
+    before = httpx.get(url, params=params, headers=READER).json()
+    post_all(server.url, {"wb1": [arrived]})
+    after = httpx.get(url, params=params, headers=READER).json()
+    assert after == json.loads(json.dumps(kpis.compute([arrived, *rest], day, TZ, KpiConfig())))
+    assert after != before
+
+
 def test_reports_need_a_reader_and_a_known_plant(server: Receiver) -> None:
     url = f"{server.url}/api/v1/report"
     assert httpx.get(url, params={"day": "2026-10-01"}).status_code == 401
@@ -122,7 +149,8 @@ def test_reports_need_a_reader_and_a_known_plant(server: Receiver) -> None:
         content=gzip.compress(json.dumps(doc).encode()),
         headers={**READER, "Content-Encoding": "gzip"},
     )
-    assert refused.status_code == 401
+    assert refused.status_code == 403
+    assert refused.json() == {"error": "this token may only read; it cannot post events"}
 
 
 def test_tokens_file_plants_and_readers() -> None:
@@ -140,6 +168,98 @@ def test_tokens_file_plants_and_readers() -> None:
         parse_entries("@north/kaoping:tok-1-00000000\n", "tokens")
     with pytest.raises(TokenFileError, match="has no `terminal:token` line"):
         parse_entries("@kaoping:tok-1-00000000\n", "tokens")
+
+
+def test_token_scopes_in_the_tokens_file() -> None:
+    entries = parse_entries(
+        "north/wb1:tok-a-00000001\nnorth/pk1[push]:tok-b-00000001\n"
+        "south/ro[read]:tok-c-00000001\n@kaoping:tok-d-00000001\n",
+        "tokens",
+    )
+    assert [(e.name, e.plant, e.scopes) for e in entries] == [
+        ("wb1", "north", ("push", "read")),
+        ("pk1", "north", ("push",)),
+        ("ro", "south", ("read",)),
+        ("kaoping", "", ("read",)),
+    ]
+    with pytest.raises(TokenFileError, match=r"gives the scopes \[write\]; a terminal's scopes"):
+        parse_entries("wb1[write]:tok-a-00000001\n", "tokens")
+    with pytest.raises(TokenFileError, match=r"gives the scopes \[push\]"):
+        parse_entries("wb1:tok-a-00000001\n@kaoping[push]:tok-d-00000001\n", "tokens")
+
+
+def test_a_token_pushes_its_own_streams_and_reads_its_plants(tmp_path: Path) -> None:
+    tokens = (
+        "north/wb1:tok-wb1-0000000001\nnorth/pk1[push]:tok-pk1-0000000001\n"
+        "south/wb2:tok-wb2-0000000001\nsouth/ro[read]:tok-ro-00000001\n"
+        f"@kaoping:{READER_TOKEN}\n"
+    )
+    streams = month_events(FIRST, 1)
+    with Receiver(tmp_path / "r", tokens) as server:
+        post_all(server.url, {t: es[:5] for t, es in streams.items()})
+        doc = {"terminal": "ro", "epoch": "e1", "events": []}
+        refused = httpx.post(
+            f"{server.url}/api/v1/events",
+            content=gzip.compress(json.dumps(doc).encode()),
+            headers={"Authorization": "Bearer tok-ro-00000001", "Content-Encoding": "gzip"},
+        )
+        assert (refused.status_code, refused.json()) == (
+            403,
+            {"error": "this token may only read; it cannot post events"},
+        )
+
+        def pulled(tok: str) -> httpx.Response:
+            return httpx.post(
+                f"{server.url}/v1/pull",
+                json={"cursors": [], "wait_s": 0},
+                headers={"Authorization": f"Bearer {tok}"},
+            )
+
+        for tok, plant in (("tok-wb1-0000000001", "north"), ("tok-ro-00000001", "south")):
+            answer = pulled(tok)
+            assert answer.status_code == 200, answer.text
+            seen = {s["terminal"] for s in answer.json()["streams"]}
+            assert seen == set(PLANTS[plant]), plant
+        assert pulled("tok-pk1-0000000001").status_code == 401  # push only: cannot read
+        url = f"{server.url}/api/v1/report"
+        mine = {"Authorization": "Bearer tok-wb1-0000000001"}
+        other = httpx.get(url, params={"day": "2026-10-01", "plant": "south"}, headers=mine)
+        assert (other.status_code, other.json()) == (
+            403,
+            {"error": "this token reads only the plant 'north'"},
+        )
+        own = httpx.get(url, params={"day": "2026-10-01"}, headers=mine)
+        north = [e for t in PLANTS["north"] for e in streams[t][:5]]
+        want = kpis.compute(north, date(2026, 10, 1), TZ, KpiConfig())
+        assert own.json() == json.loads(json.dumps(want))
+
+
+def test_workers_share_one_socket_on_postgresql_and_not_on_sqlite(
+    pg_cluster: PgCluster, tmp_path: Path
+) -> None:
+    """`--workers 2` on PostgreSQL stores every event once through either process; on SQLite
+    it is refused with one sentence."""
+    refused = Receiver(tmp_path / "s", tokens_file(), extra=("--workers", "2"))
+    with pytest.raises(RuntimeError, match="--workers above 1 needs PostgreSQL"):
+        refused.start()
+    url = pg_cluster.new_database()
+    streams = month_events(FIRST, 1)
+    with Receiver(tmp_path / "p", tokens_file(), db_url=url, extra=("--workers", "2")) as server:
+        threads = [
+            threading.Thread(target=post_all, args=(server.url, {t: es}, 5))
+            for t, es in streams.items()
+        ]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(120)
+        rows = server.rows("SELECT terminal, count(*), max(seq) FROM events GROUP BY terminal"
+                           " ORDER BY terminal")  # fmt: skip
+        assert rows == sorted((t, len(es), len(es)) for t, es in streams.items())
+        assert server.proc is not None
+        parent = server.proc.pid
+        children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        assert len(children) == 2
 
 
 def test_two_processes_on_one_postgresql_store_each_event_once(
@@ -227,3 +347,39 @@ def test_the_day_of_an_event_reaches_the_days_that_read_it() -> None:
     assert (first, last) == (date(2026, 9, 30), date(2026, 10, 2))
     assert touched_days(["2026-10-01T01:00:00.000Z"]) == ["2026-10-01", "2026-10-02", "2026-10-03"]
     assert day.isoformat() in touched_days(["2026-09-30T23:59:59.999Z"])
+
+
+def test_the_vendored_chart_library_is_the_pinned_npm_build() -> None:
+    """`echarts.min.js` is `package/dist/echarts.min.js` of echarts@6.1.0, unchanged, with its
+    licences beside it (docs/server.md says how to upgrade it)."""
+    import hashlib
+
+    static = Path(reports.__file__).with_name("static")
+    data = (static / "echarts.min.js").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == (
+        "b66b25aeb4df84e33199dc21694014d336d222cbd9deb0e5a7c14bd6aa0d0fd0"
+    )
+    for name in ("echarts.LICENSE", "echarts.NOTICE", "zrender.LICENSE", "d3.LICENSE"):
+        assert (static / name).stat().st_size > 100, name
+
+
+def test_users_file_keeps_salted_scrypt_hashes_only(tmp_path: Path) -> None:
+    from sync.receiver.users import UserError, UserTable, add_user
+
+    path = str(tmp_path / "users")
+    assert add_user(path, "li", "reader", "north", "睡莲-pass-2026") is True
+    assert add_user(path, "wang", "admin", "", "睡莲-pass-2026") is True
+    text = Path(path).read_text()
+    assert "睡莲" not in text and (tmp_path / "users").stat().st_mode & 0o077 == 0
+    li, wang = (line.split(":")[3] for line in text.splitlines()[1:])
+    assert li.startswith("scrypt$16384$8$1$") and li != wang  # each its own salt
+    table = UserTable.load(path)
+    user = table.check("li", "睡莲-pass-2026")
+    assert user is not None and (user.role, user.plant) == ("reader", "north")
+    assert table.check("li", "wrong-password") is None
+    assert table.check("nobody", "睡莲-pass-2026") is None
+    with pytest.raises(UserError, match="the password must be at least 8 characters"):
+        add_user(path, "zhao", "reader", "", "short")
+    Path(path).write_text("li:reader:north:plain-text-password\n")
+    with pytest.raises(UserError, match=r"line 1 of the users file .* is not `name:role:plant"):
+        UserTable.load(path)

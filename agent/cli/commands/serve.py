@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import socket
+from collections.abc import Callable
 
 from agent.cli.commands.export import LEDGERS
 
@@ -31,7 +34,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tls-client-ca", default="", help="require client certificates signed by this CA (PEM)"
     )
-    sub = p.add_subparsers(dest="serve_command", metavar="stats|export")
+    p.add_argument("--users", default="", help="the users file (`tally serve user add`), mode 0600")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes sharing the listening socket (more than 1 needs PostgreSQL)",
+    )
+    sub = p.add_subparsers(dest="serve_command", metavar="stats|export|user")
     stats = sub.add_parser("stats", help="per terminal and epoch: events stored and highest seq")
     stats.add_argument("--db", required=True, help="the receiver's SQLite file or URL")
     stats.add_argument("--json", action="store_true", help="print JSON")
@@ -45,6 +55,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     export.add_argument("--out", help="the file to write (default: stdout for csv)")
     export.add_argument("--language", default="zh", choices=["zh", "en"])
     export.add_argument("--timezone", default="Asia/Shanghai", help="the plant's time zone")
+    user = sub.add_parser("user", help="the people who sign in to the pages")
+    user_sub = user.add_subparsers(dest="user_command", metavar="add", required=True)
+    add = user_sub.add_parser(
+        "add", help="add a user (or set their password, role and plant); password from a prompt"
+    )
+    add.add_argument("name", help="the user name: a-z, 0-9, '.', '_' and '-'")
+    add.add_argument("--role", required=True, choices=["reader", "admin"])
+    add.add_argument("--plant", default="", help="the one plant a reader may read (default: all)")
+    add.add_argument("--users", required=True, help="the users file (created mode 0600)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -57,6 +76,8 @@ def main(args: argparse.Namespace) -> int:
             return _stats(args)
         if args.serve_command == "export":
             return _export(args)
+        if args.serve_command == "user":
+            return _user_add(args)
         return _serve(args)
     except ReceiverStoreError as exc:
         raise UsageError(str(exc)) from None
@@ -91,15 +112,49 @@ def _export(args: argparse.Namespace) -> int:
     return export(read_events(args.db), args, args.timezone, args.language)
 
 
+def _read_password() -> str:
+    """The new password: asked twice on a terminal, else the first line of stdin."""
+    import getpass
+    import sys
+
+    from agent.errors import UsageError
+
+    if sys.stdin.isatty():
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            raise UsageError("the two passwords differ; run the command again")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    from agent.errors import UsageError
+    from sync.receiver.users import UserError, add_user, user_problem
+    from sync.tokens import expand
+
+    problem = user_problem(args.name, args.role, args.plant)
+    if problem:
+        raise UsageError(problem)
+    try:
+        new = add_user(expand(args.users), args.name, args.role, args.plant, _read_password())
+    except UserError as exc:
+        raise UsageError(str(exc)) from None
+    where = f" of plant {args.plant}" if args.plant else ""
+    print(f"{'added' if new else 'updated'} {args.role} {args.name}{where} in {args.users}")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     import asyncio
     import sys
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from agent import config as cfg
+    from agent.cli.ledger_files import ledger_bytes
     from agent.errors import UsageError
     from sync.receiver.app import TlsFiles, create_app, parse_listen, serve
-    from sync.receiver.engine import open_db
+    from sync.receiver.engine import is_postgres, open_db
+    from sync.receiver.users import UserTable
     from sync.tokens import TokenFileError, TokenTable, expand
 
     if not args.db or not args.tokens:
@@ -114,8 +169,17 @@ def _serve(args: argparse.Namespace) -> int:
         raise UsageError("--tls-cert and --tls-key go together; pass both or neither")
     if args.tls_client_ca and not args.tls_cert:
         raise UsageError("--tls-client-ca needs --tls-cert and --tls-key")
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if args.workers > 1 and not is_postgres(args.db):
+        raise UsageError(
+            "--workers above 1 needs PostgreSQL: a SQLite receiver is one process (its kept"
+            " reports and KPI cache follow only its own writes); use --db postgresql://..."
+            " or --workers 1"
+        )
     try:
         tokens = TokenTable.load(expand(args.tokens))
+        users = UserTable.load(expand(args.users)) if args.users else None
     except TokenFileError as exc:
         raise UsageError(str(exc)) from None
     kpi = cfg.KpiConfig()
@@ -128,18 +192,115 @@ def _serve(args: argparse.Namespace) -> int:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise UsageError(f"--timezone {timezone!r} is not a known IANA zone") from None
-    store = open_db(args.db)
-    app = create_app(store, tokens, max_body=args.max_body_mb << 20, timezone=timezone, kpi=kpi)
     tls = TlsFiles(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
+
+    def run(sock: socket.socket | None, on_ready: Callable[[str], None]) -> None:
+        store = open_db(args.db)
+        app = create_app(
+            store,
+            tokens,
+            max_body=args.max_body_mb << 20,
+            timezone=timezone,
+            kpi=kpi,
+            users=users,
+            ledger_file=ledger_bytes,
+        )
+        try:
+            asyncio.run(serve(app, host, port, tls=tls, on_ready=on_ready, sock=sock))
+        finally:
+            store.close()
 
     def ready(url: str) -> None:
         print(f"listening {url}", flush=True)
 
     try:
-        asyncio.run(serve(app, host, port, tls=tls, on_ready=ready))
+        if args.workers == 1:
+            run(None, ready)
+            return 0
+        return _workers(args.workers, host, port, tls is not None, run, ready)
     except OSError as exc:
         print(f"tally: {exc}", file=sys.stderr)
         return 1
-    finally:
-        store.close()
+
+
+def _workers(
+    n: int,
+    host: str,
+    port: int,
+    https: bool,
+    run: Callable[[socket.socket | None, Callable[[str], None]], None],
+    ready: Callable[[str], None],
+) -> int:
+    """Bind once, fork `n` processes serving the same socket, restart one that dies, and stop
+    them all on SIGTERM/SIGINT. Each child opens its own database pool after the fork."""
+    import os
+    import signal
+    import threading
+    import time
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    watch_r, watch_w = os.pipe()  # children see EOF when this process is gone, however it ends
+
+    def child() -> None:
+        os.close(watch_w)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+        def watch() -> None:
+            os.read(watch_r, 1)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=watch, daemon=True).start()
+        run(sock, lambda url: None)
+
+    def start() -> int:
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                child()
+            except BaseException:
+                code = 1
+            os._exit(code)
+        return pid
+
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    pids = {start() for _ in range(n)}
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    ready(f"{'https' if https else 'http'}://{shown}:{bound}")
+    while not stopping:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid and pid in pids:
+            pids.discard(pid)
+            pids.add(start())  # a worker died: its place is taken at once
+            continue
+        time.sleep(0.2)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while pids and time.monotonic() < deadline:
+        pid, _ = os.waitpid(-1, os.WNOHANG)
+        pids.discard(pid)
+        if not pid:
+            time.sleep(0.05)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     return 0
