@@ -722,11 +722,12 @@ def health(states: Mapping[str, Any], tz: tzinfo, w: Words) -> HealthView:
         )
     for a in _list(_dict(states.get("alerts")).get("active")):
         a = _dict(a)
+        tone = "warn" if a.get("level") == "warning" else "bad"  # a late.* wait not yet overdue
         alerts.append(
             Row(
                 text(a.get("alert")),
                 (
-                    Cell(text(a.get("alert")), "bad"),
+                    Cell(text(a.get("alert")), tone),
                     Cell(text(a.get("detail"))),
                     Cell(clock(a.get("since"), tz)),
                 ),
