@@ -146,6 +146,11 @@ _TEXT: dict[str, tuple[str, str]] = {
     "check.tare_fluctuation": ("皮重波动", "tare fluctuation"),
     "check.underloaded": ("欠载", "underloaded"),
     "check.bagged_overweight": ("袋装超重", "bagged overweight"),
+    "check.exit_no_gross": ("无毛重出厂", "left without a gross"),
+    "check.exit_unsealed": ("散装未施封出厂", "bulk left unsealed"),
+    "check.exit_net_off_order": ("净重超出订单允差", "net off the order"),
+    "check.exit_product_mismatch": ("品种与订单不符", "product not as ordered"),
+    "check.exit_broken_bags": ("破包未更换出厂", "broken bags not replaced"),
     "flags.title": ("⚠ 异常", "⚠ checks"),
     # loading
     "packer.running": ("运行", "running"),

@@ -4,8 +4,10 @@ with one sentence, let through with a reason that becomes a flag."""
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from agent.config import KpiConfig
+from agent.domain import kpis
 from tests.agent.test_visits import arrive
 from tests.agent.timeline import Driver
 
@@ -136,3 +138,12 @@ def test_a_bulk_truck_has_no_broken_bags() -> None:
     assert d.refused("visit.broken_bags", visit=vid, found=1) == (
         f"苏B22222 (visit {vid}) is a bulk load; it has no bags"
     )
+
+
+def test_the_kpi_report_counts_the_exit_flags() -> None:
+    d = Driver()
+    vid = arrive(d, "苏A11111")
+    d.do("visit.gate_in", visit=vid)
+    d.do("visit.exit", visit=vid, reason="turned back")
+    report = kpis.compute(d.events, d.t.wall.date(), ZoneInfo("Asia/Shanghai"), KpiConfig())
+    assert report["flags"]["exit_no_gross"] == 1
