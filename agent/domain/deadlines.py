@@ -123,6 +123,20 @@ def next_change(waits: Iterable[Wait], now: datetime, share: float) -> datetime 
     return min(later, default=None)
 
 
+ENDED = {
+    "scale_wait": "the scale wait is over",
+    "bag_load_wait": "loading has started",
+    "bulk_turnaround": "the visit has ended",
+    "seal_lag": "the seal is on or the visit has ended",
+}
+
+
+def ended(subject: object, target: object) -> str:
+    """Why a late.* alert cleared: its stage happened (or its visit or ticket ended)."""
+    what = ENDED.get(str(target), "served" if str(target).startswith("window.") else "ended")
+    return f"{subject or 'the wait'}: {what}"
+
+
 def _marks(w: Wait, share: float) -> tuple[datetime, datetime]:
     """When the wait reaches its warning share and its target."""
     target = timedelta(minutes=w.target_min)

@@ -125,3 +125,15 @@ def test_the_warning_share_is_configurable_and_the_next_change_is_exact() -> Non
         "warning",
         "苏A11111 has been in the queue of scale scale1 for 50% of its 10 min target",
     )
+
+
+def test_a_cleared_alert_says_what_happened() -> None:
+    assert [
+        deadlines.ended("苏A11111", t)
+        for t in ("scale_wait", "bag_load_wait", "seal_lag", "window.payment")
+    ] == [
+        "苏A11111: the scale wait is over",
+        "苏A11111: loading has started",
+        "苏A11111: the seal is on or the visit has ended",
+        "苏A11111: served",
+    ]

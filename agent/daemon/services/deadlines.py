@@ -63,7 +63,8 @@ class Deadlines:
         alerts = self.ctx.alerts
         for name in sorted(alerts.active):
             if name.startswith(deadlines.PREFIX) and name not in found:
-                await alerts.clear(name, f"{alerts.active[name].get('subject', name)}: done")
+                entry = alerts.active[name]
+                await alerts.clear(name, deadlines.ended(entry.get("subject"), entry.get("target")))
         for name, d in sorted(found.items()):
             await alerts.raise_(
                 name,
