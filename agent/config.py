@@ -217,6 +217,8 @@ class KpiConfig:
     window_transport_letter_min: float = 10.0
     window_no_letter_min: float = 10.0
     scale_unattended_min: float = 10.0
+    warn_share: float = 0.8  # a running wait past this share of its target raises a warning
+    exit_tolerance_pct: float = 5.0  # net off the planned quantity by more: the gate asks why
 
 
 @dataclass(frozen=True, slots=True)
@@ -516,6 +518,8 @@ _CHECKS: dict[type, dict[str, Check]] = {
         "tare_min_history": _range(1, 100),
         "underload_pct": _range(0, 100),
         "overweight_pct": _range(0, 100),
+        "warn_share": _range(0.05, 1),
+        "exit_tolerance_pct": _range(0, 100),
     },
 }
 

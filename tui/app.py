@@ -329,6 +329,32 @@ class TallyApp(LiveApp):
         sealed = v is not None and v.get("load") == "bulk" and bool(v.get("seals"))
         self.ask(forms.EXIT_SEALED if sealed else forms.EXIT)
 
+    def action_exit_checked(self) -> None:
+        """The selected truck leaves through the gate's checks: seals, product, a reason."""
+        self.ask(forms.EXIT_CHECKED)
+
+    def action_broken_bags(self) -> None:
+        """Broken bags found or replaced on the selected truck (on the loading pane: the truck
+        loading at the selected packer)."""
+        if self.current != "loading":
+            self.ask(forms.BROKEN_BAGS)
+            return
+        packer = self.pane().selected_key()
+        if packer is None or not self.online():
+            return
+        v = next(
+            (
+                v
+                for v in views.visits(self.states, "open")
+                if v.get("point") == packer and v.get("stage") == "loading"
+            ),
+            None,
+        )
+        if v is None:
+            self.show_status(self.w("cmd.no_loading", packer=packer), "bad")
+            return
+        self.ask(forms.BROKEN_BAGS, ({"visit": v["visit"]}, str(v.get("plate") or v["visit"])))
+
     def action_cancel(self) -> None:
         """Cancel the selected visit with a reason."""
         self.ask(forms.CANCEL)

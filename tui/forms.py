@@ -53,6 +53,22 @@ def seals_seen(values: Values) -> dict[str, Any]:
     return {"seals_seen": split_list(str(values["seals_seen"]))}
 
 
+def exit_checked(values: Values) -> dict[str, Any]:
+    """The gate's exit: the seals and product it sees and its reason, each only when given."""
+    out: dict[str, Any] = {}
+    if str(values.get("seals_seen", "")).strip():
+        out["seals_seen"] = split_list(str(values["seals_seen"]))
+    for name in ("product_seen", "reason"):
+        if str(values.get(name, "")).strip():
+            out[name] = values[name]
+    return out
+
+
+def given(values: Values) -> dict[str, Any]:
+    """Only the fields the operator filled in."""
+    return {k: v for k, v in values.items() if str(v).strip()}
+
+
 def bag_samples(values: Values) -> dict[str, Any]:
     """The typed bag weights as `samples_kg` (numbers as floats, anything else as typed)."""
     return {"samples_kg": split_weights(str(values["kg"]))}
@@ -129,6 +145,25 @@ EXIT_SEALED = Form(
     fields=(Field("seals_seen", "form.seals_seen"),),
     request=seals_seen,
 )
+EXIT_CHECKED = Form(
+    "visit.exit",
+    title="form.exit_checked",
+    fields=(
+        Field("seals_seen", "form.seals_seen_opt", required=False),
+        Field("product_seen", "form.product_seen", required=False),
+        Field("reason", "form.exit_reason", required=False),
+    ),
+    request=exit_checked,
+)
+BROKEN_BAGS = Form(
+    "visit.broken_bags",
+    title="form.broken_bags",
+    fields=(
+        Field("found", "form.broken_found", "int", required=False),
+        Field("replaced", "form.broken_replaced", "int", required=False),
+    ),
+    request=given,
+)
 CANCEL = Form("visit.cancel", title="form.cancel_visit", fields=(Field("reason", "form.reason"),))
 PACKER_REASON = Form(
     "packer.reason",
@@ -197,6 +232,8 @@ FORMS: tuple[Form, ...] = (
     SEAL,
     EXIT,
     EXIT_SEALED,
+    EXIT_CHECKED,
+    BROKEN_BAGS,
     CANCEL,
     PACKER_REASON,
     CHECK_BAGS,
@@ -222,6 +259,9 @@ KEYS: tuple[tuple[str, str, str], ...] = (
     ("yard", "f", "loading_finish"),
     ("yard", "s", "seal"),
     ("yard", "x", "exit"),
+    ("yard", "X", "exit_checked"),
+    ("yard", "d", "broken_bags"),
+    ("loading", "d", "broken_bags"),
     ("yard", "c", "cancel"),
     ("loading", "r", "packer_reason"),
     ("loading", "b", "check_bags"),

@@ -155,6 +155,11 @@ _TEXT: dict[str, tuple[str, str]] = {
     "check.tare_fluctuation": ("皮重波动", "tare fluctuation"),
     "check.underloaded": ("欠载", "underloaded"),
     "check.bagged_overweight": ("袋装超重", "bagged overweight"),
+    "check.exit_no_gross": ("无毛重出厂", "left without a gross"),
+    "check.exit_unsealed": ("散装未施封出厂", "bulk left unsealed"),
+    "check.exit_net_off_order": ("净重超出订单允差", "net off the order"),
+    "check.exit_product_mismatch": ("品种与订单不符", "product not as ordered"),
+    "check.exit_broken_bags": ("破包未更换出厂", "broken bags not replaced"),
     "flags.title": ("⚠ 异常", "⚠ checks"),
     # loading
     "packer.running": ("运行", "running"),
@@ -163,8 +168,8 @@ _TEXT: dict[str, tuple[str, str]] = {
     "packer.none": ("未配置包装机", "no packer"),
     "loading.points": ("装车点", "loading points"),
     "loading.keys": (
-        "r 停机原因  b 袋重抽检  p 喷码检查",
-        "r stop reason  b bag check  p print check",
+        "r 停机原因  b 袋重抽检  p 喷码检查  k 开机校正  d 破包",
+        "r stop reason  b bag check  p print check  k calibrated  d broken bags",
     ),
     "repair.min": ("{n} 分钟", "{n} min"),
     # yard
@@ -173,9 +178,25 @@ _TEXT: dict[str, tuple[str, str]] = {
         "{n} trucks in the plant, {q} waiting outside",
     ),
     "yard.keys": (
-        "a 到达 i 进厂 q 排队 l 开始装车 f 装完 s 施封 x 出厂 c 取消",
-        "a arrive i gate-in q queue l load f finish s seal x exit c cancel",
+        "a 到达 i 进厂 q 排队 l 开始装车 f 装完 d 破包 s 施封 x 出厂 X 有因出厂 c 取消",
+        "a arrive i gate-in q queue l load f finish d broken s seal x exit X exit+reason c cancel",
     ),
+    "wait.left": ("剩{n}", "{n} left"),
+    "wait.over": ("超{n}", "{n} over"),
+    "form.exit_checked": ("{plate} 出厂：门岗核对", "{plate} leaves: the gate's checks"),
+    "form.product_seen": ("门岗看到的品种（可空）", "product the gate sees (may be empty)"),
+    "form.exit_reason": (
+        "放行原因（出厂检查不通过时必填）",
+        "reason to let it out (needed when an exit check fails)",
+    ),
+    "form.seals_seen_opt": (
+        "门岗看到的铅封号（可空）",
+        "seal numbers the gate sees (may be empty)",
+    ),
+    "form.broken_bags": ("{plate} 破包", "{plate}: broken bags"),
+    "form.broken_found": ("发现破包数", "broken bags found"),
+    "form.broken_replaced": ("已更换破包数", "broken bags replaced"),
+    "cmd.no_loading": ("{packer} 没有正在装车的车辆", "no truck is loading at {packer}"),
     # today
     "today.title": ("今日服务指标 {day}", "today's service measures {day}"),
     "today.none": ("尚无今日指标", "no KPI report yet"),

@@ -229,11 +229,16 @@ def targets(states: Mapping[str, Any]) -> dict[str, Decimal]:
     return out
 
 
-def wait_cell(minutes: Decimal | None, target: Decimal | None) -> Cell:
-    """'12/10' minutes against a target, coloured."""
+def wait_cell(minutes: Decimal | None, target: Decimal | None, w: Words | None = None) -> Cell:
+    """'12/10' minutes against a target, coloured; with words also the time left ('8/10 2 left')
+    or over ('12/10 2 over')."""
     if minutes is None:
         return Cell(NONE, "dim")
     shown = f"{minutes}/{target.normalize():f}" if target is not None else f"{minutes}"
+    if w is not None and target is not None:
+        left = target - minutes
+        n = f"{abs(left).normalize():f}"
+        shown += " " + (w("wait.left", n=n) if left >= 0 else w("wait.over", n=n))
     return Cell(shown, tone_max(minutes, target))
 
 
@@ -319,7 +324,7 @@ def weighbridge(states: Mapping[str, Any], now: datetime, tz: tzinfo, w: Words) 
                     Cell(text(v.get("product"))),
                     Cell(load_text(w, v.get("load"))),
                     Cell(stage_text(w, v.get("stage"))),
-                    wait_cell(minutes_since(v.get("stage_since"), now), t["weigh_wait"]),
+                    wait_cell(minutes_since(v.get("stage_since"), now), t["weigh_wait"], w),
                     Cell(flags_text(w, v), "bad"),
                 ),
             )
@@ -508,7 +513,7 @@ def yard(states: Mapping[str, Any], now: datetime, w: Words) -> YardView:
                     Cell(text(v.get("product"))),
                     Cell(load_text(w, v.get("load"))),
                     Cell(stage_text(w, v.get("stage"))),
-                    wait_cell(minutes_since(stage_clock(v), now), stage_target(v, t)),
+                    wait_cell(minutes_since(stage_clock(v), now), stage_target(v, t), w),
                     Cell(flags_text(w, v), "bad"),
                 ),
             )
@@ -717,11 +722,12 @@ def health(states: Mapping[str, Any], tz: tzinfo, w: Words) -> HealthView:
         )
     for a in _list(_dict(states.get("alerts")).get("active")):
         a = _dict(a)
+        tone = "warn" if a.get("level") == "warning" else "bad"  # a late.* wait not yet overdue
         alerts.append(
             Row(
                 text(a.get("alert")),
                 (
-                    Cell(text(a.get("alert")), "bad"),
+                    Cell(text(a.get("alert")), tone),
                     Cell(text(a.get("detail"))),
                     Cell(clock(a.get("since"), tz)),
                 ),

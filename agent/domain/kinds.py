@@ -33,6 +33,7 @@ class Kind(StrEnum):
     VISIT_EXITED = "visit.exited"
     VISIT_CANCELLED = "visit.cancelled"
     VISIT_FLAGGED = "visit.flagged"
+    VISIT_BROKEN_BAGS = "visit.broken_bags"
     WINDOW_ARRIVED = "window.arrived"
     WINDOW_SERVED = "window.served"
     CHECK_BAG_SAMPLE = "check.bag_sample"
@@ -102,6 +103,13 @@ CATALOGUE: dict[Kind, Spec] = {
             "alert": "str, the alert's name, e.g. queue_long or scale_frozen.scale1",
             "detail": "str, one sentence for the operator",
             "scale?": "str, the scale the alert is about",
+            "level?": "str, late.* alerts: 'warning' (past kpi.warn_share of the target) or 'overdue'",
+            "target?": "str, late.* alerts: scale_wait, bag_load_wait, bulk_turnaround, seal_lag"
+            " or window.<service>",
+            "subject?": "str, late.* alerts: the plate or window ticket",
+            "target_min?": "number, late.* alerts: the target in minutes",
+            "due_at?": _UTC + ", late.* alerts: when the target is missed",
+            "visit?": "str, late.* alerts of a visit: the visit",
         },
     ),
     Kind.ALERT_CLEARED: Spec(
@@ -253,6 +261,9 @@ CATALOGUE: dict[Kind, Spec] = {
             "visit": "str, the visit",
             "seals_seen?": "[str], the seal numbers the gate saw",
             "operator?": _WHO,
+            "product_seen?": "str, the product the gate saw on the truck",
+            "reason?": "str, why the gate let it out despite the exit checks (see exit_checks)",
+            "exit_checks?": "[str], the exit checks the reason overrode",
         },
     ),
     Kind.VISIT_CANCELLED: Spec(
@@ -265,9 +276,20 @@ CATALOGUE: dict[Kind, Spec] = {
         "visits service (checks, op visit.exit)",
         {
             "visit": "str, the visit",
-            "check": "str, tare_fluctuation, underloaded, bagged_overweight or seal_mismatch",
+            "check": "str, tare_fluctuation, underloaded, bagged_overweight, seal_mismatch, or an"
+            " exit check let through with a reason: exit_no_gross, exit_unsealed,"
+            " exit_net_off_order, exit_product_mismatch, exit_broken_bags",
             "detail": "str, one sentence with the numbers",
-            "weighing": "str, the weighing checked ('' for seal_mismatch)",
+            "weighing": "str, the weighing checked ('' for seal_mismatch and exit checks)",
+        },
+    ),
+    Kind.VISIT_BROKEN_BAGS: Spec(
+        "The loading crew found broken bags on a bagged truck and/or replaced them.",
+        "visits service (op visit.broken_bags)",
+        {
+            "visit": "str, the visit",
+            "found": "int, broken bags found now (0 when only recording replacements)",
+            "replaced": "int, broken bags replaced now",
         },
     ),
     Kind.WINDOW_ARRIVED: Spec(

@@ -31,6 +31,9 @@ HEADINGS: dict[str, dict[str, dict[str, str]]] = {
             "release_reason": "Out-of-order reason",
             "exited": "Exited",
             "status": "Status",
+            "exit_checks": "Exit checks let through",
+            "exit_reason": "Exit reason",
+            "broken_bags": "Broken bags (found/replaced)",
         },
         "zh": {
             "no": "序号",
@@ -45,6 +48,9 @@ HEADINGS: dict[str, dict[str, dict[str, str]]] = {
             "release_reason": "插队原因",
             "exited": "出厂时间",
             "status": "状态",
+            "exit_checks": "出厂异常",
+            "exit_reason": "放行原因",
+            "broken_bags": "破包(发现/更换)",
         },
     },
     "weighings": {
@@ -77,6 +83,7 @@ HEADINGS: dict[str, dict[str, dict[str, str]]] = {
             "seals": "Seal numbers",
             "seen_at_exit": "Seen at exit",
             "check": "Check",
+            "exit_reason": "Exit reason",
         },
         "zh": {
             "time": "施封时间",
@@ -85,6 +92,7 @@ HEADINGS: dict[str, dict[str, dict[str, str]]] = {
             "seals": "铅封号",
             "seen_at_exit": "出厂核对",
             "check": "核对结果",
+            "exit_reason": "放行原因",
         },
     },
     "checks": {
@@ -245,6 +253,7 @@ WORDS = {
         "scale": "袋秤",
         "packer": "包装机",
         "yes": "是",
+        "unsealed": "未施封",
     },
     "en": {"bag_weight": "bag weight", "print_code": "print code", "qc": "quality office"},
 }
@@ -294,6 +303,9 @@ def gate(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
                 "release_reason": v.gate_in_reason if v.gate_in else "",
                 "exited": _stamp(v.exited, tz),
                 "status": status,
+                "exit_checks": " ".join(v.exit_checks),
+                "exit_reason": v.exit_reason,
+                "broken_bags": _broken(v),
             }
         )
     return rows
@@ -331,7 +343,8 @@ def weighings(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
 
 
 def seals(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
-    """Every sealing of `day` with what the gate saw at exit."""
+    """Every bulk truck of `day`: each sealing with what the gate saw at exit, then each bulk
+    truck that arrived or left that day unsealed (check `unsealed`)."""
     visits = fold_visits(events)
     rows: list[Row] = []
     for ev in events:
@@ -349,9 +362,32 @@ def seals(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
                 "seals": " ".join(v.seals),
                 "seen_at_exit": " ".join(seen) if seen else "",
                 "check": check,
+                "exit_reason": v.exit_reason,
+            }
+        )
+    for v in sorted(visits.values(), key=lambda v: v.index):
+        if v.load != "bulk" or v.sealed is not None or v.cancelled is not None:
+            continue
+        marks = [m for m in (v.arrived, v.exited) if m is not None]
+        if not any(parse_at(m.at).astimezone(tz).date() == day for m in marks):
+            continue
+        rows.append(
+            {
+                "time": "",
+                "plate": v.plate,
+                "order": v.order,
+                "seals": "",
+                "seen_at_exit": "",
+                "check": "unsealed",
+                "exit_reason": v.exit_reason,
             }
         )
     return rows
+
+
+def _broken(v: VisitState) -> str:
+    """Broken bags found/replaced on the truck ('' when none were found)."""
+    return f"{v.broken_found}/{v.broken_replaced}" if v.broken_found else ""
 
 
 def checks(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:

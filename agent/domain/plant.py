@@ -18,6 +18,10 @@ KINDS = (
     Kind.DEVICE_ONLINE,
 )
 
+# Alerts each terminal derives from the replicated plant timeline (agent/domain/deadlines.py):
+# another terminal's copy of one would show the same wait twice.
+DERIVED = "late."
+
 
 class Attention:
     """What needs attention on the other terminals.
@@ -34,6 +38,10 @@ class Attention:
     def apply(self, ev: Event) -> bool:
         """Fold one event in; return whether anything shown changed."""
         d, t = ev.data, ev.terminal
+        if ev.kind in (Kind.ALERT_RAISED, Kind.ALERT_CLEARED) and str(d.get("alert")).startswith(
+            DERIVED
+        ):
+            return False  # every terminal raises these itself from the plant timeline
         if ev.kind == Kind.ALERT_RAISED:
             self.alerts[(t, str(d.get("alert")))] = {
                 "terminal": t,

@@ -82,6 +82,11 @@ class VisitState:
     seals: list[str] = field(default_factory=list)
     exited: Mark | None = None
     seals_seen: list[str] | None = None  # the seal numbers the gate saw at exit
+    product_seen: str = ""  # the product the gate saw at exit ('' when not recorded)
+    exit_reason: str = ""  # why the gate let it out despite its exit checks
+    exit_checks: list[str] = field(default_factory=list)  # the checks that reason overrode
+    broken_found: int = 0  # broken bags the loading crew found on this truck
+    broken_replaced: int = 0  # and replaced
     cancelled: Mark | None = None
     cancel_reason: str | None = None
     flags: list[Flag] = field(default_factory=list)
@@ -200,6 +205,8 @@ class VisitState:
             "bag_kg": self.bag_kg,
             "point": self.point,
             "seals": list(self.seals),
+            "broken_bags": {"found": self.broken_found, "replaced": self.broken_replaced},
+            "exit_reason": self.exit_reason,
             "cancel_reason": self.cancel_reason,
             "flags": [{"check": f.check, "detail": f.detail} for f in self.flags],
             "waits": self.waits(),
@@ -277,6 +284,15 @@ def _exited(v: VisitState, d: dict[str, Any], mark: Mark, index: int) -> None:
     v.exited, v.queued = mark, None
     seen = d.get("seals_seen")
     v.seals_seen = [str(s) for s in seen] if isinstance(seen, list) else None
+    v.product_seen = str(d.get("product_seen") or "")
+    v.exit_reason = str(d.get("reason") or "")
+    checks = d.get("exit_checks")
+    v.exit_checks = [str(c) for c in checks] if isinstance(checks, list) else []
+
+
+def _broken_bags(v: VisitState, d: dict[str, Any], mark: Mark, index: int) -> None:
+    v.broken_found += max(0, _as_int(d.get("found")))
+    v.broken_replaced += max(0, _as_int(d.get("replaced")))
 
 
 def _cancelled(v: VisitState, d: dict[str, Any], mark: Mark, index: int) -> None:
@@ -301,6 +317,7 @@ _STEPS: dict[str, Step] = {
     Kind.VISIT_EXITED: _exited,
     Kind.VISIT_CANCELLED: _cancelled,
     Kind.VISIT_FLAGGED: _flagged,
+    Kind.VISIT_BROKEN_BAGS: _broken_bags,
 }
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.domain import exit_checks
 from agent.domain import visit_inputs as inputs
 from agent.domain.corrections import CORRECTABLE
 from agent.domain.kinds import Kind
@@ -191,32 +192,60 @@ def _exit(
     _require_in(v)
     if v.loading_started is not None and v.loading_finished is None:
         raise Refusal(f"{v.label} is still loading at {v.point}; finish loading first")
-    if v.tare_kg is not None and v.gross_kg is None:
-        raise Refusal(f"{v.label} has a tare but no gross; weigh it loaded before it leaves")
-    if not v.seals:
-        if req.get("seals_seen"):
-            raise Refusal(f"{v.label} was never sealed; there are no seals to confirm")
-        return [(Kind.VISIT_EXITED, {"visit": v.visit})]
-    # A sealed bulk truck leaves only after the gate confirms the seal numbers it sees.
-    if not req.get("seals_seen"):
-        if v.load != "bulk":
-            return [(Kind.VISIT_EXITED, {"visit": v.visit})]
+    if v.seals and v.load == "bulk" and not req.get("seals_seen"):
+        # A sealed bulk truck leaves only after the gate confirms the seal numbers it sees.
         raise Refusal(
             f"{v.label} is sealed; give the seal numbers the gate sees (seals_seen) to let it out"
         )
-    seen = inputs.seals(req.get("seals_seen"))
+    if not v.seals and req.get("seals_seen"):
+        raise Refusal(f"{v.label} was never sealed; there are no seals to confirm")
+    product_seen = inputs.text(req, "product_seen")
+    reason = inputs.text(req, "reason", limit=MAX_REASON)
+    failed = exit_checks.problems(v, p.kpi, product_seen)
+    if failed and not reason:
+        raise Refusal(exit_checks.refusal(v, failed))
     out: list[Command] = []
-    if sorted(seen) != sorted(v.seals):
-        missing = [s for s in v.seals if s not in seen]
-        extra = [s for s in seen if s not in v.seals]
-        detail = f"sealed {' '.join(v.seals)}; the gate saw {' '.join(seen)}"
-        if missing:
-            detail += f"; missing {' '.join(missing)}"
-        if extra:
-            detail += f"; unknown {' '.join(extra)}"
-        out.append(flagged(v, "seal_mismatch", "", detail))
-    out.append((Kind.VISIT_EXITED, {"visit": v.visit, "seals_seen": seen}))
+    data: dict[str, Any] = {"visit": v.visit}
+    if v.seals and req.get("seals_seen"):
+        seen = inputs.seals(req.get("seals_seen"))
+        if sorted(seen) != sorted(v.seals):
+            missing = [s for s in v.seals if s not in seen]
+            extra = [s for s in seen if s not in v.seals]
+            detail = f"sealed {' '.join(v.seals)}; the gate saw {' '.join(seen)}"
+            if missing:
+                detail += f"; missing {' '.join(missing)}"
+            if extra:
+                detail += f"; unknown {' '.join(extra)}"
+            out.append(flagged(v, "seal_mismatch", "", detail))
+        data["seals_seen"] = seen
+    if product_seen:
+        data["product_seen"] = product_seen
+    if failed:
+        for check, what in failed:
+            out.append(flagged(v, f"exit_{check}", "", f"{what}; the gate's reason: {reason}"))
+        data.update(reason=reason, exit_checks=[check for check, _ in failed])
+    out.append((Kind.VISIT_EXITED, data))
     return out
+
+
+def _broken_bags(
+    p: Projection, v: VisitState, req: Mapping[str, Any], ctx: CommandContext
+) -> list[Command]:
+    _require_in(v)
+    if v.load != "bagged":
+        raise Refusal(f"{v.label} is a bulk load; it has no bags")
+    if v.loading_started is None:
+        raise Refusal(f"{v.label} has not started loading; record loading-start first")
+    found = inputs.number(req, "found", 0, BAGS[1]) or 0
+    replaced = inputs.number(req, "replaced", 0, BAGS[1]) or 0
+    if found == 0 and replaced == 0:
+        raise Refusal("give the broken bags found or replaced (at least one)")
+    if v.broken_replaced + replaced > v.broken_found + found:
+        raise Refusal(
+            f"{v.label} would have {v.broken_replaced + replaced} broken bags replaced but only"
+            f" {v.broken_found + found} found; record the bags found first"
+        )
+    return [(Kind.VISIT_BROKEN_BAGS, {"visit": v.visit, "found": found, "replaced": replaced})]
 
 
 def _cancel(
@@ -290,5 +319,6 @@ HANDLERS: dict[str, Handler] = {
     "visit.loading_finish": _loading_finish,
     "visit.seal": _seal,
     "visit.exit": _exit,
+    "visit.broken_bags": _broken_bags,
     "visit.cancel": _cancel,
 }

@@ -9,8 +9,12 @@ from tests.agent.timeline import Driver
 def bulk_sealed(d: Driver, plate: str, seals: list[str]) -> str:
     vid = arrive(d, plate, load="bulk")
     d.do("visit.gate_in", visit=vid)
+    d.do("visit.queue", visit=vid)
+    d.capture(15000)
     d.do("visit.loading_start", visit=vid, point="bulk1")
     d.do("visit.loading_finish", visit=vid)
+    d.do("visit.queue", visit=vid)
+    d.capture(45000)
     d.do("visit.seal", visit=vid, seals=seals)
     return vid
 

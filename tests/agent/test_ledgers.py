@@ -77,6 +77,27 @@ def script_day(db: str) -> None:
     put(45, "visit.sealed", visit="v2", seals=["S001", "S002"])
     put(50, "visit.flagged", visit="v2", check="seal_mismatch", detail="seen S001 S003")
     put(50, "visit.exited", visit="v2", seals_seen=["S001", "S003"])
+    put(15, "visit.broken_bags", visit="v1", found=2, replaced=1)
+    put(
+        60,
+        "visit.arrived",
+        visit="v3",
+        plate="苏C33333",
+        order="SO3",
+        product="P.O 42.5",
+        load="bulk",
+        planned_kg=30000,
+    )
+    put(61, "visit.gate_in", visit="v3")
+    put(70, "visit.flagged", visit="v3", check="exit_no_gross", detail="x", weighing="")
+    put(70, "visit.flagged", visit="v3", check="exit_unsealed", detail="x", weighing="")
+    put(
+        70,
+        "visit.exited",
+        visit="v3",
+        reason="loader broken, sent away",
+        exit_checks=["no_gross", "unsealed"],
+    )
     put(
         20,
         "check.bag_weight",
@@ -141,6 +162,9 @@ EXPECTED_EN: dict[str, list[list[Any]]] = {
             "Out-of-order reason",
             "Exited",
             "Status",
+            "Exit checks let through",
+            "Exit reason",
+            "Broken bags (found/replaced)",
         ],
         [
             1,
@@ -155,6 +179,9 @@ EXPECTED_EN: dict[str, list[list[Any]]] = {
             None,
             None,
             "open",
+            None,
+            None,
+            "2/1",
         ],
         [
             2,
@@ -169,6 +196,26 @@ EXPECTED_EN: dict[str, list[list[Any]]] = {
             "bulk loader idle",
             "2026-11-29 08:50:00",
             "exited",
+            None,
+            None,
+            None,
+        ],
+        [
+            3,
+            "苏C33333",
+            "SO3",
+            "P.O 42.5",
+            "bulk",
+            30,
+            "2026-11-29 09:00:00",
+            "2026-11-29 09:01:00",
+            3,
+            None,
+            "2026-11-29 09:10:00",
+            "exited",
+            "no_gross unsealed",
+            "loader broken, sent away",
+            None,
         ],
     ],
     "weighings": [
@@ -177,8 +224,9 @@ EXPECTED_EN: dict[str, list[list[Any]]] = {
         ["2026-11-29 08:40:00", "scale1", 50100, "gross", "苏B54321", "gross", 35080, 3000],
     ],
     "seals": [
-        ["Sealed at", "Plate", "Order", "Seal numbers", "Seen at exit", "Check"],
-        ["2026-11-29 08:45:00", "苏B54321", "SO2", "S001 S002", "S001 S003", "mismatch"],
+        ["Sealed at", "Plate", "Order", "Seal numbers", "Seen at exit", "Check", "Exit reason"],
+        ["2026-11-29 08:45:00", "苏B54321", "SO2", "S001 S002", "S001 S003", "mismatch", None],
+        [None, "苏C33333", "SO3", None, None, "unsealed", "loader broken, sent away"],
     ],
     "checks": [
         [*CHECK_HEADS, "By", "Source"],
@@ -255,6 +303,9 @@ def test_csv_in_chinese_reads_back_whole(day_config: Path, tmp_path: Path) -> No
             "插队原因",
             "出厂时间",
             "状态",
+            "出厂异常",
+            "放行原因",
+            "破包(发现/更换)",
         ],
         [
             "1",
@@ -269,6 +320,9 @@ def test_csv_in_chinese_reads_back_whole(day_config: Path, tmp_path: Path) -> No
             "",
             "",
             "在厂",
+            "",
+            "",
+            "2/1",
         ],
         [
             "2",
@@ -283,6 +337,26 @@ def test_csv_in_chinese_reads_back_whole(day_config: Path, tmp_path: Path) -> No
             "bulk loader idle",
             "2026-11-29 08:50:00",
             "已出厂",
+            "",
+            "",
+            "",
+        ],
+        [
+            "3",
+            "苏C33333",
+            "SO3",
+            "P.O 42.5",
+            "散装",
+            "30.0",
+            "2026-11-29 09:00:00",
+            "2026-11-29 09:01:00",
+            "3",
+            "",
+            "2026-11-29 09:10:00",
+            "已出厂",
+            "no_gross unsealed",
+            "loader broken, sent away",
+            "",
         ],
     ]
 
@@ -301,7 +375,7 @@ def test_another_day_is_empty_and_a_bad_day_is_refused(day_config: Path) -> None
     )
     assert (r.returncode, r.stdout) == (
         0,
-        "Sealed at,Plate,Order,Seal numbers,Seen at exit,Check\n",
+        "Sealed at,Plate,Order,Seal numbers,Seen at exit,Check,Exit reason\n",
     )
     r = tally("export", "--config", str(day_config), "--day", "29/11/2026", "--ledger", "seals")
     assert (r.returncode, r.stderr) == (

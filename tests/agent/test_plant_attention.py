@@ -83,3 +83,15 @@ def test_the_drivers_board_shows_another_terminals_stop_with_its_repair_time() -
     ]
     health = views.health({"plant": a.snapshot()}, ZoneInfo("Asia/Shanghai"), Words("en"))
     assert health.alerts == ()
+
+
+def test_another_terminals_late_alerts_are_not_shown_twice() -> None:
+    """Every terminal raises late.* itself from the plant timeline; a peer's copy is left out."""
+    a = Attention()
+    assert not a.add(
+        [
+            ev("gate1", 1, "alert.raised", alert="late.scale_wait.v1", detail="苏A1 waits"),
+            ev("gate1", 2, "alert.cleared", alert="late.scale_wait.v1"),
+        ]
+    )
+    assert a.snapshot() == {"alerts": [], "stopped": [], "offline": []}

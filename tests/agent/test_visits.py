@@ -91,6 +91,8 @@ def test_bagged_visit_through_every_stage() -> None:
         "bag_kg": 50,
         "point": "line1",
         "seals": ["S1", "S2"],
+        "broken_bags": {"found": 0, "replaced": 0},
+        "exit_reason": "",
         "cancel_reason": None,
         "flags": [],
         "waits": {
@@ -227,7 +229,7 @@ def test_refusals() -> None:
         " assign it as a tare or pick another weighing"
     )
     assert d.refused("visit.exit", visit=vid) == (
-        f"{name} has a tare but no gross; weigh it loaded before it leaves"
+        f"{name} has no gross weighing; put it right or give the gate's reason to let it out"
     )
     d.do("visit.loading_start", visit=vid, point="line1")
     assert d.refused("visit.loading_start", visit=vid, point="line1") == (
@@ -289,7 +291,7 @@ def test_exit_leaves_and_exited_refuses() -> None:
     d = Driver()
     vid = arrive(d)
     d.do("visit.gate_in", visit=vid)
-    d.do("visit.exit", visit=vid)
+    d.do("visit.exit", visit=vid, reason="turned back")
     assert d.refused("visit.seal", visit=vid, seals=["S1"]) == (
         f"{PLATE} (visit {vid}) has already left at 2026-11-29T01:00:00.000Z"
     )

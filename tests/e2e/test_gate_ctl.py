@@ -57,20 +57,33 @@ def test_gate_order_seal_mismatch_and_ledgers(config_path: Path) -> None:
         ctl(c, "loading-start", "--plate", "苏B22222", "--point", "bulk1")
         ctl(c, "loading-finish", "--plate", "苏B22222")
         ctl(c, "seal", "--plate", "苏B22222", "--seal", "S001,S002")
-        v = ctl(c, "exit", "--plate", "苏B22222", "--seals-seen", "S001,S003")
+        v = ctl(
+            c, "exit", "--plate", "苏B22222", "--seals-seen", "S001,S003", "--reason", "scale down"
+        )
         assert v["stage"] == "exited"
         assert v["flags"] == [
             {
                 "check": "seal_mismatch",
                 "detail": "sealed S001 S002; the gate saw S001 S003; missing S002; unknown S003",
-            }
+            },
+            {
+                "check": "exit_no_gross",
+                "detail": "has no gross weighing; the gate's reason: scale down",
+            },
         ]
         ctl(c, "gate-in", "--visit", str(first["visit"]))
     day = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
     r = tally("export", "--config", str(c), "--day", day, "--ledger", "seals", "--language", "en")
     rows = r.stdout.splitlines()
-    assert rows[0] == "Sealed at,Plate,Order,Seal numbers,Seen at exit,Check"
-    assert rows[1].split(",")[1:] == ["苏B22222", "SO2", "S001 S002", "S001 S003", "mismatch"]
+    assert rows[0] == "Sealed at,Plate,Order,Seal numbers,Seen at exit,Check,Exit reason"
+    assert rows[1].split(",")[1:] == [
+        "苏B22222",
+        "SO2",
+        "S001 S002",
+        "S001 S003",
+        "mismatch",
+        "scale down",
+    ]
     r = tally("export", "--config", str(c), "--day", day, "--ledger", "gate", "--language", "en")
     gate = [line.split(",") for line in r.stdout.splitlines()[1:]]
     assert [(g[1], g[8], g[9], g[11]) for g in gate] == [

@@ -283,6 +283,8 @@ def visit_value(**fields: Any) -> dict[str, Any]:
         "bag_kg": None,
         "point": None,
         "seals": [],
+        "broken_bags": {"found": 0, "replaced": 0},
+        "exit_reason": "",
         "cancel_reason": None,
         "flags": [],
         "counter": None,
@@ -317,6 +319,11 @@ async def test_a_bagged_truck_through_every_visit_form(plant: Plant) -> None:
         await pilot.press("l")
         await fill(app, pilot, {})  # the first packer is the default point
         await answered(app, pilot, f"visit.loading_start {plate}")
+        await select(app, pilot, "loading", "line1")  # the crew: the truck at their packer
+        await pilot.press("d")
+        await fill(app, pilot, {"found": "2", "replaced": "2"})
+        await answered(app, pilot, f"visit.broken_bags {plate}")
+        await select(app, pilot, "yard", vid)
         await pilot.press("f")
         await fill(app, pilot, {"bags": "600"})
         await answered(app, pilot, f"visit.loading_finish {plate}")
@@ -347,6 +354,7 @@ async def test_a_bagged_truck_through_every_visit_form(plant: Plant) -> None:
         bag_kg=50,
         point="line1",
         seals=["S1", "S2"],
+        broken_bags={"found": 2, "replaced": 2},
         waits={f"{name}_min": MIN for name in WAITS},
         counter={"packer": "line1", "from": 0, "planned_bags": 600},
     )
@@ -385,6 +393,13 @@ async def test_a_bulk_truck_sealed_and_let_out_and_a_cancelled_one(plant: Plant)
         await until(pilot, lambda: (app.selected_visit() or {}).get("seals"), "the seals in view")
         await pilot.press("x")
         await fill(app, pilot, {"seals_seen": "A2 A1"})
+        await until(pilot, lambda: status(app).startswith("✗"), "the exit refused")
+        assert status(app) == (
+            f"✗ 京B88888 (visit {bulk}) has no gross weighing;"
+            " put it right or give the gate's reason to let it out"
+        )
+        await pilot.press("X")  # the gate's checks: the seals it sees and its reason
+        await fill(app, pilot, {"seals_seen": "A2 A1", "reason": "weighbridge closed"})
         await answered(app, pilot, "visit.exit 京B88888")
 
     assert plant.visit(bulk) == visit_value(
@@ -396,6 +411,13 @@ async def test_a_bulk_truck_sealed_and_let_out_and_a_cancelled_one(plant: Plant)
         stage="exited",
         point="bulk1",
         seals=["A1", "A2"],
+        exit_reason="weighbridge closed",
+        flags=[
+            {
+                "check": "exit_no_gross",
+                "detail": "has no gross weighing; the gate's reason: weighbridge closed",
+            }
+        ],
         waits={
             "tare_wait_min": None,
             "gross_wait_min": None,
@@ -416,7 +438,14 @@ async def test_a_bulk_truck_sealed_and_let_out_and_a_cancelled_one(plant: Plant)
         waits={f"{name}_min": None for name in WAITS},
     )
     exited = [e for e in plant.events("visit.exited") if e["visit"] == bulk]
-    assert exited == [{"visit": bulk, "seals_seen": ["A2", "A1"]}]
+    assert exited == [
+        {
+            "visit": bulk,
+            "seals_seen": ["A2", "A1"],
+            "reason": "weighbridge closed",
+            "exit_checks": ["no_gross"],
+        }
+    ]
 
 
 async def test_the_window_key_registers_and_serves(plant: Plant) -> None:

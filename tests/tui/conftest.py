@@ -26,6 +26,7 @@ OPS = [
     "visit.loading_finish",
     "visit.seal",
     "visit.exit",
+    "visit.broken_bags",
     "visit.cancel",
     "packer.reason",
     "check.bag_weight",

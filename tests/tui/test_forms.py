@@ -47,6 +47,19 @@ REQUESTS: list[tuple[forms.Form, Mapping[str, Any], dict[str, str | int], dict[s
         {"packer": "line1", "samples_kg": [50.1, 49.9, "x"], "by": "qc"},
     ),
     (forms.LOADING_FINISH, V, {"bags": 600}, {**V, "bags": 600}),
+    (
+        forms.EXIT_CHECKED,
+        V,
+        {"seals_seen": "S1，S2", "product_seen": "", "reason": "seals ran out"},
+        {**V, "seals_seen": ["S1", "S2"], "reason": "seals ran out"},
+    ),
+    (
+        forms.EXIT_CHECKED,
+        V,
+        {"seals_seen": "", "product_seen": "P.O 42.5"},
+        {**V, "product_seen": "P.O 42.5"},
+    ),
+    (forms.BROKEN_BAGS, V, {"found": 3, "replaced": ""}, {**V, "found": 3}),
     (forms.WINDOW_SERVE, {"ticket": "sales-0007"}, {}, {"ticket": "sales-0007"}),
 ]
 

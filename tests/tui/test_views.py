@@ -78,6 +78,20 @@ def test_waits_are_coloured_against_the_target() -> None:
     assert cells == [Cell("3/10", "ok"), Cell("8/10", "warn"), Cell("11/10", "bad")]
 
 
+def test_a_running_wait_shows_the_time_left_or_over_its_target() -> None:
+    w = Words("en")
+    cells = [views.wait_cell(views.Decimal(m), views.Decimal(10), w) for m in (3, 8, 10, 11)]
+    assert cells == [
+        Cell("3/10 7 left", "ok"),
+        Cell("8/10 2 left", "warn"),
+        Cell("10/10 0 left", "warn"),
+        Cell("11/10 1 over", "bad"),
+    ]
+    zh = Words("zh")
+    assert views.wait_cell(views.Decimal(12), views.Decimal(10), zh) == Cell("12/10 超2", "bad")
+    assert views.wait_cell(None, views.Decimal(10), w) == Cell("—", "dim")
+
+
 def test_formatters() -> None:
     assert [views.kg(43120), views.kg(None), views.pct(0.0125), views.fixed("x")] == [
         "43,120",

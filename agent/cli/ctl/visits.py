@@ -57,6 +57,10 @@ def _exit(args: argparse.Namespace) -> dict[str, Any]:
         out["seals_seen"] = [
             s.strip() for item in args.seals_seen for s in item.split(",") if s.strip()
         ]
+    if args.product_seen:
+        out["product_seen"] = args.product_seen
+    if args.reason:
+        out["reason"] = args.reason
     return out
 
 
@@ -169,8 +173,30 @@ OPS: list[CtlOp] = [
                 ("--seals-seen",),
                 {"action": "append", "metavar": "NO", "help": "seal numbers seen at the gate"},
             ),
+            Arg(
+                ("--product-seen",),
+                {
+                    "metavar": "PRODUCT",
+                    "help": "the product the gate sees (checked against the order)",
+                },
+            ),
+            Arg(
+                ("--reason",),
+                {"help": "why it may leave although an exit check fails (recorded as a flag)"},
+            ),
         ),
         _exit,
+    ),
+    CtlOp(
+        "broken-bags",
+        "broken bags found and/or replaced while loading a bagged truck",
+        "visit.broken_bags",
+        (
+            *_WHICH,
+            Arg(("--found",), {"type": int, "metavar": "N", "help": "broken bags found now"}),
+            Arg(("--replaced",), {"type": int, "metavar": "N", "help": "broken bags replaced now"}),
+        ),
+        _with("found", "replaced"),
     ),
     CtlOp(
         "cancel",

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from agent.config import Config
 from agent.daemon.api import CommandError
 from agent.daemon.runtime import Context, Service
+from agent.daemon.services.deadlines import Deadlines
 from agent.daemon.store import Store
 from agent.domain import kpis
 from agent.domain.events import Event, format_at, uuid7
@@ -39,6 +40,7 @@ COMMAND_OPS = (
     "visit.loading_finish",
     "visit.seal",
     "visit.exit",
+    "visit.broken_bags",
     "visit.cancel",
     "visit.correct",
 )
@@ -392,5 +394,6 @@ class VisitsService:
 
 
 def build(ctx: Context) -> list[Service]:
-    """The visits service of this terminal."""
-    return [VisitsService(ctx)]
+    """The visits service of this terminal and its live warnings."""
+    service = VisitsService(ctx)
+    return [service, Deadlines(ctx, lambda: service.proj.open_visits())]
