@@ -32,15 +32,14 @@ def test_daemon_captures_the_simulators_trucks(tmp_path: Path) -> None:
                 proc = tally("events", "--config", str(config), "--kind", "weighing", "--json")
                 return [json.loads(line) for line in proc.stdout.splitlines()]
 
-            events = wait_for(lambda: len(weighings()) >= 2 and weighings(), timeout=40)
+            events = wait_for(lambda: len(weighings()) >= 2 and weighings(), timeout=60)
             assert daemon.request("ping") is not None
         captured = [e["data"] for e in events if e["kind"] == "weighing.captured"]
-        assert [
-            abs(c["weight_kg"] - w) <= 10 for c, w in zip(captured, [14800, 43500], strict=True)
-        ] == [
-            True,
-            True,
-        ]
+        # the simulator plays its trucks from its own start: a daemon slow to start (a loaded
+        # machine) meets the second truck first, so the two are matched whatever their order
+        nearest = [min((14800, 43500), key=lambda w: abs(c["weight_kg"] - w)) for c in captured]
+        assert sorted(nearest[:2]) == [14800, 43500]
+        assert all(abs(c["weight_kg"] - w) <= 10 for c, w in zip(captured, nearest, strict=True))
         assert {c["scale"] for c in captured} == {"scale1"}
         assert all(c["samples"] >= 5 and c["stable_ms"] >= 1000 for c in captured)
         assert [e["kind"] for e in events][:2] == ["weighing.captured", "weighing.captured"]
