@@ -19,7 +19,7 @@ from psycopg_pool import ConnectionPool
 
 from agent.domain.events import Event, format_at
 from sync.protocol import Rejection, Row
-from sync.receiver.days import touched_days
+from sync.receiver.days import touched_by
 from sync.receiver.engine import StoreUnavailable
 from sync.receiver.store import IN_CHUNK, Ingested, ReceiverStoreError
 
@@ -27,6 +27,7 @@ RETRIES = 8  # a deadlock or serialization failure rolls back an idempotent tran
 LOCK_TIMEOUT = "10s"
 MIGRATION_LOCK = 0x7A11_1E5  # pg_advisory_xact_lock key: one process migrates at a time
 
+PLAN_DAY = "(data::jsonb ->> 'day')"  # exactly the indexed expression
 MIGRATIONS: list[tuple[str, list[str]]] = [
     (
         "0001_events",
@@ -60,6 +61,10 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             " scope text NOT NULL, rev bigint NOT NULL, report text NOT NULL,"
             " PRIMARY KEY (day, zone, scope))",
         ],
+    ),
+    (
+        "0003_plan_day_index",
+        [f"CREATE INDEX events_plan_day ON events ({PLAN_DAY}) WHERE kind = 'plan.set'"],
     ),
 ]
 
@@ -207,7 +212,7 @@ class PgReceiverStore:
                 conn.execute(
                     "INSERT INTO day_revs SELECT d, 1 FROM unnest(%s::text[]) AS u(d)"
                     " ORDER BY d ON CONFLICT (day) DO UPDATE SET n = day_revs.n + 1",
-                    (touched_days([r[2] for r in rows]),),
+                    (touched_by(rows),),
                 )
             conn.execute(
                 "INSERT INTO batches (received_at, terminal, epoch, idempotency_key, first,"
@@ -272,7 +277,13 @@ class PgReceiverStore:
             for t, e, q, k, a, m, b, d in rows
         ]
 
-    def day_events(self, start_at: str, end_at: str, lookback_at: str) -> list[Event]:
+    def day_events(
+        self,
+        start_at: str,
+        end_at: str,
+        lookback_at: str,
+        plan_days: tuple[str, str] | None = None,
+    ) -> list[Event]:
         """The events a day's KPIs need, read through indexes (as the SQLite store does)."""
         with self._pool.connection() as conn:
             rows = conn.execute(f"{COLS} WHERE at >= %s AND at < %s", (start_at, end_at)).fetchall()
@@ -280,6 +291,10 @@ class PgReceiverStore:
                 f"{COLS} WHERE at >= %s AND at < %s AND kind LIKE 'window.%%'",
                 (lookback_at, start_at),
             ).fetchall()
+            if plan_days is not None:
+                rows += conn.execute(
+                    f"{COLS} WHERE kind = 'plan.set' AND {PLAN_DAY} BETWEEN %s AND %s", plan_days
+                ).fetchall()
             visits = sorted(
                 {
                     str(r[0])
