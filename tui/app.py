@@ -355,6 +355,11 @@ class TallyApp(LiveApp):
         items = forms.window_items(self.states, self.w, self.tz)
         self.push_screen(PickScreen(self.w("window.title"), items, self.w("window.new")), picked)
 
+    def action_plan(self) -> None:
+        """Enter the day's dispatch plan (the day in view, else today), tonnes and product."""
+        day = views.today_day(self.states, self.clock(), self.tz)
+        self.ask(forms.PLAN, day=day)
+
     # --- asking and sending ----------------------------------------------------------------------
 
     def online(self) -> bool:

@@ -174,6 +174,17 @@ WINDOW_ARRIVE = Form(
     names="window",
 )
 WINDOW_SERVE = Form("window.serve", "none")  # the ticket is picked from a list
+PLAN = Form(
+    "plan.set",
+    "none",
+    "form.plan",
+    (
+        Field("day", "form.day"),
+        Field("tonnes", "form.tonnes"),
+        Field("product", "form.plan_product", required=False),
+    ),
+    names="day",
+)
 
 FORMS: tuple[Form, ...] = (
     ARRIVE,
@@ -192,6 +203,7 @@ FORMS: tuple[Form, ...] = (
     CHECK_PRINT,
     WINDOW_ARRIVE,
     WINDOW_SERVE,
+    PLAN,
 )
 
 # (pane, key, action): one key does the obvious thing on the pane in view; each action is a
@@ -212,6 +224,7 @@ KEYS: tuple[tuple[str, str, str], ...] = (
     ("loading", "r", "packer_reason"),
     ("loading", "b", "check_bags"),
     ("loading", "p", "check_print"),
+    ("today", "p", "plan"),
     *((pane, "w", "window") for pane in ("weighbridge", "loading", "yard", "today", "health")),
 )
 

@@ -179,6 +179,23 @@ _TEXT: dict[str, tuple[str, str]] = {
     "kpi.packer_rate": ("包装机产量", "packer rate"),
     "kpi.daily_completion": ("日计划完成", "daily completion"),
     "kpi.flags": ("异常 {text}", "checks {text}"),
+    "today.keys": ("p 录入日计划", "p enter the day's plan"),
+    "today.plan": (
+        "日计划 {planned} 吨{products}，已装 {completed} 吨（{share}）",
+        "plan {planned} t{products}, loaded {completed} t ({share})",
+    ),
+    "today.plan_product": (
+        "{product} {completed}/{planned} 吨",
+        "{product} {completed}/{planned} t",
+    ),
+    "today.no_plan": (
+        "今日未录入日计划：暂以袋装来车计划量 {planned} 吨代替（按 p 录入）",
+        "no plan entered for the day: the bagged arrivals' {planned} t stand in (p enters it)",
+    ),
+    "form.plan": ("录入日计划（袋装发运，吨）", "The day's bagged dispatch plan (tonnes)"),
+    "form.day": ("日期 YYYY-MM-DD", "day YYYY-MM-DD"),
+    "form.tonnes": ("计划吨数", "planned tonnes"),
+    "form.plan_product": ("产品（留空为全天合计）", "product (empty: the whole day)"),
     "met.yes": ("✓", "✓"),
     "met.no": ("✗", "✗"),
     # health

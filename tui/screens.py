@@ -175,12 +175,15 @@ class YardPane(Pane):
 
 
 class TodayPane(Pane):
-    """The day's KPI report against the standard."""
+    """The day's KPI report against the standard, and the day's plan."""
+
+    keys = "today.keys"
 
     def compose(self) -> ComposeResult:
-        """A title, the measures and the day's checks."""
+        """A title, the plan, the measures and the day's checks."""
         w = self.w
         yield Label("", id="today-title", classes="section")
+        yield Static("", id="today-plan")
         yield RowTable([w("col.kpi"), w("col.value"), w("col.target"), w("col.met")], id="kpi")
         yield Static("", id="today-flags")
 
@@ -188,6 +191,7 @@ class TodayPane(Pane):
         """Render the report."""
         v = views.today(states, self.w)
         self.query_one("#today-title", Label).update(v.title)
+        self.query_one("#today-plan", Static).update(v.plan)
         self.query_one("#kpi", RowTable).show(v.rows)
         self.query_one("#today-flags", Static).update(v.flags)
 

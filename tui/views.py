@@ -90,6 +90,7 @@ class TodayView:
     title: str
     rows: tuple[Row, ...]
     flags: str
+    plan: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -525,6 +526,34 @@ def _met(w: Words, value: Any) -> Cell:
     return Cell(NONE, "dim")
 
 
+def today_day(states: Mapping[str, Any], now: datetime, tz: tzinfo) -> str:
+    """The day the Today pane shows (its report's), else the plant-local date of `now`."""
+    day = _dict(states.get("kpi")).get("day")
+    return day if isinstance(day, str) and day else now.astimezone(tz).date().isoformat()
+
+
+def plan_text(done: Mapping[str, Any], w: Words) -> str:
+    """The day's plan and what was loaded against it, or that no plan was entered."""
+    if done.get("basis") not in ("plan", "plan+arrivals"):
+        return w("today.no_plan", planned=fixed(done.get("planned_t")))
+    products = [
+        w(
+            "today.plan_product",
+            product=product,
+            planned=fixed(_dict(p).get("planned_t")),
+            completed=fixed(_dict(p).get("completed_t")),
+        )
+        for product, p in sorted(_dict(done.get("by_product")).items())
+    ]
+    return w(
+        "today.plan",
+        planned=fixed(done.get("planned_t")),
+        products=f" ({', '.join(products)})" if products else "",
+        completed=fixed(done.get("completed_t")),
+        share=pct(done.get("value"), 0),
+    )
+
+
 def today(states: Mapping[str, Any], w: Words) -> TodayView:
     """The `kpi` report, one row per measure of the standard."""
     kpi = _dict(states.get("kpi"))
@@ -627,6 +656,7 @@ def today(states: Mapping[str, Any], w: Words) -> TodayView:
         w("today.title", day=text(kpi.get("day"))),
         tuple(rows),
         w("kpi.flags", text=flag_text or "0"),
+        plan_text(done, w),
     )
 
 

@@ -485,3 +485,25 @@ async def test_the_loading_pane_forms_on_a_stopped_packer(plant: Plant) -> None:
         },
         {"packer": "line1", "result": "fail", "note": "code smudged", "operator": ""},
     ]
+
+
+async def test_the_days_plan_entered_on_the_today_pane(plant: Plant) -> None:
+    """The plan form (the day in view by default), read back as the stored event and the report."""
+    app = make(plant)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(app, pilot)
+        day = await until(pilot, lambda: app.states.get("kpi", {}).get("day"), "a KPI report")
+        await pilot.press("4", "p")
+        await fill(app, pilot, {"tonnes": "120.5", "product": "P.O 42.5"})
+        await answered(app, pilot, f"plan.set {day}")
+        shown = app.query_one("#today-plan", Static)
+        await until(pilot, lambda: "120.5 t" in str(shown.content), "the plan on the Today pane")
+        assert str(shown.content).startswith("plan 120.5 t (P.O 42.5 ")
+
+    assert [p for p in plant.events("plan.set") if p["day"] == day] == [
+        {"day": day, "tonnes": "120.5", "product": "P.O 42.5", "operator": ""}
+    ]
+    report = json.loads(tally("kpi", "--config", str(plant.config), "--day", day, "--json").stdout)[
+        "daily_completion"
+    ]
+    assert (report["basis"], report["planned_t"]) == ("plan", 120.5)

@@ -137,3 +137,18 @@ def test_the_health_pane_shows_each_plant_source() -> None:
             Cell("unreachable, lag 310 s, 4 events behind, last contact —", "bad"),
         ),
     ]
+
+
+def test_the_today_pane_says_the_plan_or_that_none_was_entered() -> None:
+    planned = {
+        "basis": "plan",
+        "planned_t": 80.0,
+        "completed_t": 50.0,
+        "value": 0.625,
+        "by_product": {"P.O 42.5": {"planned_t": 60.0, "completed_t": 50.0}},
+    }
+    assert views.plan_text(planned, W) == "plan 80.0 t (P.O 42.5 50.0/60.0 t), loaded 50.0 t (63 %)"
+    fallback = {"basis": "arrivals", "planned_t": 30.0, "completed_t": 0.5, "value": 0.0167}
+    assert views.plan_text(fallback, Words("zh")) == (
+        "今日未录入日计划：暂以袋装来车计划量 30.0 吨代替（按 p 录入）"
+    )
