@@ -174,6 +174,8 @@ WINDOW_ARRIVE = Form(
     names="window",
 )
 WINDOW_SERVE = Form("window.serve", "none")  # the ticket is picked from a list
+TICKET_PRINT = Form("ticket.print")  # the truck is picked from the ones weighed
+TICKET_REPRINT = Form("ticket.reprint")
 PLAN = Form(
     "plan.set",
     "none",
@@ -203,6 +205,8 @@ FORMS: tuple[Form, ...] = (
     CHECK_PRINT,
     WINDOW_ARRIVE,
     WINDOW_SERVE,
+    TICKET_PRINT,
+    TICKET_REPRINT,
     PLAN,
 )
 
@@ -213,6 +217,8 @@ KEYS: tuple[tuple[str, str, str], ...] = (
     ("weighbridge", "t", "tare"),
     ("weighbridge", "g", "gross"),
     ("weighbridge", "q", "pick_queue"),
+    ("weighbridge", "p", "print_ticket"),
+    ("weighbridge", "r", "reprint_ticket"),
     ("yard", "a", "arrive"),
     ("yard", "i", "gate_in"),
     ("yard", "q", "queue"),
@@ -248,6 +254,24 @@ def queue_candidates(states: Mapping[str, Any], w: Words) -> list[tuple[str, str
         )
         for v in views.visits(states, "open")
         if v.get("visit") and v.get("visit") not in queued
+    ]
+
+
+def weighed_candidates(states: Mapping[str, Any], w: Words) -> list[tuple[str, str, str]]:
+    """Trucks in the plant with a gross weighing, the one that moved last first:
+    (visit, plate, label) each."""
+    weighed = [
+        v for v in views.visits(states, "open") if v.get("visit") and v.get("gross_kg") is not None
+    ]
+    weighed.sort(key=lambda v: str(v.get("stage_since") or ""), reverse=True)
+    return [
+        (
+            str(v["visit"]),
+            str(v.get("plate") or v["visit"]),
+            f"{views.text(v.get('plate'))}  {w('col.net')} {views.kg(v.get('net_kg'))} kg"
+            f"  {views.stage_text(w, v.get('stage'))}",
+        )
+        for v in weighed
     ]
 
 

@@ -86,9 +86,12 @@ _TEXT: dict[str, tuple[str, str]] = {
     "deck.empty": ("地磅排队为空", "nobody queued at the scale"),
     "wb.queue": ("地磅排队（目标 {target} 分钟）", "scale queue (target {target} min)"),
     "wb.keys": (
-        "a 登记到达  t 皮重  g 毛重  q 排队",
-        "a arrival  t tare  g gross  q queue",
+        "a 登记到达  t 皮重  g 毛重  q 排队  p 打印磅单  r 补打",
+        "a arrival  t tare  g gross  q queue  p print ticket  r reprint",
     ),
+    "ticket.print_pick": ("打印磅单：选择车辆", "Print the weigh ticket of"),
+    "ticket.reprint_pick": ("补打磅单（副本）：选择车辆", "Reprint (副本) the weigh ticket of"),
+    "ticket.none": ("没有已称毛重的车辆", "no truck weighed gross"),
     # columns
     "col.pos": ("#", "#"),
     "col.plate": ("车牌", "plate"),
