@@ -14,6 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen
 from textual.widgets import ContentSwitcher, Static
 
+from agent.config import BoardConfig
 from agent.daemon.client import AsyncClient, DaemonUnavailable, RequestRefused
 from tui import forms, views
 from tui.i18n import Words
@@ -51,10 +52,12 @@ class LiveApp(App[None]):
         terminal: str = "",
         clock: Clock = utc_now,
         connect: bool = True,
+        board: BoardConfig | None = None,
     ) -> None:
         super().__init__()
         self.socket_path = socket_path
         self.w = Words(language)
+        self.notices = views.notice_texts(board or BoardConfig(), self.w.language)
         self.tz = tz
         self.terminal = terminal
         self.clock = clock
@@ -160,7 +163,7 @@ class TallyApp(LiveApp):
         yield Static("", id="banner")
         with ContentSwitcher(initial=PANES[0], id="panes"):
             for name in PANES:
-                yield PANE_CLASSES[name](self.w, self.tz, id=name)
+                yield PANE_CLASSES[name](self.w, self.tz, id=name, notices=self.notices)
         yield Static("", id="status")
         yield Static("", id="keys")
 

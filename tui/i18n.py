@@ -261,6 +261,12 @@ _TEXT: dict[str, tuple[str, str]] = {
     "board.all_running": ("包装机全部正常运行", "every packer is running"),
     "board.empty": ("无车排队", "nobody waiting"),
     "board.minutes": ("{n} 分", "{n} min"),
+    "board.notices": ("异常处理", "What to do"),
+    "notice.scale_offline": ("地磅离线", "scale offline"),
+    "notice.printer": ("打印机", "printer"),
+    "notice.printer_offline": ("磅单打印机离线", "ticket printer offline"),
+    "notice.see_office": ("请到地磅房咨询", "see the weighbridge office"),
+    "check.seal_mismatch": ("封签不符", "seal mismatch"),
 }
 
 
