@@ -265,7 +265,8 @@ class DisplayConfig:
 
 @dataclass(frozen=True, slots=True)
 class BoardConfig:
-    """What the exception board tells a driver to do for each flag, in Chinese and English."""
+    """What the exception board tells a driver to do for each flag (and while the scale or
+    the ticket printer is down), in Chinese and English."""
 
     tare_fluctuation_zh: str = "皮重波动:请到地磅房说明情况,由司磅员复核皮重后办理出厂手续。"
     tare_fluctuation_en: str = (
@@ -285,6 +286,15 @@ class BoardConfig:
     seal_mismatch_zh: str = "封签不符:请停车等候,由门卫与发运人员核对封签。"
     seal_mismatch_en: str = (
         "Seal numbers do not match: wait at the gate; the guard and dispatch check the seals."
+    )
+    scale_offline_zh: str = "地磅暂停称重:请在原地等候,恢复后按排队顺序过磅。"
+    scale_offline_en: str = (
+        "The weighbridge is not weighing: wait where you are; weighing resumes in queue order."
+    )
+    printer_offline_zh: str = "磅单打印机故障:磅单已开出,打印机恢复后自动打印,请到地磅房领取。"
+    printer_offline_en: str = (
+        "The ticket printer is down: your ticket is issued and prints when the printer is back;"
+        " collect it at the weighbridge office."
     )
 
 

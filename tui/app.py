@@ -14,6 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen
 from textual.widgets import ContentSwitcher, Static
 
+from agent.config import BoardConfig
 from agent.daemon.client import AsyncClient, DaemonUnavailable, RequestRefused
 from tui import forms, views
 from tui.i18n import Words
@@ -51,10 +52,12 @@ class LiveApp(App[None]):
         terminal: str = "",
         clock: Clock = utc_now,
         connect: bool = True,
+        board: BoardConfig | None = None,
     ) -> None:
         super().__init__()
         self.socket_path = socket_path
         self.w = Words(language)
+        self.notices = views.notice_texts(board or BoardConfig(), self.w.language)
         self.tz = tz
         self.terminal = terminal
         self.clock = clock
@@ -160,7 +163,7 @@ class TallyApp(LiveApp):
         yield Static("", id="banner")
         with ContentSwitcher(initial=PANES[0], id="panes"):
             for name in PANES:
-                yield PANE_CLASSES[name](self.w, self.tz, id=name)
+                yield PANE_CLASSES[name](self.w, self.tz, id=name, notices=self.notices)
         yield Static("", id="status")
         yield Static("", id="keys")
 
@@ -190,14 +193,21 @@ class TallyApp(LiveApp):
         """The weight streams at up to ten a second: redraw only the weight for it."""
         if topic.startswith("scale."):
             if self.current == "weighbridge":
-                pane = self.query_one("#weighbridge", WeighbridgePane)
-                pane.update_weight(views.weighbridge(self.states, self.clock(), self.tz, self.w))
+                # none under a form or pick list (or while closing): redrawn when it closes
+                for pane in self.query("#weighbridge").results(WeighbridgePane):
+                    pane.update_weight(
+                        views.weighbridge(self.states, self.clock(), self.tz, self.w)
+                    )
             return
         self.refresh_current()
 
     def on_command_answered(self, msg: CommandAnswered) -> None:
-        """Show what was done."""
-        self.show_status(self.w("cmd.ok", what=msg.what), "ok")
+        """Show what was done (a ticket's number too)."""
+        what = msg.what
+        ticket = msg.result.get("ticket") if isinstance(msg.result, dict) else None
+        if isinstance(ticket, dict) and ticket.get("number"):
+            what += f" {ticket['number']}"
+        self.show_status(self.w("cmd.ok", what=what), "ok")
 
     def on_command_refused(self, msg: CommandRefused) -> None:
         """Show the daemon's sentence where the operator is looking."""
@@ -302,6 +312,28 @@ class TallyApp(LiveApp):
             PickScreen(self.w("form.queue_pick"), items, self.w("form.nothing_to_pick")), picked
         )
 
+    def action_print_ticket(self) -> None:
+        """Print the weigh ticket of a truck weighed gross (the last weighed is listed first)."""
+        self.pick_weighed(forms.TICKET_PRINT, "ticket.print_pick")
+
+    def action_reprint_ticket(self) -> None:
+        """Print a copy (副本) of a truck's printed ticket."""
+        self.pick_weighed(forms.TICKET_REPRINT, "ticket.reprint_pick")
+
+    def pick_weighed(self, form: forms.Form, title: str) -> None:
+        """Pick a truck weighed gross, then send `form` about it."""
+        if not self.online():
+            return
+        candidates = forms.weighed_candidates(self.states, self.w)
+        plates = {visit: plate for visit, plate, _label in candidates}
+
+        def picked(visit: str | None) -> None:
+            if visit:
+                self.ask(form, ({"visit": visit}, plates.get(visit, visit)))
+
+        items = [(visit, label) for visit, _plate, label in candidates]
+        self.push_screen(PickScreen(self.w(title), items, self.w("ticket.none")), picked)
+
     def action_gate_in(self) -> None:
         """The selected truck passes the gate."""
         self.ask(forms.GATE_IN)
@@ -397,6 +429,11 @@ class TallyApp(LiveApp):
 
         items = forms.window_items(self.states, self.w, self.tz)
         self.push_screen(PickScreen(self.w("window.title"), items, self.w("window.new")), picked)
+
+    def action_plan(self) -> None:
+        """Enter the day's dispatch plan (the day in view, else today), tonnes and product."""
+        day = views.today_day(self.states, self.clock(), self.tz)
+        self.ask(forms.PLAN, day=day)
 
     # --- asking and sending ----------------------------------------------------------------------
 

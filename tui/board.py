@@ -12,6 +12,7 @@ from textual.widgets import Digits, Label, Static
 
 from tui import views
 from tui.app import LiveApp
+from tui.screens import notice_lines
 from tui.widgets import RowTable
 
 
@@ -40,6 +41,8 @@ class BoardApp(LiveApp):
                     )
         yield Label(w("board.stopped"), classes="board-title")
         yield Static("", id="board-stopped", classes="board-big")
+        yield Label(w("board.notices"), id="board-notices-title", classes="board-title")
+        yield Static("", id="board-notices", classes="board-big")
 
     def on_mount(self) -> None:
         """The board is read, not operated: its tables take no focus."""
@@ -51,7 +54,7 @@ class BoardApp(LiveApp):
     def refresh_all(self) -> None:
         """Redraw the whole board."""
         now = self.clock()
-        v = views.board(self.states, now, self.w)
+        v = views.board(self.states, now, self.w, self.notices)
         bar = Text(f" {self.w('board.title')}  ", style="bold")
         if self.connected:
             bar.append(f"● {self.w('link.connected')}", style="green")
@@ -74,3 +77,7 @@ class BoardApp(LiveApp):
         else:
             stopped = Text(self.w("board.all_running"), style="green")
         self.query_one("#board-stopped", Static).update(stopped)
+        # the exception board (service standard 第七条): shown while there is something to do
+        self.query_one("#board-notices", Static).update(notice_lines(v.notices))
+        for part in ("#board-notices-title", "#board-notices"):
+            self.query_one(part).display = bool(v.notices)

@@ -220,6 +220,19 @@ WINDOW_ARRIVE = Form(
     names="window",
 )
 WINDOW_SERVE = Form("window.serve", "none")  # the ticket is picked from a list
+TICKET_PRINT = Form("ticket.print")  # the truck is picked from the ones weighed
+TICKET_REPRINT = Form("ticket.reprint")
+PLAN = Form(
+    "plan.set",
+    "none",
+    "form.plan",
+    (
+        Field("day", "form.day"),
+        Field("tonnes", "form.tonnes"),
+        Field("product", "form.plan_product", required=False),
+    ),
+    names="day",
+)
 
 FORMS: tuple[Form, ...] = (
     ARRIVE,
@@ -243,6 +256,9 @@ FORMS: tuple[Form, ...] = (
     SIGN_OUT,
     WINDOW_ARRIVE,
     WINDOW_SERVE,
+    TICKET_PRINT,
+    TICKET_REPRINT,
+    PLAN,
 )
 
 # (pane, key, action): one key does the obvious thing on the pane in view; each action is a
@@ -252,6 +268,8 @@ KEYS: tuple[tuple[str, str, str], ...] = (
     ("weighbridge", "t", "tare"),
     ("weighbridge", "g", "gross"),
     ("weighbridge", "q", "pick_queue"),
+    ("weighbridge", "p", "print_ticket"),
+    ("weighbridge", "r", "reprint_ticket"),
     ("yard", "a", "arrive"),
     ("yard", "i", "gate_in"),
     ("yard", "q", "queue"),
@@ -267,6 +285,7 @@ KEYS: tuple[tuple[str, str, str], ...] = (
     ("loading", "b", "check_bags"),
     ("loading", "p", "check_print"),
     ("loading", "k", "calibrated"),
+    ("today", "p", "plan"),
     *((pane, "w", "window") for pane in ("weighbridge", "loading", "yard", "today", "health")),
     *((pane, "o", "sign_in") for pane in ("weighbridge", "loading", "yard", "today", "health")),
     *((pane, "u", "sign_out") for pane in ("weighbridge", "loading", "yard", "today", "health")),
@@ -292,6 +311,24 @@ def queue_candidates(states: Mapping[str, Any], w: Words) -> list[tuple[str, str
         )
         for v in views.visits(states, "open")
         if v.get("visit") and v.get("visit") not in queued
+    ]
+
+
+def weighed_candidates(states: Mapping[str, Any], w: Words) -> list[tuple[str, str, str]]:
+    """Trucks in the plant with a gross weighing, the one that moved last first:
+    (visit, plate, label) each."""
+    weighed = [
+        v for v in views.visits(states, "open") if v.get("visit") and v.get("gross_kg") is not None
+    ]
+    weighed.sort(key=lambda v: str(v.get("stage_since") or ""), reverse=True)
+    return [
+        (
+            str(v["visit"]),
+            str(v.get("plate") or v["visit"]),
+            f"{views.text(v.get('plate'))}  {w('col.net')} {views.kg(v.get('net_kg'))} kg"
+            f"  {views.stage_text(w, v.get('stage'))}",
+        )
+        for v in weighed
     ]
 
 

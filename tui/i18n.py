@@ -95,9 +95,12 @@ _TEXT: dict[str, tuple[str, str]] = {
     "deck.empty": ("地磅排队为空", "nobody queued at the scale"),
     "wb.queue": ("地磅排队（目标 {target} 分钟）", "scale queue (target {target} min)"),
     "wb.keys": (
-        "a 登记到达  t 皮重  g 毛重  q 排队",
-        "a arrival  t tare  g gross  q queue",
+        "a 登记到达  t 皮重  g 毛重  q 排队  p 打印磅单  r 补打",
+        "a arrival  t tare  g gross  q queue  p print ticket  r reprint",
     ),
+    "ticket.print_pick": ("打印磅单：选择车辆", "Print the weigh ticket of"),
+    "ticket.reprint_pick": ("补打磅单（副本）：选择车辆", "Reprint (副本) the weigh ticket of"),
+    "ticket.none": ("没有已称毛重的车辆", "no truck weighed gross"),
     # columns
     "col.pos": ("#", "#"),
     "col.plate": ("车牌", "plate"),
@@ -209,6 +212,23 @@ _TEXT: dict[str, tuple[str, str]] = {
     "kpi.packer_rate": ("包装机产量", "packer rate"),
     "kpi.daily_completion": ("日计划完成", "daily completion"),
     "kpi.flags": ("异常 {text}", "checks {text}"),
+    "today.keys": ("p 录入日计划", "p enter the day's plan"),
+    "today.plan": (
+        "日计划 {planned} 吨{products}，已装 {completed} 吨（{share}）",
+        "plan {planned} t{products}, loaded {completed} t ({share})",
+    ),
+    "today.plan_product": (
+        "{product} {completed}/{planned} 吨",
+        "{product} {completed}/{planned} t",
+    ),
+    "today.no_plan": (
+        "今日未录入日计划：暂以袋装来车计划量 {planned} 吨代替（按 p 录入）",
+        "no plan entered for the day: the bagged arrivals' {planned} t stand in (p enters it)",
+    ),
+    "form.plan": ("录入日计划（袋装发运，吨）", "The day's bagged dispatch plan (tonnes)"),
+    "form.day": ("日期 YYYY-MM-DD", "day YYYY-MM-DD"),
+    "form.tonnes": ("计划吨数", "planned tonnes"),
+    "form.plan_product": ("产品（留空为全天合计）", "product (empty: the whole day)"),
     "met.yes": ("✓", "✓"),
     "met.no": ("✗", "✗"),
     # health
@@ -271,6 +291,12 @@ _TEXT: dict[str, tuple[str, str]] = {
     "board.all_running": ("包装机全部正常运行", "every packer is running"),
     "board.empty": ("无车排队", "nobody waiting"),
     "board.minutes": ("{n} 分", "{n} min"),
+    "board.notices": ("异常处理", "What to do"),
+    "notice.scale_offline": ("地磅离线", "scale offline"),
+    "notice.printer": ("打印机", "printer"),
+    "notice.printer_offline": ("磅单打印机离线", "ticket printer offline"),
+    "notice.see_office": ("请到地磅房咨询", "see the weighbridge office"),
+    "check.seal_mismatch": ("封签不符", "seal mismatch"),
 }
 
 

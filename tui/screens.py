@@ -18,15 +18,29 @@ from tui.widgets import RowTable, line
 PANES = ("weighbridge", "loading", "yard", "today", "health")
 
 
+def notice_lines(rows: tuple[views.Row, ...], title: str = "") -> Text:
+    """Exception notices, one a line: who (red), what was found, what to do (bold)."""
+    out = Text(title, style="bold")
+    for i, row in enumerate(rows):
+        who, what, todo = (c.text for c in row.cells)
+        out.append(("\n" if i else "") + f"■ {who}  ", style="bold red")
+        out.append(f"{what}  ")
+        out.append(todo, style="bold")
+    return out
+
+
 class Pane(Vertical):
     """A pane: `update_view` re-renders it from the states and the time."""
 
     keys = ""  # i18n key of this pane's key hints
 
-    def __init__(self, words: Words, tz: tzinfo, *, id: str) -> None:
+    def __init__(
+        self, words: Words, tz: tzinfo, *, id: str, notices: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(id=id, classes="pane")
         self.w = words
         self.tz = tz
+        self.notices = notices or {}  # the plant's [board] texts in this language
 
     def update_view(self, states: Mapping[str, Any], now: datetime) -> None:
         """Render `states` as of `now`."""
@@ -69,14 +83,14 @@ class WeighbridgePane(Pane):
 
     def update_view(self, states: Mapping[str, Any], now: datetime) -> None:
         """Render everything on the pane."""
-        v = views.weighbridge(states, now, self.tz, self.w)
+        v = views.weighbridge(states, now, self.tz, self.w, self.notices)
         self.update_weight(v)
         self.query_one("#deck", Static).update(
             Text.assemble((f"{self.w('deck.title')}: ", "bold"), line(v.deck))
         )
         flags = self.query_one("#flags", Static)
-        flags.update(Text(f"{self.w('flags.title')}: " + "; ".join(v.flags)) if v.flags else "")
-        flags.display = bool(v.flags)
+        flags.update(notice_lines(v.notices, f"{self.w('flags.title')}:\n"))
+        flags.display = bool(v.notices)
         self.query_one("#queue-title", Label).update(self.w("wb.queue", target=v.target_min))
         self.query_one("#scale-queue", RowTable).show(v.queue)
         unassigned = self.query_one("#unassigned", Static)
@@ -175,12 +189,15 @@ class YardPane(Pane):
 
 
 class TodayPane(Pane):
-    """The day's KPI report against the standard."""
+    """The day's KPI report against the standard, and the day's plan."""
+
+    keys = "today.keys"
 
     def compose(self) -> ComposeResult:
-        """A title, the measures and the day's checks."""
+        """A title, the plan, the measures and the day's checks."""
         w = self.w
         yield Label("", id="today-title", classes="section")
+        yield Static("", id="today-plan")
         yield RowTable([w("col.kpi"), w("col.value"), w("col.target"), w("col.met")], id="kpi")
         yield Static("", id="today-flags")
 
@@ -188,6 +205,7 @@ class TodayPane(Pane):
         """Render the report."""
         v = views.today(states, self.w)
         self.query_one("#today-title", Label).update(v.title)
+        self.query_one("#today-plan", Static).update(v.plan)
         self.query_one("#kpi", RowTable).show(v.rows)
         self.query_one("#today-flags", Static).update(v.flags)
 

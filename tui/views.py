@@ -14,6 +14,7 @@ from datetime import UTC, datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from agent.config import BoardConfig
 from tui.i18n import Words
 
 NONE = "—"
@@ -64,6 +65,7 @@ class WeighbridgeView:
     queue: tuple[Row, ...]
     unassigned: str
     target_min: str
+    notices: tuple[Row, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,7 @@ class TodayView:
     title: str
     rows: tuple[Row, ...]
     flags: str
+    plan: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +111,7 @@ class BoardView:
     gate: tuple[Row, ...]
     scale: tuple[Row, ...]
     stopped: tuple[Row, ...]
-    notes: tuple[str, ...] = field(default=())
+    notices: tuple[Row, ...] = field(default=())
 
 
 # --- small formatters -----------------------------------------------------------------------
@@ -284,11 +287,79 @@ def _weighing_text(weighing: Mapping[str, Any], tz: tzinfo) -> str:
     return f"{kg(weighing.get('weight_kg'))} kg {clock(weighing.get('at'), tz)}"
 
 
+# --- the exception board -----------------------------------------------------------------
+
+
+def notice_texts(board: BoardConfig, language: str) -> dict[str, str]:
+    """What the plant's `[board]` tells a driver, by flag (or `scale_offline`,
+    `printer_offline`), in `language`."""
+    suffix = "_en" if language == "en" else "_zh"
+    return {
+        name.removesuffix(suffix): str(getattr(board, name))
+        for name in BoardConfig.__dataclass_fields__
+        if name.endswith(suffix)
+    }
+
+
+def exceptions(states: Mapping[str, Any], texts: Mapping[str, str], w: Words) -> tuple[Row, ...]:
+    """What drivers must do now: a truck scale that is not weighing, a ticket printer that is
+    down, then each flag of each truck in the plant (plate, what was found, what to do next,
+    in the plant's words from `texts`)."""
+    rows = []
+    for name in scale_names(states):
+        if _dict(states.get(f"scale.{name}")).get("online") is False:
+            rows.append(
+                Row(
+                    f"scale:{name}",
+                    (
+                        Cell(name, "bad"),
+                        Cell(w("notice.scale_offline")),
+                        Cell(texts.get("scale_offline", "")),
+                    ),
+                )
+            )
+    for a in _list(_dict(states.get("alerts")).get("active")):
+        if _dict(a).get("alert") == "printer_offline":
+            rows.append(
+                Row(
+                    "printer_offline",
+                    (
+                        Cell(w("notice.printer"), "bad"),
+                        Cell(w("notice.printer_offline")),
+                        Cell(texts.get("printer_offline", "")),
+                    ),
+                )
+            )
+            break
+    for v in visits(states, "open"):
+        for f in _list(v.get("flags")):
+            check, detail = text(_dict(f).get("check")), _dict(f).get("detail")
+            found = w.maybe(f"check.{check}", check) + (f" ({detail})" if detail else "")
+            rows.append(
+                Row(
+                    f"{text(v.get('visit'))}:{check}",
+                    (
+                        Cell(text(v.get("plate")), "bad"),
+                        Cell(found),
+                        Cell(texts.get(check) or w("notice.see_office")),
+                    ),
+                )
+            )
+    return tuple(rows)
+
+
 # --- panes ----------------------------------------------------------------------------------
 
 
-def weighbridge(states: Mapping[str, Any], now: datetime, tz: tzinfo, w: Words) -> WeighbridgeView:
-    """The live weight, the truck on the deck, checks raised and the scale queue."""
+def weighbridge(
+    states: Mapping[str, Any],
+    now: datetime,
+    tz: tzinfo,
+    w: Words,
+    texts: Mapping[str, str] | None = None,
+) -> WeighbridgeView:
+    """The live weight, the truck on the deck, checks raised (with what the driver must do,
+    from `texts`), and the scale queue."""
     names = scale_names(states)
     name = names[0] if names else None
     scale = _dict(states.get(f"scale.{name}")) if name else {}
@@ -367,6 +438,7 @@ def weighbridge(states: Mapping[str, Any], now: datetime, tz: tzinfo, w: Words) 
         queue=tuple(queue_rows),
         unassigned=un_text,
         target_min=f"{t['weigh_wait'].normalize():f}",
+        notices=exceptions(states, texts, w) if texts is not None else (),
     )
 
 
@@ -530,6 +602,34 @@ def _met(w: Words, value: Any) -> Cell:
     return Cell(NONE, "dim")
 
 
+def today_day(states: Mapping[str, Any], now: datetime, tz: tzinfo) -> str:
+    """The day the Today pane shows (its report's), else the plant-local date of `now`."""
+    day = _dict(states.get("kpi")).get("day")
+    return day if isinstance(day, str) and day else now.astimezone(tz).date().isoformat()
+
+
+def plan_text(done: Mapping[str, Any], w: Words) -> str:
+    """The day's plan and what was loaded against it, or that no plan was entered."""
+    if done.get("basis") not in ("plan", "plan+arrivals"):
+        return w("today.no_plan", planned=fixed(done.get("planned_t")))
+    products = [
+        w(
+            "today.plan_product",
+            product=product,
+            planned=fixed(_dict(p).get("planned_t")),
+            completed=fixed(_dict(p).get("completed_t")),
+        )
+        for product, p in sorted(_dict(done.get("by_product")).items())
+    ]
+    return w(
+        "today.plan",
+        planned=fixed(done.get("planned_t")),
+        products=f" ({', '.join(products)})" if products else "",
+        completed=fixed(done.get("completed_t")),
+        share=pct(done.get("value"), 0),
+    )
+
+
 def today(states: Mapping[str, Any], w: Words) -> TodayView:
     """The `kpi` report, one row per measure of the standard."""
     kpi = _dict(states.get("kpi"))
@@ -632,6 +732,7 @@ def today(states: Mapping[str, Any], w: Words) -> TodayView:
         w("today.title", day=text(kpi.get("day"))),
         tuple(rows),
         w("kpi.flags", text=flag_text or "0"),
+        plan_text(done, w),
     )
 
 
@@ -736,8 +837,11 @@ def health(states: Mapping[str, Any], tz: tzinfo, w: Words) -> HealthView:
     return HealthView(tuple(devices), tuple(status), tuple(alerts))
 
 
-def board(states: Mapping[str, Any], now: datetime, w: Words) -> BoardView:
-    """Queue order and waits for drivers, and stopped packers with their expected repair time."""
+def board(
+    states: Mapping[str, Any], now: datetime, w: Words, texts: Mapping[str, str] | None = None
+) -> BoardView:
+    """Queue order and waits for drivers, stopped packers with their expected repair time, and
+    what drivers must do about the exceptions of the moment (from `texts`)."""
 
     def queue_rows(part: str) -> tuple[Row, ...]:
         rows = []
@@ -793,4 +897,5 @@ def board(states: Mapping[str, Any], now: datetime, w: Words) -> BoardView:
                 ),
             )
         )
-    return BoardView(queue_rows("queue"), queue_rows("scale_queue"), tuple(stopped))
+    notices = exceptions(states, texts, w) if texts is not None else ()
+    return BoardView(queue_rows("queue"), queue_rows("scale_queue"), tuple(stopped), notices)

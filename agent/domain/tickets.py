@@ -229,6 +229,25 @@ class TicketBook:
         return bool(self.prints.get(number))
 
 
+def status(book: TicketBook, t: Ticket) -> dict[str, Any]:
+    """A ticket with its prints, copies and the prints it still waits for."""
+    waiting = [j.copy for j in book.pending.values() if j.number == t.number]
+    return {
+        "ticket": t.to_dict(),
+        "prints": book.prints.get(t.number, []),
+        "copies": book.copies.get(t.number, 0),
+        "waiting": waiting,
+    }
+
+
+def show(book: TicketBook, day: str, number: str = "", visit: str = "") -> dict[str, Any]:
+    """The answer of `ticket.show`: one ticket (by number, or a visit's newest) or the tickets
+    of the plant-local `day`; raise TicketRefused when the named one does not exist."""
+    if number or visit:
+        return status(book, book.find(number, visit))
+    return {"day": day, "tickets": [status(book, t) for t in book.tickets.values() if t.day == day]}
+
+
 def fold(events: Iterable[Event]) -> TicketBook:
     """A ticket book folded from stored events in seq order."""
     book = TicketBook()

@@ -360,7 +360,10 @@ def create_app(
 
         def report() -> dict[str, Any]:
             events = store.day_events(
-                format_at(start), format_at(end), format_at(start - WINDOW_LOOKBACK)
+                format_at(start),
+                format_at(end),
+                format_at(start - WINDOW_LOOKBACK),
+                plan_days=(day.isoformat(), last.isoformat()),
             )
             now = datetime.now(UTC)
             if month_text is not None:

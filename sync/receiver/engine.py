@@ -56,8 +56,15 @@ class ReceiverDb(Protocol):
         """Up to `limit` stored events of a stream with seq > `after`, in seq order."""
         ...
 
-    def day_events(self, start_at: str, end_at: str, lookback_at: str) -> list[Event]:
-        """The events a day's KPIs need, read through indexes."""
+    def day_events(
+        self,
+        start_at: str,
+        end_at: str,
+        lookback_at: str,
+        plan_days: tuple[str, str] | None = None,
+    ) -> list[Event]:
+        """The events a day's KPIs need, read through indexes, with the plans of the
+        plant-local days `plan_days` (first, last) whenever they were entered."""
         ...
 
     def revision(self, first: date, last: date) -> int:

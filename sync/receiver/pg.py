@@ -19,7 +19,7 @@ from psycopg_pool import ConnectionPool
 
 from agent.domain.events import Event, format_at
 from sync.protocol import Rejection, Row
-from sync.receiver.days import touched_days, visits_of
+from sync.receiver.days import touched_by, visits_of
 from sync.receiver.engine import StoreUnavailable
 from sync.receiver.store import IN_CHUNK, Ingested, ReceiverStoreError
 
@@ -27,6 +27,7 @@ RETRIES = 8  # a deadlock or serialization failure rolls back an idempotent tran
 LOCK_TIMEOUT = "10s"
 MIGRATION_LOCK = 0x7A11_1E5  # pg_advisory_xact_lock key: one process migrates at a time
 
+PLAN_DAY = "(data::jsonb ->> 'day')"  # exactly the indexed expression
 MIGRATIONS: list[tuple[str, list[str]]] = [
     (
         "0001_events",
@@ -60,6 +61,10 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             " scope text NOT NULL, rev bigint NOT NULL, report text NOT NULL,"
             " PRIMARY KEY (day, zone, scope))",
         ],
+    ),
+    (
+        "0003_plan_day_index",
+        [f"CREATE INDEX events_plan_day ON events ({PLAN_DAY}) WHERE kind = 'plan.set'"],
     ),
 ]
 
@@ -204,7 +209,7 @@ class PgReceiverStore:
                 )
             acked = _advance(conn, terminal, epoch, start)
             if stored:
-                days = set(touched_days([r[2] for r in rows]))
+                days = set(touched_by(rows))
                 visits = visits_of(r[5] for r in rows)
                 if visits:
                     days.update(
@@ -282,7 +287,13 @@ class PgReceiverStore:
             for t, e, q, k, a, m, b, d in rows
         ]
 
-    def day_events(self, start_at: str, end_at: str, lookback_at: str) -> list[Event]:
+    def day_events(
+        self,
+        start_at: str,
+        end_at: str,
+        lookback_at: str,
+        plan_days: tuple[str, str] | None = None,
+    ) -> list[Event]:
         """The events a day's KPIs need, read through indexes (as the SQLite store does)."""
         with self._pool.connection() as conn:
             rows = conn.execute(f"{COLS} WHERE at >= %s AND at < %s", (start_at, end_at)).fetchall()
@@ -290,6 +301,10 @@ class PgReceiverStore:
                 f"{COLS} WHERE at >= %s AND at < %s AND kind LIKE 'window.%%'",
                 (lookback_at, start_at),
             ).fetchall()
+            if plan_days is not None:
+                rows += conn.execute(
+                    f"{COLS} WHERE kind = 'plan.set' AND {PLAN_DAY} BETWEEN %s AND %s", plan_days
+                ).fetchall()
             visits = sorted(
                 {
                     str(r[0])

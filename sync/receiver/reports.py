@@ -61,7 +61,12 @@ def day_report(
     if kept is not None and kept[0] == rev:
         report: dict[str, Any] = json.loads(kept[1])
         return report
-    events = db.day_events(format_at(start), format_at(end), format_at(start - LOOKBACK))
+    events = db.day_events(
+        format_at(start),
+        format_at(end),
+        format_at(start - LOOKBACK),
+        plan_days=(day.isoformat(), day.isoformat()),
+    )
     if terminals is not None:
         wanted = set(terminals)
         events = [e for e in events if e.terminal in wanted]

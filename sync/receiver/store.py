@@ -14,7 +14,7 @@ from typing import Any
 from agent.domain.events import Event, format_at
 from agent.errors import TallyError
 from sync.protocol import Rejection, Row
-from sync.receiver.days import touched_days, visits_of
+from sync.receiver.days import touched_by, visits_of
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -71,9 +71,15 @@ def _migrations() -> Any:
             " PRIMARY KEY (day, zone, scope)) WITHOUT ROWID"
         )
 
+    @m(name="0004_plan_day_index")
+    def _plan_day(db: Any) -> None:
+        # A day's plan may be entered days before (or after) it: found by the day it plans.
+        db.execute(f"CREATE INDEX events_plan_day ON events ({PLAN_DAY}) WHERE kind = 'plan.set'")
+
     return m
 
 
+PLAN_DAY = "json_extract(data, '$.day')"  # exactly the indexed expression
 VISIT_KEY = "json_extract(data, '$.visit')"  # exactly the indexed expression
 IN_CHUNK = 500  # ids per IN (...) query
 
@@ -268,11 +274,18 @@ class ReceiverStore:
             ).fetchall()
         return [tuple(r) for r in rows]
 
-    def day_events(self, start_at: str, end_at: str, lookback_at: str) -> list[Event]:
+    def day_events(
+        self,
+        start_at: str,
+        end_at: str,
+        lookback_at: str,
+        plan_days: tuple[str, str] | None = None,
+    ) -> list[Event]:
         """The events a day's KPIs need, read through indexes (never the whole history).
 
         The events stamped in [start_at, end_at), every earlier event of the visits they
-        touch, and window events from `lookback_at` (a ticket may be issued the day before).
+        touch, window events from `lookback_at` (a ticket may be issued the day before) and
+        the plans of the plant-local days `plan_days` (first, last ISO), whenever entered.
         Uses its own read connection, so it can run beside ingestion.
         """
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000)
@@ -283,6 +296,10 @@ class ReceiverStore:
                 f"{cols} WHERE at >= ? AND at < ? AND kind LIKE 'window.%'",
                 (lookback_at, start_at),
             ).fetchall()
+            if plan_days is not None:
+                rows += conn.execute(
+                    f"{cols} WHERE kind = 'plan.set' AND {PLAN_DAY} BETWEEN ? AND ?", plan_days
+                ).fetchall()
             visits = sorted(
                 {
                     v
@@ -348,7 +365,7 @@ class ReceiverStore:
 def _touched(conn: sqlite3.Connection, rows: Sequence[Row]) -> list[str]:
     """The UTC days whose reports a batch may change: its events' days (and the two after)
     and every day holding an event of one of its visits, however old."""
-    days = set(touched_days([r[2] for r in rows]))
+    days = set(touched_by(rows))
     visits = visits_of(r[5] for r in rows)
     for i in range(0, len(visits), IN_CHUNK):
         chunk = visits[i : i + IN_CHUNK]

@@ -1,4 +1,5 @@
-"""Ticket numbers stay gapless and unique across a SIGKILL of the real daemon."""
+"""Ticket numbers stay gapless and unique across a SIGKILL of the real daemon; with the daemon
+stopped, `tally ticket show` reads the same tickets from the database."""
 
 from __future__ import annotations
 
@@ -77,8 +78,21 @@ def test_ticket_numbers_are_gapless_across_a_sigkill(tmp_path: Path) -> None:
                 except RequestRefused as exc:
                     raise AssertionError(f"{w}: {exc}") from None
             shown = d.request("ticket.show")
+            first = shown["tickets"][0]["ticket"]["number"]
+            online = tally("ticket", "--config", str(config), "show", first)
         finally:
             d.stop()
+    # With the daemon stopped, `tally ticket show` reads the database and answers the same.
+    offline = tally("ticket", "--config", str(config), "--json", "show")
+    assert offline.returncode == 0, offline.stderr
+    assert json.loads(offline.stdout) == shown
+    again = tally("ticket", "--config", str(config), "show", first)
+    assert (again.returncode, again.stdout) == (0, online.stdout)
+    missing = tally("ticket", "--config", str(config), "show", "wb1-20000101-0001")
+    assert (missing.returncode, missing.stderr) == (
+        2,
+        "tally: there is no ticket wb1-20000101-0001; `tally ticket show` lists them\n",
+    )
     issued = [
         json.loads(line)["data"]
         for line in tally(

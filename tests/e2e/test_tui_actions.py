@@ -30,8 +30,10 @@ from textual.widgets import Input, OptionList, Static
 
 from drivers.scale import encode
 from tests.daemon import Daemon, tally, write_config
+from tests.drivers.fake_escpos import FakeEscposPrinter
 from tests.drivers.modbus_server import ThreadedServer
 from tests.e2e.test_packer_restart import BAGS, RUNNING, packer_toml
+from tui import forms
 from tui.app import TallyApp
 from tui.widgets import RowTable
 
@@ -105,6 +107,7 @@ class Plant:
     config: Path
     daemon: Daemon
     scale: Indicator
+    printer: FakeEscposPrinter
 
     def ctl(self, *args: str) -> Any:
         """`tally ctl --config F --json ARGS` (must succeed)."""
@@ -128,6 +131,8 @@ def plant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plant]:
     """One daemon for every test here: each test works on its own trucks, windows or packer."""
     folder = tmp_path_factory.mktemp("tui-actions")
     scale = Indicator()
+    printer = FakeEscposPrinter()
+    printer.start()
     server = ThreadedServer().start()
     server.set(1, RUNNING, False)
     server.set(1, BAGS, 100)
@@ -137,12 +142,15 @@ def plant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plant]:
     config = write_config(
         folder,
         f'[[scale]]\nname = "scale1"\nport = "{scale.path}"\nprotocol = "xk3190"\n'
-        "hold_s = 0.5\nmin_samples = 3\nclear_s = 0.3\n" + packer,
+        "hold_s = 0.5\nmin_samples = 3\nclear_s = 0.3\n" + packer + "\n"
+        '[tickets]\nprinter = "gate"\nauto_print = false\nretry_s = 0.5\n\n'
+        f'[[printer]]\nname = "gate"\nkind = "escpos"\ndevice = "{printer.device}"\n',
     )
     try:
         with Daemon(config) as d:
-            yield Plant(config, d, scale)
+            yield Plant(config, d, scale, printer)
     finally:
+        printer.stop()
         server.close()
         scale.close()
 
@@ -540,3 +548,66 @@ async def test_the_loading_pane_forms_on_a_stopped_packer(plant: Plant) -> None:
     ]
     signs = plant.events("operator.signed_in") + plant.events("operator.signed_out")
     assert signs == [{"operator": "0173", "post": "packing"}] * 2
+
+
+async def test_the_days_plan_entered_on_the_today_pane(plant: Plant) -> None:
+    """The plan form (the day in view by default), read back as the stored event and the report."""
+    app = make(plant)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(app, pilot)
+        day = await until(pilot, lambda: app.states.get("kpi", {}).get("day"), "a KPI report")
+        await pilot.press("4", "p")
+        await fill(app, pilot, {"tonnes": "120.5", "product": "P.O 42.5"})
+        await answered(app, pilot, f"plan.set {day}")
+        shown = app.query_one("#today-plan", Static)
+        await until(pilot, lambda: "120.5 t" in str(shown.content), "the plan on the Today pane")
+        assert str(shown.content).startswith("plan 120.5 t (P.O 42.5 ")
+
+    assert [p for p in plant.events("plan.set") if p["day"] == day] == [
+        {"day": day, "tonnes": "120.5", "product": "P.O 42.5", "operator": ""}
+    ]
+    report = json.loads(tally("kpi", "--config", str(plant.config), "--day", day, "--json").stdout)[
+        "daily_completion"
+    ]
+    assert (report["basis"], report["planned_t"]) == ("plan", 120.5)
+
+
+async def test_the_ticket_printed_and_reprinted_after_the_gross_weighing(plant: Plant) -> None:
+    """p prints the ticket of the truck weighed last (first in the list), r a copy (副本)."""
+    plate = "浙C54321"
+    vid = plant.daemon.request(
+        "visit.arrive", plate=plate, order="SO9", product="P.O 42.5", load="bulk", planned_kg=20000
+    )["visit"]
+    plant.daemon.request("visit.gate_in", visit=vid)
+    app = make(plant)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await ready(app, pilot)
+        for role, kg in (("tare", 14000), ("gross", 34000)):
+            w = await weighing(app, pilot, plant, kg)
+            plant.daemon.request("visit.weigh", visit=vid, role=role, weighing=w)
+        await until(
+            pilot,
+            lambda: [c[0] for c in forms.weighed_candidates(app.states, app.w)][:1] == [vid],
+            f"{plate} weighed last",
+        )
+        await pilot.press("1", "p", "enter")  # the truck weighed last is the first choice
+        await until(pilot, lambda: status(app).startswith(("✓", "✗")), "the print answer")
+        number = status(app).split()[-1]
+        assert status(app) == f"✓ ticket.print {plate} {number}"
+        app.query_one("#status", Static).update("")
+        await until(pilot, lambda: plant.events("ticket.printed"), "the ticket printed")
+        await pilot.press("r", "enter")
+        await answered(app, pilot, f"ticket.reprint {plate} {number}")
+
+    r = tally("ticket", "--config", str(plant.config), "--json", "show", number)
+    assert r.returncode == 0, r.stderr
+    shown = json.loads(r.stdout)
+    assert (shown["ticket"]["visit"], shown["ticket"]["net_kg"], shown["copies"]) == (vid, 20000, 1)
+    printed = [(e["number"], e["copy"]) for e in plant.events("ticket.printed")]
+    assert printed[0] == (number, 0)
+    deadline = asyncio.get_running_loop().time() + DEADLINE_S
+    while len(plant.printer.jobs) < 2 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)
+    assert len(plant.printer.jobs) == 2
+    assert "副本".encode("gb18030") in plant.printer.jobs[1]
+    assert "副本".encode("gb18030") not in plant.printer.jobs[0]

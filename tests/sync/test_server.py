@@ -131,6 +131,28 @@ def test_a_kept_day_report_follows_a_visit_event_days_older(server: Receiver) ->
     assert after != before
 
 
+def test_a_day_reads_its_plan_whenever_it_was_entered(server: Receiver) -> None:
+    streams = month_events(FIRST, 4)
+    post_all(server.url, streams)
+    day = FIRST.date() + timedelta(days=3)
+    office = Timeline(terminal="wb2", start=FIRST)  # three days before the day it plans
+    office.seq = streams["wb2"][-1].seq
+    early = office.event("plan.set", day=day.isoformat(), tonnes="500", product="", operator="w")
+    office.wall = FIRST + timedelta(days=6)  # three days after: the office corrects it
+    late = office.event("plan.set", day=day.isoformat(), tonnes="400", product="", operator="w")
+    everything = [e for es in streams.values() for e in es]
+    params = {"day": day.isoformat()}
+    for plan, tonnes in ((early, 500.0), (late, 400.0)):
+        post_all(server.url, {"wb2": [plan]})
+        everything.append(plan)
+        got = httpx.get(f"{server.url}/api/v1/report", params=params, headers=READER).json()
+        assert got == json.loads(json.dumps(kpis.compute(everything, day, TZ, KpiConfig())))
+        assert (got["daily_completion"]["basis"], got["daily_completion"]["planned_t"]) == (
+            "plan",
+            tonnes,
+        )
+
+
 def test_reports_need_a_reader_and_a_known_plant(server: Receiver) -> None:
     url = f"{server.url}/api/v1/report"
     assert httpx.get(url, params={"day": "2026-10-01"}).status_code == 401

@@ -151,3 +151,50 @@ def test_the_health_pane_shows_each_plant_source() -> None:
             Cell("unreachable, lag 310 s, 4 events behind, last contact —", "bad"),
         ),
     ]
+
+
+def test_the_today_pane_says_the_plan_or_that_none_was_entered() -> None:
+    planned = {
+        "basis": "plan",
+        "planned_t": 80.0,
+        "completed_t": 50.0,
+        "value": 0.625,
+        "by_product": {"P.O 42.5": {"planned_t": 60.0, "completed_t": 50.0}},
+    }
+    assert views.plan_text(planned, W) == "plan 80.0 t (P.O 42.5 50.0/60.0 t), loaded 50.0 t (63 %)"
+    fallback = {"basis": "arrivals", "planned_t": 30.0, "completed_t": 0.5, "value": 0.0167}
+    assert views.plan_text(fallback, Words("zh")) == (
+        "今日未录入日计划：暂以袋装来车计划量 30.0 吨代替（按 p 录入）"
+    )
+
+
+def test_the_exception_board_tells_drivers_what_to_do_in_the_plants_words() -> None:
+    from agent.config import BoardConfig
+
+    board = BoardConfig(tare_fluctuation_zh="请到一号地磅房复核皮重。")
+    states = {
+        "scale.scale1": {"online": False},
+        "alerts": {"active": [{"alert": "printer_offline", "detail": "gate is off"}]},
+        "visits": {
+            "open": [
+                {"visit": "v1", "plate": "苏A12345", "flags": [{"check": "tare_fluctuation"}]},
+                {"visit": "v2", "plate": "京B88888", "flags": [{"check": "new_check"}]},
+                {"visit": "v3", "plate": "粤C1", "flags": []},
+            ]
+        },
+    }
+
+    def shown(language: str) -> list[list[str]]:
+        w = Words(language)
+        rows = views.exceptions(states, views.notice_texts(board, language), w)
+        assert views.board(states, NOW, w, views.notice_texts(board, language)).notices == rows
+        return [[c.text for c in r.cells] for r in rows]
+
+    assert shown("zh") == [
+        ["scale1", "地磅离线", board.scale_offline_zh],
+        ["打印机", "磅单打印机离线", board.printer_offline_zh],
+        ["苏A12345", "皮重波动", "请到一号地磅房复核皮重。"],
+        ["京B88888", "new_check", "请到地磅房咨询"],
+    ]
+    assert shown("en")[2] == ["苏A12345", "tare fluctuation", board.tare_fluctuation_en]
+    assert views.exceptions({}, views.notice_texts(board, "en"), Words("en")) == ()

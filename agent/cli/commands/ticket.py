@@ -7,7 +7,7 @@ from typing import Any
 
 from agent.config import DEFAULT_PATH
 
-HELP = "weigh tickets (磅单): print, reprint (marked 副本) or show"
+HELP = "weigh tickets (磅单): print, reprint (marked 副本) or show (offline too)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,7 +25,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     re.add_argument("number", nargs="?", help="the ticket number")
     re.add_argument("--visit", help="the visit id (its newest ticket)")
     re.add_argument("--operator", default="", help="who reprints it")
-    sh = sub.add_parser("show", help="show a ticket, or list a day's tickets")
+    sh = sub.add_parser(
+        "show",
+        help="show a ticket, or list a day's tickets (read from the database when the daemon"
+        " is not running)",
+    )
     sh.add_argument("number", nargs="?", help="the ticket number")
     sh.add_argument("--visit", help="the visit id (its newest ticket)")
     sh.add_argument("--day", help="list the tickets of this plant-local day (default today)")
@@ -51,6 +55,28 @@ def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
 
         body["day"] = parse_day(args.day).isoformat()
     return f"ticket.{args.ticket_op}", body
+
+
+def offline_show(config: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """`ticket.show` answered from the database, read only, as the daemon would answer it."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from agent.daemon.store import Store
+    from agent.domain import tickets
+    from agent.errors import Refused
+
+    store = Store(config.terminal.database)
+    try:
+        book = tickets.fold(store.iter_events("ticket"))
+    finally:
+        store.close()
+    tz = ZoneInfo(config.terminal.timezone)
+    day = body.get("day") or tickets.local_day(datetime.now(UTC), tz).isoformat()
+    try:
+        return tickets.show(book, day, body.get("number") or "", body.get("visit") or "")
+    except tickets.TicketRefused as exc:
+        raise Refused(str(exc)) from None
 
 
 def _line(status: dict[str, Any]) -> str:
@@ -82,12 +108,17 @@ def main(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo
 
     from agent import config as cfg
-    from agent.daemon.client import request
+    from agent.daemon.client import DaemonUnavailable, request
     from agent.domain import tickets
 
     config = cfg.load(args.config, check_paths=False)
     op, body = _request(args)
-    result = request(config.terminal.socket, op, **body)
+    try:
+        result = request(config.terminal.socket, op, **body)
+    except DaemonUnavailable:
+        if op != "ticket.show":
+            raise
+        result = offline_show(config, body)
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
     elif "tickets" in result:

@@ -22,17 +22,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def client_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """Socket, language, time zone and terminal id from the config (defaults without one)."""
+    """Socket, language, time zone, terminal id and the exception board's texts from the config
+    (defaults without one)."""
     from pathlib import Path
     from zoneinfo import ZoneInfo
 
     from agent import config as cfg
 
     if args.config is None and not Path(DEFAULT_PATH).exists():
-        terminal = cfg.TerminalConfig()
+        config = cfg.Config()
     else:
-        terminal = cfg.load(args.config or DEFAULT_PATH, check_paths=False).terminal
+        config = cfg.load(args.config or DEFAULT_PATH, check_paths=False)
+    terminal = config.terminal
     return {
+        "board": config.board,
         "socket_path": terminal.socket,
         "language": args.language or terminal.language,
         "tz": ZoneInfo(terminal.timezone),

@@ -201,14 +201,7 @@ class TicketsService:
         return None, fields
 
     def _status(self, t: Ticket) -> dict[str, Any]:
-        prints = self.book.prints.get(t.number, [])
-        waiting = [j.copy for j in self.book.pending.values() if j.number == t.number]
-        return {
-            "ticket": t.to_dict(),
-            "prints": prints,
-            "copies": self.book.copies.get(t.number, 0),
-            "waiting": waiting,
-        }
+        return tickets.status(self.book, t)
 
     async def _print(self, req: dict[str, Any]) -> Any:
         self._need_printer()
@@ -267,17 +260,13 @@ class TicketsService:
     async def _show(self, req: dict[str, Any]) -> Any:
         async with self.lock:
             self._sync()
-            if req.get("number") or req.get("visit"):
-                try:
-                    t = self.book.find(str(req.get("number") or ""), str(req.get("visit") or ""))
-                except TicketRefused as exc:
-                    raise CommandError(str(exc)) from None
-                return self._status(t)
             day = str(req.get("day") or tickets.local_day(Stamp.now().at, self.tz).isoformat())
-            return {
-                "day": day,
-                "tickets": [self._status(t) for t in self.book.tickets.values() if t.day == day],
-            }
+            try:
+                return tickets.show(
+                    self.book, day, str(req.get("number") or ""), str(req.get("visit") or "")
+                )
+            except TicketRefused as exc:
+                raise CommandError(str(exc)) from None
 
     # --- the loops -----------------------------------------------------------------------------
 
