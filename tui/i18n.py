@@ -187,6 +187,18 @@ _TEXT: dict[str, tuple[str, str]] = {
     "health.agent": ("本机", "agent"),
     "health.alerts": ("告警", "alerts"),
     "health.no_alerts": ("无告警", "no alerts"),
+    # the plant status line (every pane and the board)
+    "plant.label": ("全厂", "plant"),
+    "plant.here": ("本机", "here"),
+    "plant.clear": ("正常", "all clear"),
+    "plant.stopped": ("■ {where} {packer} 停机", "■ {where} {packer} stopped"),
+    "plant.stopped_repair": (
+        "■ {where} {packer} 停机 预计 {n} 分钟修复",
+        "■ {where} {packer} stopped, repair {n} min",
+    ),
+    "plant.queue_long": ("▲ {where} 排队过长，请通知包装", "▲ {where} queue long, tell packing"),
+    "plant.offline": ("○ {where} {device} 离线", "○ {where} {device} offline"),
+    "plant.sync": ("⇅ {where} 同步异常", "⇅ {where} sync trouble"),
     "sync.state": ("同步状态", "sync state"),
     "replica": ("厂内数据源", "plant source"),
     "replica.lag": ("延迟", "lag"),
