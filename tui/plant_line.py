@@ -4,7 +4,8 @@ Shown on every pane of the operator UI and on the drivers' board (issue 13, item
 this terminal's own topics (`alerts`, `devices`, `packer.*`) and the `plant` topic, the other
 terminals' alerts, stops and offline devices folded from their replicated events
 (agent/domain/plant.py), and lists, most urgent first: stopped packers with their expected
-repair, a long queue at the gate, devices offline and sync trouble, each with its terminal.
+repair, a long queue at the gate, devices offline, sync trouble and sources some terminal cannot
+reach, each with its terminal.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from tui.views import NONE, Cell, packer_names, text
 
 QUEUE_ALERT = "queue_long"
 # Alerts that mean a terminal's events are not getting through (sync/sender, sync/replica).
-SYNC_ALERT_PREFIXES = ("sync_", "peer_unreachable.", "replica_conflict")
+SYNC_ALERT_PREFIXES = ("sync_", "replica_conflict")
+UNREACHABLE_PREFIX = "peer_unreachable."  # + the source a terminal cannot reach
 # The topics that say anything about the plant: without any of them there is nothing to say yet.
 TOPICS = ("alerts", "devices", "plant")
 
@@ -78,8 +80,9 @@ def plant_line(states: Mapping[str, Any], terminal: str, w: Words, stops: bool =
                     Cell(w("plant.stopped_repair", where=where, packer=packer, n=repair), "bad")
                 )
 
-    for where in sorted({t for t, alert in alerts if alert == QUEUE_ALERT}):
-        items.append(Cell(w("plant.queue_long", where=where), "warn"))
+    # Every terminal folds the plant's gate queue, so any of them may raise it: one item.
+    if any(alert == QUEUE_ALERT for _, alert in alerts):
+        items.append(Cell(w("plant.queue_long"), "warn"))
 
     offline = [
         (here, str(name))
@@ -95,6 +98,11 @@ def plant_line(states: Mapping[str, Any], terminal: str, w: Words, stops: bool =
     troubled = {t for t, alert in alerts if alert.startswith(SYNC_ALERT_PREFIXES)}
     for where in sorted(troubled):
         items.append(Cell(w("plant.sync", where=where), "warn"))
+    unreachable = {
+        a.removeprefix(UNREACHABLE_PREFIX) for _, a in alerts if a.startswith(UNREACHABLE_PREFIX)
+    }
+    for source in sorted(unreachable):
+        items.append(Cell(w("plant.unreachable", where=source), "warn"))
 
     if items:
         return PlantLine(w("plant.label"), tuple(items))

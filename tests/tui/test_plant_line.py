@@ -52,11 +52,11 @@ def test_everything_that_needs_attention_most_urgent_first() -> None:
             Cell("■ wb1 line9 stopped, repair 10 min", "bad"),
             Cell("■ pk1 line1 stopped, repair 25 min", "bad"),
             Cell("■ pk1 line2 stopped", "bad"),
-            Cell("▲ gate1 queue long, tell packing", "warn"),
+            Cell("▲ long queue at the gate, tell packing", "warn"),
             Cell("○ wb1 scale1 offline", "bad"),
             Cell("○ pk1 line2 offline", "bad"),
-            Cell("⇅ gate1 sync trouble", "warn"),
             Cell("⇅ wb1 sync trouble", "warn"),
+            Cell("⇅ central unreachable", "warn"),
         ),
     )
 
@@ -65,11 +65,11 @@ def test_in_chinese_and_without_the_stops_the_board_shows_apart() -> None:
     assert plant_line(STATES, "wb1", ZH, stops=False) == PlantLine(
         "全厂",
         (
-            Cell("▲ gate1 排队过长，请通知包装", "warn"),
+            Cell("▲ 门外排队过长，请通知包装", "warn"),
             Cell("○ wb1 scale1 离线", "bad"),
             Cell("○ pk1 line2 离线", "bad"),
-            Cell("⇅ gate1 同步异常", "warn"),
             Cell("⇅ wb1 同步异常", "warn"),
+            Cell("⇅ central 连不上", "warn"),
         ),
     )
     stop = {"packer.line1": {"running": False, "stopped": {"expected_repair_min": 25}}}
@@ -78,14 +78,21 @@ def test_in_chinese_and_without_the_stops_the_board_shows_apart() -> None:
     )
 
 
-def test_a_long_queue_here_and_at_another_gate_each_once() -> None:
+def test_a_long_queue_raised_by_several_terminals_and_a_source_lost_by_two_show_once() -> None:
     states = {
-        "alerts": {"active": [{"alert": "queue_long"}]},
-        "plant": {"alerts": [{"terminal": "gate2", "alert": "queue_long"}]},
+        "alerts": {"active": [{"alert": "queue_long"}, {"alert": "peer_unreachable.pk1"}]},
+        "plant": {
+            "alerts": [
+                {"terminal": "gate1", "alert": "queue_long"},
+                {"terminal": "gate1", "alert": "peer_unreachable.pk1"},
+                {"terminal": "gate1", "alert": "sync_auth"},
+            ]
+        },
     }
     assert plant_line(states, "", EN).items == (
-        Cell("▲ gate2 queue long, tell packing", "warn"),
-        Cell("▲ here queue long, tell packing", "warn"),
+        Cell("▲ long queue at the gate, tell packing", "warn"),
+        Cell("⇅ gate1 sync trouble", "warn"),
+        Cell("⇅ pk1 unreachable", "warn"),
     )
 
 
@@ -148,6 +155,6 @@ async def test_the_line_shows_on_every_pane_and_on_the_board() -> None:
     board = BoardApp("tally.sock", "en", terminal="wb1", clock=frozen, connect=False)
     async with board.run_test(size=(80, 24)) as pilot:
         await feed(board, pilot)
-        assert shown(board).startswith(" plant ▲ gate1 queue long, tell packing  ○ wb1 scale1")
+        assert shown(board).startswith(" plant ▲ long queue at the gate, tell packing  ○ wb1")
         stopped = str(board.query_one("#board-stopped", Static).content)
         assert "pk1 line1  belt torn  25 min" in stopped
