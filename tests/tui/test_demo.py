@@ -23,7 +23,7 @@ def test_headless_demo_completes_a_visit_and_syncs_every_event() -> None:
             capture_output=True,
             text=True,
             env={**os.environ, MARK: mark, "TMPDIR": str(tmpdir)},
-            timeout=150,
+            timeout=240,  # a deadline: three daemons start on a busy machine
         )
         # its reaper ends just after it: nothing of the demo is left, not even its folder
         wait_for(lambda: not marked(mark), timeout=10)
