@@ -407,8 +407,10 @@ class Plant:
         thread = threading.Thread(target=drive, name="demo-driver", daemon=True)
         thread.start()
         tz = ZoneInfo("Asia/Shanghai")
-        TallyApp(self.socket(terminal), self.language, tz=tz, terminal=terminal).run()
-        stop.set()
+        try:
+            TallyApp(self.socket(terminal), self.language, tz=tz, terminal=terminal).run()
+        finally:
+            stop.set()  # also when interrupted: the driver winds down while the plant stops
         thread.join(10)
         if errors:
             raise DemoError(str(errors[0]))
