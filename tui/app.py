@@ -25,8 +25,9 @@ from tui.messages import (
     DaemonLost,
     StateReceived,
 )
+from tui.plant_line import plant_line
 from tui.screens import PANE_CLASSES, PANES, Pane, WeighbridgePane
-from tui.widgets import FormScreen, PickScreen
+from tui.widgets import FormScreen, PickScreen, line
 
 RETRY_S = 1.5  # how often to try the socket again while the daemon is away
 Clock = Callable[[], datetime]
@@ -43,6 +44,7 @@ class LiveApp(App[None]):
     CSS_PATH = "tally.tcss"
     TITLE = "Tally"
     ENABLE_COMMAND_PALETTE = False
+    PLANT_STOPS = True  # the plant line lists stopped packers (the board shows them apart)
 
     def __init__(
         self,
@@ -138,6 +140,14 @@ class LiveApp(App[None]):
     def refresh_all(self) -> None:
         """Redraw everything."""
 
+    def refresh_plant(self) -> None:
+        """The plant status line: what needs attention on any terminal (tui/plant_line.py)."""
+        v = plant_line(self.states, self.terminal, self.w, stops=self.PLANT_STOPS)
+        out = Text(f" {v.label} ", style="bold")
+        out.append_text(line(v.items))
+        for widget in self.query("#plant").results(Static):  # none while closing
+            widget.update(out)
+
 
 class TallyApp(LiveApp):
     """`tally tui`: the weighbridge, loading, yard, today and health panes."""
@@ -160,6 +170,7 @@ class TallyApp(LiveApp):
     def compose(self) -> ComposeResult:
         """Top bar, connection banner, the panes, the command status and the key hints."""
         yield Static("", id="topbar")
+        yield Static("", id="plant")
         yield Static("", id="banner")
         with ContentSwitcher(initial=PANES[0], id="panes"):
             for name in PANES:
@@ -251,6 +262,7 @@ class TallyApp(LiveApp):
             post = f" ({on_duty['post']})" if on_duty.get("post") else ""
             bar.append(f"  {self.w('operator.on_duty')}: {on_duty['operator']}{post}", style="bold")
         self.query_one("#topbar", Static).update(bar)
+        self.refresh_plant()
         hints = self.pane().keys
         keys = (self.w(hints) + "   " if hints else "") + self.w("keys.global")
         self.query_one("#keys", Static).update(keys)

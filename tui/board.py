@@ -23,11 +23,13 @@ class BoardApp(LiveApp):
         Binding("ctrl+q", "quit", show=False, priority=True),
         Binding("q", "quit", show=False),
     ]
+    PLANT_STOPS = False  # listed in large text below
 
     def compose(self) -> ComposeResult:
         """Title, banner, the two queues side by side, stopped packers underneath."""
         w = self.w
         yield Static("", id="topbar")
+        yield Static("", id="plant")
         yield Static("", id="banner")
         with Horizontal(id="board-queues"):
             for part, title in (("gate", "board.gate"), ("scale", "board.scale")):
@@ -62,6 +64,7 @@ class BoardApp(LiveApp):
             bar.append(f"○ {self.w('link.lost')}", style="bold red")
         bar.append(f"  {now.astimezone(self.tz):%H:%M}")
         self.query_one("#topbar", Static).update(bar)
+        self.refresh_plant()
         for part, rows in (("gate", v.gate), ("scale", v.scale)):
             self.query_one(f"#count-{part}", Digits).update(str(len(rows)))
             self.query_one(f"#board-{part}", RowTable).show(rows)

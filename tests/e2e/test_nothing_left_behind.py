@@ -28,7 +28,7 @@ from tests.tui.tmux import Tmux
 # The promise to a person who closed the demo's terminal: all gone within 5 seconds.
 GONE_WITHIN_S = 5.0
 START_S = 90.0  # the whole plant starting on a busy machine
-PLANT = ["demo", "reap", "run", "serve", "simulate packer", "simulate scale"]
+PLANT = ["demo", "reap", "run", "run", "run", "serve", "simulate packer", "simulate scale"]
 
 needs_tmux = pytest.mark.skipif(
     shutil.which("tmux") is None, reason="needs tmux (.ci/run installs the Debian package)"
@@ -142,8 +142,9 @@ def test_the_headless_demo_stopped_mid_run_leaves_nothing_behind(
             demo.wait()
     if keep:
         (folder,) = demo_folders(tmpdir_short)
-        assert agent_events(folder / "tally.db") == ["agent.started", "agent.stopped"]
-        assert "received SIGTERM; stopping" in (folder / "daemon.log").read_text()
+        for terminal in ("gate1", "wb1", "pk1"):
+            assert agent_events(folder / f"{terminal}.db") == ["agent.started", "agent.stopped"]
+            assert "received SIGTERM; stopping" in (folder / f"{terminal}.log").read_text()
 
 
 def test_a_demo_whose_daemon_cannot_start_leaves_nothing_behind(tmpdir_short: Path) -> None:
@@ -158,7 +159,9 @@ def test_a_demo_whose_daemon_cannot_start_leaves_nothing_behind(tmpdir_short: Pa
         timeout=START_S,
     )
     assert result.returncode == 1
-    assert "tally demo: the daemon did not start (`tally run --config ...`)" in result.stderr
+    assert (
+        "tally demo: the daemon of gate1 did not start (`tally run --config ...`)" in result.stderr
+    )
     wait_gone(mark, too_long)
 
 

@@ -20,11 +20,13 @@ from tests.daemon import Daemon, scale_simulator, tally, wait_for, write_config
 from tests.e2e.test_visits_ctl import ctl, local_day, refused
 from tests.e2e.test_visits_scale import GROSS, TARE, queue_before
 from tests.sync.helpers import Receiver, write_private
+from tests.tui.tmux import Tmux
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINALS = ("gate1", "wb1", "pk1")
 TOKENS = {t: f"token-of-{t}-0123456789" for t in TERMINALS}
 PLATE = "苏A12345"
+TALLY = [sys.executable, "-m", "agent.cli"]
 DEADLINE_S = 30  # generous: the 2 s a stage takes to reach every terminal is measured in bench/
 
 
@@ -53,7 +55,8 @@ def packer_block(port: int) -> str:
 
 
 @pytest.fixture
-def packer_sim() -> Iterator[int]:
+def packer_process() -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """The packer simulator and its port (a test may end it early: the packer goes offline)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "agent.cli", "simulate", "packer", "--listen", "127.0.0.1:0"],
         stdout=subprocess.PIPE,
@@ -64,10 +67,15 @@ def packer_sim() -> Iterator[int]:
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()
         assert line.startswith("listening "), line
-        yield int(line.rsplit(":", 1)[1])
+        yield proc, int(line.rsplit(":", 1)[1])
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture
+def packer_sim(packer_process: tuple[subprocess.Popen[str], int]) -> int:
+    return packer_process[1]
 
 
 @pytest.fixture
@@ -188,7 +196,9 @@ def plant(tmp_path: Path, scale_sim: str, packer_sim: int) -> Iterator[Plant]:
         p.receiver.stop()
 
 
-def test_a_truck_through_three_terminals_shows_on_each(plant: Plant) -> None:
+def test_a_truck_through_three_terminals_shows_on_each(
+    plant: Plant, packer_process: tuple[subprocess.Popen[str], int]
+) -> None:
     gate, wb, pk = (plant.configs[t] for t in TERMINALS)
     vid = ctl(
         gate,
@@ -244,6 +254,18 @@ def test_a_truck_through_three_terminals_shows_on_each(plant: Plant) -> None:
     status = plant.daemons["gate1"].request("status")
     assert sorted(p["name"] for p in status["replicas"]) == ["central", "pk1", "wb1"]
     assert all(p["last_contact"] for p in status["replicas"])
+
+    # pk1's packer stops (its simulator goes away); the operator gives the reason and the
+    # repair minutes there, and the drivers' board at the gate shows them (plant-wide attention).
+    packer_process[0].terminate()
+    reason = ["packer-reason", "--packer", "line1", "--reason", "belt torn", "--repair-min", "25"]
+    wait_for(lambda: tally("ctl", "--config", str(pk), *reason).returncode == 0, DEADLINE_S)
+    board = Tmux([*TALLY, "board", "--config", str(gate), "--language", "en"])
+    try:
+        wait_for(lambda: "■ pk1 line1  belt torn  25 min" in board.screen(), DEADLINE_S)
+        assert "○ pk1 line1 offline" in board.screen()  # the plant line names the device too
+    finally:
+        board.close()
 
 
 def test_a_feed_refuses_a_pull_without_a_valid_token(plant: Plant) -> None:
