@@ -185,10 +185,16 @@ class VisitState:
                         mark,
                     )
                 )
+        shown = (self.stage, self.stage_since)
+        keep = not self.open or (ev.kind == Kind.VISIT_GATE_IN and bool(self.stage_marks()))
         step(self, ev.data, mark, index)
         stage = STAGE_OF.get(ev.kind)  # weighings set their own stage, flags none
         if stage is not None:
             self.stage, self.stage_since = stage, ev.at
+        if keep:
+            # On a plant timeline a stage can fold after a later one (a gate-in folded after
+            # the loading it let in) or after the end: the stage shown does not go back.
+            self.stage, self.stage_since = shown
 
     def stage_marks(self) -> list[Mark]:
         """The marks of the stages after the gate (queue, weighings, loading, seal) folded so far."""
