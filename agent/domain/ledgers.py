@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from agent.domain.events import Event, parse_at
 from agent.domain.kinds import Kind
 from agent.domain.marks import Mark
+from agent.domain.timeline import order_key
 from agent.domain.visit import VisitState, Weighing, fold_visits
 
 Row = dict[str, Any]
@@ -29,6 +30,7 @@ HEADINGS: dict[str, dict[str, dict[str, str]]] = {
             "release_reason": "Out-of-order reason",
             "exited": "Exited",
             "status": "Status",
+            "remarks": "Plant remarks",
         },
         "zh": {
             "no": "序号",
@@ -43,6 +45,7 @@ HEADINGS: dict[str, dict[str, dict[str, str]]] = {
             "release_reason": "插队原因",
             "exited": "出厂时间",
             "status": "状态",
+            "remarks": "厂内备注",
         },
     },
     "weighings": {
@@ -181,9 +184,21 @@ WORDS = {
         "exited": "已出厂",
         "cancelled": "已取消",
         "waiting": "排队",
+        "merged": "合并",
+        "before_gate_in": "进厂前已作业",
+        "after_close": "离厂或取消后仍有作业",
     },
     "en": {"bag_weight": "bag weight", "print_code": "print code"},
 }
+
+
+def _remarks_in(text: str, words: dict[str, str]) -> str:
+    """Remarks with each item's leading code in the language's words."""
+    items = []
+    for item in text.split("; ") if text else []:
+        code, _, rest = item.partition(" ")
+        items.append(f"{words.get(code, code)} {rest}".strip())
+    return "; ".join(items)
 
 
 def _local(ev: Event, tz: ZoneInfo) -> datetime:
@@ -210,7 +225,12 @@ def gate(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
             released += 1
             release_no[ev.data["visit"]] = released
     visits = fold_visits(events)
-    arrivals = [ev for ev in by_time if ev.kind == Kind.VISIT_ARRIVED and _on(ev, day, tz)]
+    # One row per visit: a duplicate arrival merged into another visit is in its remarks.
+    arrivals = [
+        ev
+        for ev in by_time
+        if ev.kind == Kind.VISIT_ARRIVED and _on(ev, day, tz) and ev.data["visit"] in visits
+    ]
     for no, ev in enumerate(arrivals, 1):
         v = visits[ev.data["visit"]]
         status = "exited" if v.exited else "cancelled" if v.cancelled else "open"
@@ -230,9 +250,18 @@ def gate(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
                 "release_reason": v.gate_in_reason if v.gate_in else "",
                 "exited": _stamp(v.exited, tz),
                 "status": status,
+                "remarks": remarks(v),
             }
         )
     return rows
+
+
+def remarks(v: VisitState) -> str:
+    """What the plant timeline derived about a visit: arrivals merged into it and stages the
+    timeline contradicts ('' for none), items separated by '; ', each led by its code."""
+    items = [f"merged {vid}" for vid in v.merged_from]
+    items += [f"{f.check} {f.detail}" for f in v.conflicts]
+    return "; ".join(items)
 
 
 def weighings(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
@@ -269,11 +298,12 @@ def weighings(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
 def seals(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
     """Every sealing of `day` with what the gate saw at exit."""
     visits = fold_visits(events)
+    owner = {e.id: v for v in visits.values() for _, e in v.events}
     rows: list[Row] = []
     for ev in events:
-        if ev.kind != Kind.VISIT_SEALED or not _on(ev, day, tz):
+        if ev.kind != Kind.VISIT_SEALED or not _on(ev, day, tz) or ev.id not in owner:
             continue
-        v = visits[ev.data["visit"]]
+        v = owner[ev.id]
         seen = v.seals_seen if v.exited else None
         flagged = any(f.check == "seal_mismatch" for f in v.flags)
         check = "" if seen is None else "mismatch" if flagged else "match"
@@ -394,9 +424,10 @@ BUILDERS: dict[str, Callable[[list[Event], date, ZoneInfo], list[Row]]] = {
 def build(ledger: str, events: Iterable[Event], day: date, tz: ZoneInfo) -> list[Row]:
     """The rows of one ledger from the events of any number of terminals.
 
-    Facts are folded in seq order per terminal (never by timestamp); rows read in time order.
+    Facts are folded in plant-timeline order (`timeline.order_key`, as the projection and the
+    KPIs fold them, so a merge or a join is decided the same way); rows read in time order.
     """
-    ordered = sorted(events, key=lambda e: (e.terminal, e.epoch, e.seq))
+    ordered = sorted({e.id: e for e in events}.values(), key=order_key)
     return BUILDERS[ledger](ordered, day, tz)
 
 
@@ -405,6 +436,14 @@ def table(ledger: str, rows: list[Row], language: str) -> tuple[list[str], list[
     heads = HEADINGS[ledger][language]
     words = WORDS.get(language, {})
     body = [
-        [words.get(v, v) if isinstance(v, str) else v for v in (r[k] for k in heads)] for r in rows
+        [
+            _remarks_in(v, words)
+            if k == "remarks"
+            else words.get(v, v)
+            if isinstance(v, str)
+            else v
+            for k, v in ((k, r[k]) for k in heads)
+        ]
+        for r in rows
     ]
     return list(heads.values()), body

@@ -128,6 +128,7 @@ EXPECTED_EN: dict[str, list[list[Any]]] = {
             "Out-of-order reason",
             "Exited",
             "Status",
+            "Plant remarks",
         ],
         [
             1,
@@ -142,6 +143,7 @@ EXPECTED_EN: dict[str, list[list[Any]]] = {
             None,
             None,
             "open",
+            None,
         ],
         [
             2,
@@ -156,6 +158,7 @@ EXPECTED_EN: dict[str, list[list[Any]]] = {
             "bulk loader idle",
             "2026-11-29 08:50:00",
             "exited",
+            None,
         ],
     ],
     "weighings": [
@@ -242,6 +245,7 @@ def test_csv_in_chinese_reads_back_whole(day_config: Path, tmp_path: Path) -> No
             "插队原因",
             "出厂时间",
             "状态",
+            "厂内备注",
         ],
         [
             "1",
@@ -256,6 +260,7 @@ def test_csv_in_chinese_reads_back_whole(day_config: Path, tmp_path: Path) -> No
             "",
             "",
             "在厂",
+            "",
         ],
         [
             "2",
@@ -270,6 +275,7 @@ def test_csv_in_chinese_reads_back_whole(day_config: Path, tmp_path: Path) -> No
             "bulk loader idle",
             "2026-11-29 08:50:00",
             "已出厂",
+            "",
         ],
     ]
 

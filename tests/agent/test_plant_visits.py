@@ -4,9 +4,11 @@ one truck merge, and a check on another terminal's fact warns instead of refusin
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from agent.domain import ledgers
 from agent.domain.events import Event
 from agent.domain.kpis import order
 from agent.domain.timeline import Timeline, fold
@@ -18,6 +20,7 @@ from tests.agent.timeline import Timeline as Clock
 
 LAG = "lag: gate1 unreachable, last contact 95 s ago"
 TRUCK = {"plate": "苏A12345", "order": "SO7"}
+TZ = ZoneInfo("Asia/Shanghai")
 
 
 def arrival(clock: Clock, vid: str, **extra: Any) -> Event:
@@ -186,3 +189,28 @@ def test_on_a_plant_a_missing_gate_in_warns_and_own_facts_still_refuse() -> None
         "plate 苏C99999 has no open visit; record its arrival first;"
         " or give its order to record it by plate and order"
     )
+
+
+def test_the_gate_ledger_has_one_row_per_merged_visit_with_its_remarks() -> None:
+    gate, wb, pk = Clock("gate1", "g-e"), Clock("wb1", "w-e"), Clock("pk1", "p-e")
+    events = [
+        arrival(gate, "v-gate", load="bulk"),
+        arrival(wb.advance(2), "v-wb", load="bulk"),
+        gate.advance(3).event("visit.exited", visit="v-gate"),
+        pk.advance(9).event("visit.sealed", seals=["S1"], **TRUCK),
+    ]
+    day = events[0].when.astimezone(TZ).date()
+    rows = ledgers.build("gate", events, day, TZ)
+    late = events[3]
+    assert [(r["plate"], r["status"], r["remarks"]) for r in rows] == [
+        (
+            "苏A12345",
+            "exited",
+            f"merged v-wb; after_close visit.sealed recorded at pk1 {late.at} after the visit"
+            f" left at {events[2].at}",
+        )
+    ]
+    _, body = ledgers.table("gate", rows, "zh")
+    assert body[0][-1].startswith("合并 v-wb; 离厂或取消后仍有作业 visit.sealed recorded at pk1")
+    seals = ledgers.build("seals", events, day, TZ)
+    assert [(r["plate"], r["seals"]) for r in seals] == [("苏A12345", "S1")]
