@@ -295,18 +295,16 @@ class VisitsService:
         for p in (self.ctx.hub.get("replicas") or {}).get("peers", []):
             if not isinstance(p, dict) or p.get("state") == "up to date":
                 continue
-            contact = p.get("last_contact")
-            if p.get("state") == "unreachable" or not contact:
-                silent = (
-                    f"last contact {(now - parse_at(str(contact))).total_seconds():.0f} s ago"
-                    if contact
-                    else "never reached"
-                )
-                out.append(f"{p.get('name')} unreachable, {silent}")
+            contact, name = p.get("last_contact"), p.get("name")
+            if not contact:
+                out.append(f"{name} {p.get('state')}, no contact yet")
+            elif p.get("state") == "unreachable":
+                silent = (now - parse_at(str(contact))).total_seconds()
+                out.append(f"{name} unreachable, last contact {silent:.0f} s ago")
             else:
                 out.append(
-                    f"{p.get('name')} {p.get('lag_s') or 0:g} s and"
-                    f" {p.get('events_behind') or 0} events behind"
+                    f"{name} {p.get('lag_s') or 0:g} s and {p.get('events_behind') or 0}"
+                    " events behind"
                 )
         return "lag: " + "; ".join(out) if out else "every source up to date"
 
