@@ -412,14 +412,31 @@ def test_a_partition_heals_into_one_plant_timeline(plant: Plant) -> None:
     # keep recording (captures, tallies), so wait for a moment when all have the same events.
     day = local_day(plant.visit("gate1", first)["stage_since"])  # type: ignore[index]
 
-    def agree() -> bool:
-        visits = [plant.daemons[t].request("visits.list", live=False) for t in TERMINALS]
-        reports = [kpi(plant.configs[t], day) for t in TERMINALS]
-        return all(v == central_visits(plant) for v in visits) and all(
-            r == central_kpi(plant, day) for r in reports
-        )
+    differ: dict[str, Any] = {}
 
-    wait_for(agree, DEADLINE_S)
+    def agree(what: str, mine: Any, central: Any) -> bool:
+        differ.clear()
+        for t in TERMINALS:
+            a, b = mine(t), central()
+            if a != b:
+                differ[f"{t} {what}"] = {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)}
+        return not differ
+
+    def visits(t: str) -> Any:  # the scale keeps capturing: unassigned weighings come and go
+        snap = plant.daemons[t].request("visits.list", live=False)
+        return {k: v for k, v in snap.items() if k != "unassigned"}
+
+    def central_visits_now() -> Any:
+        return {k: v for k, v in central_visits(plant).items() if k != "unassigned"}
+
+    for check in (
+        lambda: agree("visits", visits, central_visits_now),
+        lambda: agree("kpi", lambda t: kpi(plant.configs[t], day), lambda: central_kpi(plant, day)),
+    ):
+        try:
+            wait_for(check, DEADLINE_S)
+        except TimeoutError:
+            raise AssertionError(differ) from None
     opened = plant.daemons["pk1"].request("visits.list", live=False)["open"]
     assert [(v["visit"], v.get("provisional")) for v in opened] == [(first, None), (second, None)]
     assert central_kpi(plant, day)["bag_load_wait"]["count"] == 2  # the joined truck once
