@@ -269,9 +269,9 @@ class Projection:
             return v
         if text:
             norm = visit_inputs.plate(str(text))
-            order = req.get("order")
+            order = visit_inputs.text(req, "order")
             if order:
-                found = self.by_plate_order(norm, str(order))
+                found = self.by_plate_order(norm, order)
                 if found is None:
                     raise Refusal(
                         f"plate {norm} has no open visit for order {order};"
