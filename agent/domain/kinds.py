@@ -206,7 +206,9 @@ CATALOGUE: dict[Kind, Spec] = {
         "The gate let the truck in.",
         "visits service (op visit.gate_in)",
         {
-            "visit": "str, the visit",
+            "visit?": "str, the visit (absent when recorded by plate and order)",
+            "plate?": "str, with order: the visit's plate, when its arrival was unknown here",
+            "order?": "str, with plate: the visit's order, when its arrival was unknown here",
             "reason?": "str, why it was released out of arrival order",
             "ahead?": "[str], plates that arrived earlier and still wait",
             "operator?": _WHO,
@@ -215,13 +217,21 @@ CATALOGUE: dict[Kind, Spec] = {
     Kind.VISIT_QUEUED_AT_SCALE: Spec(
         "The truck joined the queue of a truck scale.",
         "visits service (op visit.queue)",
-        {"visit": "str, the visit", "scale": "str, the scale's name", "operator?": _WHO},
+        {
+            "visit?": "str, the visit (absent when recorded by plate and order)",
+            "plate?": "str, with order: the visit's plate, when its arrival was unknown here",
+            "order?": "str, with plate: the visit's order, when its arrival was unknown here",
+            "scale": "str, the scale's name",
+            "operator?": _WHO,
+        },
     ),
     Kind.VISIT_WEIGHED: Spec(
         "A captured weighing was assigned to the visit as its tare or gross.",
         "visits service (op visit.weigh, or automatic matching)",
         {
-            "visit": "str, the visit",
+            "visit?": "str, the visit (absent when recorded by plate and order)",
+            "plate?": "str, with order: the visit's plate, when its arrival was unknown here",
+            "order?": "str, with plate: the visit's order, when its arrival was unknown here",
             "weighing": "str, the weighing.captured it takes",
             "role": "str, 'tare' or 'gross'",
             "weight_kg": "int, the weight",
@@ -232,7 +242,9 @@ CATALOGUE: dict[Kind, Spec] = {
         "Loading started at a packer or bulk loading point.",
         "visits service (op visit.loading_start)",
         {
-            "visit": "str, the visit",
+            "visit?": "str, the visit (absent when recorded by plate and order)",
+            "plate?": "str, with order: the visit's plate, when its arrival was unknown here",
+            "order?": "str, with plate: the visit's order, when its arrival was unknown here",
             "point": "str, the loading point",
             "counter?": "{packer: str, from: int, bag_kg: int}, the packer's count at the start",
             "operator?": _WHO,
@@ -242,7 +254,9 @@ CATALOGUE: dict[Kind, Spec] = {
         "Loading finished.",
         "visits service (op visit.loading_finish)",
         {
-            "visit": "str, the visit",
+            "visit?": "str, the visit (absent when recorded by plate and order)",
+            "plate?": "str, with order: the visit's plate, when its arrival was unknown here",
+            "order?": "str, with plate: the visit's order, when its arrival was unknown here",
             "point": "str, the loading point",
             "bags?": "int, bags loaded (bagged loads)",
             "bag_kg?": "int, the bag mass (bagged loads)",
@@ -252,13 +266,21 @@ CATALOGUE: dict[Kind, Spec] = {
     Kind.VISIT_SEALED: Spec(
         "The load was sealed.",
         "visits service (op visit.seal)",
-        {"visit": "str, the visit", "seals": "[str], the seal numbers", "operator?": _WHO},
+        {
+            "visit?": "str, the visit (absent when recorded by plate and order)",
+            "plate?": "str, with order: the visit's plate, when its arrival was unknown here",
+            "order?": "str, with plate: the visit's order, when its arrival was unknown here",
+            "seals": "[str], the seal numbers",
+            "operator?": _WHO,
+        },
     ),
     Kind.VISIT_EXITED: Spec(
         "The truck left the plant (the visit ends).",
         "visits service (op visit.exit)",
         {
-            "visit": "str, the visit",
+            "visit?": "str, the visit (absent when recorded by plate and order)",
+            "plate?": "str, with order: the visit's plate, when its arrival was unknown here",
+            "order?": "str, with plate: the visit's order, when its arrival was unknown here",
             "seals_seen?": "[str], the seal numbers the gate saw",
             "operator?": _WHO,
             "product_seen?": "str, the product the gate saw on the truck",

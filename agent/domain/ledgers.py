@@ -12,6 +12,7 @@ from agent.domain.events import Event, parse_at
 from agent.domain.kinds import OPERATOR_KINDS, Kind
 from agent.domain.marks import Mark
 from agent.domain.spotchecks import check_by
+from agent.domain.timeline import order_key
 from agent.domain.visit import VisitState, Weighing, fold_visits
 
 Row = dict[str, Any]
@@ -34,6 +35,7 @@ HEADINGS: dict[str, dict[str, dict[str, str]]] = {
             "exit_checks": "Exit checks let through",
             "exit_reason": "Exit reason",
             "broken_bags": "Broken bags (found/replaced)",
+            "remarks": "Plant remarks",
         },
         "zh": {
             "no": "序号",
@@ -51,6 +53,7 @@ HEADINGS: dict[str, dict[str, dict[str, str]]] = {
             "exit_checks": "出厂异常",
             "exit_reason": "放行原因",
             "broken_bags": "破包(发现/更换)",
+            "remarks": "厂内备注",
         },
     },
     "weighings": {
@@ -254,9 +257,21 @@ WORDS = {
         "packer": "包装机",
         "yes": "是",
         "unsealed": "未施封",
+        "merged": "合并",
+        "before_gate_in": "进厂前已作业",
+        "after_close": "离厂或取消后仍有作业",
     },
     "en": {"bag_weight": "bag weight", "print_code": "print code", "qc": "quality office"},
 }
+
+
+def _remarks_in(text: str, words: dict[str, str]) -> str:
+    """Remarks with each item's leading code in the language's words."""
+    items = []
+    for item in text.split("; ") if text else []:
+        code, _, rest = item.partition(" ")
+        items.append(f"{words.get(code, code)} {rest}".strip())
+    return "; ".join(items)
 
 
 def _local(ev: Event, tz: ZoneInfo) -> datetime:
@@ -283,7 +298,12 @@ def gate(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
             released += 1
             release_no[ev.data["visit"]] = released
     visits = fold_visits(events)
-    arrivals = [ev for ev in by_time if ev.kind == Kind.VISIT_ARRIVED and _on(ev, day, tz)]
+    # One row per visit: a duplicate arrival merged into another visit is in its remarks.
+    arrivals = [
+        ev
+        for ev in by_time
+        if ev.kind == Kind.VISIT_ARRIVED and _on(ev, day, tz) and ev.data["visit"] in visits
+    ]
     for no, ev in enumerate(arrivals, 1):
         v = visits[ev.data["visit"]]
         status = "exited" if v.exited else "cancelled" if v.cancelled else "open"
@@ -306,9 +326,18 @@ def gate(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
                 "exit_checks": " ".join(v.exit_checks),
                 "exit_reason": v.exit_reason,
                 "broken_bags": _broken(v),
+                "remarks": remarks(v),
             }
         )
     return rows
+
+
+def remarks(v: VisitState) -> str:
+    """What the plant timeline derived about a visit: arrivals merged into it and stages the
+    timeline contradicts ('' for none), items separated by '; ', each led by its code."""
+    items = [f"merged {vid}" for vid in v.merged_from]
+    items += [f"{f.check} {f.detail}" for f in v.conflicts]
+    return "; ".join(items)
 
 
 def weighings(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
@@ -346,11 +375,12 @@ def seals(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
     """Every bulk truck of `day`: each sealing with what the gate saw at exit, then each bulk
     truck that arrived or left that day unsealed (check `unsealed`)."""
     visits = fold_visits(events)
+    owner = {e.id: v for v in visits.values() for _, e in v.events}
     rows: list[Row] = []
     for ev in events:
-        if ev.kind != Kind.VISIT_SEALED or not _on(ev, day, tz):
+        if ev.kind != Kind.VISIT_SEALED or not _on(ev, day, tz) or ev.id not in owner:
             continue
-        v = visits[ev.data["visit"]]
+        v = owner[ev.id]
         seen = v.seals_seen if v.exited else None
         flagged = any(f.check == "seal_mismatch" for f in v.flags)
         check = "" if seen is None else "mismatch" if flagged else "match"
@@ -589,9 +619,10 @@ BUILDERS: dict[str, Callable[[list[Event], date, ZoneInfo], list[Row]]] = {
 def build(ledger: str, events: Iterable[Event], day: date, tz: ZoneInfo) -> list[Row]:
     """The rows of one ledger from the events of any number of terminals.
 
-    Facts are folded in seq order per terminal (never by timestamp); rows read in time order.
+    Facts are folded in plant-timeline order (`timeline.order_key`, as the projection and the
+    KPIs fold them, so a merge or a join is decided the same way); rows read in time order.
     """
-    ordered = sorted(events, key=lambda e: (e.terminal, e.epoch, e.seq))
+    ordered = sorted({e.id: e for e in events}.values(), key=order_key)
     return BUILDERS[ledger](ordered, day, tz)
 
 
@@ -600,6 +631,14 @@ def table(ledger: str, rows: list[Row], language: str) -> tuple[list[str], list[
     heads = HEADINGS[ledger][language]
     words = WORDS.get(language, {})
     body = [
-        [words.get(v, v) if isinstance(v, str) else v for v in (r[k] for k in heads)] for r in rows
+        [
+            _remarks_in(v, words)
+            if k == "remarks"
+            else words.get(v, v)
+            if isinstance(v, str)
+            else v
+            for k, v in ((k, r[k]) for k in heads)
+        ]
+        for r in rows
     ]
     return list(heads.values()), body

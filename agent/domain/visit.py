@@ -16,6 +16,7 @@ from agent.domain.kinds import Kind
 from agent.domain.marks import Mark, duration_ms, minutes
 
 Command = tuple[str, dict[str, Any]]  # (event kind, data) to append
+PENDING = "pending:"  # the id prefix of a provisional visit (stages known by plate and order)
 
 STAGE_OF: dict[str, str] = {
     Kind.VISIT_ARRIVED: "arrived",
@@ -92,6 +93,12 @@ class VisitState:
     flags: list[Flag] = field(default_factory=list)
     raised: set[tuple[str, str]] = field(default_factory=set)
     events: list[tuple[int, Event]] = field(default_factory=list)
+    # Derived on a plant timeline (never events): stages recorded by plate and order before
+    # the arrival was known here (`provisional`), duplicate arrivals folded into this one
+    # (`merged_from`), and stages the timeline contradicts (`conflicts`).
+    provisional: bool = False
+    merged_from: list[str] = field(default_factory=list)
+    conflicts: list[Flag] = field(default_factory=list)
 
     @staticmethod
     def folded(visit: str, events: list[tuple[int, Event]]) -> VisitState:
@@ -101,6 +108,11 @@ class VisitState:
             v.apply(ev, index)
         v.events = events
         return v
+
+    @staticmethod
+    def pending(plate: str, order: str) -> VisitState:
+        """The provisional visit of stages recorded by plate and order before its arrival."""
+        return VisitState(pending_id(plate, order), plate=plate, order=order, provisional=True)
 
     @property
     def open(self) -> bool:
@@ -148,10 +160,52 @@ class VisitState:
         step = _STEPS.get(ev.kind)
         if step is None:
             return
-        step(self, ev.data, Mark.of(ev), index)
+        mark = Mark.of(ev)
+        if ev.kind == Kind.VISIT_ARRIVED and self.arrived is not None:
+            # a duplicate arrival of the same plate and order, folded into this visit
+            self.merged_from.append(str(ev.data.get("visit")))
+            return
+        if ev.kind in _AFTER_CLOSE and not self.open:
+            closed = self.exited or self.cancelled
+            how = "left" if self.exited else "was cancelled"
+            self.conflicts.append(
+                Flag(
+                    "after_close",
+                    f"{ev.kind} recorded at {ev.terminal} {ev.at} after the visit {how}"
+                    f" at {closed.at if closed else ''}",
+                    "",
+                    mark,
+                )
+            )
+        if ev.kind == Kind.VISIT_GATE_IN:
+            before = self.stage_marks()
+            if before:
+                first = before[0]
+                self.conflicts.append(
+                    Flag(
+                        "before_gate_in",
+                        f"a stage was recorded at {first.terminal} {first.at} before the"
+                        f" gate-in at {ev.terminal} {ev.at}",
+                        "",
+                        mark,
+                    )
+                )
+        shown = (self.stage, self.stage_since)
+        keep = not self.open or (ev.kind == Kind.VISIT_GATE_IN and bool(self.stage_marks()))
+        step(self, ev.data, mark, index)
         stage = STAGE_OF.get(ev.kind)  # weighings set their own stage, flags none
         if stage is not None:
             self.stage, self.stage_since = stage, ev.at
+        if keep:
+            # On a plant timeline a stage can fold after a later one (a gate-in folded after
+            # the loading it let in) or after the end: the stage shown does not go back.
+            self.stage, self.stage_since = shown
+
+    def stage_marks(self) -> list[Mark]:
+        """The marks of the stages after the gate (queue, weighings, loading, seal) folded so far."""
+        marks = [m for m in (self.last_queue, self.loading_started, self.sealed) if m is not None]
+        marks += [w.mark for w in self.weighings]
+        return sorted(marks, key=lambda m: (m.at, m.terminal))
 
     def waits(self) -> dict[str, float | None]:
         """Finished durations in minutes (None until both ends are known)."""
@@ -222,7 +276,20 @@ class VisitState:
             "counted_bags": counted,
             "finish_suggested": suggested,
             "hint": hint,
+            **self._plant_fields(),
         }
+
+    def _plant_fields(self) -> dict[str, Any]:
+        """The derived plant-timeline fields, present only when set (a lone terminal never
+        sets them, so its answers keep their shape)."""
+        out: dict[str, Any] = {}
+        if self.provisional:
+            out["provisional"] = True
+        if self.merged_from:
+            out["merged_from"] = list(self.merged_from)
+        if self.conflicts:
+            out["conflicts"] = [{"check": f.check, "detail": f.detail} for f in self.conflicts]
+        return out
 
 
 # --- one step of the fold per kind (a table: comparing kinds one by one costs per event) ------
@@ -306,6 +373,20 @@ def _flagged(v: VisitState, d: dict[str, Any], mark: Mark, index: int) -> None:
     v.raised.add((check, weighing))
 
 
+# stages that contradict a visit already closed when the timeline folds them after its end
+_AFTER_CLOSE = frozenset(
+    {
+        Kind.VISIT_GATE_IN,
+        Kind.VISIT_QUEUED_AT_SCALE,
+        Kind.VISIT_WEIGHED,
+        Kind.VISIT_LOADING_STARTED,
+        Kind.VISIT_LOADING_FINISHED,
+        Kind.VISIT_SEALED,
+        Kind.VISIT_EXITED,
+        Kind.VISIT_CANCELLED,
+    }
+)
+
 _STEPS: dict[str, Step] = {
     Kind.VISIT_ARRIVED: _arrived,
     Kind.VISIT_GATE_IN: _gate_in,
@@ -321,6 +402,77 @@ _STEPS: dict[str, Step] = {
 }
 
 
+def pending_id(plate: str, order: str) -> str:
+    """The id of the provisional visit of a plate and order."""
+    return f"{PENDING}{plate}/{order}"
+
+
+def plate_order(data: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The (plate, order) an event's data names, if it names both."""
+    plate, order = data.get("plate"), data.get("order")
+    if isinstance(plate, str) and plate and isinstance(order, str) and order:
+        return plate, order
+    return None
+
+
+class Identities:
+    """Which visit each visit event belongs to, decided in plant-timeline order.
+
+    An event names its visit by id, or, recorded where the visit was not known yet, by plate
+    and order (DESIGN section 4). A plate-and-order stage joins the latest visit that arrived
+    with that plate and order; before any did, it waits in a provisional visit that the arrival
+    takes over. A second arrival of a plate and order whose visit is still open, recorded on
+    another terminal, is the same truck registered on two terminals that could not see each
+    other (a terminal that saw the first refuses a second arrival of the plate): the earlier
+    arrival in timeline order wins and the later one's events join it (`merged_from`). Every node folds
+    the same events in the same order, so every node decides the same way.
+    """
+
+    def __init__(self) -> None:
+        self.alias: dict[str, str] = {}  # a merged arrival's visit → the visit it joined
+        self.latest: dict[tuple[str, str], str] = {}  # (plate, order) → its latest visit
+
+    def route(self, ev: Event, visits: Mapping[str, VisitState]) -> str | None:
+        """The id of the visit `ev` folds into (a provisional id while its arrival is
+        unknown), or None when the event names no visit."""
+        d = ev.data
+        vid = d.get("visit")
+        key = plate_order(d)
+        if ev.kind == Kind.VISIT_ARRIVED:
+            if not isinstance(vid, str):
+                return None
+            if key is not None:
+                first = visits.get(self.latest.get(key, ""))
+                if (
+                    first is not None
+                    and first.visit != vid
+                    and first.open
+                    and first.arrived is not None
+                    and first.arrived.terminal != ev.terminal
+                ):
+                    self.alias[vid] = first.visit
+                    return first.visit
+                self.latest[key] = vid
+            return vid
+        if isinstance(vid, str):
+            return self.alias.get(vid, vid)
+        if key is None:
+            return None
+        return self.latest.get(key) or pending_id(*key)
+
+
+def join_pending(v: VisitState, visits: dict[str, VisitState]) -> VisitState | None:
+    """Fold the provisional visit of v's plate and order, if any, into v (just arrived);
+    return the provisional visit, now removed from `visits`."""
+    pending = visits.pop(pending_id(v.plate, v.order), None)
+    if pending is None:
+        return None
+    for index, ev in pending.events:
+        v.events.append((index, ev))
+        v.apply(ev, index)
+    return pending
+
+
 def fold_visits(events: Iterable[Event], fixes: Corrections | None = None) -> dict[str, VisitState]:
     """Every visit the events name, each folded with the operator's corrections applied.
 
@@ -333,18 +485,22 @@ def fold_visits(events: Iterable[Event], fixes: Corrections | None = None) -> di
     if fixes is None:
         fixes = collect_corrections(ordered)
     visits: dict[str, VisitState] = {}
+    ids = Identities()
     for index, raw in enumerate(ordered, 1):
         if not raw.kind.startswith("visit."):
             continue
-        vid = raw.data.get("visit")
-        if not isinstance(vid, str):
-            continue
         ev = corrected(raw, fixes) if fixes else raw
+        vid = ids.route(ev, visits)
+        if vid is None:
+            continue
         v = visits.get(vid)
         if v is None:
-            v = visits[vid] = VisitState(vid)
+            key = plate_order(ev.data) if vid.startswith(PENDING) else None
+            v = visits[vid] = VisitState.pending(*key) if key else VisitState(vid)
         v.events.append((index, ev))
         v.apply(ev, index)
+        if ev.kind == Kind.VISIT_ARRIVED and v.visit == ev.data.get("visit"):
+            join_pending(v, visits)
     return visits
 
 

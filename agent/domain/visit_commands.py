@@ -22,12 +22,38 @@ from agent.domain.visit_projection import Projection
 
 @dataclass(frozen=True, slots=True)
 class CommandContext:
-    """What validation needs beyond the projection: ids, scales and packers of this terminal."""
+    """What validation needs beyond the projection: ids, scales and packers of this terminal.
+
+    `plant` is set when this terminal is one of several: a fact another terminal records may
+    not have reached it yet, so a check on such a fact warns (in `warnings`, with `lag`, the
+    replica's lag in words) instead of refusing. The terminal's own facts are still refused.
+    """
 
     new_visit_id: str = ""
     scales: tuple[str, ...] = ()
     default_scale: str = ""
     packer_bag_kg: Mapping[str, int] = field(default_factory=dict)
+    plant: bool = False
+    lag: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, sentence: str) -> None:
+        """Record a warning, the replica's lag appended."""
+        self.warnings.append(sentence + (f" ({self.lag})" if self.lag else ""))
+
+
+# Stages another terminal may record before the visit reaches it: by plate and order.
+BY_PLATE_ORDER = frozenset(
+    {
+        "visit.gate_in",
+        "visit.queue",
+        "visit.weigh",
+        "visit.loading_start",
+        "visit.loading_finish",
+        "visit.seal",
+        "visit.exit",
+    }
+)
 
 
 Handler = Callable[[Projection, VisitState, Mapping[str, Any], CommandContext], list[Command]]
@@ -42,11 +68,41 @@ def command(p: Projection, op: str, req: Mapping[str, Any], ctx: CommandContext)
         return _arrive(p, req, ctx)
     if op == "visit.correct":
         return _correct(p, req)
-    v = p.find(req)
     handler = HANDLERS.get(op)
     if handler is None:
         raise Refusal(f"unknown visit command {op!r}")
-    return handler(p, v, req, ctx)
+    v = _find(p, op, req, ctx)
+    out = handler(p, v, req, ctx)
+    if v.provisional:  # the visit's id is not known here: name it by plate and order
+        out = [
+            (kind, _by_plate_order(data, v) if data.get("visit") == v.visit else data)
+            for kind, data in out
+        ]
+    return out
+
+
+def _find(p: Projection, op: str, req: Mapping[str, Any], ctx: CommandContext) -> VisitState:
+    """The visit a command names; on a plant, a stage for a plate and order whose arrival has
+    not reached this terminal yet goes to a provisional visit (with a warning)."""
+    try:
+        return p.find(req)
+    except Refusal as exc:
+        if not ctx.plant or op not in BY_PLATE_ORDER or req.get("visit") or not req.get("plate"):
+            raise
+        if not req.get("order"):
+            raise Refusal(f"{exc}; or give its order to record it by plate and order") from None
+    plate = inputs.plate(inputs.text(req, "plate", required=True))
+    order = inputs.text(req, "order", required=True)
+    ctx.warn(
+        f"no arrival of {plate} for order {order} has reached this terminal; recorded by plate"
+        " and order, the stage joins the visit when its arrival does"
+    )
+    return VisitState.pending(plate, order)
+
+
+def _by_plate_order(data: dict[str, Any], v: VisitState) -> dict[str, Any]:
+    out = {k: val for k, val in data.items() if k != "visit"}
+    return {"plate": v.plate, "order": v.order, **out}
 
 
 def _arrive(p: Projection, req: Mapping[str, Any], ctx: CommandContext) -> list[Command]:
@@ -74,7 +130,11 @@ def _gate_in(
     if v.gate_in is not None:
         raise Refusal(f"{v.label} is already through the gate (since {v.gate_in.at})")
     # The gate releases in arrival order; jumping the queue needs a recorded reason.
-    ahead = [x for x in p.open_visits() if x.gate_in is None and x.index < v.index]
+    ahead = [
+        x
+        for x in p.open_visits()
+        if x.gate_in is None and not x.provisional and x.index < v.index and not v.provisional
+    ]
     reason = inputs.text(req, "reason", limit=MAX_REASON)
     if ahead and not reason:
         raise Refusal(
@@ -90,7 +150,7 @@ def _gate_in(
 def _queue(
     p: Projection, v: VisitState, req: Mapping[str, Any], ctx: CommandContext
 ) -> list[Command]:
-    _require_in(v)
+    _require_in(v, ctx)
     scale = inputs.text(req, "scale") or ctx.default_scale
     if ctx.scales and scale not in ctx.scales:
         raise Refusal(f"there is no scale {scale!r}; the scales are {', '.join(ctx.scales)}")
@@ -102,7 +162,7 @@ def _queue(
 def _weigh(
     p: Projection, v: VisitState, req: Mapping[str, Any], ctx: CommandContext
 ) -> list[Command]:
-    _require_in(v)
+    _require_in(v, ctx)
     w = inputs.text(req, "weighing")
     if not w:
         if not p.unassigned:
@@ -122,7 +182,7 @@ def _weigh(
 def _loading_start(
     p: Projection, v: VisitState, req: Mapping[str, Any], ctx: CommandContext
 ) -> list[Command]:
-    _require_in(v)
+    _require_in(v, ctx)
     point = inputs.text(req, "point", required=True)
     if v.loading_started is not None and v.loading_finished is None:
         raise Refusal(f"{v.label} is already loading at {v.point}; finish that first")
@@ -137,7 +197,8 @@ def _loading_start(
         ):
             raise Refusal(f"point {point} is loading {other.label}; finish that first")
     data: dict[str, Any] = {"visit": v.visit, "point": point}
-    if v.load == "bagged" and point in ctx.packer_bag_kg and point in p.loaded:
+    bagged = v.load == "bagged" or v.provisional  # a provisional visit's load is not known
+    if bagged and point in ctx.packer_bag_kg and point in p.loaded:
         data["counter"] = {
             "packer": point,
             "from": p.loaded[point],
@@ -158,7 +219,7 @@ def _loading_finish(
     if point != v.point:
         raise Refusal(f"{v.label} is loading at {v.point}, not at {point}")
     data: dict[str, Any] = {"visit": v.visit, "point": point}
-    if v.load == "bagged":
+    if v.load == "bagged" or (v.provisional and (v.counter or req.get("bags") is not None)):
         bags = inputs.number(req, "bags", *BAGS)
         if bags is None:
             counted = v.to_dict(p.loaded)["counted_bags"]
@@ -177,7 +238,7 @@ def _loading_finish(
 def _seal(
     p: Projection, v: VisitState, req: Mapping[str, Any], ctx: CommandContext
 ) -> list[Command]:
-    _require_in(v)
+    _require_in(v, ctx)
     if v.loading_finished is None:
         raise Refusal(f"{v.label} has not finished loading; seal it after loading")
     if v.sealed is not None:
@@ -305,10 +366,15 @@ def _require_open(v: VisitState) -> None:
         raise Refusal(f"{v.label} has already left at {v.exited.at}")
 
 
-def _require_in(v: VisitState) -> None:
+def _require_in(v: VisitState, ctx: CommandContext | None = None) -> None:
+    """The visit is open and through the gate. With a plant context the gate-in is another
+    terminal's fact: its absence is a warning (it may not have reached this terminal)."""
     _require_open(v)
-    if v.gate_in is None:
+    if v.gate_in is not None or v.provisional:
+        return
+    if ctx is None or not ctx.plant:
         raise Refusal(f"{v.label} is not through the gate yet; record gate-in first")
+    ctx.warn(f"no gate-in of {v.label} has reached this terminal yet; recorded all the same")
 
 
 HANDLERS: dict[str, Handler] = {

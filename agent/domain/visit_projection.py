@@ -14,7 +14,16 @@ from agent.domain.corrections import corrected
 from agent.domain.events import Event
 from agent.domain.kinds import Kind
 from agent.domain.marks import Mark, duration_ms
-from agent.domain.visit import Command, VisitState, weighed
+from agent.domain.visit import (
+    PENDING,
+    Command,
+    Identities,
+    VisitState,
+    join_pending,
+    pending_id,
+    plate_order,
+    weighed,
+)
 from agent.domain.visit_inputs import Refusal
 
 KEEP_UNASSIGNED = 200  # captures nobody claimed; the oldest are forgotten
@@ -56,6 +65,7 @@ class Projection:
         # terminals never append the same match or flag (None: every event, one terminal).
         self.own = own
         self.visits: dict[str, VisitState] = {}
+        self.ids = Identities()
         self.open_by_plate: dict[str, str] = {}
         self.event_visit: dict[str, str] = {}  # event id → visit id (for corrections)
         self.unassigned: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -87,40 +97,70 @@ class Projection:
         elif kind == Kind.OPERATOR_CORRECTED:
             self._corrected(ev)
         elif kind.startswith("visit."):
-            vid = ev.data.get("visit")
-            if not isinstance(vid, str):
+            self._visit_event(ev, index, mine)
+
+    def _visit_event(self, ev: Event, index: int, mine: bool) -> None:
+        kind = ev.kind
+        vid = self.ids.route(ev, self.visits)
+        if vid is None:
+            return
+        v = self.visits.get(vid)
+        arrival = kind == Kind.VISIT_ARRIVED and ev.data.get("visit") == vid
+        if arrival:
+            if v is not None:
                 return
-            v = self.visits.get(vid)
-            if kind == Kind.VISIT_ARRIVED:
-                if v is not None:
-                    return
-                v = self.visits[vid] = VisitState(vid)
-            elif v is None:
+            v = self.visits[vid] = VisitState(vid)
+        elif v is None:
+            key = plate_order(ev.data) if vid.startswith(PENDING) else None
+            if key is None:
                 return  # a visit this terminal never saw arrive
-            was_open = v.open
-            if kind != Kind.VISIT_FLAGGED:
-                # A match is decided when the capture arrives; anything after it decides again.
-                for w, target in list(self.pending_auto.items()):
-                    if target == vid:
-                        del self.pending_auto[w]
-            v.events.append((index, ev))
-            self.event_visit[ev.id] = vid
-            v.apply(ev, index)
-            if mine:
-                self.dirty.add(vid)
-            if kind in (Kind.VISIT_GATE_IN, Kind.VISIT_WEIGHED):
-                marks = self.releases["gate" if kind == Kind.VISIT_GATE_IN else "scale"]
-                marks.append(Mark.of(ev))
-                del marks[:-RELEASES_KEPT]
-            if kind == Kind.VISIT_WEIGHED:
-                w = str(ev.data.get("weighing"))
-                self.unassigned.pop(w, None)
-                self.pending_auto.pop(w, None)
-                self.assigned[w] = vid
-            if kind == Kind.VISIT_ARRIVED and v.open:
+            v = self.visits[vid] = VisitState.pending(*key)
+            self.open_by_plate.setdefault(v.plate, vid)
+        was_open = v.open
+        if kind != Kind.VISIT_FLAGGED:
+            # A match is decided when the capture arrives; anything after it decides again.
+            for w, target in list(self.pending_auto.items()):
+                if target == vid:
+                    del self.pending_auto[w]
+        v.events.append((index, ev))
+        self.event_visit[ev.id] = vid
+        v.apply(ev, index)
+        if mine:
+            self.dirty.add(vid)
+        if kind in (Kind.VISIT_GATE_IN, Kind.VISIT_WEIGHED):
+            marks = self.releases["gate" if kind == Kind.VISIT_GATE_IN else "scale"]
+            marks.append(Mark.of(ev))
+            del marks[:-RELEASES_KEPT]
+        if kind == Kind.VISIT_WEIGHED:
+            w = str(ev.data.get("weighing"))
+            self.unassigned.pop(w, None)
+            self.pending_auto.pop(w, None)
+            self.assigned[w] = vid
+        if arrival:
+            self._join(v)
+            if v.open:
                 self.open_by_plate[v.plate] = vid
-            if was_open and not v.open:
-                self._close(v)
+        if was_open and not v.open:
+            self._close(v)
+
+    def _join(self, v: VisitState) -> None:
+        """The stages recorded by plate and order before this arrival join it."""
+        pending = join_pending(v, self.visits)
+        if pending is None:
+            return
+        for _, e in pending.events:
+            self.event_visit[e.id] = v.visit
+        for w in pending.weighings:
+            if w.weighing in self.assigned:
+                self.assigned[w.weighing] = v.visit
+        for wid, target in list(self.pending_auto.items()):
+            if target == pending.visit:
+                self.pending_auto[wid] = v.visit
+        if self.open_by_plate.get(pending.plate) == pending.visit:
+            del self.open_by_plate[pending.plate]
+        if pending.visit in self.dirty:
+            self.dirty.discard(pending.visit)
+            self.dirty.add(v.visit)
 
     def _captured(self, ev: Event) -> None:
         d = ev.data
@@ -153,6 +193,7 @@ class Projection:
         was_open = v.open
         old_plate = v.plate
         fresh = VisitState.folded(v.visit, [(i, corrected(e, fix)) for i, e in v.events])
+        fresh.provisional = v.provisional
         self.visits[v.visit] = fresh
         self.dirty.add(v.visit)
         if was_open and self.open_by_plate.get(old_plate) == v.visit:
@@ -190,7 +231,7 @@ class Projection:
         left empty (that is what a rebuild from the store yields)."""
         loaded = self.loaded if live else None
         opened = self.open_visits()
-        queue = [v for v in opened if v.gate_in is None]
+        queue = [v for v in opened if v.gate_in is None and not v.provisional]
         scale_queue = sorted((v for v in opened if v.queued), key=lambda v: v.queued_index)
         return {
             "open": [v.to_dict(loaded) for v in opened],
@@ -213,10 +254,13 @@ class Projection:
 
     def queue_length(self) -> int:
         """Vehicles arrived and not yet gated in."""
-        return sum(1 for v in self.visits.values() if v.open and v.gate_in is None)
+        return sum(
+            1 for v in self.visits.values() if v.open and v.gate_in is None and not v.provisional
+        )
 
     def find(self, req: Mapping[str, Any]) -> VisitState:
-        """The visit a request names by `visit` (id) or `plate` (of its open visit)."""
+        """The visit a request names by `visit` (id) or `plate` (of its open visit; with
+        `order`, the open visit of that plate and order, provisional ones included)."""
         vid, text = req.get("visit"), req.get("plate")
         if vid:
             v = self.visits.get(str(vid))
@@ -225,11 +269,28 @@ class Projection:
             return v
         if text:
             norm = visit_inputs.plate(str(text))
-            found = self.open_by_plate.get(norm)
-            if found is None:
+            order = visit_inputs.text(req, "order")
+            if order:
+                found = self.by_plate_order(norm, order)
+                if found is None:
+                    raise Refusal(
+                        f"plate {norm} has no open visit for order {order};"
+                        " record its arrival first"
+                    )
+                return found
+            found_id = self.open_by_plate.get(norm)
+            if found_id is None:
                 raise Refusal(f"plate {norm} has no open visit; record its arrival first")
-            return self.visits[found]
+            return self.visits[found_id]
         raise Refusal("name the visit with its id (visit) or its plate")
+
+    def by_plate_order(self, plate: str, order: str) -> VisitState | None:
+        """The open visit (or provisional one) of a plate and order, if any."""
+        for vid in (self.ids.latest.get((plate, order)), pending_id(plate, order)):
+            v = self.visits.get(vid or "")
+            if v is not None and v.open:
+                return v
+        return None
 
     def tare_history(self, plate: str, before: int) -> list[int]:
         """The plate's tares folded before index `before`, oldest first (at most tare_history)."""
@@ -259,7 +320,7 @@ class Projection:
         out: list[Command] = []
         for vid in sorted(self.dirty):
             v = self.visits.get(vid)
-            if v is not None and v.open:
+            if v is not None and v.open and not v.provisional:
                 out.extend(visit_checks.checks(v, self.kpi, self.tare_history))
         self.dirty.clear()
         return out

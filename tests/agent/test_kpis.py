@@ -130,13 +130,14 @@ def empty(**sections: Any) -> dict[str, Any]:
 def visit(
     t: Timeline, vid: str, load: str, planned: int, steps: list[tuple[float, str, dict[str, Any]]]
 ) -> list[Event]:
-    """A visit's events: arrival, then (minutes later, kind, extra data) steps."""
+    """A visit's events: arrival, then (minutes later, kind, extra data) steps. Each visit has
+    its own order (two open arrivals of one plate and order on two terminals are one visit)."""
     out = [
         t.event(
             "visit.arrived",
             visit=vid,
             plate="苏A12345",
-            order="SO1",
+            order=f"SO-{vid}",
             product="P.O 42.5",
             load=load,
             planned_kg=planned,

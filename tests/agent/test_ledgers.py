@@ -165,6 +165,7 @@ EXPECTED_EN: dict[str, list[list[Any]]] = {
             "Exit checks let through",
             "Exit reason",
             "Broken bags (found/replaced)",
+            "Plant remarks",
         ],
         [
             1,
@@ -182,6 +183,7 @@ EXPECTED_EN: dict[str, list[list[Any]]] = {
             None,
             None,
             "2/1",
+            None,
         ],
         [
             2,
@@ -196,6 +198,7 @@ EXPECTED_EN: dict[str, list[list[Any]]] = {
             "bulk loader idle",
             "2026-11-29 08:50:00",
             "exited",
+            None,
             None,
             None,
             None,
@@ -215,6 +218,7 @@ EXPECTED_EN: dict[str, list[list[Any]]] = {
             "exited",
             "no_gross unsealed",
             "loader broken, sent away",
+            None,
             None,
         ],
     ],
@@ -306,6 +310,7 @@ def test_csv_in_chinese_reads_back_whole(day_config: Path, tmp_path: Path) -> No
             "出厂异常",
             "放行原因",
             "破包(发现/更换)",
+            "厂内备注",
         ],
         [
             "1",
@@ -323,6 +328,7 @@ def test_csv_in_chinese_reads_back_whole(day_config: Path, tmp_path: Path) -> No
             "",
             "",
             "2/1",
+            "",
         ],
         [
             "2",
@@ -337,6 +343,7 @@ def test_csv_in_chinese_reads_back_whole(day_config: Path, tmp_path: Path) -> No
             "bulk loader idle",
             "2026-11-29 08:50:00",
             "已出厂",
+            "",
             "",
             "",
             "",
@@ -356,6 +363,7 @@ def test_csv_in_chinese_reads_back_whole(day_config: Path, tmp_path: Path) -> No
             "已出厂",
             "no_gross unsealed",
             "loader broken, sent away",
+            "",
             "",
         ],
     ]

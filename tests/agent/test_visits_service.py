@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from agent.config import Config, KpiConfig, PackerConfig, ScaleConfig, TerminalConfig
+from agent.config import (
+    Config,
+    KpiConfig,
+    PackerConfig,
+    PeerConfig,
+    ScaleConfig,
+    TerminalConfig,
+)
 from agent.daemon.alerts import Alerts
 from agent.daemon.api import ApiServer, CommandError
 from agent.daemon.hub import Hub
@@ -127,3 +134,50 @@ async def test_capture_matched_counter_and_alert(service: VisitsService) -> None
     await until(
         lambda: (svc.ctx.hub.get("kpi") or {}).get("bag_load_wait") == report["bag_load_wait"]
     )
+
+
+async def test_on_a_plant_a_stage_for_an_unknown_truck_is_recorded_with_the_lag(
+    tmp_path: Path,
+) -> None:
+    """With [[peer]] sources, the service answers a stage by plate and order with a warning
+    naming each source's lag, taken from the replicas topic."""
+    config = Config(
+        terminal=TerminalConfig(id="pk1", database=str(tmp_path / "t.db"), socket="unused"),
+        peers=(
+            PeerConfig(name="gate1", url="http://127.0.0.1:9", token_file="t"),
+            PeerConfig(name="central", url="http://127.0.0.1:9", token_file="t"),
+        ),
+    )
+    writer = Writer(config.terminal.database, "pk1")
+    store = Store(config.terminal.database)
+    hub = Hub()
+    hub.publish(
+        "replicas",
+        {
+            "peers": [
+                {"name": "gate1", "state": "catching up", "last_contact": "2026-11-29T01:00:00.000Z",
+                 "lag_s": 12.5, "events_behind": 40},
+                {"name": "central", "state": "starting", "last_contact": None},
+            ]
+        },
+    )  # fmt: skip
+    api = ApiServer("unused", hub)
+    svc = VisitsService(
+        Context(config, writer, store, hub, api, Alerts(writer, hub, store), asyncio.Event())
+    )
+    try:
+        answer = await op(svc, "visit.loading_start", plate="苏A12345", order="SO7", point="bulk1")
+        lag = "lag: gate1 12.5 s and 40 events behind; central starting, no contact yet"
+        assert (answer["visit"], answer["stage"], answer["warnings"]) == (
+            "pending:苏A12345/SO7",
+            "loading",
+            [
+                "no arrival of 苏A12345 for order SO7 has reached this terminal; recorded by"
+                f" plate and order, the stage joins the visit when its arrival does ({lag})"
+            ],
+        )
+        (ev,) = [e for e in store.iter_events() if e.kind == "visit.loading_started"]
+        assert ev.data == {"plate": "苏A12345", "order": "SO7", "point": "bulk1"}
+    finally:
+        writer.close()
+        store.close()

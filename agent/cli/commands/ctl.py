@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from agent.cli.ctl import checks, notes, operators, packers, plans, visits, window_services
 from agent.cli.ctl.op import CtlOp
@@ -58,6 +59,10 @@ def main(args: argparse.Namespace) -> int:
     if problem:  # e.g. bytes that are not UTF-8 in an argument (surrogate-escaped by Python)
         raise UsageError(problem)
     result = request(config.terminal.socket, op.api_op, **body)
+    if isinstance(result, dict):
+        # recorded all the same, but a fact of another terminal was missing (docs/replication.md)
+        for warning in result.get("warnings") or []:
+            print(f"tally: warning: {warning}", file=sys.stderr)
     if args.json or not isinstance(result, str):
         print(json.dumps(result, ensure_ascii=False))
     else:

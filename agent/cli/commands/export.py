@@ -70,7 +70,10 @@ def export(events: Iterable[Event], args: argparse.Namespace, tz_name: str, lang
 
 
 def main(args: argparse.Namespace) -> int:
-    """Export one ledger of one day from this terminal's events."""
+    """Export one ledger of one day from the plant timeline this terminal holds: its own
+    events and the other terminals' (docs/replication.md)."""
+    import itertools
+
     from agent import config as cfg
     from agent.daemon.store import Store
 
@@ -78,6 +81,7 @@ def main(args: argparse.Namespace) -> int:
     parse_day(args.day)
     store = Store(config.terminal.database)
     try:
-        return export(store.iter_events(), args, config.terminal.timezone, config.terminal.language)
+        events = itertools.chain(store.iter_events(), store.foreign_events())
+        return export(events, args, config.terminal.timezone, config.terminal.language)
     finally:
         store.close()

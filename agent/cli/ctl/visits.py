@@ -10,6 +10,13 @@ from agent.cli.ctl.op import Arg, CtlOp
 _WHICH = (
     Arg(("--visit",), {"metavar": "ID", "help": "the visit's id"}),
     Arg(("--plate",), {"help": "the plate of the vehicle's open visit"}),
+    Arg(
+        ("--order",),
+        {
+            "help": "with --plate: the visit of this order; on a plant, recorded by plate and"
+            " order when the arrival has not reached this terminal yet"
+        },
+    ),
 )
 
 
@@ -19,6 +26,8 @@ def _which(args: argparse.Namespace) -> dict[str, Any]:
         out["visit"] = args.visit
     if args.plate:
         out["plate"] = args.plate
+    if getattr(args, "order", None):
+        out["order"] = args.order
     return out
 
 

@@ -17,7 +17,7 @@ from agent.daemon.runtime import Context, Service
 from agent.daemon.services.deadlines import Deadlines
 from agent.daemon.store import Store
 from agent.domain import kpis
-from agent.domain.events import Event, format_at, uuid7
+from agent.domain.events import Event, format_at, parse_at, uuid7
 from agent.domain.timeline import Timeline, fold
 from agent.domain.visit_commands import CommandContext, command
 from agent.domain.visit_inputs import Refusal
@@ -268,6 +268,8 @@ class VisitsService:
                 scales=self.scales,
                 default_scale=self.default_scale,
                 packer_bag_kg=self.packer_bag_kg,
+                plant=bool(self.ctx.config.peers),
+                lag=self._lag_words(),
             )
             try:
                 commands = command(self.proj, op, req, cctx)
@@ -277,10 +279,36 @@ class VisitsService:
             await self._react()
         self.wake.set()
         first = commands[0][1]
-        v = self.proj.visits.get(str(first.get("visit")))
         if op == "visit.arrive":
             return {"visit": first["visit"], "plate": first["plate"]}
-        return v.to_dict(self.proj.loaded) if v else None
+        v = self.proj.visits.get(str(first.get("visit")))
+        if v is None and "visit" not in first:  # recorded by plate and order
+            v = self.proj.by_plate_order(str(first.get("plate")), str(first.get("order")))
+        answer = v.to_dict(self.proj.loaded) if v else None
+        if cctx.warnings:
+            answer = {**(answer or {}), "warnings": list(cctx.warnings)}
+        return answer
+
+    def _lag_words(self) -> str:
+        """The replica's lag in words for a warning: each source behind, how far and since
+        when; empty when every source is up to date."""
+        now = datetime.now(UTC)
+        out = []
+        for p in (self.ctx.hub.get("replicas") or {}).get("peers", []):
+            if not isinstance(p, dict) or p.get("state") == "up to date":
+                continue
+            contact, name = p.get("last_contact"), p.get("name")
+            if not contact:
+                out.append(f"{name} {p.get('state')}, no contact yet")
+            elif p.get("state") == "unreachable":
+                silent = (now - parse_at(str(contact))).total_seconds()
+                out.append(f"{name} unreachable, last contact {silent:.0f} s ago")
+            else:
+                out.append(
+                    f"{name} {p.get('lag_s') or 0:g} s and {p.get('events_behind') or 0}"
+                    " events behind"
+                )
+        return "lag: " + "; ".join(out) if out else "every source up to date"
 
     def _lag_note(self) -> str:
         """Why this terminal may not know a fact yet: the sources it lags behind, if any."""
