@@ -9,6 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from agent.cli.commands.tui import client_settings
+from agent.config import BoardConfig
 from tests.daemon import tally, write_config
 
 
@@ -31,6 +32,7 @@ def test_settings_come_from_the_config(tmp_path: Path) -> None:
         "language": "en",
         "tz": ZoneInfo("Asia/Shanghai"),
         "terminal": "wb2",
+        "board": BoardConfig(),  # no [board]: the standard texts
     }
 
 
