@@ -143,7 +143,7 @@ def test_every_operator_event_through_ctl_carries_its_operator(
         run("loading-start", *plate, "--point", "bulk1")
         run("loading-finish", *plate)
         run("seal", *plate, "--seal", "A1")
-        run("exit", *plate, "--seals-seen", "A1")
+        run("exit", *plate, "--seals-seen", "A1", "--reason", "scale down")  # never weighed
         run("arrive", "--plate", "京B88888", "--order", "SO2", "--product", "P.O 42.5",
             "--load", "bagged", "--planned-kg", "30000")  # fmt: skip
         run("cancel", "--plate", "京B88888", "--reason", "wrong order")
