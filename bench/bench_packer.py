@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from typing import Any
 
 from agent.daemon import lifeline
 from bench.common import Row
+from bench.procs import cpu_s
 
 PACKERS = 4
 WARMUP_S = 4.0
@@ -48,12 +48,6 @@ POINTS = """
   address = 0
   type = "bool"
 """
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process, from /proc/<pid>/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _packer(name: str, port: int) -> str:
@@ -98,9 +92,9 @@ def run() -> list[Row]:
             )
             procs.append(daemon)
             time.sleep(WARMUP_S)
-            c0, t0 = _cpu_s(daemon.pid), time.monotonic()
+            c0, t0 = cpu_s(daemon.pid), time.monotonic()
             time.sleep(MEASURE_S)
-            c1, t1 = _cpu_s(daemon.pid), time.monotonic()
+            c1, t1 = cpu_s(daemon.pid), time.monotonic()
             online = _online(folder / "tally.db")
         finally:
             for p in reversed(procs):

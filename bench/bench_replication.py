@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from agent.daemon.client import request
+from bench import procs
 from bench.bench_sync import _fill
 from bench.common import Row
 from tests.daemon import Daemon, write_config
@@ -28,11 +29,6 @@ def _port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def _private(path: Path, text: str) -> Path:
@@ -79,7 +75,7 @@ def _live(root: Path) -> list[Row]:
     daemons = {t: Daemon(c).start() for t, c in configs.items()}
     try:
         time.sleep(2)  # every puller has made contact
-        cpu0 = {t: _cpu_s(d.proc.pid) for t, d in daemons.items() if d.proc}
+        cpu0 = {t: procs.cpu_s(d.proc.pid) for t, d in daemons.items() if d.proc}
         interval = 86_400 / (DAY_EVENTS * SPEED)
         lags: list[float] = []
         started = time.monotonic()
@@ -95,7 +91,9 @@ def _live(root: Path) -> list[Row]:
             lags.append(time.monotonic() - t0)
             time.sleep(max(0.0, interval - (time.monotonic() - t0)))
         wall = time.monotonic() - started
-        cpu = [(_cpu_s(d.proc.pid) - cpu0[t]) / wall * 100 for t, d in daemons.items() if d.proc]
+        cpu = [
+            (procs.cpu_s(d.proc.pid) - cpu0[t]) / wall * 100 for t, d in daemons.items() if d.proc
+        ]
     finally:
         for d in daemons.values():
             d.stop()
@@ -129,7 +127,7 @@ def _catch_up(root: Path) -> list[Row]:
             while not _held(db, "src", CATCH_UP):
                 time.sleep(0.05)
             took = time.monotonic() - started
-            cpu = _cpu_s(dst.proc.pid) if dst.proc else 0.0
+            cpu = procs.cpu_s(dst.proc.pid) if dst.proc else 0.0
         finally:
             dst.stop()
     finally:

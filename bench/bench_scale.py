@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from agent.daemon import lifeline
+from bench import procs
 from bench.common import Row
 from drivers.scale import PROTOCOLS, encode, make_splitter
 
@@ -38,12 +38,6 @@ def parse_rate(protocol: str) -> float:
         splitter.feed(data[i : i + CHUNK])
     elapsed = time.perf_counter() - started
     return splitter.frames / elapsed
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
 
 
 def daemon_cpu_per_hour() -> float:
@@ -81,9 +75,9 @@ def daemon_cpu_per_hour() -> float:
                     raise
                 time.sleep(0.1)
         time.sleep(2)  # past start-up work
-        cpu0, t0 = _cpu_seconds(daemon.pid), time.monotonic()
+        cpu0, t0 = procs.cpu_s(daemon.pid), time.monotonic()
         time.sleep(DAEMON_SECONDS)
-        cpu1, t1 = _cpu_seconds(daemon.pid), time.monotonic()
+        cpu1, t1 = procs.cpu_s(daemon.pid), time.monotonic()
         return (cpu1 - cpu0) / (t1 - t0) * 3600
     finally:
         for proc in (daemon, sim):

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from bench import procs
+from bench.bench_packer import POINTS  # the same 4 units x 6 points
 from bench.common import Row
 
 WINDOW_S = float(os.environ.get("TALLY_BENCH_TERMINAL_S", "60"))
@@ -28,37 +29,6 @@ WARMUP_S = 10.0
 GONE_SETTLE_S = 20.0  # every device has been seen gone and its retry timer is at its cap
 NOTES_PER_DAY = 16_000
 UNITS = 4
-
-POINTS = """
-  [[packer.point]]
-  role = "bags"
-  function = 3
-  address = 0
-  [[packer.point]]
-  role = "returned"
-  function = 3
-  address = 1
-  [[packer.point]]
-  role = "broken"
-  function = 3
-  address = 2
-  [[packer.point]]
-  role = "spout"
-  name = "spout1"
-  function = 3
-  address = 5
-  [[packer.point]]
-  role = "loaded"
-  function = 3
-  address = 10
-  type = "uint32"
-  word_order = "little"
-  [[packer.point]]
-  role = "running"
-  function = 1
-  address = 0
-  type = "bool"
-"""
 
 
 def packers_toml(port: int) -> str:
