@@ -315,6 +315,22 @@ class PgReceiverStore:
                     )
                 }
             )
+            # stages recorded by plate and order (a terminal that had not seen the arrival):
+            # the earlier arrival of that plate and order, and its visit, join the day
+            for plate, order in conn.execute(
+                "SELECT DISTINCT data::jsonb ->> 'plate', data::jsonb ->> 'order' FROM events"
+                " WHERE at >= %s AND at < %s AND kind LIKE 'visit.%%' AND visit IS NULL"
+                " AND data::jsonb ->> 'order' IS NOT NULL",
+                (start_at, end_at),
+            ).fetchall():
+                earlier = conn.execute(
+                    f"{COLS} WHERE kind LIKE 'visit.%%' AND data::jsonb ->> 'plate' = %s"
+                    " AND data::jsonb ->> 'order' = %s AND at < %s",
+                    (plate, order, start_at),
+                ).fetchall()
+                rows += earlier
+                found = (json.loads(r[7]).get("visit") for r in earlier)
+                visits = sorted({*visits, *(v for v in found if isinstance(v, str))})
             for i in range(0, len(visits), IN_CHUNK):
                 rows += conn.execute(
                     f"{COLS} WHERE visit = ANY(%s) AND at < %s",

@@ -81,6 +81,8 @@ def _migrations() -> Any:
 
 PLAN_DAY = "json_extract(data, '$.day')"  # exactly the indexed expression
 VISIT_KEY = "json_extract(data, '$.visit')"  # exactly the indexed expression
+PLATE_KEY = "json_extract(data, '$.plate')"
+ORDER_KEY = "json_extract(data, '$.order')"
 IN_CHUNK = 500  # ids per IN (...) query
 
 
@@ -313,6 +315,22 @@ class ReceiverStore:
                     if isinstance(v, str)
                 }
             )
+            # stages recorded by plate and order (a terminal that had not seen the arrival):
+            # the earlier arrival of that plate and order, and its visit, join the day
+            for plate, order in conn.execute(
+                f"SELECT DISTINCT {PLATE_KEY}, {ORDER_KEY} FROM events WHERE at >= ? AND at < ?"
+                f" AND kind LIKE 'visit.%' AND {VISIT_KEY} IS NULL AND {ORDER_KEY} IS NOT NULL",
+                (start_at, end_at),
+            ).fetchall():
+                earlier = conn.execute(
+                    f"{cols} WHERE kind LIKE 'visit.%' AND {PLATE_KEY} = ? AND {ORDER_KEY} = ?"
+                    " AND at < ?",
+                    (plate, order, start_at),
+                ).fetchall()
+                rows += earlier
+                visits = sorted(
+                    {*visits, *(v for r in earlier if isinstance(v := _visit_of(r[7]), str))}
+                )
             for i in range(0, len(visits), IN_CHUNK):
                 chunk = visits[i : i + IN_CHUNK]
                 marks = ",".join("?" * len(chunk))
@@ -456,3 +474,8 @@ def read_stats(path: str) -> list[dict[str, Any]]:
     finally:
         conn.close()
     return [{"terminal": t, "epoch": e, "events": n, "max_seq": m} for t, e, n, m in rows]
+
+
+def _visit_of(data: str) -> object:
+    """The `visit` of an event's data JSON (None when it has none)."""
+    return json.loads(data).get("visit")

@@ -9,7 +9,7 @@ import json
 import random
 import threading
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -129,6 +129,29 @@ def test_a_kept_day_report_follows_a_visit_event_days_older(server: Receiver) ->
     after = httpx.get(url, params=params, headers=READER).json()
     assert after == json.loads(json.dumps(kpis.compute([arrived, *rest], day, TZ, KpiConfig())))
     assert after != before
+
+
+def test_a_stage_by_plate_and_order_joins_an_arrival_of_the_day_before(server: Receiver) -> None:
+    """wb2 loaded a truck by plate and order (wb1's arrival had not reached it); the arrival was
+    the day before: the day's report joins them, as every terminal's projection does."""
+    day = (FIRST + timedelta(days=5)).date()
+    midnight = datetime.combine(day, time(0), TZ)  # the arrival at 23:30, the loading at 00:30
+    gate = Timeline(terminal="wb1", epoch="e1", boot="b1", start=midnight - timedelta(minutes=30))
+    arrived = gate.event("visit.arrived", visit="v-eve", plate="苏A12345", order="SO7",
+                         product="P.O 42.5", load="bagged", planned_kg=30000)  # fmt: skip
+    line = Timeline(terminal="wb2", epoch="e1", boot="b2", start=midnight + timedelta(minutes=30))
+    stages = [line.event("visit.loading_started", plate="苏A12345", order="SO7", point="line1")]
+    line.advance(1800)
+    stages.append(
+        line.event("visit.loading_finished", plate="苏A12345", order="SO7", point="line1", bags=600)
+    )
+    post_all(server.url, {"wb1": [arrived], "wb2": stages})
+    got = httpx.get(
+        f"{server.url}/api/v1/report", params={"day": day.isoformat()}, headers=READER
+    ).json()
+    joined = kpis.compute([arrived, *stages], day, TZ, KpiConfig())
+    assert joined != kpis.compute(stages, day, TZ, KpiConfig())  # the arrival matters to the day
+    assert got == json.loads(json.dumps(joined))
 
 
 def test_a_day_reads_its_plan_whenever_it_was_entered(server: Receiver) -> None:
