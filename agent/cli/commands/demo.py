@@ -111,6 +111,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Start the plant, drive it (under the UI or headless), report, and clean up."""
     import json
+    import os
     import shutil
     import signal
     import sys
@@ -143,13 +144,21 @@ def main(args: argparse.Namespace) -> int:
         plant.print_log_tail(sys.stderr)
         return 1
     except KeyboardInterrupt:
-        return 130
+        report = None
     finally:
         plant.stop()
         if args.keep:
             print(f"tally demo: kept {folder}", file=sys.stderr)
         else:
             shutil.rmtree(folder, ignore_errors=True)
+    if report is None:
+        # Interrupted (Ctrl-C, SIGTERM, or SIGHUP when its terminal closed): every child is
+        # stopped and the folder handled, so end now. An orderly exit would wait for library
+        # threads (the UI's output to a terminal that is gone) and outlive the promise of
+        # nothing left behind within seconds.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     elif args.headless:
