@@ -8,6 +8,7 @@ from typing import Any
 
 from agent.config import KpiConfig
 from sync.receiver import reports
+from sync.receiver.plant_view import wait_target_min
 
 # The waits of a day's chart: (KPI, the field holding its minutes); bulk turnaround is a mean.
 WAITS: tuple[tuple[str, str], ...] = (
@@ -16,16 +17,6 @@ WAITS: tuple[tuple[str, str], ...] = (
     ("seal_lag", "max_min"),
     ("bulk_turnaround", "mean_min"),
 )
-
-
-def wait_target_min(kpi: str, cfg: KpiConfig) -> float:
-    """A wait KPI's target in minutes."""
-    return {
-        "weigh_wait": cfg.weigh_wait_min,
-        "bag_load_wait": cfg.bag_load_wait_min,
-        "seal_lag": cfg.seal_lag_min,
-        "bulk_turnaround": cfg.bulk_turnaround_min,
-    }[kpi]
 
 
 def headline_target(kpi: str, cfg: KpiConfig) -> float:

@@ -25,7 +25,8 @@ MISSES: tuple[tuple[str, str], ...] = (
 )
 
 
-def _target(kpi: str, cfg: KpiConfig) -> float:
+def wait_target_min(kpi: str, cfg: KpiConfig) -> float:
+    """A wait KPI's target in minutes (the exceptions list and the day's chart)."""
     return {
         "weigh_wait": cfg.weigh_wait_min,
         "bag_load_wait": cfg.bag_load_wait_min,
@@ -87,7 +88,7 @@ def exceptions(
                 continue
             if kpi in ("seal_lag", "bulk_turnaround") and v.load != "bulk":
                 continue
-            target = _target(kpi, cfg)
+            target = wait_target_min(kpi, cfg)
             if got is not None and got > target:
                 out.append(
                     {**base, "what": "miss", "check": kpi, "detail": f"{got:.1f} > {target:g} min"}
