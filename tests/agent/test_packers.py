@@ -66,6 +66,9 @@ stop_after_s = 1
   address = 0
   type = "bool"
 {points}
+
+[checks]
+handover_window_min = 0  # a stop is never a handover stop, whatever the time of day
 """
     return parse(tomllib.loads(text))
 

@@ -144,7 +144,9 @@ def plant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plant]:
         f'[[scale]]\nname = "scale1"\nport = "{scale.path}"\nprotocol = "xk3190"\n'
         "hold_s = 0.5\nmin_samples = 3\nclear_s = 0.3\n" + packer + "\n"
         '[tickets]\nprinter = "gate"\nauto_print = false\nretry_s = 0.5\n\n'
-        f'[[printer]]\nname = "gate"\nkind = "escpos"\ndevice = "{printer.device}"\n',
+        f'[[printer]]\nname = "gate"\nkind = "escpos"\ndevice = "{printer.device}"\n'
+        # a stop is never a handover stop here, whatever the time of day
+        "\n[checks]\nhandover_window_min = 0\n",
     )
     try:
         with Daemon(config) as d:
