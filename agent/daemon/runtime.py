@@ -214,3 +214,61 @@ async def run(config: Config, factories: Sequence[ServiceFactory] = ()) -> int:
             loop.remove_signal_handler(sig)
     log.info("stopped (%s)", reason)
     return exit_code
+
+
+LINGER_S = 5.0
+
+
+def serve(config: Config, factories: Sequence[ServiceFactory]) -> int:
+    """Run the daemon to its end, then leave within a bounded time.
+
+    `asyncio.run` waits without limit for tasks still alive after the daemon stopped (a
+    connection handler of the feed, say) and for the worker threads. By then the store is
+    closed and every event is on disk, so whatever lingers past `LINGER_S` is logged by name
+    and the process leaves anyway: a stop must not hang until the service manager kills it.
+    """
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        code = loop.run_until_complete(run(config, factories))
+    except BaseException:
+        _wind_down(loop)  # a failed start: the caller reports it
+        raise
+    lingering = _wind_down(loop)
+    if lingering:
+        log.warning("leaving although %s did not end", ", ".join(lingering))
+        logging.shutdown()
+        os._exit(code)
+    return code
+
+
+def _wind_down(loop: asyncio.AbstractEventLoop) -> list[str]:
+    """Cancel what is left on `loop`, stop its worker threads, close it; name what would not end."""
+    import threading
+
+    lingering: list[str] = []
+    try:
+        tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            _done, pending = loop.run_until_complete(asyncio.wait(tasks, timeout=LINGER_S))
+            lingering += [f"task {t.get_name()}" for t in pending]
+        loop.run_until_complete(
+            asyncio.wait([loop.create_task(loop.shutdown_asyncgens())], timeout=LINGER_S)
+        )
+        shutdown = loop.create_task(loop.shutdown_default_executor())
+        _done, pending = loop.run_until_complete(asyncio.wait([shutdown], timeout=LINGER_S))
+        if pending:
+            lingering.append("a worker thread")
+        deadline = time.monotonic() + LINGER_S
+        for thread in threading.enumerate():
+            if thread is not threading.main_thread() and not thread.daemon:
+                thread.join(max(0.0, deadline - time.monotonic()))
+                if thread.is_alive():
+                    lingering.append(f"thread {thread.name}")
+    finally:
+        if not lingering:
+            asyncio.set_event_loop(None)
+            loop.close()
+    return lingering

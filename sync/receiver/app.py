@@ -280,7 +280,8 @@ def create_app(
         if encoding != "gzip":
             return _error(415, "the body must be gzip-compressed (Content-Encoding: gzip)")
         try:
-            raw = await asyncio.wait_for(read_capped(request, max_body), BODY_TIMEOUT_S)
+            async with asyncio.timeout(BODY_TIMEOUT_S):
+                raw = await read_capped(request, max_body)
             batch = await run_in_threadpool(decode_batch, raw, max_body, terminal)
         except TimeoutError:
             return _error(408, f"the body did not arrive within {BODY_TIMEOUT_S:.0f} s; resend it")

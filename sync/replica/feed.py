@@ -92,9 +92,13 @@ class Notifier:
             return
         fut = asyncio.get_running_loop().create_future()
         self._waiters.add(fut)
+        # not wait_for: on 3.11 it can swallow a cancellation that races the wake-up
         try:
-            await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):
+                await fut
         except TimeoutError:
+            pass
+        finally:
             self._waiters.discard(fut)
 
 
@@ -172,7 +176,8 @@ def pull_endpoint(
         if isinstance(who, Response):
             return who
         try:
-            raw = await asyncio.wait_for(read_capped(request, REQUEST_MAX_BYTES), 30)
+            async with asyncio.timeout(30):
+                raw = await read_capped(request, REQUEST_MAX_BYTES)
             if request.headers.get("content-encoding", "").strip().lower() == "gzip":
                 raw = gunzip_capped(raw, REQUEST_MAX_BYTES)
             req = parse_request(raw)

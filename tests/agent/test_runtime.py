@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import signal
 import socket
+import threading
 from pathlib import Path
 
+import pytest
+
+from agent.daemon import runtime
 from agent.daemon.store import Store
 from tests.daemon import Daemon, tally, write_config
 
@@ -134,3 +140,46 @@ def test_a_failing_store_stops_the_daemon_with_exit_1(config_path: Path) -> None
         time.sleep(0.1)
     assert d.stop() == 1
     assert "the store failed" in d.log()
+
+
+def test_what_outlives_the_daemon_is_named_and_not_waited_on_forever(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A task that will not be cancelled and a worker thread that will not return (what a stop
+    could otherwise hang on) are given LINGER_S each, then named."""
+    monkeypatch.setattr(runtime, "LINGER_S", 0.3)
+    loop = asyncio.new_event_loop()
+    release = threading.Event()
+
+    async def stubborn() -> None:
+        while not release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0.05)
+
+    async def start() -> None:
+        asyncio.get_running_loop().create_task(stubborn(), name="stubborn")
+        asyncio.get_running_loop().run_in_executor(None, release.wait)
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(start())
+    try:
+        lingering = runtime._wind_down(loop)
+        assert "task stubborn" in lingering
+        assert "a worker thread" in lingering
+    finally:
+        release.set()
+        loop.run_until_complete(asyncio.gather(*asyncio.all_tasks(loop)))
+        loop.close()
+
+
+def test_a_daemon_winds_down_with_nothing_left_over() -> None:
+    """The ordinary case: tasks that end on cancel, an idle executor; the loop is closed."""
+    loop = asyncio.new_event_loop()
+
+    async def start() -> None:
+        asyncio.get_running_loop().create_task(asyncio.sleep(60), name="sleeper")
+        await asyncio.get_running_loop().run_in_executor(None, sum, [1, 2])
+
+    loop.run_until_complete(start())
+    assert runtime._wind_down(loop) == []
+    assert loop.is_closed()

@@ -16,11 +16,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Validate the config, then run the daemon until stopped."""
-    import asyncio
-
     from agent import config as cfg
     from agent.cli.services import factories
     from agent.daemon import runtime
 
     config = cfg.load(args.config)
-    return asyncio.run(runtime.run(config, factories()))
+    return runtime.serve(config, factories())
