@@ -20,10 +20,11 @@ demo: venv
 # -rfEs names every failure, error and skip (with its reason); --durations lists the slowest
 # tests. Under CI (env CI set) a skip not listed in ALLOWED_SKIPS (tests/conftest.py) fails.
 # Two workers (pytest-xdist): most end-to-end tests wait on real processes, so two share
-# 2 cores well. `make test TEST_WORKERS=0` runs in one process.
+# 2 cores well; each file stays on one worker (its module fixtures start once, its tests keep
+# their order). `make test TEST_WORKERS=0` runs in one process.
 TEST_WORKERS ?= 2
 test: venv
-	$(BIN)/pytest -q -p no:cacheprovider -rfEs --durations=15 -n $(TEST_WORKERS)
+	$(BIN)/pytest -q -p no:cacheprovider -rfEs --durations=15 -n $(TEST_WORKERS) --dist loadfile
 	$(MAKE) lint
 
 lint: venv

@@ -126,6 +126,18 @@ def make_client(link: Link) -> Any:
     )
 
 
+def raise_swallowed_cancel() -> None:
+    """Raise the cancellation a library call swallowed.
+
+    pymodbus waits for each answer with `asyncio.wait_for`, which on Python 3.11 returns the
+    answer when it races a `cancel()`: the task is still marked as cancelling, and without this
+    check the poll loop would go on for ever after its owner asked it to stop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def _read(client: Any, group: ReadGroup, device_id: int) -> Any:
     fn = {
         1: client.read_coils,
@@ -184,6 +196,7 @@ class Bus:
         client = make_client(self.link)
         try:
             while True:
+                raise_swallowed_cancel()
                 us = min(self.units, key=lambda u: u.due)
                 wait = us.due - time.monotonic()
                 if wait > 0:

@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from drivers.modbus import ConfigFault, Device, Link, ModbusDriver, Reading, Status
+from drivers.modbus import (
+    ConfigFault,
+    Device,
+    Link,
+    ModbusDriver,
+    Reading,
+    Status,
+    raise_swallowed_cancel,
+)
 from drivers.modbus_points import Point
 from tests.drivers.modbus_server import LoopbackServer
 
@@ -263,3 +271,26 @@ async def test_three_units_on_one_rtu_bus_with_one_silent() -> None:
         assert asked_3 * 4 <= asked_1
         # one client for the bus
         assert len(run.driver.buses) == 1
+
+
+async def test_a_cancellation_a_library_swallowed_still_stops_the_poll_loop() -> None:
+    """What pymodbus' wait_for does on 3.11 when an answer races a cancel: the CancelledError
+    is lost, the task stays marked as cancelling; the next turn of the loop raises it."""
+    turns = 0
+
+    async def loop() -> None:
+        nonlocal turns
+        while True:
+            raise_swallowed_cancel()
+            turns += 1
+            with contextlib.suppress(asyncio.CancelledError):  # the library's swallow
+                await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(loop())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(5):
+            await task
+    assert task.cancelled()
+    assert turns >= 1
