@@ -97,6 +97,36 @@ class WindowBook:
         return {"window": t.window, "service": t.service, "ticket": t.ticket}
 
 
+class PlantWindows:
+    """The other terminals' open window tickets (with plant-wide replication): one `WindowBook`
+    fold per stream (terminal, epoch), as each terminal keeps its own, so two terminals may
+    reuse a ticket number."""
+
+    def __init__(self) -> None:
+        self.books: dict[tuple[str, str], WindowBook] = {}
+
+    def apply(self, ev: Event) -> bool:
+        """Fold one foreign event in; return whether it was a window event."""
+        if ev.kind not in (Kind.WINDOW_ARRIVED, Kind.WINDOW_SERVED):
+            return False
+        self.books.setdefault((ev.terminal, ev.epoch), WindowBook()).apply(ev)
+        return True
+
+    def open_tickets(self) -> list[dict[str, Any]]:
+        """Every ticket waiting at another terminal's window, with that terminal."""
+        return [
+            {
+                "terminal": terminal,
+                "ticket": t.ticket,
+                "window": t.window,
+                "service": t.service,
+                "arrived_at": t.arrived_at,
+            }
+            for (terminal, _epoch), book in sorted(self.books.items())
+            for t in book.open.values()
+        ]
+
+
 def served(events: Iterable[Event]) -> Iterator[tuple[Event, Event]]:
     """Each served ticket as (its `window.arrived`, its `window.served`), in the order served.
 
