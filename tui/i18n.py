@@ -22,7 +22,10 @@ _TEXT: dict[str, tuple[str, str]] = {
         "The Tally daemon is not running ({path}); retrying every {every} s.",
     ),
     "link.connecting": ("正在连接 {path} …", "Connecting to {path} …"),
-    "keys.global": ("F1-F5/1-5 切换  w 窗口  ^q 退出", "F1-F5/1-5 switch  w window  ^q quit"),
+    "keys.global": (
+        "F1-F5/1-5 切换  w 窗口  o 上岗  u 离岗  ^q 退出",
+        "F1-F5/1-5 switch  w window  o/u sign in/out  ^q quit",
+    ),
     "window.title": (
         "窗口服务：办结一位，或登记新来的",
         "Window: serve someone, or register a new arrival",

@@ -32,7 +32,7 @@ DEFAULT_TARGETS: dict[str, float] = {
 DECIMAL_DEFAULTS = {k: Decimal(str(v)) for k, v in DEFAULT_TARGETS.items()}
 SCALE_QUEUE_STAGES = ("scale_queue", "queued_at_scale", "queued")
 GATED_STAGES = ("gated_in", "gate_in", "tared")
-WARN_SHARE = Decimal("0.8")  # a wait past 80 % of its target is shown as a warning
+WARN_SHARE = Decimal("0.8")  # the default share of a target past which a wait is a warning
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,13 +199,14 @@ def clock(value: Any, tz: tzinfo) -> str:
     return at.astimezone(tz).strftime("%H:%M") if at else NONE
 
 
-def tone_max(value: Decimal | None, limit: Decimal | None) -> str:
-    """Tone of a figure that must stay at or under `limit` (waits, rates)."""
+def tone_max(value: Decimal | None, limit: Decimal | None, share: Decimal = WARN_SHARE) -> str:
+    """Tone of a figure that must stay at or under `limit` (waits, rates): a warning from
+    `share` of the limit on."""
     if value is None or limit is None:
         return ""
     if value > limit:
         return "bad"
-    if limit > 0 and value >= limit * WARN_SHARE:
+    if limit > 0 and value >= limit * share:
         return "warn"
     return "ok"
 
@@ -232,9 +233,21 @@ def targets(states: Mapping[str, Any]) -> dict[str, Decimal]:
     return out
 
 
-def wait_cell(minutes: Decimal | None, target: Decimal | None, w: Words | None = None) -> Cell:
-    """'12/10' minutes against a target, coloured; with words also the time left ('8/10 2 left')
-    or over ('12/10 2 over')."""
+def warn_share(states: Mapping[str, Any]) -> Decimal:
+    """The share of its target past which a running wait is a warning: the daemon's
+    `[kpi] warn_share` (the share its `late.*` warnings use, in the kpi state), else 80 %."""
+    d = _num(_dict(states.get("kpi")).get("warn_share"))
+    return d if d is not None and 0 < d <= 1 else WARN_SHARE
+
+
+def wait_cell(
+    minutes: Decimal | None,
+    target: Decimal | None,
+    w: Words | None = None,
+    share: Decimal = WARN_SHARE,
+) -> Cell:
+    """'12/10' minutes against a target, coloured (a warning from `share` of the target on);
+    with words also the time left ('8/10 2 left') or over ('12/10 2 over')."""
     if minutes is None:
         return Cell(NONE, "dim")
     shown = f"{minutes}/{target.normalize():f}" if target is not None else f"{minutes}"
@@ -242,7 +255,7 @@ def wait_cell(minutes: Decimal | None, target: Decimal | None, w: Words | None =
         left = target - minutes
         n = f"{abs(left).normalize():f}"
         shown += " " + (w("wait.left", n=n) if left >= 0 else w("wait.over", n=n))
-    return Cell(shown, tone_max(minutes, target))
+    return Cell(shown, tone_max(minutes, target, share))
 
 
 def stage_text(w: Words, stage: Any) -> str:
@@ -383,7 +396,7 @@ def weighbridge(
                 tags.append(Cell(w.maybe(f"scale.state.{state}", state)))
     last_w = _dict(scale.get("last_weighing"))
     last = f"{w('scale.last')}: {_weighing_text(last_w, tz)}" if last_w else ""
-    t = targets(states)
+    t, share = targets(states), warn_share(states)
     queue_rows = []
     for i, v in enumerate(visits(states, "scale_queue"), 1):
         queue_rows.append(
@@ -395,7 +408,7 @@ def weighbridge(
                     Cell(text(v.get("product"))),
                     Cell(load_text(w, v.get("load"))),
                     Cell(stage_text(w, v.get("stage"))),
-                    wait_cell(minutes_since(v.get("stage_since"), now), t["weigh_wait"], w),
+                    wait_cell(minutes_since(v.get("stage_since"), now), t["weigh_wait"], w, share),
                     Cell(flags_text(w, v), "bad"),
                 ),
             )
@@ -573,7 +586,7 @@ def stage_clock(visit: Mapping[str, Any]) -> Any:
 
 def yard(states: Mapping[str, Any], now: datetime, w: Words) -> YardView:
     """Every visit in the plant with its stage and time in it against the stage's target."""
-    t = targets(states)
+    t, share = targets(states), warn_share(states)
     rows = []
     for v in visits(states, "open"):
         rows.append(
@@ -585,7 +598,7 @@ def yard(states: Mapping[str, Any], now: datetime, w: Words) -> YardView:
                     Cell(text(v.get("product"))),
                     Cell(load_text(w, v.get("load"))),
                     Cell(stage_text(w, v.get("stage"))),
-                    wait_cell(minutes_since(stage_clock(v), now), stage_target(v, t), w),
+                    wait_cell(minutes_since(stage_clock(v), now), stage_target(v, t), w, share),
                     Cell(flags_text(w, v), "bad"),
                 ),
             )

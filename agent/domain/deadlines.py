@@ -2,9 +2,11 @@
 
 `running(visits, tickets, cfg)` lists the waits now running (a truck in a scale queue, a bagged
 truck not yet loading, a bulk truck in the plant, a loaded bulk truck not yet sealed, someone at
-a window); `due(waits, now, share)` says which of them have passed `share` of their target (a
-warning) or the whole target (overdue), and `next_change` when that answer next changes, so the
-daemon wakes exactly then instead of polling. Alert names are `late.<target>.<visit or ticket>`:
+a window of this terminal or, with plant-wide replication, of another); `due(waits, now, share)`
+says which of them have passed `share` of their target (a warning) or the whole target
+(overdue), and `next_change` when that answer next changes, so the daemon wakes exactly then
+instead of polling. Alert names are `late.<target>.<visit or ticket>`
+(`late.window.<window>.<ticket>`, `late.window.<terminal>.<window>.<ticket>` for another's):
 one per wait, its level raised from warning to overdue in place, cleared when the stage happens.
 """
 
@@ -81,14 +83,17 @@ def running(
             add("seal_lag", "loaded and unsealed", v.loading_finished.at, cfg.seal_lag_min)
     for t in tickets:
         service, ticket, window = t.get("service"), t.get("ticket"), t.get("window")
-        at = t.get("arrived_at")
+        at, terminal = t.get("arrived_at"), t.get("terminal")
         if service not in SERVICES or not isinstance(ticket, str) or not isinstance(at, str):
             continue
+        # Another terminal's ticket (plant-wide replication) is named with its terminal, as
+        # ticket numbers are per terminal.
+        other = terminal if isinstance(terminal, str) and terminal else ""
         out.append(
             Wait(
-                f"{PREFIX}window.{window}.{ticket}",
+                f"{PREFIX}window.{other + '.' if other else ''}{window}.{ticket}",
                 f"window.{service}",
-                f"ticket {ticket}",
+                f"ticket {ticket}" + (f" of {other}" if other else ""),
                 f"waiting at the {window} window ({service})",
                 parse_at(at),
                 target_min(cfg, str(service)),

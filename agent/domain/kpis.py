@@ -478,7 +478,9 @@ def report(a: Acc, cfg: KpiConfig) -> dict[str, Any]:
         "daily_completion": _completion(a, cfg),
         "flags": dict(a.flags),
         "window_wait": {
-            service: _waits([Sample(ms, ms <= _target_ms(t)) for ms in samples], t)
+            service: _waits(
+                [Sample(ms, windows.within_target(cfg, service, ms)) for ms in samples], t
+            )
             for service, samples in a.window.items()
             for t in [windows.target_min(cfg, service)]
         },
@@ -589,10 +591,6 @@ def _running_ms(value: Any) -> int:
 
 def _ms(delta: timedelta) -> int:
     return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
-
-
-def _target_ms(target_min: float) -> int:
-    return round(target_min * 60_000)
 
 
 def _minutes(ms: float) -> float:

@@ -3,7 +3,7 @@ operators), with headings."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -493,10 +493,33 @@ _AREAS = {
 }
 
 
+def area(kind: str) -> str:
+    """The operators ledger's column counting an operator event of this kind."""
+    return _AREAS.get(kind) or _AREAS.get(kind.split(".", 1)[0]) or "other"
+
+
+def attributed(events: Iterable[Event]) -> Iterator[tuple[Event, str, str]]:
+    """Each sign-in, sign-out and operator event that names its operator, as (event, operator,
+    post): the post a sign-in or sign-out names, else the one the operator signed in to on that
+    terminal ('' for events recorded by name without a sign-in). Events in timeline order."""
+    on_duty: dict[str, tuple[str, str]] = {}  # terminal -> (operator, post)
+    for ev in events:
+        d = ev.data
+        who = d.get("operator")
+        if ev.kind == Kind.OPERATOR_SIGNED_IN:
+            on_duty[ev.terminal] = (str(who), str(d.get("post", "")))
+            yield ev, str(who), str(d.get("post", ""))
+        elif ev.kind == Kind.OPERATOR_SIGNED_OUT:
+            on_duty.pop(ev.terminal, None)
+            yield ev, str(who), str(d.get("post", ""))
+        elif ev.kind in OPERATOR_KINDS and who:
+            duty = on_duty.get(ev.terminal)
+            yield ev, str(who), duty[1] if duty and duty[0] == who else ""
+
+
 def operators(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
     """What each operator recorded on `day`, by operator and post (the post they signed in to on
     that terminal; '' for events recorded by name without a sign-in)."""
-    on_duty: dict[str, tuple[str, str]] = {}  # terminal -> (operator, post)
     rows: dict[tuple[str, str], Row] = {}
 
     def row(who: str, post: str) -> Row:
@@ -512,26 +535,16 @@ def operators(events: list[Event], day: date, tz: ZoneInfo) -> list[Row]:
             },
         )
 
-    for ev in events:
-        d = ev.data
-        who = d.get("operator")
+    for ev, who, post in attributed(events):
+        if not _on(ev, day, tz):
+            continue
         if ev.kind == Kind.OPERATOR_SIGNED_IN:
-            on_duty[ev.terminal] = (str(who), str(d.get("post", "")))
-            if _on(ev, day, tz):
-                r = row(str(who), str(d.get("post", "")))
-                r["signed_in"] = r["signed_in"] or _stamp(ev, tz)
-            continue
-        if ev.kind == Kind.OPERATOR_SIGNED_OUT:
-            on_duty.pop(ev.terminal, None)
-            if _on(ev, day, tz):
-                row(str(who), str(d.get("post", "")))["signed_out"] = _stamp(ev, tz)
-            continue
-        if ev.kind not in OPERATOR_KINDS or not who or not _on(ev, day, tz):
-            continue
-        duty = on_duty.get(ev.terminal)
-        post = duty[1] if duty and duty[0] == who else ""
-        area = _AREAS.get(ev.kind) or _AREAS.get(ev.kind.split(".", 1)[0]) or "other"
-        row(str(who), post)[area] += 1
+            r = row(who, post)
+            r["signed_in"] = r["signed_in"] or _stamp(ev, tz)
+        elif ev.kind == Kind.OPERATOR_SIGNED_OUT:
+            row(who, post)["signed_out"] = _stamp(ev, tz)
+        else:
+            row(who, post)[area(ev.kind)] += 1
     return [rows[k] for k in sorted(rows)]
 
 

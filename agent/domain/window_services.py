@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -97,14 +97,44 @@ class WindowBook:
         return {"window": t.window, "service": t.service, "ticket": t.ticket}
 
 
-def window_samples(events: Iterable[Event], day: date, tz: ZoneInfo) -> dict[str, list[int]]:
-    """Per service, the waits in ms of tickets served on the plant-local `day`.
+class PlantWindows:
+    """The other terminals' open window tickets (with plant-wide replication): one `WindowBook`
+    fold per stream (terminal, epoch), as each terminal keeps its own, so two terminals may
+    reuse a ticket number."""
+
+    def __init__(self) -> None:
+        self.books: dict[tuple[str, str], WindowBook] = {}
+
+    def apply(self, ev: Event) -> bool:
+        """Fold one foreign event in; return whether it was a window event."""
+        if ev.kind not in (Kind.WINDOW_ARRIVED, Kind.WINDOW_SERVED):
+            return False
+        self.books.setdefault((ev.terminal, ev.epoch), WindowBook()).apply(ev)
+        return True
+
+    def open_tickets(self) -> list[dict[str, Any]]:
+        """Every ticket waiting at another terminal's window, with that terminal."""
+        return [
+            {
+                "terminal": terminal,
+                "ticket": t.ticket,
+                "window": t.window,
+                "service": t.service,
+                "arrived_at": t.arrived_at,
+            }
+            for (terminal, _epoch), book in sorted(self.books.items())
+            for t in book.open.values()
+        ]
+
+
+def served(events: Iterable[Event]) -> Iterator[tuple[Event, Event]]:
+    """Each served ticket as (its `window.arrived`, its `window.served`), in the order served.
 
     Tickets are paired by (terminal, epoch, ticket), so two terminals may reuse numbers; events
-    must come in seq order per terminal.
+    must come in seq order per terminal. The one fold of window waits: the KPIs and the
+    operators' month both read it.
     """
     arrived: dict[tuple[str, str, str], Event] = {}
-    waits: dict[str, list[int]] = {s: [] for s in SERVICES}
     for ev in events:
         ticket = ev.data.get("ticket")
         if not isinstance(ticket, str):
@@ -113,9 +143,27 @@ def window_samples(events: Iterable[Event], day: date, tz: ZoneInfo) -> dict[str
             arrived[(ev.terminal, ev.epoch, ticket)] = ev
         elif ev.kind == Kind.WINDOW_SERVED:
             start = arrived.pop((ev.terminal, ev.epoch, ticket), None)
-            if start is None or ev.when.astimezone(tz).date() != day:
-                continue
-            service = start.data.get("service")
-            if isinstance(service, str) and service in waits:
-                waits[service].append(duration_ms(Mark.of(start), Mark.of(ev)))
+            if start is not None:
+                yield start, ev
+
+
+def wait_ms(start: Event, end: Event) -> int:
+    """The wait of a served ticket in ms (monotonic when both ends share a boot, else wall)."""
+    return duration_ms(Mark.of(start), Mark.of(end))
+
+
+def within_target(cfg: KpiConfig, service: str, ms: int) -> bool:
+    """Whether a wait of `ms` met the service's target (a wait of exactly the target did)."""
+    return ms <= round(target_min(cfg, service) * 60_000)
+
+
+def window_samples(events: Iterable[Event], day: date, tz: ZoneInfo) -> dict[str, list[int]]:
+    """Per service, the waits in ms of tickets served on the plant-local `day` (see `served`)."""
+    waits: dict[str, list[int]] = {s: [] for s in SERVICES}
+    for start, end in served(events):
+        if end.when.astimezone(tz).date() != day:
+            continue
+        service = start.data.get("service")
+        if isinstance(service, str) and service in waits:
+            waits[service].append(wait_ms(start, end))
     return waits

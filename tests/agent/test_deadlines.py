@@ -137,3 +137,54 @@ def test_a_cleared_alert_says_what_happened() -> None:
         "苏A11111: the seal is on or the visit has ended",
         "苏A11111: served",
     ]
+
+
+def test_another_terminals_window_tickets_warn_here_under_their_terminals_name() -> None:
+    """With plant-wide replication each terminal folds the others' window events per stream:
+    two terminals' tickets of the same number are two waits, and each clears when served."""
+    from agent.domain.window_services import PlantWindows
+    from tests.agent.timeline import Timeline
+
+    d = Driver()
+    own, other = WindowBook(), PlantWindows()
+    own.apply(d.t.event("window.arrived", **own.arrive("sales", "payment")))
+    w2 = Timeline("w2", epoch="e7", start=d.t.wall)
+    arrived = w2.event("window.arrived", window="sales", service="payment", ticket="sales-0001")
+    assert other.apply(arrived) is True
+    assert other.apply(w2.event("visit.note", text="x")) is False
+
+    def tickets() -> list[dict[str, Any]]:
+        mine = [
+            {
+                "ticket": t.ticket,
+                "window": t.window,
+                "service": t.service,
+                "arrived_at": t.arrived_at,
+            }
+            for t in own.open.values()
+        ]
+        return mine + other.open_tickets()
+
+    assert other.open_tickets() == [
+        {
+            "terminal": "w2",
+            "ticket": "sales-0001",
+            "window": "sales",
+            "service": "payment",
+            "arrived_at": arrived.at,
+        }
+    ]
+    mine, theirs = "late.window.sales.sales-0001", "late.window.w2.sales.sales-0001"
+    d.t.advance(3.99)
+    assert levels(d, tickets()) == {}
+    d.t.advance(0.01)
+    assert levels(d, tickets()) == {mine: "warning", theirs: "warning"}
+    d.t.advance(1)
+    assert levels(d, tickets()) == {mine: "overdue", theirs: "overdue"}
+    due = deadlines.due(deadlines.running([], tickets(), CFG), d.t.wall, 0.8)[theirs]
+    assert due.detail == (
+        "ticket sales-0001 of w2 has been waiting at the sales window (payment) longer than its"
+        " 5 min target"
+    )
+    other.apply(w2.event("window.served", window="sales", service="payment", ticket="sales-0001"))
+    assert levels(d, tickets()) == {mine: "overdue"}

@@ -133,3 +133,48 @@ def test_bad_input(tmp_path: Path) -> None:
         f"tally: {path} line 2 is not an event envelope (it is not a JSON object);"
         " fix or remove that line",
     )
+
+
+def test_a_month_by_operator_from_a_terminal_store(tmp_path: Path) -> None:
+    """`tally kpi --config --month --by operator` over a store the real Writer wrote: the sales
+    window's events of tests/agent/test_by_operator.py; a day without any is said so."""
+    from agent.daemon.store import Store, Writer
+    from agent.domain import by_operator
+    from agent.domain.events import Stamp
+    from tests.agent.test_by_operator import scripted
+    from tests.daemon import write_config
+
+    config = write_config(tmp_path, terminal="w1")
+    writer = Writer(str(tmp_path / "tally.db"), "w1")
+    try:
+        for ev in scripted():
+            if ev.terminal == "w1":
+                writer.append_sync(ev.kind, ev.data, stamp=Stamp(ev.when, ev.mono_ns))
+    finally:
+        writer.close()
+    store = Store(str(tmp_path / "tally.db"))
+    try:
+        stored = list(store.iter_events())
+    finally:
+        store.close()
+    args = ["kpi", "--config", str(config), "--month", "2026-11", "--by", "operator"]
+    r = tally(*args, "--json")
+    assert (r.returncode, r.stderr) == (0, "")
+    expected = by_operator.month(stored, 2026, 11, TZ, KpiConfig())
+    assert json.loads(r.stdout) == expected
+    assert [(x["operator"], x["served"], x["served_in_time"]) for x in expected["rows"]] == [
+        ("李娜", 2, 1)
+    ]
+    r = tally(*args)
+    assert (r.returncode, r.stderr) == (0, "")
+    assert r.stdout.split("\n") == [
+        "Operators and posts for 2026-11 (Asia/Shanghai)",
+        "",
+        "OPERATOR  POST   SHIFTS  DAYS  VISIT STAGES  SERVED  IN TIME  CHECKS  REASONS"
+        "  CORRECTIONS  NOTES  OTHER",
+        "李娜      sales       2     2             0       2        1       0        0"
+        "            0      0      0",
+        "",
+    ]
+    r = tally("kpi", "--config", str(config), "--day", "2026-11-03", "--by", "operator")
+    assert (r.returncode, r.stdout.split("\n")[2:]) == (0, ["nobody recorded anything", ""])

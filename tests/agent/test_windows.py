@@ -186,3 +186,60 @@ def test_windows_end_to_end_through_ctl(daemon: Daemon, config_path: Path) -> No
         ("window.arrived", {"window": "sales", "service": "plan_order", "ticket": ticket}),
         ("window.served", {"window": "sales", "service": "plan_order", "ticket": ticket}),
     ]
+
+
+async def test_other_terminals_window_waits_raise_and_clear_late_alerts_here(
+    tmp_path: Path,
+) -> None:
+    """The window service folds the other terminals' window events (held at start, replicated
+    later) and the deadlines service raises and clears their late.* alerts on this terminal."""
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from agent.config import Config, TerminalConfig
+    from agent.daemon.alerts import Alerts
+    from agent.daemon.api import ApiServer
+    from agent.daemon.foreign import ingest
+    from agent.daemon.hub import Hub
+    from agent.daemon.runtime import Context
+    from agent.daemon.services.deadlines import Deadlines
+    from agent.daemon.services.window_services import Windows
+    from agent.daemon.store import Store, Writer
+
+    t0 = datetime(2026, 11, 29, 1, 0, tzinfo=UTC)
+    at = t0.isoformat().replace("+00:00", "Z")
+
+    def sales(seq: int, kind: str, minutes: float, ticket: str) -> Event:
+        when = (t0 + timedelta(minutes=minutes)).isoformat().replace("+00:00", ".000Z")
+        data: dict[str, object] = {"window": "sales", "service": "payment", "ticket": ticket}
+        return ev(seq, kind, when, 60 * minutes, data, terminal="w2", epoch="e7")
+
+    config = Config(terminal=TerminalConfig(id="wb1", database=str(tmp_path / "t.db"), socket="-"))
+    writer = Writer(config.terminal.database, "wb1")
+    own = (writer.terminal, writer.epoch)
+    writer.call(ingest([sales(1, "window.arrived", 0, "s-1")], {}, own, "w2", at)).result()
+    store, hub = Store(config.terminal.database), Hub()
+    now = [t0 + timedelta(minutes=4)]
+    ctx = Context(
+        config, writer, store, hub, ApiServer("-", hub), Alerts(writer, hub, store), asyncio.Event()
+    )
+    try:
+        Windows(ctx)
+        late = Deadlines(ctx, lambda: [], clock=lambda: now[0])
+        await late.evaluate()
+        assert {k: v["level"] for k, v in ctx.alerts.active.items()} == {
+            "late.window.w2.sales.s-1": "warning"
+        }
+        hub.on_foreign([sales(2, "window.arrived", 4, "s-2"), sales(3, "window.served", 4, "s-1")])
+        now[0] = t0 + timedelta(minutes=9)
+        await late.evaluate()
+        assert {k: v["level"] for k, v in ctx.alerts.active.items()} == {
+            "late.window.w2.sales.s-2": "overdue"
+        }
+        cleared = [e.data for e in store.iter_events("alert.cleared")]
+        assert cleared == [
+            {"alert": "late.window.w2.sales.s-1", "detail": "ticket s-1 of w2: served"}
+        ]
+    finally:
+        writer.close()
+        store.close()

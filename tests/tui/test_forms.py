@@ -23,6 +23,21 @@ def test_every_label_and_title_has_words_in_both_languages() -> None:
     assert sorted(used - set(i18n.keys())) == []
 
 
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_every_pane_names_each_of_its_keys_in_its_key_hints(language: str) -> None:
+    """The bottom line of a pane (its own hints, then the global ones) names every key that works
+    there, the sign-in and sign-out keys included ('o/u' names both)."""
+    from tui.screens import PANE_CLASSES
+
+    w = i18n.Words(language)
+    missing = []
+    for pane, cls in PANE_CLASSES.items():
+        hints = (w(cls.keys) + "   " if cls.keys else "") + w("keys.global")
+        named = {k for token in hints.split() for k in token.split("/")}
+        missing += [(pane, key) for p, key, _action in forms.KEYS if p == pane and key not in named]
+    assert missing == []
+
+
 def test_every_key_reaches_an_action_of_the_app() -> None:
     actions = {action for _pane, _key, action in forms.KEYS}
     assert sorted(a for a in actions if not callable(getattr(TallyApp, f"action_{a}", None))) == []

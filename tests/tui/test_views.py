@@ -92,6 +92,36 @@ def test_a_running_wait_shows_the_time_left_or_over_its_target() -> None:
     assert views.wait_cell(None, views.Decimal(10), w) == Cell("—", "dim")
 
 
+def test_running_waits_turn_to_a_warning_at_the_configured_share() -> None:
+    """The panes colour a wait from the daemon's warn_share on (its late.* warnings' share):
+    at 0.5 of a 10-minute target, 4 minutes is ok and 5 a warning; without it, 80 %."""
+    from datetime import timedelta
+
+    def waiting(minutes: int) -> dict[str, Any]:
+        since = (NOW - timedelta(minutes=minutes, seconds=30)).isoformat()
+        return {
+            "visit": f"v{minutes}",
+            "plate": f"A{minutes}",
+            "stage": "scale_queue",
+            "stage_since": since,
+        }
+
+    queue = [waiting(m) for m in (4, 5, 7, 8)]
+    for kpi, tones in [
+        ({"weigh_wait": {"target_min": 10}, "warn_share": 0.5}, ["ok", "warn", "warn", "warn"]),
+        ({"weigh_wait": {"target_min": 10}}, ["ok", "ok", "ok", "warn"]),
+        ({"weigh_wait": {"target_min": 10}, "warn_share": "x"}, ["ok", "ok", "ok", "warn"]),
+    ]:
+        states = {"kpi": kpi, "visits": {"scale_queue": queue, "open": queue}}
+        pane = views.weighbridge(states, NOW, SH, W).queue
+        yard = views.yard(states, NOW, W).rows
+        assert [r.cells[5].tone for r in pane] == tones
+        assert [r.cells[5].tone for r in yard] == tones
+    assert views.wait_cell(views.Decimal(5), views.Decimal(10), W, views.Decimal("0.5")) == Cell(
+        "5/10 5 left", "warn"
+    )
+
+
 def test_formatters() -> None:
     assert [views.kg(43120), views.kg(None), views.pct(0.0125), views.fixed("x")] == [
         "43,120",

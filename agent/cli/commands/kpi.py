@@ -26,6 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--timezone", metavar="TZ", help="the plant's time zone (default: terminal.timezone)"
     )
+    p.add_argument(
+        "--by",
+        choices=("operator",),
+        help="instead of the KPIs: what each operator recorded at each post (第二十二条)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
 
@@ -71,6 +76,8 @@ def main(args: argparse.Namespace) -> int:
             return kpis.compute_month(events, *month, tz, kpi_cfg, as_of=now)
         return kpis.compute(events, day, tz, kpi_cfg, as_of=now)
 
+    if args.by == "operator":
+        return by_operator(args, config, month, day, tz, tz_name, kpi_cfg)
     if config is not None:
         from agent.daemon.services.visits import load_events
         from agent.daemon.store import Store
@@ -89,6 +96,102 @@ def main(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(table(report, tz_name))
     return 0
+
+
+def by_operator(
+    args: argparse.Namespace,
+    config: Any,
+    month: tuple[int, int] | None,
+    day: Any,
+    tz: Any,
+    tz_name: str,
+    kpi_cfg: Any,
+) -> int:
+    """`--by operator`: per operator and post, what they recorded over the day or the month."""
+    import itertools
+    import json
+
+    from agent.domain import by_operator as by
+
+    def build(events: Any) -> dict[str, Any]:
+        if month is not None:
+            return by.month(events, *month, tz, kpi_cfg)
+        return {
+            "day": day.isoformat(),
+            "by": "operator",
+            "rows": by.rows(events, day, day, tz, kpi_cfg),
+        }
+
+    if config is not None:
+        from agent.daemon.store import Store
+
+        store = Store(config.terminal.database)
+        try:
+            report = build(itertools.chain(store.iter_events(), store.foreign_events()))
+        finally:
+            store.close()
+    else:
+        report = build(read_events(args.events))
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        sys.stdout.write(operator_table(report, tz_name))
+    return 0
+
+
+OPERATOR_HEAD = (
+    "OPERATOR",
+    "POST",
+    "SHIFTS",
+    "DAYS",
+    "VISIT STAGES",
+    "SERVED",
+    "IN TIME",
+    "CHECKS",
+    "REASONS",
+    "CORRECTIONS",
+    "NOTES",
+    "OTHER",
+)
+
+
+def operator_table(r: dict[str, Any], tz_name: str) -> str:
+    """`--by operator` as a table: one line per operator and post, then the stages each recorded."""
+    span = r.get("month") or r.get("day")
+    lines = [f"Operators and posts for {span} ({tz_name})", ""]
+    if not r["rows"]:
+        return "\n".join([*lines, "nobody recorded anything", ""])
+    body = [
+        (
+            x["operator"],
+            x["post"] or "-",
+            str(x["shifts"]),
+            str(x["days"]),
+            str(x["visits"]),
+            str(x["served"]),
+            str(x["served_in_time"]) if x["served"] else "-",
+            str(x["checks"]),
+            str(x["reasons"]),
+            str(x["corrections"]),
+            str(x["notes"]),
+            str(x["other"]),
+        )
+        for x in r["rows"]
+    ]
+    widths = [max(_width(row[i]) for row in [OPERATOR_HEAD, *body]) for i in range(12)]
+    for row in [OPERATOR_HEAD, *body]:
+        cells = [
+            cell + " " * (w - _width(cell)) if i < 2 else " " * (w - _width(cell)) + cell
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    staged = [x for x in r["rows"] if x["stages"]]
+    if staged:
+        lines += ["", "Visit stages recorded:"]
+        for x in staged:
+            stages = ", ".join(f"{k} {n}" for k, n in x["stages"].items())
+            lines.append(f"{x['operator']} ({x['post'] or '-'}): {stages}")
+    return "\n".join([*lines, ""])
 
 
 def month_table(m: dict[str, Any], tz_name: str) -> str:

@@ -1,9 +1,9 @@
 """Live warnings before a target is missed: the `late.*` alerts, raised and cleared on time.
 
 A thin shell around agent/domain/deadlines.py: it evaluates the running waits of the plant's
-open visits and this terminal's window tickets whenever either changes and at the next moment a
-wait crosses its warning share or its target (no polling in between), and raises, upgrades and
-clears the alerts through agent/daemon/alerts.py.
+open visits and of the window tickets of this terminal and of the others (replicated) whenever
+either changes and at the next moment a wait crosses its warning share or its target (no
+polling in between), and raises, upgrades and clears the alerts through agent/daemon/alerts.py.
 """
 
 from __future__ import annotations
@@ -56,7 +56,9 @@ class Deadlines:
         """Raise and clear the alerts as they stand now; return the seconds until the next change."""
         cfg = self.ctx.config.kpi
         windows = self.ctx.hub.get("windows") or {}
-        tickets = [t for t in windows.get("open", []) if isinstance(t, dict)]
+        tickets = [
+            t for key in ("open", "others") for t in windows.get(key, []) if isinstance(t, dict)
+        ]
         waits = deadlines.running(self.open_visits(), tickets, cfg)
         now = self.clock()
         found = deadlines.due(waits, now, cfg.warn_share)

@@ -408,7 +408,8 @@ class VisitsService:
         self.kpi_dirty, self.kpi_at, self.kpi_day = False, now, day
         events, cfg, tz = list(self.kpi_events.values()), self.ctx.config.kpi, self.tz
         report = await asyncio.to_thread(kpis.compute, events, day, tz, cfg, datetime.now(UTC))
-        self.ctx.hub.publish("kpi", report)
+        # The TUI colours running waits from the same share as the late.* warnings.
+        self.ctx.hub.publish("kpi", {**report, "warn_share": cfg.warn_share})
 
     def _prune(self) -> None:
         now = datetime.now(UTC)

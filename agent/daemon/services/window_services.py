@@ -1,4 +1,5 @@
-"""The service-window capability in the daemon: window.arrive / window.serve ops and live state."""
+"""The service-window capability in the daemon: window.arrive / window.serve ops and live state
+(this terminal's open tickets, and the other terminals' from replicated events)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from agent.daemon.runtime import Context, Service
 from agent.domain.events import Event
-from agent.domain.window_services import WindowBook
+from agent.domain.window_services import PlantWindows, WindowBook
 
 
 class Windows:
@@ -21,10 +22,15 @@ class Windows:
         self.lock = asyncio.Lock()
         for ev in ctx.store.iter_events("window"):
             self.book.apply(ev)
+        # Other terminals' tickets: every terminal warns of every late window (docs/replication.md).
+        self.others = PlantWindows()
+        for ev in ctx.store.foreign_events(prefixes=("window",)):
+            self.others.apply(ev)
         ctx.api.register("window.arrive", self.arrive)
         ctx.api.register("window.serve", self.serve)
         ctx.api.register("windows.list", self.list)
         ctx.hub.event_listeners.append(self.on_events)
+        ctx.hub.foreign_listeners.append(self.on_foreign)
         self._publish()
 
     def on_events(self, events: list[Event]) -> None:
@@ -37,6 +43,11 @@ class Windows:
         if changed:
             self._publish()
 
+    def on_foreign(self, events: list[Event]) -> None:
+        """Fold other terminals' window events as they are replicated here."""
+        if [ev for ev in events if self.others.apply(ev)]:
+            self._publish()
+
     def _state(self) -> dict[str, Any]:
         return {
             "open": [
@@ -47,7 +58,8 @@ class Windows:
                     "arrived_at": t.arrived_at,
                 }
                 for t in self.book.open.values()
-            ]
+            ],
+            "others": self.others.open_tickets(),
         }
 
     def _publish(self) -> None:
