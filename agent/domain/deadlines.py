@@ -102,13 +102,21 @@ def running(
     return out
 
 
+PAST = timedelta(milliseconds=1)  # how far beyond its target a wait is overdue
+
+
 def due(waits: Iterable[Wait], now: datetime, share: float) -> dict[str, Due]:
-    """The waits past `share` of their target or past it, by alert name."""
+    """The waits past `share` of their target or past it, by alert name.
+
+    A wait exactly on its target is within it (the standard's 不超过): overdue starts one
+    millisecond (the events' resolution) later.
+    """
     out: dict[str, Due] = {}
     for w in waits:
-        warn_at, due_at = _marks(w, share)
+        warn_at, over_at = _marks(w, share)
+        due_at = over_at - PAST
         target = f"{w.target_min:g} min"
-        if now >= due_at:
+        if now >= over_at:
             level, detail = (
                 "overdue",
                 f"{w.subject} has been {w.doing} longer than its {target} target",
@@ -143,6 +151,6 @@ def ended(subject: object, target: object) -> str:
 
 
 def _marks(w: Wait, share: float) -> tuple[datetime, datetime]:
-    """When the wait reaches its warning share and its target."""
+    """When the wait reaches its warning share, and when it is past its target."""
     target = timedelta(minutes=w.target_min)
-    return w.since + target * share, w.since + target
+    return w.since + target * share, w.since + target + PAST

@@ -14,6 +14,7 @@ from tests.agent.test_visits import arrive
 from tests.agent.timeline import Driver
 
 CFG = KpiConfig()  # scale 10 min, bagged loading 120, bulk 60, seal 10, windows 5/5/10/10
+MS = 0.001 / 60  # one millisecond, in minutes: a wait exactly on its target is within it
 
 
 def levels(d: Driver, tickets: list[dict[str, Any]] | None = None) -> dict[str, str]:
@@ -36,9 +37,9 @@ def test_a_scale_wait_warns_at_80_percent_is_overdue_at_its_target_and_clears_wh
     assert name not in levels(d)
     d.t.advance(0.01)
     assert levels(d)[name] == "warning"
-    d.t.advance(1.99)
-    assert levels(d)[name] == "warning"
-    d.t.advance(0.01)
+    d.t.advance(2)
+    assert levels(d)[name] == "warning"  # exactly 10 minutes: within the target (不超过)
+    d.t.advance(MS)
     assert levels(d)[name] == "overdue"
     d.capture(15000)  # matched by itself: the only truck queued at scale1
     assert name not in levels(d)
@@ -59,7 +60,7 @@ def test_every_visit_target_raises_and_clears_at_its_stage() -> None:
         f"late.bulk_turnaround.{bulk}": "warning",
         f"late.seal_lag.{bulk}": "warning",
     }
-    d.t.advance(4)  # 60 min in the plant, 12 min unsealed
+    d.t.advance(4 + MS)  # just past 60 min in the plant, 12 min unsealed
     assert levels(d) == {
         f"late.bulk_turnaround.{bulk}": "overdue",
         f"late.seal_lag.{bulk}": "overdue",
@@ -68,7 +69,7 @@ def test_every_visit_target_raises_and_clears_at_its_stage() -> None:
     assert levels(d) == {f"late.bulk_turnaround.{bulk}": "overdue"}
     d.t.advance(36)  # 96 min since the bagged truck arrived: 80 % of 120
     assert levels(d)[f"late.bag_load_wait.{bagged}"] == "warning"
-    d.t.advance(24)
+    d.t.advance(24)  # 2 h and 1 ms
     assert levels(d)[f"late.bag_load_wait.{bagged}"] == "overdue"
     d.do("visit.loading_start", visit=bagged, point="line1")
     d.do("visit.cancel", visit=bulk, reason="test")
@@ -98,6 +99,8 @@ def test_a_window_ticket_warns_is_overdue_and_clears_when_served() -> None:
     d.t.advance(0.01)
     assert levels(d, tickets()) == {name: "warning"}
     d.t.advance(1)
+    assert levels(d, tickets()) == {name: "warning"}  # exactly 5 min: within the target
+    d.t.advance(MS)
     assert levels(d, tickets()) == {name: "overdue"}
     due = deadlines.due(deadlines.running([], tickets(), CFG), d.t.wall, 0.8)[name]
     assert (due.detail, format_at(due.due_at)) == (
@@ -118,8 +121,10 @@ def test_the_warning_share_is_configurable_and_the_next_change_is_exact() -> Non
     start = d.t.wall
     assert deadlines.next_change(waits, start, 0.5) == start + timedelta(minutes=5)
     after_warning = start + timedelta(minutes=5)
-    assert deadlines.next_change(waits, after_warning, 0.5) == start + timedelta(minutes=10)
-    assert deadlines.next_change(waits, start + timedelta(minutes=10), 0.5) is None
+    past = start + timedelta(minutes=10, milliseconds=1)
+    assert deadlines.next_change(waits, after_warning, 0.5) == past
+    assert deadlines.next_change(waits, start + timedelta(minutes=10), 0.5) == past
+    assert deadlines.next_change(waits, past, 0.5) is None
     due = deadlines.due(waits, after_warning, 0.5)[f"late.scale_wait.{vid}"]
     assert (due.level, due.detail) == (
         "warning",
@@ -179,7 +184,7 @@ def test_another_terminals_window_tickets_warn_here_under_their_terminals_name()
     assert levels(d, tickets()) == {}
     d.t.advance(0.01)
     assert levels(d, tickets()) == {mine: "warning", theirs: "warning"}
-    d.t.advance(1)
+    d.t.advance(1 + MS)
     assert levels(d, tickets()) == {mine: "overdue", theirs: "overdue"}
     due = deadlines.due(deadlines.running([], tickets(), CFG), d.t.wall, 0.8)[theirs]
     assert due.detail == (
