@@ -84,8 +84,9 @@ def load_events(
 
 
 def plant_projection(config: Config, own: str | None = None) -> Projection:
-    """An empty projection of the plant timeline as terminal `own` keeps it."""
-    return Projection(config.kpi, own=own)
+    """An empty projection of the plant timeline as terminal `own` keeps it (plant days in
+    the terminal's time zone)."""
+    return Projection(config.kpi, own=own, tz=ZoneInfo(config.terminal.timezone))
 
 
 def rebuild_from(store: Store, config: Config, upto: int | None = None) -> Projection:
