@@ -202,6 +202,22 @@ def test_a_late_arrival_joins_until_the_end_of_the_next_plant_day() -> None:
     assert "pending:苏A12345/SO7" not in joined.visits and joined.expiry == {}
     assert joined.event_visit[stage.id] == "v1"
 
+    # Stamped within the bound, the arrival joins however late it reaches the terminal: the
+    # timeline folds it in its place, before the event that dropped the provisional visit.
+    tl = Timeline(lambda: Projection(own="pk1", tz=TZ))
+    other = {"plate": "苏B00001", "order": "SO1"}
+    tl.add(
+        [stage, month.at("gate1", bound + timedelta(days=1), "visit.arrived", visit="o", **other)]
+    )
+    assert sorted(tl.proj.visits) == ["o"]  # dropped
+    arrival = month.at("gate1", bound - timedelta(minutes=1), "visit.arrived", visit="v1", **truck)
+    tl.add([arrival])
+    assert (tl.replays, tl.proj.visits["v1"].stage, sorted(tl.proj.visits)) == (
+        1,
+        "loading",
+        ["o", "v1"],
+    )
+
     late = arrive(bound)  # too late: the provisional visit was dropped, the arrival is new
     assert (late.visits["v1"].stage, late.visits["v1"].point) == ("arrived", None)
     assert sorted(late.visits) == ["o", "v1"]
