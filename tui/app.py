@@ -16,7 +16,7 @@ from textual.widgets import ContentSwitcher, Static
 
 from agent.config import BoardConfig
 from agent.daemon.client import AsyncClient, DaemonUnavailable, RequestRefused
-from tui import forms, views
+from tui import forms, i18n, views
 from tui.i18n import Words
 from tui.messages import (
     CommandAnswered,
@@ -30,6 +30,7 @@ from tui.screens import PANE_CLASSES, PANES, Pane, WeighbridgePane
 from tui.widgets import FormScreen, PickScreen, line
 
 RETRY_S = 1.5  # how often to try the socket again while the daemon is away
+WARNING_S = 20.0  # a command's warning stays this long: long enough to read it twice
 Clock = Callable[[], datetime]
 
 
@@ -219,6 +220,19 @@ class TallyApp(LiveApp):
         if isinstance(ticket, dict) and ticket.get("number"):
             what += f" {ticket['number']}"
         self.show_status(self.w("cmd.ok", what=what), "ok")
+        if isinstance(msg.result, dict):
+            # recorded all the same, but a fact of another terminal was missing here
+            sentences = msg.result.get("warnings") or []
+            codes = msg.result.get("warning_codes") or []
+            for n, sentence in enumerate(sentences if isinstance(sentences, list) else []):
+                entry = codes[n] if isinstance(codes, list) and n < len(codes) else None
+                self.notify(
+                    i18n.warning(self.w, entry, str(sentence)),
+                    title=self.w("warn.title"),
+                    severity="warning",
+                    timeout=WARNING_S,
+                    markup=False,
+                )
 
     def on_command_refused(self, msg: CommandRefused) -> None:
         """Show the daemon's sentence where the operator is looking."""

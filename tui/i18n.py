@@ -77,6 +77,31 @@ _TEXT: dict[str, tuple[str, str]] = {
     "cmd.refused": ("✗ {sentence}", "✗ {sentence}"),
     "cmd.no_visit": ("请先在列表中选择一辆车。", "Select a truck in the list first."),
     "cmd.no_packer": ("请先选择一台包装机。", "Select a packer first."),
+    # warnings of an accepted command (agent/domain/visit_commands.py, docs/replication.md)
+    "warn.title": ("提醒：已记录", "Recorded, but"),
+    "warn.pending_stage": (
+        "{plate} 订单 {order} 的到厂登记尚未传到本机；已按车牌和订单记录，到厂登记传到后自动归入该车次",
+        "no arrival of {plate} for order {order} has reached this terminal; recorded by plate"
+        " and order, the stage joins the visit when its arrival does",
+    ),
+    "warn.no_gate_in": (
+        "{plate}（车次 {visit}）的进厂放行尚未传到本机；已照常记录",
+        "no gate-in of {plate} (visit {visit}) has reached this terminal yet; recorded all the"
+        " same",
+    ),
+    "warn.lag": ("（{lag}）", " ({lag})"),
+    "lag.sources": ("数据延迟：{items}", "lag: {items}"),
+    "lag.sep": ("；", "; "),
+    "lag.none": ("各数据源均已同步", "every source up to date"),
+    "lag.no_contact": ("{source} {state}，尚未联系上", "{source} {state}, no contact yet"),
+    "lag.unreachable": (
+        "{source} 连不上，最近联系在 {s} 秒前",
+        "{source} unreachable, last contact {s} s ago",
+    ),
+    "lag.behind": ("{source} 落后 {s} 秒、{n} 条事件", "{source} {s} s and {n} events behind"),
+    "lag.state.starting": ("启动中", "starting"),
+    "lag.state.catching up": ("追赶中", "catching up"),
+    "lag.state.unreachable": ("连不上", "unreachable"),
     "cmd.no_daemon": (
         "守护进程未运行，命令未发送。",
         "The daemon is not running; nothing was sent.",
@@ -335,6 +360,49 @@ class Words:
         """The text for `key`, or `fallback` when there is none (e.g. a stage we do not know)."""
         pair = _TEXT.get(key)
         return pair[self._col] if pair else fallback
+
+
+def warning(w: Words, entry: object, fallback: str) -> str:
+    """An accepted command's warning in the operator's language, from its code and parameters
+    (an item of the reply's `warning_codes`); `fallback` (the daemon's English sentence) when
+    the code is not known here."""
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("params"), Mapping):
+        return fallback
+    key, params = f"warn.{entry.get('code')}", entry["params"]
+    if key not in _TEXT or key == "warn.title":
+        return fallback
+    try:
+        sentence = w(key, **{k: v for k, v in params.items() if k != "lag"})
+    except (KeyError, IndexError, ValueError):
+        return fallback  # a code whose parameters changed: the daemon's sentence says it
+    lag = params.get("lag")
+    if not isinstance(lag, list):
+        return sentence
+    return sentence + w("warn.lag", lag=lag_text(w, lag))
+
+
+def lag_text(w: Words, sources: list[object]) -> str:
+    """The sources a terminal's replica lags behind, in words (as `lag_words` in English)."""
+    items = []
+    for s in sources:
+        if not isinstance(s, Mapping):
+            continue
+        name, state = s.get("source"), str(s.get("state"))
+        shown = w.maybe(f"lag.state.{state}", state)
+        if s.get("contact") is False:
+            items.append(w("lag.no_contact", source=name, state=shown))
+        elif state == "unreachable":
+            items.append(w("lag.unreachable", source=name, s=f"{_num(s.get('silent_s')):.0f}"))
+        else:
+            lag_s, behind = _num(s.get("lag_s")), _num(s.get("events_behind"))
+            items.append(w("lag.behind", source=name, s=f"{lag_s:g}", n=f"{behind:g}"))
+    if not items:
+        return w("lag.none")
+    return w("lag.sources", items=w("lag.sep").join(items))
+
+
+def _num(value: object) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
 def keys() -> Mapping[str, tuple[str, str]]:

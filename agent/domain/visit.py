@@ -432,6 +432,17 @@ class Identities:
         self.alias: dict[str, str] = {}  # a merged arrival's visit → the visit it joined
         self.latest: dict[tuple[str, str], str] = {}  # (plate, order) → its latest visit
 
+    def forget(self, gone: VisitState) -> None:
+        """Drop what names a visit no longer kept (the live projection's memory bound): its
+        plate-and-order entry and the arrivals merged into it. A later stage by its plate and
+        order then waits in a provisional visit, as for a visit never seen."""
+        key = (gone.plate, gone.order)
+        if self.latest.get(key) == gone.visit:
+            del self.latest[key]
+        for merged in gone.merged_from:
+            if self.alias.get(merged) == gone.visit:
+                del self.alias[merged]
+
     def route(self, ev: Event, visits: Mapping[str, VisitState]) -> str | None:
         """The id of the visit `ev` folds into (a provisional id while its arrival is
         unknown), or None when the event names no visit."""

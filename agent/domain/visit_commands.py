@@ -6,7 +6,7 @@ with one sentence; it changes nothing itself (the caller appends and folds the e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,8 @@ class CommandContext:
     `plant` is set when this terminal is one of several: a fact another terminal records may
     not have reached it yet, so a check on such a fact warns (in `warnings`, with `lag`, the
     replica's lag in words) instead of refusing. The terminal's own facts are still refused.
+    Each warning is also in `warning_codes` as a stable code with its parameters (the sources
+    behind, `lag_sources`, among them), for a UI to say in its own language.
     """
 
     new_visit_id: str = ""
@@ -35,11 +37,38 @@ class CommandContext:
     packer_bag_kg: Mapping[str, int] = field(default_factory=dict)
     plant: bool = False
     lag: str = ""
+    lag_sources: tuple[Mapping[str, Any], ...] = ()
     warnings: list[str] = field(default_factory=list)
+    warning_codes: list[dict[str, Any]] = field(default_factory=list)
 
-    def warn(self, sentence: str) -> None:
-        """Record a warning, the replica's lag appended."""
+    def warn(self, sentence: str, code: str, **params: Any) -> None:
+        """Record a warning, the replica's lag appended (and as `code` with `params`)."""
         self.warnings.append(sentence + (f" ({self.lag})" if self.lag else ""))
+        lag = [dict(s) for s in self.lag_sources]
+        self.warning_codes.append({"code": code, "params": {**params, "lag": lag}})
+
+
+# The codes of the warnings (docs/replication.md): each with its parameters besides `lag`.
+PENDING_STAGE = "pending_stage"  # plate, order: recorded by plate and order, arrival unknown
+NO_GATE_IN = "no_gate_in"  # plate, visit: the visit's gate-in has not reached this terminal
+
+
+def lag_words(sources: Iterable[Mapping[str, Any]]) -> str:
+    """The replica's lag in words for a warning, from the sources behind (as the daemon's
+    `lag_sources`: `source`, `state`, and `silent_s` when unreachable, else `lag_s` and
+    `events_behind`; `contact` false when never reached); every source up to date when none."""
+    out = []
+    for s in sources:
+        name, state = s.get("source"), s.get("state")
+        if s.get("contact") is False:
+            out.append(f"{name} {state}, no contact yet")
+        elif state == "unreachable":
+            out.append(f"{name} unreachable, last contact {s.get('silent_s') or 0:.0f} s ago")
+        else:
+            out.append(
+                f"{name} {s.get('lag_s') or 0:g} s and {s.get('events_behind') or 0} events behind"
+            )
+    return "lag: " + "; ".join(out) if out else "every source up to date"
 
 
 # Stages another terminal may record before the visit reaches it: by plate and order.
@@ -95,7 +124,10 @@ def _find(p: Projection, op: str, req: Mapping[str, Any], ctx: CommandContext) -
     order = inputs.text(req, "order", required=True)
     ctx.warn(
         f"no arrival of {plate} for order {order} has reached this terminal; recorded by plate"
-        " and order, the stage joins the visit when its arrival does"
+        " and order, the stage joins the visit when its arrival does",
+        PENDING_STAGE,
+        plate=plate,
+        order=order,
     )
     return VisitState.pending(plate, order)
 
@@ -374,7 +406,12 @@ def _require_in(v: VisitState, ctx: CommandContext | None = None) -> None:
         return
     if ctx is None or not ctx.plant:
         raise Refusal(f"{v.label} is not through the gate yet; record gate-in first")
-    ctx.warn(f"no gate-in of {v.label} has reached this terminal yet; recorded all the same")
+    ctx.warn(
+        f"no gate-in of {v.label} has reached this terminal yet; recorded all the same",
+        NO_GATE_IN,
+        plate=v.plate,
+        visit=v.visit,
+    )
 
 
 HANDLERS: dict[str, Handler] = {

@@ -6,12 +6,13 @@ from __future__ import annotations
 import itertools
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from agent.config import KpiConfig
 from agent.domain import visit_checks, visit_inputs
 from agent.domain.corrections import corrected
-from agent.domain.events import Event
+from agent.domain.events import Event, format_at, parse_at
 from agent.domain.kinds import Kind
 from agent.domain.marks import Mark, duration_ms
 from agent.domain.visit import (
@@ -28,6 +29,8 @@ from agent.domain.visit_inputs import Refusal
 
 KEEP_UNASSIGNED = 200  # captures nobody claimed; the oldest are forgotten
 KEEP_CLOSED = 1000  # closed visits kept in memory for corrections and tare history
+KEEP_TARE_PLATES = 5000  # plates whose archived tares are kept; the least recent are forgotten
+PENDING_DAYS = 1  # a provisional visit waits this many plant days after its own for its arrival
 LIVE_FIELDS = ("counted_bags", "finish_suggested", "hint")  # not derived from events
 
 RELEASES_KEPT = 11  # the last ten gaps between releases make the estimate
@@ -58,8 +61,11 @@ class Projection:
     rebuild from the store and the live, incremental projection are the same fold.
     """
 
-    def __init__(self, kpi: KpiConfig | None = None, own: str | None = None) -> None:
+    def __init__(
+        self, kpi: KpiConfig | None = None, own: str | None = None, tz: tzinfo | None = None
+    ) -> None:
         self.kpi = kpi or KpiConfig()
+        self.tz = tz or UTC  # where plant days begin (a provisional visit's bound)
         # On a plant timeline, the terminal whose events call for reactions here: a capture is
         # matched and a visit checked only by the terminal that recorded the change, so two
         # terminals never append the same match or flag (None: every event, one terminal).
@@ -71,8 +77,14 @@ class Projection:
         self.unassigned: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.assigned: dict[str, str] = {}  # weighing → visit (kept for open visits' refusals)
         self.pending_auto: OrderedDict[str, str] = OrderedDict()  # weighing → visit
-        self.archived_tares: dict[str, list[tuple[int, int]]] = {}  # plate → [(index, kg)]
+        # plate → [(index, kg)], the plate archived last at the end
+        self.archived_tares: OrderedDict[str, list[tuple[int, int]]] = OrderedDict()
         self.closed: list[str] = []
+        # Open provisional visits → when they are dropped if no arrival joined them (an `at`),
+        # and the latest `at` folded: the projection's clock, so a rebuild drops the same ones.
+        self.expiry: dict[str, str] = {}
+        self.next_expiry = ""
+        self.now = ""
         self.dirty: set[str] = set()
         self.loaded: dict[str, int] = {}  # live packer `loaded` totals (not from events)
         self.last_seq = 0
@@ -92,6 +104,9 @@ class Projection:
             return
         self.count += 1
         index = self.count
+        self.now = max(self.now, ev.at)
+        if self.expiry and self.now >= self.next_expiry:
+            self._expire()
         if kind == Kind.WEIGHING_CAPTURED:
             self._captured(ev)
         elif kind == Kind.OPERATOR_CORRECTED:
@@ -116,6 +131,7 @@ class Projection:
                 return  # a visit this terminal never saw arrive
             v = self.visits[vid] = VisitState.pending(*key)
             self.open_by_plate.setdefault(v.plate, vid)
+            self._expires(vid, pending_bound(ev.at, self.tz))
         was_open = v.open
         if kind != Kind.VISIT_FLAGGED:
             # A match is decided when the capture arrives; anything after it decides again.
@@ -148,6 +164,7 @@ class Projection:
         pending = join_pending(v, self.visits)
         if pending is None:
             return
+        self.expiry.pop(pending.visit, None)
         for _, e in pending.events:
             self.event_visit[e.id] = v.visit
         for w in pending.weighings:
@@ -206,19 +223,56 @@ class Projection:
             del self.open_by_plate[v.plate]
         for w in v.weighings:
             self.assigned.pop(w.weighing, None)
+        self.expiry.pop(v.visit, None)  # closed, it is kept as closed visits are
         self.closed.append(v.visit)
         if len(self.closed) > KEEP_CLOSED:
-            gone = self.visits.pop(self.closed.pop(0), None)
+            gone = self.visits.get(self.closed.pop(0))
             if gone is not None:
-                for w in gone.weighings:
-                    if w.role == "tare":
-                        self.archived_tares.setdefault(gone.plate, []).append(
-                            (w.index, w.weight_kg)
-                        )
-                history = self.archived_tares.get(gone.plate, [])
-                del history[: -max(self.kpi.tare_history, 1)]
-                for _, e in gone.events:
-                    self.event_visit.pop(e.id, None)
+                self._archive_tares(gone)
+                self._forget(gone)
+
+    def _archive_tares(self, gone: VisitState) -> None:
+        """Keep a dropped visit's tares for its plate's tare history."""
+        history = self.archived_tares.pop(gone.plate, [])
+        history.extend((w.index, w.weight_kg) for w in gone.weighings if w.role == "tare")
+        del history[: -max(self.kpi.tare_history, 1)]
+        if history:
+            self.archived_tares[gone.plate] = history  # now the most recent plate
+        while len(self.archived_tares) > KEEP_TARE_PLATES:
+            self.archived_tares.popitem(last=False)
+
+    def _expires(self, vid: str, bound: str) -> None:
+        self.expiry[vid] = bound
+        self.next_expiry = min(self.next_expiry, bound) if self.next_expiry else bound
+
+    def _expire(self) -> None:
+        """Drop the provisional visits whose arrival did not come within their bound."""
+        for vid, bound in list(self.expiry.items()):
+            if bound <= self.now:
+                del self.expiry[vid]
+                v = self.visits.get(vid)
+                if v is not None and v.provisional and v.open:
+                    self._forget(v)
+        self.next_expiry = min(self.expiry.values(), default="")
+
+    def _forget(self, gone: VisitState) -> None:
+        """Drop a visit from memory with every entry that names it, so nothing grows with the
+        visits a terminal has seen: its events, weighings, plate, plate-and-order and aliases."""
+        vid = gone.visit
+        self.visits.pop(vid, None)
+        self.expiry.pop(vid, None)
+        self.dirty.discard(vid)
+        for _, e in gone.events:
+            self.event_visit.pop(e.id, None)
+        for w, target in list(self.assigned.items()):
+            if target == vid:
+                del self.assigned[w]
+        for w, target in list(self.pending_auto.items()):
+            if target == vid:
+                del self.pending_auto[w]
+        if self.open_by_plate.get(gone.plate) == vid:
+            del self.open_by_plate[gone.plate]
+        self.ids.forget(gone)
 
     # --- views --------------------------------------------------------------------------------
 
@@ -334,12 +388,25 @@ def relevant(kind: str) -> bool:
     return kind.startswith("visit.") or kind in _ALSO_FOLDED
 
 
-def rebuild(events: Iterable[Event], kpi: KpiConfig | None = None) -> Projection:
-    """A projection folded from stored events in seq order."""
-    p = Projection(kpi)
+def rebuild(
+    events: Iterable[Event], kpi: KpiConfig | None = None, tz: tzinfo | None = None
+) -> Projection:
+    """A projection folded from stored events in seq order (plant days in `tz`, default UTC)."""
+    p = Projection(kpi, tz=tz)
     for ev in events:
         p.apply(ev)
     return p
+
+
+def pending_bound(at: str, tz: tzinfo) -> str:
+    """When a provisional visit first seen at `at` is dropped if its arrival has not joined it:
+    the end of the next plant day (local midnight in `tz`), as a UTC `at`."""
+    try:
+        day = parse_at(at).astimezone(tz).date()
+    except ValueError:
+        return at  # not a time (never stored so): drop it with the next event
+    end = datetime.combine(day + timedelta(days=PENDING_DAYS + 1), time(0), tzinfo=tz)
+    return format_at(end)
 
 
 def _as_int(value: Any) -> int:

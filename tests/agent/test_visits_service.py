@@ -176,6 +176,21 @@ async def test_on_a_plant_a_stage_for_an_unknown_truck_is_recorded_with_the_lag(
                 f" plate and order, the stage joins the visit when its arrival does ({lag})"
             ],
         )
+        # The same warning as a code and its parameters, for the TUI to say in its language.
+        assert answer["warning_codes"] == [
+            {
+                "code": "pending_stage",
+                "params": {
+                    "plate": "苏A12345",
+                    "order": "SO7",
+                    "lag": [
+                        {"source": "gate1", "state": "catching up", "lag_s": 12.5,
+                         "events_behind": 40},
+                        {"source": "central", "state": "starting", "contact": False},
+                    ],
+                },
+            }
+        ]  # fmt: skip
         (ev,) = [e for e in store.iter_events() if e.kind == "visit.loading_started"]
         assert ev.data == {"plate": "苏A12345", "order": "SO7", "point": "bulk1"}
     finally:

@@ -390,6 +390,13 @@ def test_a_partition_heals_into_one_plant_timeline(plant: Plant) -> None:
     )
     assert "gate1 " in r.stderr and "central " in r.stderr and r.stderr.count("\n") == 1
     assert provisional["warnings"] == [r.stderr.removeprefix("tally: warning: ").strip()]
+    (code,) = provisional["warning_codes"]  # the same warning for a UI to translate
+    assert (code["code"], code["params"]["plate"], code["params"]["order"]) == (
+        "pending_stage",
+        "苏A10002",
+        "SO2",
+    )
+    assert sorted(s["source"] for s in code["params"]["lag"]) == ["central", "gate1", "wb1"]
 
     # Heal: the stage pk1 recorded by plate and order joins the visit gate1 registered.
     plant.receiver.start()

@@ -45,13 +45,14 @@ class Plant:
     api: ApiServer | None = None
     requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     refuse: dict[str, str] = field(default_factory=dict)  # op → the sentence it refuses with
+    answers: dict[str, Any] = field(default_factory=dict)  # op → its answer, when not the usual
 
     def handler(self, op: str) -> Callable[[dict[str, Any]], Any]:
         async def handle(req: dict[str, Any]) -> Any:
             self.requests.append((op, {k: v for k, v in req.items() if k not in ("id", "op")}))
             if op in self.refuse:
                 raise CommandError(self.refuse[op])
-            return {"visit": "0190a000-0000-7000-8000-00000000000f"}
+            return self.answers.get(op, {"visit": "0190a000-0000-7000-8000-00000000000f"})
 
         return handle
 

@@ -492,6 +492,7 @@ class Plant:
         today (`GET /api/v1/kpi`)."""
         import json
         import urllib.request
+        from zoneinfo import ZoneInfo
 
         from agent.config import KpiConfig
         from agent.domain.timeline import fold
@@ -499,7 +500,8 @@ class Plant:
         from sync.receiver.engine import read_events
 
         events = (ev for ev in read_events(str(self.central)) if relevant(ev.kind))
-        visits = fold(events, lambda: Projection(KpiConfig()))
+        shanghai = ZoneInfo("Asia/Shanghai")  # the demo plant's time zone
+        visits = fold(events, lambda: Projection(KpiConfig(), tz=shanghai))
         ask = urllib.request.Request(
             f"{self.receiver_url}/api/v1/kpi?day={self.today()}",
             headers={"Authorization": f"Bearer {self.tokens[GATE]}"},

@@ -66,7 +66,7 @@ class TicketsService:
         self.tz = ZoneInfo(ctx.config.terminal.timezone)
         self.terminal = ctx.config.terminal.id
         self.printer = printer if printer is not None else configured_printer(ctx.config)
-        self.proj = Projection(ctx.config.kpi)
+        self.proj = Projection(ctx.config.kpi, tz=self.tz)
         self.book = TicketBook()
         self.seq = 0
         self.lock = asyncio.Lock()

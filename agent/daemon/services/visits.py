@@ -19,7 +19,7 @@ from agent.daemon.store import Store
 from agent.domain import kpis
 from agent.domain.events import Event, format_at, parse_at, uuid7
 from agent.domain.timeline import Timeline, fold
-from agent.domain.visit_commands import CommandContext, command
+from agent.domain.visit_commands import CommandContext, command, lag_words
 from agent.domain.visit_inputs import Refusal
 from agent.domain.visit_projection import Projection, relevant
 
@@ -84,8 +84,9 @@ def load_events(
 
 
 def plant_projection(config: Config, own: str | None = None) -> Projection:
-    """An empty projection of the plant timeline as terminal `own` keeps it."""
-    return Projection(config.kpi, own=own)
+    """An empty projection of the plant timeline as terminal `own` keeps it (plant days in
+    the terminal's time zone)."""
+    return Projection(config.kpi, own=own, tz=ZoneInfo(config.terminal.timezone))
 
 
 def rebuild_from(store: Store, config: Config, upto: int | None = None) -> Projection:
@@ -263,13 +264,15 @@ class VisitsService:
     async def _command(self, op: str, req: dict[str, Any]) -> Any:
         async with self.lock:  # validation and append are one step
             self._sync()
+            lag = self._lag_sources()
             cctx = CommandContext(
                 new_visit_id=uuid7(),
                 scales=self.scales,
                 default_scale=self.default_scale,
                 packer_bag_kg=self.packer_bag_kg,
                 plant=bool(self.ctx.config.peers),
-                lag=self._lag_words(),
+                lag=lag_words(lag),
+                lag_sources=lag,
             )
             try:
                 commands = command(self.proj, op, req, cctx)
@@ -286,29 +289,37 @@ class VisitsService:
             v = self.proj.by_plate_order(str(first.get("plate")), str(first.get("order")))
         answer = v.to_dict(self.proj.loaded) if v else None
         if cctx.warnings:
-            answer = {**(answer or {}), "warnings": list(cctx.warnings)}
+            answer = {
+                **(answer or {}),
+                "warnings": list(cctx.warnings),
+                "warning_codes": list(cctx.warning_codes),
+            }
         return answer
 
-    def _lag_words(self) -> str:
-        """The replica's lag in words for a warning: each source behind, how far and since
-        when; empty when every source is up to date."""
+    def _lag_sources(self) -> tuple[dict[str, Any], ...]:
+        """The sources this terminal's replica lags behind, for a warning: how far and since
+        when (`lag_words` says it in English); none when every source is up to date."""
         now = datetime.now(UTC)
-        out = []
+        out: list[dict[str, Any]] = []
         for p in (self.ctx.hub.get("replicas") or {}).get("peers", []):
             if not isinstance(p, dict) or p.get("state") == "up to date":
                 continue
-            contact, name = p.get("last_contact"), p.get("name")
+            contact, name, state = p.get("last_contact"), p.get("name"), p.get("state")
             if not contact:
-                out.append(f"{name} {p.get('state')}, no contact yet")
-            elif p.get("state") == "unreachable":
+                out.append({"source": name, "state": state, "contact": False})
+            elif state == "unreachable":
                 silent = (now - parse_at(str(contact))).total_seconds()
-                out.append(f"{name} unreachable, last contact {silent:.0f} s ago")
+                out.append({"source": name, "state": state, "silent_s": round(silent)})
             else:
                 out.append(
-                    f"{name} {p.get('lag_s') or 0:g} s and {p.get('events_behind') or 0}"
-                    " events behind"
+                    {
+                        "source": name,
+                        "state": state,
+                        "lag_s": p.get("lag_s") or 0,
+                        "events_behind": p.get("events_behind") or 0,
+                    }
                 )
-        return "lag: " + "; ".join(out) if out else "every source up to date"
+        return tuple(out)
 
     def _lag_note(self) -> str:
         """Why this terminal may not know a fact yet: the sources it lags behind, if any."""
