@@ -56,6 +56,7 @@ TEXT: dict[str, dict[str, str]] = {
         "add": "添加用户",
         "password": "密码",
         "reader": "查看者",
+        "role_admin": "管理员",
         "all_plants": "全部",
         "tokens": "终端令牌",
         "tokens_hint": "令牌本身从不显示；状态为该终端最近一次上传的数据流。",
@@ -99,6 +100,7 @@ TEXT: dict[str, dict[str, str]] = {
         "add": "Add a user",
         "password": "Password",
         "reader": "reader",
+        "role_admin": "admin",
         "all_plants": "all",
         "tokens": "Terminals' tokens",
         "tokens_hint": "A token itself is never shown; the status is of the terminal's latest"
@@ -219,7 +221,7 @@ def routes(
 
     def role_select(role: str, lang: str) -> str:
         t = TEXT[lang]
-        names = {"reader": t["reader"], "admin": t["admin"]}
+        names = {"reader": t["reader"], "admin": t["role_admin"]}
         options = "".join(
             f'<option value="{r}"{" selected" if r == role else ""}>{names[r]}</option>'
             for r in ROLES
@@ -253,7 +255,7 @@ def routes(
                 f'{hidden(csrf, "remove")}<input type="hidden" name="name" value="{name}">'
                 f'<button class="remove">{t["remove"]}</button></form>'
             )
-            role = t["admin"] if u.role == "admin" else t["reader"]
+            role = t["role_admin"] if u.role == "admin" else t["reader"]
             rows.append(
                 f'<tr data-user="{name}" data-role="{u.role}"><td>{name}</td><td>{role}</td>'
                 f"<td>{plant or t['all_plants']}</td><td>{created(u.created)}</td>"
