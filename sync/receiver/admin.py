@@ -352,7 +352,9 @@ def routes(
         session = request.cookies.get(cookie_name, "")
         expected = form_token(tokens.secret(), session)
         origin = request.headers.get("origin")
-        same_origin = origin is None or urlsplit(origin).netloc == request.url.netloc
+        # Behind a proxy that rewrites Host, the browser's host arrives as X-Forwarded-Host.
+        hosts = {request.url.netloc, request.headers.get("x-forwarded-host", "")} - {""}
+        same_origin = origin is None or urlsplit(origin).netloc in hosts
         if (
             not session
             or not same_origin
