@@ -18,10 +18,17 @@ def main(argv: list[str]) -> int:
 
     # Sizes as flags (each sets the environment variable its benchmark reads).
     flags = {"--server-events": "TALLY_BENCH_SERVER_EVENTS"}
+    engines = ("sqlite", "postgresql")
     rest: list[str] = []
     it = iter(argv)
     for a in it:
-        if a in flags:
+        if a == "--server-engine":
+            value = next(it, "")
+            if value not in engines:
+                print(f"{a} needs one of {', '.join(engines)}, such as {a} sqlite", file=sys.stderr)
+                return 2
+            os.environ["TALLY_BENCH_SERVER_ENGINE"] = value
+        elif a in flags:
             value = next(it, "")
             if not value.isdigit():
                 print(f"{a} needs a whole number, such as {a} 300000", file=sys.stderr)

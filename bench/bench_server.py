@@ -3,7 +3,8 @@ time of the day page, the month page and the KPI endpoint of a real `tally serve
 many stored events, first computed and then kept.
 
 The size is `python -m bench server --server-events N` (or TALLY_BENCH_SERVER_EVENTS; default
-20,000): five terminals of one plant at a busy plant's 16,000 events a day, so 300,000 events
+20,000); `--server-engine sqlite` or `--server-engine postgresql` (TALLY_BENCH_SERVER_ENGINE)
+measures one engine only: five terminals of one plant at a busy plant's 16,000 events a day, so 300,000 events
 are about 19 days and 3,000,000 about half a year.
 """
 
@@ -27,6 +28,7 @@ from bench.common import Row
 from sync.receiver.engine import ReceiverDb, open_db
 
 EVENTS = int(os.environ.get("TALLY_BENCH_SERVER_EVENTS", "20000"))
+ENGINE = os.environ.get("TALLY_BENCH_SERVER_ENGINE", "")  # "" measures both
 PER_DAY = 16_000
 BATCH = 500
 TERMINALS = ("gate1", "wb1", "wb2", "pk1", "pk2")
@@ -134,11 +136,14 @@ def _measure(engine: str, db: ReceiverDb, db_arg: str, folder: Path) -> list[Row
 
 
 def run() -> list[Row]:
-    """SQLite always; PostgreSQL when its server binaries are installed."""
+    """SQLite, then PostgreSQL when its server binaries are installed (or the one engine asked)."""
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "r.db")
-        rows += _measure("sqlite", open_db(path), path, Path(folder))
+    if ENGINE in ("", "sqlite"):
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "r.db")
+            rows += _measure("sqlite", open_db(path), path, Path(folder))
+    if ENGINE == "sqlite":
+        return rows
     try:
         from tests.pgcluster import PgCluster
 

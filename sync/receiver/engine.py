@@ -46,6 +46,11 @@ class ReceiverDb(Protocol):
         """Per stream: terminal, epoch, events stored and the highest seq stored."""
         ...
 
+    def streams(self) -> list[dict[str, Any]]:
+        """Per stream: terminal, epoch, acked_through, max_seq (stored or rejected), missing
+        (seqs below it not yet received) and last_at (its last request's time, or None)."""
+        ...
+
     def marks(self) -> list[tuple[str, str, int, int]]:
         """Every stream stored: (terminal, epoch, lowest seq, highest seq), for the pull feed."""
         ...

@@ -21,7 +21,14 @@ from agent.domain.events import Event, format_at
 from sync.protocol import Rejection, Row
 from sync.receiver.days import touched_by, visits_of
 from sync.receiver.engine import StoreUnavailable
-from sync.receiver.store import IN_CHUNK, Ingested, ReceiverStoreError
+from sync.receiver.store import (
+    BATCHES_BY_STREAM,
+    IN_CHUNK,
+    STREAM_STATUS,
+    Ingested,
+    ReceiverStoreError,
+    stream_status,
+)
 
 RETRIES = 8  # a deadlock or serialization failure rolls back an idempotent transaction: retry
 LOCK_TIMEOUT = "10s"
@@ -66,6 +73,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         "0003_plan_day_index",
         [f"CREATE INDEX events_plan_day ON events ({PLAN_DAY}) WHERE kind = 'plan.set'"],
     ),
+    ("0004_batches_by_stream", [BATCHES_BY_STREAM]),
 ]
 
 COLS = "SELECT terminal, epoch, seq, kind, at, mono_ns, boot, data FROM events"
@@ -263,6 +271,12 @@ class PgReceiverStore:
         return [
             {"terminal": t, "epoch": e, "events": int(n), "max_seq": int(m)} for t, e, n, m in rows
         ]
+
+    def streams(self) -> list[dict[str, Any]]:
+        """Per stream: terminal, epoch, acked_through, max_seq, missing and last_at (the last
+        request's time), read through indexes."""
+        with self._pool.connection() as conn:
+            return stream_status(conn.execute(STREAM_STATUS).fetchall())
 
     def marks(self) -> list[tuple[str, str, int, int]]:
         """Every stream stored: (terminal, epoch, lowest seq, highest seq), for the pull feed."""

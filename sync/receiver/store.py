@@ -76,6 +76,11 @@ def _migrations() -> Any:
         # A day's plan may be entered days before (or after) it: found by the day it plans.
         db.execute(f"CREATE INDEX events_plan_day ON events ({PLAN_DAY}) WHERE kind = 'plan.set'")
 
+    @m(name="0005_batches_by_stream")
+    def _batches_by_stream(db: Any) -> None:
+        # The admin page's "last posted" of each stream, without scanning every batch.
+        db.execute(BATCHES_BY_STREAM)
+
     return m
 
 
@@ -84,6 +89,40 @@ VISIT_KEY = "json_extract(data, '$.visit')"  # exactly the indexed expression
 PLATE_KEY = "json_extract(data, '$.plate')"
 ORDER_KEY = "json_extract(data, '$.order')"
 IN_CHUNK = 500  # ids per IN (...) query
+BATCHES_BY_STREAM = "CREATE INDEX batches_stream ON batches (terminal, epoch, received_at)"
+# Each stream's acknowledged-through seq, highest seq known (stored or rejected), what is held
+# past a gap and its last request; every subquery reads an index (the same SQL on PostgreSQL).
+STREAM_STATUS = (
+    "SELECT s.terminal, s.epoch, s.acked_through,"
+    " (SELECT max(seq) FROM events e WHERE e.terminal = s.terminal AND e.epoch = s.epoch),"
+    " (SELECT max(seq) FROM rejected r WHERE r.terminal = s.terminal AND r.epoch = s.epoch),"
+    " (SELECT count(*) FROM events e WHERE e.terminal = s.terminal AND e.epoch = s.epoch"
+    "  AND e.seq > s.acked_through),"
+    " (SELECT count(*) FROM rejected r WHERE r.terminal = s.terminal AND r.epoch = s.epoch"
+    "  AND r.seq > s.acked_through),"
+    " (SELECT max(received_at) FROM batches b WHERE b.terminal = s.terminal"
+    "  AND b.epoch = s.epoch)"
+    " FROM streams s ORDER BY s.terminal, s.epoch"
+)
+
+
+def stream_status(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    """STREAM_STATUS's rows as dicts: `missing` counts the seqs below the highest known that
+    are neither stored nor rejected (what the terminal has still to send before it)."""
+    out = []
+    for terminal, epoch, acked, top_event, top_rejected, held, held_rejected, last in rows:
+        top = max(int(acked), int(top_event or 0), int(top_rejected or 0))
+        out.append(
+            {
+                "terminal": str(terminal),
+                "epoch": str(epoch),
+                "acked_through": int(acked),
+                "max_seq": top,
+                "missing": top - int(acked) - int(held) - int(held_rejected),
+                "last_at": str(last) if last else None,
+            }
+        )
+    return out
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -254,6 +293,12 @@ class ReceiverStore:
                 " GROUP BY terminal, epoch ORDER BY terminal, epoch"
             ).fetchall()
         return [{"terminal": t, "epoch": e, "events": n, "max_seq": m} for t, e, n, m in rows]
+
+    def streams(self) -> list[dict[str, Any]]:
+        """Per stream: terminal, epoch, acked_through, max_seq, missing and last_at (the last
+        request's time), read through indexes."""
+        with self._lock:
+            return stream_status(self._conn.execute(STREAM_STATUS).fetchall())
 
     def marks(self) -> list[tuple[str, str, int, int]]:
         """Every stream stored: (terminal, epoch, lowest seq, highest seq), for the pull feed."""

@@ -35,7 +35,7 @@ from starlette.staticfiles import StaticFiles
 from agent.config import KpiConfig
 from agent.domain import ledgers, text_rules
 from agent.domain.events import Event, format_at, parse_at
-from sync.receiver import charts, plant_view, reports
+from sync.receiver import admin, charts, plant_view, reports
 from sync.receiver.days import LOOKBACK
 from sync.receiver.engine import ReceiverDb
 from sync.receiver.users import User, UserTable
@@ -333,10 +333,13 @@ def mount(
         )
         links = ""
         if nav:
+            viewer = who(request)
+            manage = viewer is not None and viewer.role == "admin"
             links = (
                 f'<a href="/day">{t["day"]}</a><a href="/month">{t["month"]}</a>'
                 f'<a href="/now">{t["now"]}</a>'
-                f'<form method="post" action="/logout"><button>{t["logout"]}</button></form>'
+                + (f'<a id="admin" href="/admin">{admin.TEXT[lang]["admin"]}</a>' if manage else "")
+                + f'<form method="post" action="/logout"><button>{t["logout"]}</button></form>'
             )
         doc = (
             f'<!doctype html><html lang="{"zh-CN" if lang == "zh" else "en"}"><head>'
@@ -818,6 +821,16 @@ def mount(
             Route("/now", now_page, methods=["GET"]),
             Route("/ledger", ledger_download, methods=["GET"]),
             Route(REPORT_PATH, report_json, methods=["GET"]),
+            *admin.routes(
+                db,
+                tokens,
+                users,
+                timezone=timezone,
+                cookie_name=COOKIE,
+                who=who,
+                lang_of=lang_of,
+                page=page,
+            ),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ]
     )

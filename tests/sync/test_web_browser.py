@@ -91,6 +91,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Receiver,
     users = folder / "users"
     add_user(users, "kaoping", "--role", "reader")
     add_user(users, "li", "--role", "reader", "--plant", "north")
+    add_user(users, "wang", "--role", "admin")
     with Receiver(
         folder, tokens_file(), extra=("--timezone", "Asia/Shanghai", "--users", str(users))
     ) as r:
@@ -239,6 +240,20 @@ def test_sign_in_day_month_and_language(
         page.goto(f"{r.url}/month?month={FIRST.strftime('%Y-%m')}&scope=*")
         assert page.text_content("#heading") == f"Month {month} · north"
         assert page.eval_on_selector_all("select[name=scope] option", "os => os.length") == 1
+        assert page.locator("#admin").count() == 0  # no admin link for a reader
+        page.click("text=Sign out")
+
+        # An admin's page: the users and each token's status, never a token.
+        sign_in_user(page, r.url, "wang")
+        page.click("#admin")
+        page.goto(f"{r.url}/admin?lang=zh")
+        assert page.text_content("#heading") == "管理"
+        users = page.eval_on_selector_all("table.users tr[data-user]", "rs => rs.length")
+        assert users == 3
+        posted = page.locator("table.tokens tr[data-holder=wb1] td").all_inner_texts()
+        assert posted[5:7] == ["e1", str(len(streams["wb1"]))]
+        assert "tok-" not in page.content() and READER_TOKEN not in page.content()
+        shot(page, tmp_path, "admin-zh.png")
         assert problems == []
     finally:
         context.close()
