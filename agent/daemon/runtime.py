@@ -232,9 +232,9 @@ def serve(config: Config, factories: Sequence[ServiceFactory]) -> int:
     try:
         code = loop.run_until_complete(run(config, factories))
     except BaseException:
-        _wind_down(loop)  # a failed start: the caller reports it
+        wind_down(loop)  # a failed start: the caller reports it
         raise
-    lingering = _wind_down(loop)
+    lingering = wind_down(loop)
     if lingering:
         log.warning("leaving although %s did not end", ", ".join(lingering))
         logging.shutdown()
@@ -242,7 +242,7 @@ def serve(config: Config, factories: Sequence[ServiceFactory]) -> int:
     return code
 
 
-def _wind_down(loop: asyncio.AbstractEventLoop) -> list[str]:
+def wind_down(loop: asyncio.AbstractEventLoop) -> list[str]:
     """Cancel what is left on `loop`, stop its worker threads, close it; name what would not end."""
     import threading
 

@@ -163,7 +163,7 @@ def test_what_outlives_the_daemon_is_named_and_not_waited_on_forever(
 
     loop.run_until_complete(start())
     try:
-        lingering = runtime._wind_down(loop)
+        lingering = runtime.wind_down(loop)
         assert "task stubborn" in lingering
         assert "a worker thread" in lingering
     finally:
@@ -181,5 +181,5 @@ def test_a_daemon_winds_down_with_nothing_left_over() -> None:
         await asyncio.get_running_loop().run_in_executor(None, sum, [1, 2])
 
     loop.run_until_complete(start())
-    assert runtime._wind_down(loop) == []
+    assert runtime.wind_down(loop) == []
     assert loop.is_closed()

@@ -128,7 +128,9 @@ def main(args: argparse.Namespace) -> int:
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    # Ctrl-C too: asyncio.run's own SIGINT handling only cancels the running task, which a
+    # swallowed cancellation can outlive.
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, on_term)
     folder = Path(tempfile.mkdtemp(prefix="tally-demo-"))
     lifeline.start_reaper(folder, keep=args.keep)  # for when this process is killed outright
@@ -372,16 +374,26 @@ class Plant:
         """Headless: drive trucks for `seconds`, wait for sync to catch up, and report."""
         import asyncio
 
+        from agent.daemon.runtime import wind_down
+
         async def run() -> None:
             driver = Driver({t: self.socket(t) for t in TERMINALS}, self.say)
             try:
-                await asyncio.wait_for(driver.run(), seconds)
+                # not wait_for: on 3.11 it can swallow a cancellation that races a result
+                async with asyncio.timeout(seconds):
+                    await driver.run()
             except TimeoutError:
                 pass
             finally:
                 await driver.close()
 
-        asyncio.run(run())
+        # Not asyncio.run: its clean-up waits without limit for a task that does not end, and
+        # an interrupt must end the demo within seconds.
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(run())
+        finally:
+            wind_down(loop)
         return self.summary(seconds)
 
     def drive_under_ui(self, terminal: str) -> dict[str, Any]:
