@@ -35,14 +35,17 @@ def wait_target_min(kpi: str, cfg: KpiConfig) -> float:
     }[kpi]
 
 
-def plant_now(events: Iterable[Event], cfg: KpiConfig) -> dict[str, Any]:
+def plant_now(
+    events: Iterable[Event], cfg: KpiConfig, tz: ZoneInfo | None = None
+) -> dict[str, Any]:
     """Trucks inside by stage, the gate and scale queues, each packer running or stopped (with
     its reason and expected repair minutes), the active alerts and offline devices by terminal.
 
-    `events` are the recent events of the plant's terminals, in any order.
+    `events` are the recent events of the plant's terminals, in any order; `tz` is where the
+    plant's days begin (a provisional visit's bound), as on the terminals.
     """
     ordered = kpis.order(events)
-    projection = rebuild(ordered, cfg)
+    projection = rebuild(ordered, cfg, tz)
     attention = Attention()
     attention.add(ordered)
     snap = projection.snapshot(live=False)
@@ -72,7 +75,7 @@ def exceptions(
     """The day's exceptions: every flag raised on a visit and every wait over its target, with
     the visit, plate and order, for visits that arrived or ended on the plant-local `day`."""
     ordered = kpis.order(events)
-    projection = rebuild(ordered, cfg)
+    projection = rebuild(ordered, cfg, tz)
     out: list[dict[str, Any]] = []
     for v in sorted(projection.visits.values(), key=lambda v: v.index):
         marks = [m for m in (v.arrived, v.exited, v.cancelled) if m is not None]

@@ -643,7 +643,7 @@ def mount(
 
         def compute() -> dict[str, Any]:
             events = events_of(end - NOW_WINDOW, end, terminals)
-            return plant_view.plant_now(events, kpi)
+            return plant_view.plant_now(events, kpi, ZoneInfo(timezone))
 
         now = await run_in_threadpool(compute)
         inside = [[stage, len(vs), " ".join(v["plate"] for v in vs)]
