@@ -27,7 +27,7 @@ from tui.messages import (
 )
 from tui.plant_line import plant_line
 from tui.screens import PANE_CLASSES, PANES, Pane, WeighbridgePane
-from tui.widgets import FormScreen, PickScreen, line
+from tui.widgets import FormScreen, PickScreen, line, show
 
 RETRY_S = 1.5  # how often to try the socket again while the daemon is away
 WARNING_S = 20.0  # a command's warning stays this long: long enough to read it twice
@@ -147,7 +147,7 @@ class LiveApp(App[None]):
         out = Text(f" {v.label} ", style="bold")
         out.append_text(line(v.items))
         for widget in self.query("#plant").results(Static):  # none while closing
-            widget.update(out)
+            show(widget, out)
 
 
 class TallyApp(LiveApp):
@@ -275,11 +275,11 @@ class TallyApp(LiveApp):
         if isinstance(on_duty, dict) and on_duty.get("operator"):
             post = f" ({on_duty['post']})" if on_duty.get("post") else ""
             bar.append(f"  {self.w('operator.on_duty')}: {on_duty['operator']}{post}", style="bold")
-        self.query_one("#topbar", Static).update(bar)
+        show(self.query_one("#topbar", Static), bar)
         self.refresh_plant()
         hints = self.pane().keys
         keys = (self.w(hints) + "   " if hints else "") + self.w("keys.global")
-        self.query_one("#keys", Static).update(keys)
+        show(self.query_one("#keys", Static), keys)
 
     def show_status(self, message: str, tone: str) -> None:
         """The result of the last command."""

@@ -13,7 +13,7 @@ from textual.widgets import Digits, Label, Static
 from tui import views
 from tui.app import LiveApp
 from tui.screens import notice_lines
-from tui.widgets import RowTable
+from tui.widgets import RowTable, show
 
 
 class BoardApp(LiveApp):
@@ -63,7 +63,7 @@ class BoardApp(LiveApp):
         else:
             bar.append(f"○ {self.w('link.lost')}", style="bold red")
         bar.append(f"  {now.astimezone(self.tz):%H:%M}")
-        self.query_one("#topbar", Static).update(bar)
+        show(self.query_one("#topbar", Static), bar)
         self.refresh_plant()
         for part, rows in (("gate", v.gate), ("scale", v.scale)):
             self.query_one(f"#count-{part}", Digits).update(str(len(rows)))
@@ -79,8 +79,8 @@ class BoardApp(LiveApp):
             stopped.rstrip()
         else:
             stopped = Text(self.w("board.all_running"), style="green")
-        self.query_one("#board-stopped", Static).update(stopped)
+        show(self.query_one("#board-stopped", Static), stopped)
         # the exception board (service standard 第七条): shown while there is something to do
-        self.query_one("#board-notices", Static).update(notice_lines(v.notices))
+        show(self.query_one("#board-notices", Static), notice_lines(v.notices))
         for part in ("#board-notices-title", "#board-notices"):
             self.query_one(part).display = bool(v.notices)

@@ -13,7 +13,7 @@ from textual.widgets import Digits, Label, Static
 
 from tui import views
 from tui.i18n import Words
-from tui.widgets import RowTable, line
+from tui.widgets import RowTable, line, show
 
 PANES = ("weighbridge", "loading", "yard", "today", "health")
 
@@ -85,16 +85,17 @@ class WeighbridgePane(Pane):
         """Render everything on the pane."""
         v = views.weighbridge(states, now, self.tz, self.w, self.notices)
         self.update_weight(v)
-        self.query_one("#deck", Static).update(
-            Text.assemble((f"{self.w('deck.title')}: ", "bold"), line(v.deck))
+        show(
+            self.query_one("#deck", Static),
+            Text.assemble((f"{self.w('deck.title')}: ", "bold"), line(v.deck)),
         )
         flags = self.query_one("#flags", Static)
-        flags.update(notice_lines(v.notices, f"{self.w('flags.title')}:\n"))
+        show(flags, notice_lines(v.notices, f"{self.w('flags.title')}:\n"))
         flags.display = bool(v.notices)
-        self.query_one("#queue-title", Label).update(self.w("wb.queue", target=v.target_min))
+        show(self.query_one("#queue-title", Label), self.w("wb.queue", target=v.target_min))
         self.query_one("#scale-queue", RowTable).show(v.queue)
         unassigned = self.query_one("#unassigned", Static)
-        unassigned.update(Text(v.unassigned, style="bold yellow"))
+        show(unassigned, Text(v.unassigned, style="bold yellow"))
         unassigned.display = bool(v.unassigned)
 
     def update_weight(self, v: views.WeighbridgeView) -> None:
@@ -108,8 +109,8 @@ class WeighbridgePane(Pane):
         tags = line(v.tags)
         if v.unit:
             tags = Text.assemble((v.unit, "bold"), "  ", tags)
-        self.query_one("#scale-tags", Static).update(tags)
-        self.query_one("#scale-last", Static).update(v.last)
+        show(self.query_one("#scale-tags", Static), tags)
+        show(self.query_one("#scale-last", Static), v.last)
 
 
 class LoadingPane(Pane):
@@ -184,7 +185,7 @@ class YardPane(Pane):
     def update_view(self, states: Mapping[str, Any], now: datetime) -> None:
         """Render the title and the table."""
         v = views.yard(states, now, self.w)
-        self.query_one("#yard-title", Label).update(v.title)
+        show(self.query_one("#yard-title", Label), v.title)
         self.query_one("#yard", RowTable).show(v.rows)
 
 
@@ -204,10 +205,10 @@ class TodayPane(Pane):
     def update_view(self, states: Mapping[str, Any], now: datetime) -> None:
         """Render the report."""
         v = views.today(states, self.w)
-        self.query_one("#today-title", Label).update(v.title)
-        self.query_one("#today-plan", Static).update(v.plan)
+        show(self.query_one("#today-title", Label), v.title)
+        show(self.query_one("#today-plan", Static), v.plan)
         self.query_one("#kpi", RowTable).show(v.rows)
-        self.query_one("#today-flags", Static).update(v.flags)
+        show(self.query_one("#today-flags", Static), v.flags)
 
 
 class HealthPane(Pane):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
+from weakref import WeakKeyDictionary
 
 from rich.text import Text
 from textual import on
@@ -19,6 +20,18 @@ from tui.i18n import Words
 from tui.views import Cell, Row
 
 TONES = {"ok": "green", "warn": "bold yellow", "bad": "bold red", "dim": "dim", "": ""}
+
+
+_SHOWN: WeakKeyDictionary[Static, Any] = WeakKeyDictionary()
+
+
+def show(widget: Static, content: Any) -> None:
+    """Put `content` on `widget` unless it shows it already: each update lays the screen out
+    again, and the weighbridge pane redraws up to ten times a second."""
+    if widget in _SHOWN and _SHOWN[widget] == content:
+        return
+    _SHOWN[widget] = content
+    widget.update(content)
 
 
 def styled(cell: Cell) -> Text:
