@@ -231,7 +231,7 @@ async def test_other_terminals_window_waits_raise_and_clear_late_alerts_here(
             "late.window.w2.sales.s-1": "warning"
         }
         hub.on_foreign([sales(2, "window.arrived", 4, "s-2"), sales(3, "window.served", 4, "s-1")])
-        now[0] = t0 + timedelta(minutes=9)
+        now[0] = t0 + timedelta(minutes=9, milliseconds=1)  # just past s-2's 5 min target
         await late.evaluate()
         assert {k: v["level"] for k, v in ctx.alerts.active.items()} == {
             "late.window.w2.sales.s-2": "overdue"
