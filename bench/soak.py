@@ -391,34 +391,58 @@ class Soak:
     # --- the end -----------------------------------------------------------------------------
 
     def settle(self, timeout: float) -> None:
-        """Everything up; each daemon killed once the receiver holds its last event."""
+        """The receiver up, the devices gone quiet; each daemon killed once it has written
+        nothing for QUIET_S and the receiver holds its last event.
+
+        The simulators are stopped first: while they run, a daemon writes an event every few
+        seconds, and on a busy machine the moment between the receiver catching up and the
+        kill rarely stayed free of one.
+        """
         from sync.receiver.store import read_stats
 
         if self.receiver is None or self.receiver.poll() is not None:
             self.start_receiver()
         for n in self.nodes:
-            if n.scale_sim is None:
-                self.start_scale(n)
-            if n.packer_sim is None:
-                self.start_packer(n)
+            for sim in (n.scale_sim, n.packer_sim):
+                if sim is not None:
+                    procs.stop(sim)
+            n.scale_sim = n.packer_sim = None
         deadline = time.monotonic() + timeout
         for n in self.nodes:
             while True:
                 if n.daemon is None or n.daemon.poll() is not None:
                     self.start_daemon(n)
-                last = _last_seq(n.db)
+                last, quiet_since = -1, time.monotonic()
                 while True:
+                    now_seq = _last_seq(n.db)
+                    if now_seq != last:
+                        last, quiet_since = now_seq, time.monotonic()
                     held = {s["terminal"]: s for s in read_stats(str(self.root / "central.db"))}
-                    if int(held.get(n.name, {}).get("max_seq") or 0) >= last:
+                    caught_up = int(held.get(n.name, {}).get("max_seq") or 0) >= last
+                    if caught_up and time.monotonic() - quiet_since >= QUIET_S:
                         break
                     if time.monotonic() > deadline:
-                        raise TimeoutError(f"{n.name}: the receiver did not catch up in time")
+                        raise TimeoutError(
+                            f"{n.name}: the receiver did not catch up in time (terminal at seq "
+                            f"{last}, receiver at {held.get(n.name, {}).get('max_seq')}); "
+                            f"its log ends:\n{_tail(n.folder / 'daemon.log')}"
+                        )
                     time.sleep(0.25)
                 assert n.daemon is not None
                 n.daemon.send_signal(signal.SIGKILL)
                 n.daemon.wait()
                 if _last_seq(n.db) <= last:
                     break  # nothing was written between the look and the kill
+
+
+QUIET_S = 3.0  # a settled daemon has written nothing for this long
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    """The last lines of a log, or a note that there is none."""
+    if not path.exists():
+        return f"(no {path.name})"
+    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
 
 
 def _last_seq(db: Path) -> int:

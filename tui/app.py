@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from typing import Any, ClassVar
@@ -11,6 +12,7 @@ from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen
 from textual.widgets import ContentSwitcher, Static
 
@@ -207,9 +209,10 @@ class TallyApp(LiveApp):
             if self.current == "weighbridge":
                 # none under a form or pick list (or while closing): redrawn when it closes
                 for pane in self.query("#weighbridge").results(WeighbridgePane):
-                    pane.update_weight(
-                        views.weighbridge(self.states, self.clock(), self.tz, self.w)
-                    )
+                    with contextlib.suppress(NoMatches):  # its parts not mounted yet
+                        pane.update_weight(
+                            views.weighbridge(self.states, self.clock(), self.tz, self.w)
+                        )
             return
         self.refresh_current()
 
@@ -248,8 +251,9 @@ class TallyApp(LiveApp):
         """Re-render the visible pane and the top bar (nothing while the app is closing)."""
         if not self.query("#topbar"):
             return
-        self.refresh_top()
-        self.pane().update_view(self.states, self.clock())
+        with contextlib.suppress(NoMatches):  # a pane whose parts are not mounted yet: next tick
+            self.refresh_top()
+            self.pane().update_view(self.states, self.clock())
 
     def refresh_all(self) -> None:
         """Re-render every pane (on connect, loss and language of the first draw)."""
