@@ -34,7 +34,7 @@ def _status_kb(pid: int, key: str) -> int:
 
 def run() -> list[Row]:
     """Start the demo plant, run the TUI in tmux on it, drive trucks, measure the TUI process."""
-    from agent.cli.commands.demo import Plant
+    from agent.cli.commands.demo import SCALE, Plant
     from tests.tui.tmux import Tmux
 
     if shutil.which("tmux") is None:
@@ -49,7 +49,8 @@ def run() -> list[Row]:
         plant.start()
         driver = threading.Thread(target=plant.drive_for, args=(seconds + WARMUP_S,), daemon=True)
         driver.start()
-        argv = [sys.executable, "-m", "agent.cli", "tui", "--config", str(plant.config)]
+        # the weighbridge terminal: the live weight at the scale's rate, and the whole plant
+        argv = [sys.executable, "-m", "agent.cli", "tui", "--config", str(plant.config(SCALE))]
         tui = Tmux(argv, size=(120, 40))
         pid = tui.pid()
         time.sleep(WARMUP_S)
