@@ -249,7 +249,8 @@ async def test_stop_reason_and_start(tmp_path: Path) -> None:
         await p.set(running=True)
         await p.until(lambda: p.events("packer.started"))
         assert p.events("packer.started") == [{"packer": "line1"}]
-        assert p.hub.get("packer.line1")["stopped"] is None
+        # the state is published after the event is stored: wait for it, do not race it
+        await p.until(lambda: p.hub.get("packer.line1")["stopped"] is None)
 
 
 @pytest.mark.parametrize(
