@@ -148,7 +148,8 @@ class LiveApp(App[None]):
         v = plant_line(self.states, self.terminal, self.w, stops=self.PLANT_STOPS)
         out = Text(f" {v.label} ", style="bold")
         out.append_text(line(v.items))
-        for widget in self.query("#plant").results(Static):  # none while closing
+        widget = self.query_one_optional("#plant", Static)  # none while closing
+        if widget is not None:
             show(widget, out)
 
 
@@ -208,11 +209,10 @@ class TallyApp(LiveApp):
         if topic.startswith("scale."):
             if self.current == "weighbridge":
                 # none under a form or pick list (or while closing): redrawn when it closes
-                for pane in self.query("#weighbridge").results(WeighbridgePane):
+                pane = self.query_one_optional("#weighbridge", WeighbridgePane)
+                if pane is not None:
                     with contextlib.suppress(NoMatches):  # its parts not mounted yet
-                        pane.update_weight(
-                            views.weighbridge(self.states, self.clock(), self.tz, self.w)
-                        )
+                        pane.update_weight(views.scale_view(self.states, self.tz, self.w))
             return
         self.refresh_current()
 
@@ -249,7 +249,7 @@ class TallyApp(LiveApp):
 
     def refresh_current(self) -> None:
         """Re-render the visible pane and the top bar (nothing while the app is closing)."""
-        if not self.query("#topbar"):
+        if self.query_one_optional("#topbar", Static) is None:
             return
         with contextlib.suppress(NoMatches):  # a pane whose parts are not mounted yet: next tick
             self.refresh_top()
@@ -289,7 +289,8 @@ class TallyApp(LiveApp):
         """The result of the last command."""
         style = {"ok": "green", "bad": "bold red"}.get(tone, "")
         self.status_text = Text(message, style=style)
-        for status in self.query("#status").results(Static):  # none while closing
+        status = self.query_one_optional("#status", Static)  # none while closing
+        if status is not None:
             status.update(self.status_text)
 
     # --- keys ----------------------------------------------------------------------------------

@@ -98,7 +98,7 @@ class WeighbridgePane(Pane):
         show(unassigned, Text(v.unassigned, style="bold yellow"))
         unassigned.display = bool(v.unassigned)
 
-    def update_weight(self, v: views.WeighbridgeView) -> None:
+    def update_weight(self, v: views.ScaleView | views.WeighbridgeView) -> None:
         """Only the live weight and its tags: this runs up to ten times a second."""
         digits = self.query_one("#weight", Digits)
         if digits.value != v.weight:

@@ -52,6 +52,17 @@ class Row:
 
 
 @dataclass(frozen=True, slots=True)
+class ScaleView:
+    """The live weight and what is said of it: all that a weight message changes."""
+
+    scale: str | None
+    weight: str
+    unit: str
+    tags: tuple[Cell, ...]
+    last: str
+
+
+@dataclass(frozen=True, slots=True)
 class WeighbridgeView:
     """Everything the weighbridge pane shows."""
 
@@ -364,15 +375,8 @@ def exceptions(states: Mapping[str, Any], texts: Mapping[str, str], w: Words) ->
 # --- panes ----------------------------------------------------------------------------------
 
 
-def weighbridge(
-    states: Mapping[str, Any],
-    now: datetime,
-    tz: tzinfo,
-    w: Words,
-    texts: Mapping[str, str] | None = None,
-) -> WeighbridgeView:
-    """The live weight, the truck on the deck, checks raised (with what the driver must do,
-    from `texts`), and the scale queue."""
+def scale_view(states: Mapping[str, Any], tz: tzinfo, w: Words) -> ScaleView:
+    """The first scale's live weight, its tags and its last weighing."""
     names = scale_names(states)
     name = names[0] if names else None
     scale = _dict(states.get(f"scale.{name}")) if name else {}
@@ -396,6 +400,25 @@ def weighbridge(
                 tags.append(Cell(w.maybe(f"scale.state.{state}", state)))
     last_w = _dict(scale.get("last_weighing"))
     last = f"{w('scale.last')}: {_weighing_text(last_w, tz)}" if last_w else ""
+    return ScaleView(
+        scale=name,
+        weight=weight,
+        unit=text(scale.get("unit")) if online else "",
+        tags=tuple(tags),
+        last=last,
+    )
+
+
+def weighbridge(
+    states: Mapping[str, Any],
+    now: datetime,
+    tz: tzinfo,
+    w: Words,
+    texts: Mapping[str, str] | None = None,
+) -> WeighbridgeView:
+    """The live weight, the truck on the deck, checks raised (with what the driver must do,
+    from `texts`), and the scale queue."""
+    sv = scale_view(states, tz, w)
     t, share = targets(states), warn_share(states)
     queue_rows = []
     for i, v in enumerate(visits(states, "scale_queue"), 1):
@@ -441,11 +464,11 @@ def weighbridge(
         shown = "  ".join(_weighing_text(u, tz) for u in unassigned[-3:])
         un_text = f"{w('scale.unassigned')} ({len(unassigned)}): {shown}"
     return WeighbridgeView(
-        scale=name,
-        weight=weight,
-        unit=text(scale.get("unit")) if online else "",
-        tags=tuple(tags),
-        last=last,
+        scale=sv.scale,
+        weight=sv.weight,
+        unit=sv.unit,
+        tags=sv.tags,
+        last=sv.last,
         deck=deck,
         flags=tuple(flags),
         queue=tuple(queue_rows),

@@ -141,6 +141,31 @@ async def test_a_truck_becomes_one_captured_weighing_and_the_topic_follows(
         assert r.events("weighing.captured") == [captured]  # the deck never left zero
 
 
+async def test_a_weight_that_stands_still_is_not_republished_for_its_frame_counters(
+    tmp_path: Path,
+) -> None:
+    # 100 frames a second of the same weight: the topic's counters move with every frame, but
+    # subscribers (every TUI) hear of it at most once a second; a new weight comes at once
+    async with rig(tmp_path, [(0, True)]) as r:
+        await r.until(lambda: (r.ctx.hub.get("scale.s1") or {}).get("frames", 0) > 0)
+        seen: list[dict[str, Any]] = []
+        r.ctx.hub.watchers.append(
+            lambda topic, value: seen.append(value) if topic == "scale.s1" else None
+        )
+        await asyncio.sleep(3.0)
+        # each published state differs from the one before, and only in its counters
+        assert 1 <= len(seen) <= 4 + 1, [s["frames"] for s in seen]
+        assert seen[-1]["frames"] > seen[0]["frames"] and seen[-1]["weight"] == 0
+        r.weights.append((12_000, True))
+        await r.until(lambda: r.ctx.hub.get("scale.s1")["weight"] == 12_000)
+        r.line.unplug()
+        await r.until(lambda: r.ctx.hub.get("scale.s1")["online"] is False)
+        # the last frames before the cable came out were published too
+        await r.until(
+            lambda: r.ctx.hub.get("scale.s1")["frames"] == r.service.driver.splitter.frames
+        )
+
+
 async def test_a_truck_that_leaves_unstable_is_abandoned(tmp_path: Path) -> None:
     plan = [(0, True)] * 20 + [(30_000, False)] * 40 + [(0, True)] * 20
     async with rig(tmp_path, plan) as r:

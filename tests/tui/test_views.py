@@ -73,6 +73,23 @@ def test_an_offline_scale_shows_no_weight() -> None:
     assert (v.weight, v.tags) == ("—", (Cell("s1"), Cell("offline", "bad")))
 
 
+def test_the_weight_alone_is_what_the_pane_shows_for_it() -> None:
+    # a weight message redraws from scale_view only: it must match the whole pane's view
+    states = {
+        "scale.s1": {"online": True, "weight": 41000, "unit": "kg", "stable": True},
+        "visits": {"scale_queue": [{"visit": "v1", "plate": "沪A1"}]},
+    }
+    whole, alone = views.weighbridge(states, NOW, SH, W), views.scale_view(states, SH, W)
+    assert (whole.scale, whole.weight, whole.unit, whole.tags, whole.last) == (
+        alone.scale,
+        alone.weight,
+        alone.unit,
+        alone.tags,
+        alone.last,
+    )
+    assert alone.weight == "41,000" and Cell("stable", "ok") in alone.tags
+
+
 def test_waits_are_coloured_against_the_target() -> None:
     cells = [views.wait_cell(views.Decimal(m), views.Decimal(10)) for m in (3, 8, 11)]
     assert cells == [Cell("3/10", "ok"), Cell("8/10", "warn"), Cell("11/10", "bad")]

@@ -26,6 +26,8 @@ from drivers.serial_scale import DriverEvent, Frame, Offline, Online, PortSettin
 log = logging.getLogger("tally.scales")
 
 PUBLISH_INTERVAL_S = 0.1  # live weights at most ~10 a second
+COUNTERS_INTERVAL_S = 1.0  # a state where only the frame counters moved: at most once a second
+COUNTERS = frozenset({"frames", "corrupt", "resyncs"})
 
 
 def build(ctx: Context) -> list[Service]:
@@ -70,7 +72,10 @@ class ScaleService:
         self.last_sample: dict[str, Any] | None = None
         self.driver: SerialScale | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._flush: asyncio.TimerHandle | None = None  # counters held back, published later
         self._last_publish = 0.0
+        self._counted_at = 0.0  # when the counters were last published
+        self._sent: dict[str, Any] | None = None
         self._step_alert = False
 
     async def run(self) -> None:
@@ -91,9 +96,10 @@ class ScaleService:
         try:
             await self.driver.run(self._on_event)
         finally:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            for timer in (self._timer, self._flush):
+                if timer is not None:
+                    timer.cancel()
+            self._timer = self._flush = None
 
     def _stored_last_weighing(self) -> dict[str, Any] | None:
         ev = self.ctx.store.last_event("weighing.captured", scale=self.cfg.name)
@@ -226,6 +232,31 @@ class ScaleService:
         self._timer = loop.call_later(max(delay, 0.0), self._publish)
 
     def _publish(self) -> None:
+        """Publish the state if what it shows changed; frame counters alone wait up to 1 s.
+
+        A scale sends frames all day, so the counters change with every one: publishing them
+        each time would redraw every TUI and wake every subscriber ten times a second for a
+        weight that stands still."""
         self._timer = None
-        self._last_publish = asyncio.get_running_loop().time()
-        self.ctx.hub.publish(self.topic, self.snapshot())
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        snap = self.snapshot()
+        sent = self._sent
+        if sent is not None:
+            if snap == sent:
+                return
+            if now - self._counted_at < COUNTERS_INTERVAL_S and all(
+                snap[k] == sent.get(k) for k in snap if k not in COUNTERS
+            ):
+                if self._flush is None:
+                    when = self._counted_at + COUNTERS_INTERVAL_S
+                    self._flush = loop.call_at(when, self._flush_counters)
+                return
+        self._sent = snap
+        self._last_publish = self._counted_at = now
+        self.ctx.hub.publish(self.topic, snap)
+
+    def _flush_counters(self) -> None:
+        """The counters held back are due."""
+        self._flush = None
+        self._publish()
