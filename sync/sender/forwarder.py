@@ -360,9 +360,8 @@ class Sender:
             await self._note_error(verdict.message)
             return 0.0
         if verdict.action == "auth":
-            self.state = "auth_failed"
             self._auth_until = self._clock() + AUTH_RETRY_S
-            await self._note_error(verdict.message)
+            await self._note_error(verdict.message, "auth_failed")
             await self.alerts.raise_(
                 ALERT_AUTH,
                 verdict.message + "; sending stops until the token file changes"
@@ -373,8 +372,7 @@ class Sender:
             delay = verdict.retry_after_s
         else:
             delay = self._backoff()
-        self.state = "retrying"
-        await self._note_error(f"{verdict.message}; retrying in {delay:.1f} s")
+        await self._note_error(f"{verdict.message}; retrying in {delay:.1f} s", "retrying")
         now = self._clock()
         if self._failing_since is None:
             self._failing_since = now
@@ -397,13 +395,12 @@ class Sender:
             return await self._rewind(ack)
         new = min(ack, last)
         if new <= self.acked and not dead:
-            self.state = "retrying"
             delay = self._backoff()
             message = (
                 f"the server acknowledged nothing of seq {first}-{last}"
                 f" (acked_through {ack}); retrying in {delay:.1f} s"
             )
-            await self._note_error(message)
+            await self._note_error(message, "retrying")
             await self.alerts.raise_(ALERT_PROTOCOL, message.rsplit(";", 1)[0])
             return delay
         when = format_at(datetime.now(UTC))
@@ -444,9 +441,8 @@ class Sender:
                 f"the server acknowledges only through seq {ack} but events after it were"
                 " already pruned here; the server needs restoring"
             )
-            await self._note_error(f"{message}; retrying in {delay:.1f} s")
+            await self._note_error(f"{message}; retrying in {delay:.1f} s", "retrying")
             await self.alerts.raise_(ALERT_GAP, message)
-            self.state = "retrying"
             return delay
         log.warning("the server acknowledges through %d, below %d: resending", ack, self.acked)
 
@@ -457,8 +453,10 @@ class Sender:
         self.acked = ack
         return 0.0
 
-    async def _note_error(self, message: str) -> None:
-        """Remember the last error (stored, so `tally sync status` shows it offline)."""
+    async def _note_error(self, message: str, state: str | None = None) -> None:
+        """Remember the last error (stored, so `tally sync status` shows it offline), then
+        enter `state`: a status read while the error is being stored never shows the new
+        state with the old error."""
         if message != self._last_error:
             log.warning("sync: %s", message)
             self._last_error = message
@@ -467,6 +465,8 @@ class Sender:
                 set_state(conn, {LAST_ERROR: message})
 
             await self.writer.run(commit)
+        if state is not None:
+            self.state = state
         self.publish()
 
     def _reload_token(self) -> str | None:

@@ -219,6 +219,32 @@ async def test_401_stops_sending_until_the_token_file_changes(make: Any, token_f
     assert alerts(p) == {}
 
 
+async def test_a_status_read_while_the_error_is_stored_never_pairs_new_state_and_old_error(
+    make: Any,
+) -> None:
+    # `tally sync status` may ask while the writer is storing the error (seen under load: the
+    # state said auth_failed and last_error was still empty)
+    p, _ = await make([(500, {}, b""), (401, {}, b'{"error": "unknown token"}')])
+    await append_notes(p.writer, 1)
+    seen: list[tuple[str, str | None]] = []
+    store_error = p.sender.writer.run
+
+    async def watching(fn: Any) -> Any:
+        status = p.sender.status()
+        seen.append((status["state"], status["last_error"]))
+        return await store_error(fn)
+
+    p.sender.writer.run = watching
+    await p.sender.step()
+    p.clock[0] += 60
+    await p.sender.step()
+    assert p.sender.state == "auth_failed"
+    # while each error is stored, a reader sees the state and error from before the answer
+    assert [state for state, _ in seen] == ["sending", "sending"]
+    assert seen[0][1] is None
+    assert seen[1][1] is not None and seen[1][1].startswith("the server answered 500")
+
+
 async def test_403_retries_slowly_when_the_token_file_stays_the_same(make: Any) -> None:
     p, server = await make([(403, {}, b""), (403, {}, b""), ack(1)])
     await append_notes(p.writer, 1)
