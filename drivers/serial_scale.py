@@ -17,6 +17,7 @@ from drivers.errors import DriverError
 from drivers.scale import PROTOCOLS, Item, Reading, make_splitter
 
 READ_TIMEOUT_S = 0.1
+_SILENT = TimeoutError("silence")  # put on the queue by the silence timer
 DETECT_BAUDS = (9600, 2400, 1200, 4800, 19200)
 # (bytesize, parity, stopbits); 7E1 is how Mettler Toledo terminals usually run.
 DETECT_FRAMINGS = ((8, "N", 1), (7, "E", 1), (8, "E", 1), (8, "O", 1))
@@ -138,28 +139,40 @@ class SerialScale:
         thread.start()
         self.splitter.reset()
         had_frames = False
-        last_frame = time.monotonic()
+        # One timer for the silence, moved lazily: a frame only notes its time, and the timer,
+        # when it fires, sleeps on if a frame came meanwhile (a timeout per read cost a timer
+        # per frame, 30 a second for two scales).
+        last_frame = loop.time()
+        timer: asyncio.TimerHandle | None = None
+
+        def silence_check() -> None:
+            nonlocal timer
+            due = last_frame + self.silence_s
+            if loop.time() >= due:
+                queue.put_nowait(_SILENT)
+            else:
+                timer = loop.call_at(due, silence_check)
+
+        timer = loop.call_at(last_frame + self.silence_s, silence_check)
         try:
             while True:
-                left = self.silence_s - (time.monotonic() - last_frame)
-                try:
-                    # not wait_for: on 3.11 it can swallow a cancellation that races a result
-                    async with asyncio.timeout(max(left, 0.001)):
-                        data = await queue.get()
-                except TimeoutError:
+                data = await queue.get()
+                if data is _SILENT:
                     return f"no valid frame for {self.silence_s:g} s", had_frames
                 if isinstance(data, BaseException):
                     return f"the port was lost ({_short(data)})", had_frames
                 now_ns = time.monotonic_ns()
                 for item in self.splitter.feed(data):
                     if isinstance(item, Reading):
-                        last_frame = time.monotonic()
+                        last_frame = loop.time()
                         had_frames = True
                         if not self.online:
                             self.online = True
                             await emit(Online())
                     await emit(Frame(now_ns, item))
         finally:
+            if timer is not None:
+                timer.cancel()
             stop.set()
             with contextlib.suppress(Exception):
                 await asyncio.shield(asyncio.to_thread(thread.join, 2.0))

@@ -257,6 +257,11 @@ class StepWatch:
         self._pending: tuple[float, int, int] | None = None
         self._gaps = GapDetector(silence_s)
 
+    @property
+    def held(self) -> int:
+        """How many frames the watch keeps (about hold_s of them, however long the level)."""
+        return len(self._window)
+
     def feed(self, t: float, kg: int | None, stable: bool | None) -> Step | None:
         """Feed one frame's weight in kg (None = corrupt or out of range) and stability flag."""
         if self._gaps.missed(t) or kg is None or stable is False:
@@ -276,6 +281,11 @@ class StepWatch:
         while max(w for _, w in window) - min(w for _, w in window) > self.band_kg:
             window.popleft()
             self._pending = None
+        if self._pending is None:
+            # A steady level needs only its last hold_s: a deck standing empty all night must
+            # not keep (and scan) every frame since the evening, 72,000 an hour at 20 frames/s.
+            while len(window) > 2 and t - window[1][0] + _EPS >= self.hold_s:
+                window.popleft()
         if self._pending is not None and t - self._pending[0] + _EPS >= self.hold_s:
             at, before, after = self._pending
             self._pending = None

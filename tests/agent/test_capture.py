@@ -283,6 +283,24 @@ def test_step_while_stable_is_found() -> None:
     assert feed_steps(step_watch(), frames) == [Step(at_s=4.0, from_kg=40_000, to_kg=40_600)]
 
 
+def test_a_level_standing_all_night_keeps_only_its_last_hold_and_a_step_is_still_found() -> None:
+    # an hour of an empty deck, then a truck standing: the watch held every frame since the
+    # evening and scanned them all for each new frame, its work growing by the hour
+    watch = step_watch()
+    hour = [(0, True)] * (3600 * HZ)
+    drive_on = [(20_000, False)] * 10
+    frames = hour + drive_on + [(40_000, True)] * 40 + [(40_600, True)] * 40
+    held = []
+    out = []
+    for i, (kg, stable) in enumerate(frames):
+        step = watch.feed(round(i * DT, 6), kg, stable)
+        if step is not None:
+            out.append(step)
+        held.append(watch.held)
+    assert max(held) <= 3.0 * HZ + 2
+    assert out == [Step(at_s=3605.0, from_kg=40_000, to_kg=40_600)]
+
+
 def test_step_on_a_flagless_format_is_found() -> None:
     frames = [(40_000, None)] * 40 + [(39_000, None)] * 40
     assert feed_steps(step_watch(), frames) == [Step(at_s=4.0, from_kg=40_000, to_kg=39_000)]
