@@ -110,7 +110,8 @@ class LiveApp(App[None]):
         self.connected = True
         self.lost_shown = False
         self.banner("")
-        self.refresh_all()
+        with contextlib.suppress(NoMatches):  # closing
+            self.refresh_all()
 
     def on_daemon_lost(self, _msg: DaemonLost) -> None:
         """Say so plainly; forget the live state rather than show stale weights as live."""
@@ -120,11 +121,14 @@ class LiveApp(App[None]):
         self.connected = False
         self.states.clear()
         self.banner(self.w("link.banner", path=self.socket_path, every=f"{RETRY_S:g}"))
-        self.refresh_all()
+        with contextlib.suppress(NoMatches):  # closing
+            self.refresh_all()
 
     def banner(self, sentence: str) -> None:
         """The connection banner (hidden when empty)."""
-        banner = self.query_one("#banner", Static)
+        banner = self.query_one_optional("#banner", Static)
+        if banner is None:  # closing
+            return
         banner.update(sentence)
         banner.display = bool(sentence)
 
@@ -137,8 +141,9 @@ class LiveApp(App[None]):
         self.refresh_current()
 
     def refresh_current(self) -> None:
-        """Redraw what is in view."""
-        self.refresh_all()
+        """Redraw what is in view (nothing while the app is closing or its parts mount)."""
+        with contextlib.suppress(NoMatches):
+            self.refresh_all()
 
     def refresh_all(self) -> None:
         """Redraw everything."""

@@ -8,6 +8,7 @@ from textual.widgets import Digits, Static
 
 from tests.tui.fixtures import STATES, frozen
 from tui.app import TallyApp
+from tui.board import BoardApp
 from tui.messages import DaemonFound, StateReceived
 from tui.widgets import show
 
@@ -47,3 +48,16 @@ async def test_a_text_is_put_on_screen_only_when_it_changes() -> None:
         show(widget, "w-2 15200 kg")
         assert updates == ["w-1 43120 kg", "w-2 15200 kg"]
         assert str(widget.content) == "w-2 15200 kg"
+
+
+async def test_the_board_keeps_running_when_a_tick_finds_its_parts_gone() -> None:
+    # seen under load: the board's once-a-second tick ran while the app was closing
+    app = BoardApp("tally.sock", "en", terminal="wb1", clock=frozen, connect=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.post_message(DaemonFound())
+        await pilot.pause()
+        await app.query_one("#topbar", Static).remove()
+        app.tick()
+        app.post_message(StateReceived("visits", STATES["visits"]))
+        await pilot.pause()
+        assert app.is_running
