@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.daemon.store import BUSY_TIMEOUT_MS, StoreError
+from agent.daemon.store import BUSY_TIMEOUT_MS, CACHE_KIB, StoreError
 from agent.domain.events import Event
 
 _COLS = "terminal, epoch, seq, kind, at, mono_ns, boot, data"
@@ -150,6 +150,7 @@ class LocalReader:
                 path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
             )
             self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path} is not a Tally database ({exc})") from None

@@ -24,6 +24,11 @@ from agent.errors import InvalidInput, TallyError
 log = logging.getLogger("tally.store")
 
 BUSY_TIMEOUT_MS = 5000
+# SQLite's own page cache per connection (its default is 2 MiB). A daemon holds several
+# connections (writer, readers, the sender's, the plant's), and each filled its cache as the
+# database grew past it: RSS rose for days before it was flat. The operating system caches the
+# file anyway; the queries read recent rows by index.
+CACHE_KIB = 512
 
 
 class StoreError(TallyError):
@@ -101,6 +106,7 @@ def _migrations() -> Any:
 def _connect(path: str, *, writer: bool) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     if writer:
         conn.execute("PRAGMA journal_mode=WAL")
         # A weighbridge PC loses power: an acknowledged event must survive it.

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from agent.daemon import lifeline
+from agent.daemon.foreign import LocalReader
 from agent.daemon.store import (
+    CACHE_KIB,
     Store,
     StoreError,
     Writer,
@@ -43,6 +45,19 @@ def test_append_assigns_gapless_seqs_and_the_envelope(tmp_path: Path) -> None:
     assert store.count() == 2 and store.count("agent") == 1 and store.count("agent.st") == 0
     assert [e.seq for e in store.iter_events(batch=1)] == [1, 2]
     assert store.epoch == w.epoch and store.terminal == "wb1"
+
+
+def test_every_connection_of_the_daemon_keeps_a_small_page_cache(tmp_path: Path) -> None:
+    # several connections of 2 MiB each (SQLite's default) made RSS climb with the database
+    db = str(tmp_path / "t.db")
+    writer, store, plant = Writer(db, "wb1"), Store(db), LocalReader(db)
+    try:
+        for conn in (writer._conn, store._conn, plant._conn):
+            assert conn.execute("PRAGMA cache_size").fetchone()[0] == -CACHE_KIB
+    finally:
+        writer.close()
+        store.close()
+        plant.close()
 
 
 def test_seqs_continue_after_reopen_and_epoch_is_kept(tmp_path: Path) -> None:
