@@ -29,6 +29,11 @@ from agent.cli.commands import (
 from agent.errors import ConfigError, TallyError, UsageError
 from drivers.errors import DriverError
 
+# httpx imports its own command line when click, rich and pygments are installed (they are, for
+# sqlite-utils and Textual): 7 MiB in every daemon for a program Tally never runs. A None here
+# makes that optional import fail as it does where they are missing, and httpx goes on without.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
 __all__ = ["UsageError", "main"]
 
 # (name, module). Each module defines HELP, add_arguments(parser) and main(args) -> int and

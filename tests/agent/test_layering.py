@@ -40,6 +40,14 @@ def test_tally_help_loads_no_textual_pymodbus_httpx() -> None:
     assert tops.isdisjoint({"textual", "pymodbus", "httpx", "serial", "sqlite_utils"})
 
 
+def test_the_daemon_and_its_sync_load_no_command_line_or_drawing_library() -> None:
+    # httpx imported click, rich and pygments for its own command line: 7 MiB in every daemon
+    code = "from agent import cli\nfrom agent.cli import services\nimport sync.sender.forwarder"
+    tops = _tops(_loaded_after(code))
+    assert "httpx" in tops
+    assert tops.isdisjoint({"rich", "pygments", "textual"}), tops & {"rich", "pygments"}
+
+
 def test_only_the_owning_package_imports_each_library() -> None:
     owners = {"serial": "drivers", "pymodbus": "drivers", "httpx": "sync", "textual": "tui"}
     offenders = []
