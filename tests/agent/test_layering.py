@@ -15,7 +15,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _loaded_after(code: str) -> set[str]:
-    probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"
+    # a None entry is a module kept from loading, not a loaded one
+    probe = (
+        f"{code}\nimport sys, json\n"
+        "print(json.dumps(sorted(m for m, mod in sys.modules.items() if mod is not None)))"
+    )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
     )
