@@ -158,6 +158,11 @@ class SerialScale:
             while True:
                 data = await queue.get()
                 if data is _SILENT:
+                    if loop.time() < last_frame + self.silence_s:
+                        # frames were waiting behind a slow emit (a commit on a busy PC) when
+                        # the timer fired: they count, so the silence is not over
+                        timer = loop.call_at(last_frame + self.silence_s, silence_check)
+                        continue
                     return f"no valid frame for {self.silence_s:g} s", had_frames
                 if isinstance(data, BaseException):
                     return f"the port was lost ({_short(data)})", had_frames

@@ -92,6 +92,30 @@ async def test_readings_arrive_then_unplug_goes_offline_and_replug_comes_back(
         line.unplug()
 
 
+async def test_frames_waiting_behind_a_slow_consumer_are_not_silence(tmp_path: Path) -> None:
+    # the daemon's consumer can take longer than silence_s for one frame (a commit on a busy
+    # PC); the frames that arrived meanwhile are in the queue, so the scale is not silent
+    line = PtyLine(tmp_path / "tty", lambda: FRAME).plug()
+    rec = Recorder()
+    slow = {"left": 1}
+
+    async def consumer(event: DriverEvent) -> None:
+        await rec(event)
+        if isinstance(event, Frame) and slow["left"]:
+            slow["left"] -= 1
+            await asyncio.sleep(0.9)  # three times silence_s
+
+    task = asyncio.create_task(_driver(str(line.link), silence_s=0.3).run(consumer))
+    try:
+        await rec.until(lambda: len(rec.readings()) >= 20)
+        assert rec.states() == ["online"]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        line.unplug()
+
+
 async def test_a_silent_port_goes_offline(tmp_path: Path) -> None:
     line = PtyLine(tmp_path / "tty", lambda: b"").plug()
     rec = Recorder()
