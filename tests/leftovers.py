@@ -19,7 +19,9 @@ def marked(mark: str) -> dict[int, str]:
 
     Children inherit the environment whatever their parent does with it later, so this finds
     every process started under a marked one; a zombie has no environment left and no open
-    files, so it counts as gone."""
+    files, so it counts as gone. A program that has just been exec'd shows an empty environment
+    for a moment (the kernel sets it up after the starter's `Popen` returns), so a test that
+    looks for a process it has just started waits for it to be found."""
     needle = f"{MARK}={mark}".encode()
     found = {}
     for entry in os.scandir("/proc"):

@@ -19,7 +19,7 @@ from agent.config import Config
 from agent.daemon.alerts import Alerts
 from agent.daemon.api import ApiServer
 from agent.daemon.hub import Hub
-from agent.daemon.store import Store, Writer
+from agent.daemon.store import Store, StoreError, Writer
 from agent.domain.events import Event
 
 log = logging.getLogger("tally.runtime")
@@ -165,23 +165,31 @@ async def run(config: Config, factories: Sequence[ServiceFactory] = ()) -> int:
         writer.close()
         store.close()
         raise
-    await writer.append(
-        "agent.started",
-        {"version": VERSION, "config_sha256": config_sha256(config), "pid": os.getpid()},
-    )
-    tasks = [asyncio.create_task(supervise(s, stopping), name=s.name) for s in services]
-    for hook in ctx.ready_hooks:
-        hook()
-    log.info(
-        "tally %s running as terminal %s (epoch %s, %d services) on %s",
-        VERSION,
-        config.terminal.id,
-        writer.epoch,
-        len(services),
-        config.terminal.socket,
-    )
+    tasks: list[asyncio.Task[None]] = []
     reason = "signal"
     try:
+        try:
+            await writer.append(
+                "agent.started",
+                {"version": VERSION, "config_sha256": config_sha256(config), "pid": os.getpid()},
+            )
+        except StoreError:
+            if writer.failed is None:
+                raise  # the store refused this event alone: a start that cannot go on
+            # the writer died between the API's start and the first event: the loop below
+            # exits with 1 like any failed store, so the service manager restarts the daemon
+        else:
+            tasks = [asyncio.create_task(supervise(s, stopping), name=s.name) for s in services]
+            for hook in ctx.ready_hooks:
+                hook()
+            log.info(
+                "tally %s running as terminal %s (epoch %s, %d services) on %s",
+                VERSION,
+                config.terminal.id,
+                writer.epoch,
+                len(services),
+                config.terminal.socket,
+            )
         while not stopping.is_set():
             # not wait_for: on 3.11 it can swallow a cancellation that races a wake-up
             with contextlib.suppress(TimeoutError):

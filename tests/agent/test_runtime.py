@@ -142,6 +142,30 @@ def test_a_failing_store_stops_the_daemon_with_exit_1(config_path: Path) -> None
     assert "the store failed" in d.log()
 
 
+def test_a_store_that_fails_on_the_first_event_stops_the_daemon_with_exit_1(
+    config_path: Path,
+) -> None:
+    """The writer dies on `agent.started` itself (the API already answers by then): still the
+    failed store's exit 1, not a refused start's 2, and nothing already stored is touched."""
+    import sqlite3
+
+    Daemon(config_path).start().stop()
+    db = config_path.parent / "tally.db"
+    conn = sqlite3.connect(db)
+    before = conn.execute("SELECT * FROM events ORDER BY seq").fetchall()
+    conn.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
+    conn.commit()
+    conn.close()
+    r = tally("run", "--config", str(config_path))
+    assert r.returncode == 1, r.stderr
+    assert "the store failed (refused)" in r.stderr
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT * FROM events ORDER BY seq").fetchall() == before
+    conn.close()
+
+
 def test_what_outlives_the_daemon_is_named_and_not_waited_on_forever(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -189,6 +189,10 @@ def starter(mark: str, argv: list[str]) -> Iterator[IO[str]]:
     try:
         assert proc.stdout is not None
         child = int(proc.stdout.readline())
+        # the kernel fills a new program's environment in a moment after `exec` has returned
+        # to the starter's Popen: until then /proc shows the child with an empty one
+        with contextlib.suppress(TimeoutError):
+            wait_for(lambda: sorted(marked(mark)) == sorted([proc.pid, child]), timeout=10)
         assert sorted(marked(mark)) == sorted([proc.pid, child])
         yield proc.stdout
     finally:
