@@ -18,9 +18,11 @@ from agent.daemon import lifeline
 from agent.daemon.foreign import LocalReader
 from agent.daemon.store import (
     CACHE_KIB,
+    MIGRATIONS,
     Store,
     StoreError,
     Writer,
+    _migrations,
     delete_acknowledged,
     init_database,
     set_state,
@@ -94,6 +96,42 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot open the database"):
         init_database(str(bad), "wb1")
     assert bad.read_bytes() == b"this is not sqlite" * 100
+
+
+def test_the_migration_list_names_every_migration_in_order() -> None:
+    assert tuple(m.name for m in _migrations()._migrations) == MIGRATIONS
+
+
+def _loads_sqlite_utils(db: str) -> bool:
+    """Whether `init_database` on `db`, in a fresh process, loads sqlite-utils."""
+    probe = (
+        "import sys\nfrom agent.daemon.store import init_database\n"
+        f"init_database({db!r}, 'wb1')\nprint('sqlite_utils' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return out.stdout.split()[-1] == "True"
+
+
+def test_a_current_database_opens_without_loading_sqlite_utils(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.db")
+    assert _loads_sqlite_utils(db)  # a new database is created through its migrations
+    assert not _loads_sqlite_utils(db)  # and then it is current: 4.5 MiB less in the daemon
+
+
+def test_a_database_one_migration_behind_is_migrated(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.db")
+    epoch = init_database(db, "wb1")
+    conn = sqlite3.connect(db)
+    with conn:  # the database as the version before foreign events left it
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = '0003_foreign_events'")
+        for table in ("foreign_events", "replica_cursors", "replica_quarantine"):
+            conn.execute(f"DROP TABLE {table}")
+    conn.close()
+    assert init_database(db, "wb1") == epoch
+    conn = sqlite3.connect(db)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    conn.close()
+    assert {"foreign_events", "replica_cursors", "replica_quarantine"} <= tables
 
 
 def test_state_commits_with_its_event(tmp_path: Path) -> None:
