@@ -130,6 +130,14 @@ class Terminal:
             except DaemonUnavailable:
                 return
 
+    def create_database(self) -> None:
+        """The measured terminal's database as every start but the very first finds it: created
+        and current (the first start also loads sqlite-utils to create it, 4.5 MiB more until
+        the daemon restarts)."""
+        from agent.daemon.store import init_database
+
+        init_database(str(self.folder / "tally.db"), "wb1")
+
     def start_daemon(self) -> subprocess.Popen[bytes]:
         """The measured daemon, answering."""
         daemon, _ = procs.tally("run", "--config", str(self.config), log=self.log("daemon"))
@@ -155,6 +163,7 @@ def run() -> list[Row]:
     bare: subprocess.Popen[bytes] | None = None
     try:
         t.start_devices()
+        t.create_database()
         daemon = t.start_daemon()
         time.sleep(WARMUP_S)
         cpu, rss = procs.window(daemon.pid, WINDOW_S)

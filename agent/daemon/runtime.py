@@ -109,12 +109,15 @@ async def supervise(service: Service, stopping: asyncio.Event) -> None:
         delay = min(delay * 2, BACKOFF_MAX_S)
 
 
+CLOCK_WATCH_S = 5.0  # a step is found within this; a shorter look only wakes an idle daemon
+
+
 class ClockWatch:
     """Records `clock.stepped` when wall time jumps against the monotonic clock by over 2 s."""
 
     name = "clock"
 
-    def __init__(self, ctx: Context, interval_s: float = 1.0) -> None:
+    def __init__(self, ctx: Context, interval_s: float = CLOCK_WATCH_S) -> None:
         self.ctx = ctx
         self.interval_s = interval_s
 
@@ -154,6 +157,12 @@ async def run(config: Config, factories: Sequence[ServiceFactory] = ()) -> int:
         log.info("received %s; stopping", signame)
         stopping.set()
 
+    def on_store_failure() -> None:  # on the writer's thread
+        with contextlib.suppress(RuntimeError):  # the loop has closed: the daemon has ended
+            loop.call_soon_threadsafe(stopping.set)
+
+    writer.failure_listeners.append(on_store_failure)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, request_stop, sig.name)
 
@@ -176,8 +185,9 @@ async def run(config: Config, factories: Sequence[ServiceFactory] = ()) -> int:
         except StoreError:
             if writer.failed is None:
                 raise  # the store refused this event alone: a start that cannot go on
-            # the writer died between the API's start and the first event: the loop below
-            # exits with 1 like any failed store, so the service manager restarts the daemon
+            # the writer died between the API's start and the first event: it has set
+            # `stopping`, and the daemon exits with 1 like any failed store, so the service
+            # manager restarts it
         else:
             tasks = [asyncio.create_task(supervise(s, stopping), name=s.name) for s in services]
             for hook in ctx.ready_hooks:
@@ -190,18 +200,14 @@ async def run(config: Config, factories: Sequence[ServiceFactory] = ()) -> int:
                 len(services),
                 config.terminal.socket,
             )
-        while not stopping.is_set():
-            # not wait_for: on 3.11 it can swallow a cancellation that races a wake-up
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(0.5):
-                    await stopping.wait()
-            if writer.failed is not None:
-                log.error(
-                    "the store failed (%s); exiting so the service manager restarts", writer.failed
-                )
-                reason = "store_failed"
-                exit_code = 1
-                stopping.set()
+        # a signal or the store's failure (its writer sets `stopping` too): no polling
+        await stopping.wait()
+        if writer.failed is not None:
+            log.error(
+                "the store failed (%s); exiting so the service manager restarts", writer.failed
+            )
+            reason = "store_failed"
+            exit_code = 1
     finally:
         for t in tasks:
             t.cancel()

@@ -420,6 +420,8 @@ class Writer:
         self.disk_full = False
         self.failed: BaseException | None = None
         self.listeners: list[Callable[[list[Event]], None]] = []
+        # called on the writer thread once, when the writer fails (`failed` is set by then)
+        self.failure_listeners: list[Callable[[], None]] = []
         self.commits = 0
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._conn = _connect(path, writer=True)
@@ -632,6 +634,11 @@ class Writer:
         self.failed = exc
         for it in items:
             _settle_exception(it.future, StoreError(f"the store has failed: {exc}"))
+        for listener in self.failure_listeners:
+            try:
+                listener()
+            except Exception:
+                log.exception("store failure listener failed")
 
 
 def _encodable(item: _Append) -> bool:

@@ -166,6 +166,48 @@ def test_a_store_that_fails_on_the_first_event_stops_the_daemon_with_exit_1(
     conn.close()
 
 
+def test_a_wall_clock_step_is_recorded_with_its_size_and_a_small_drift_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+    import types
+    from typing import cast
+
+    from agent.daemon.store import Writer
+
+    shift_ns = [0]  # what the wall clock has been moved by, against the monotonic clock
+    clock = types.SimpleNamespace(
+        monotonic_ns=time.monotonic_ns,
+        time_ns=lambda: time.monotonic_ns() + 1_700_000_000 * 10**9 + shift_ns[0],
+    )
+    monkeypatch.setattr(runtime, "time", clock)
+    writer = Writer(str(tmp_path / "t.db"), "wb1")
+    status: dict[str, object] = {}
+    ctx = cast(runtime.Context, types.SimpleNamespace(writer=writer, status=status))
+    store = Store(str(tmp_path / "t.db"))
+
+    async def scenario() -> list[int]:
+        watch = asyncio.create_task(runtime.ClockWatch(ctx, interval_s=0.01).run())
+        try:
+            for shift_ms in (0, 1500, 6500, 1500):  # a drift within 2 s, on 5 s, back 5 s
+                shift_ns[0] = shift_ms * 1_000_000
+                await asyncio.sleep(0.2)
+        finally:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+        return [e.data["delta_ms"] for e in store.events_after(0, kind="clock.stepped")]
+
+    try:
+        steps = asyncio.run(scenario())
+        # the two clocks are read one after the other: a millisecond either way
+        assert len(steps) == 2 and abs(steps[0] - 6500) <= 1 and abs(steps[1] + 5000) <= 1
+        assert abs(cast(int, status["clock_offset_ms"])) <= 1  # measured from the last step
+    finally:
+        store.close()
+        writer.close()
+
+
 def test_what_outlives_the_daemon_is_named_and_not_waited_on_forever(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
