@@ -131,7 +131,8 @@ class SerialScale:
         except PortError as exc:
             return str(exc), False
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
+        # each chunk with the monotonic time its read returned (stamped on the reader thread)
+        queue: asyncio.Queue[tuple[int, bytes] | BaseException] = asyncio.Queue()
         stop = threading.Event()
         thread = threading.Thread(
             target=_read_loop, args=(port, queue, loop, stop), name="scale-reader", daemon=True
@@ -166,8 +167,11 @@ class SerialScale:
                     return f"no valid frame for {self.silence_s:g} s", had_frames
                 if isinstance(data, BaseException):
                     return f"the port was lost ({_short(data)})", had_frames
-                now_ns = time.monotonic_ns()
-                for item in self.splitter.feed(data):
+                # the time the reader read it, not the time the loop got to it: chunks that
+                # waited behind a busy loop keep their intervals, and do not look like frames
+                # lost before a burst (which empties the capture's stable window)
+                now_ns, chunk = data
+                for item in self.splitter.feed(chunk):
                     if isinstance(item, Reading):
                         last_frame = loop.time()
                         had_frames = True
@@ -187,16 +191,17 @@ class SerialScale:
 
 def _read_loop(
     port: Any,
-    queue: asyncio.Queue[bytes | BaseException],
+    queue: asyncio.Queue[tuple[int, bytes] | BaseException],
     loop: asyncio.AbstractEventLoop,
     stop: threading.Event,
 ) -> None:
-    """Blocking reads with a short timeout, handed to the loop; an error ends the loop."""
+    """Blocking reads with a short timeout, each chunk handed to the loop with the time it was
+    read; an error ends the loop."""
     try:
         while not stop.is_set():
             data = port.read(max(1, port.in_waiting))
             if data:
-                loop.call_soon_threadsafe(queue.put_nowait, data)
+                loop.call_soon_threadsafe(queue.put_nowait, (time.monotonic_ns(), data))
     except Exception as exc:
         with contextlib.suppress(RuntimeError):  # the loop is already closed
             loop.call_soon_threadsafe(queue.put_nowait, exc)

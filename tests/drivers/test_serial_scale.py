@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import socket
 import threading
@@ -109,6 +110,35 @@ async def test_frames_waiting_behind_a_slow_consumer_are_not_silence(tmp_path: P
     try:
         await rec.until(lambda: len(rec.readings()) >= 20)
         assert rec.states() == ["online"]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        line.unplug()
+
+
+async def test_frames_that_waited_behind_a_slow_consumer_keep_the_times_they_were_read(
+    tmp_path: Path,
+) -> None:
+    # stamped when the loop got to them, the frames read during a one-second stall all had
+    # one moment: the capture saw a second of lost frames, then a burst, and began again
+    line = PtyLine(tmp_path / "tty", lambda: FRAME, rate=20).plug()
+    rec = Recorder()
+    slow = {"left": 1}
+
+    async def consumer(event: DriverEvent) -> None:
+        await rec(event)
+        if isinstance(event, Frame) and slow["left"]:
+            slow["left"] -= 1
+            await asyncio.sleep(1.0)
+
+    task = asyncio.create_task(_driver(str(line.link), silence_s=5.0).run(consumer))
+    try:
+        await rec.until(lambda: len(rec.readings()) >= 20)
+        stamps = [e.mono_ns / 1e9 for e in rec.events if isinstance(e, Frame)]
+        # frames 2 to 10 were read one by one while the consumer slept on the first
+        assert stamps[9] - stamps[1] > 0.2, stamps[:10]
+        assert all(b >= a for a, b in itertools.pairwise(stamps))
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
