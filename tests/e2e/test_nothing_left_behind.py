@@ -86,11 +86,16 @@ def test_the_demo_in_a_terminal_leaves_nothing_behind(tmpdir_short: Path, how: s
     env = ["env", f"{MARK}={mark}", f"TMPDIR={tmpdir_short}"]
     tui = Tmux([*env, sys.executable, "-m", "agent.cli", "demo", "--language", "en"])
     try:
-        wait_for(
-            lambda: plant_roles(mark) == PLANT and "● connected" in tui.screen(),
-            timeout=START_S,
-            interval=0.3,
-        )
+        with contextlib.suppress(TimeoutError):
+            wait_for(
+                lambda: plant_roles(mark) == PLANT and "● connected" in tui.screen(),
+                timeout=START_S,
+                interval=0.3,
+            )
+        # what was missing, when the plant did not come up
+        assert plant_roles(mark) == PLANT
+        screen = tui.screen()
+        assert "● connected" in screen, screen
         assert len(demo_folders(tmpdir_short)) == 1
         if how == "kill-session":
             tui.kill_session()
