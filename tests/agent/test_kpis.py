@@ -722,3 +722,43 @@ def test_a_broken_rate_of_exactly_three_per_mille_meets_a_per_mille_target() -> 
         {"bags": 1000, "broken": 3, "value": 0.003, "target": 0.003, "met": True},
         {"bags": 1000, "broken": 4, "value": 0.004, "target": 0.003, "met": False},
     )
+
+
+def test_the_kpi_window_keeps_what_today_can_count_and_drops_settled_visits() -> None:
+    """The daemon keeps fewer KPI events in memory (`kpi_window`); today's report must not move."""
+    from agent.daemon.services.visits import kpi_window
+    from tests.agent.timeline import BASE
+
+    days = timedelta(days=1)
+    bulk = [
+        (2, "visit.gate_in", {}),
+        (20, "visit.loading_started", {"point": "bulk1"}),
+        (15, "visit.loading_finished", {"point": "bulk1"}),
+        (4, "visit.sealed", {"seals": ["S1"]}),
+        (9, "visit.exited", {}),
+    ]
+    settled = visit(Timeline(epoch="e1", start=BASE - 2 * days), "settled", "bulk", 33000, bulk)
+    waiting = visit(
+        Timeline(epoch="e2", start=BASE - 2 * days), "waiting", "bagged", 20000, bulk[:1]
+    )
+    yesterday = visit(Timeline(epoch="e3", start=BASE - days), "yesterday", "bulk", 33000, bulk)
+    # arrived two days ago, loaded and out today: its turnaround and seal lag count today
+    t = Timeline(epoch="e4", start=BASE - 2 * days)
+    late = visit(t, "late", "bulk", 33000, [(2, "visit.gate_in", {})])
+    t.advance(2 * 24 * 60)
+    late += visit(t, "late", "bulk", 33000, bulk[1:])[1:]
+    today = bulk_events(Timeline(epoch="e5"))
+    old = Timeline(epoch="e6", start=BASE - 3 * days)
+    tally = old.event("packer.tally", packer="line1", bags=10)
+    weighing = old.event("weighing.captured", weighing="w0", scale="s1", weight_kg=15000)
+    ancient = Timeline(epoch="e7", start=BASE - 15 * days).event("plan.set", day="2026-11-14")
+    events = [*settled, *waiting, *yesterday, *late, *today, tally, weighing, ancient]
+    now = BASE + timedelta(hours=6)
+
+    kept = kpi_window({e.id: e for e in events}, {"waiting"}, now, TZ)
+
+    visits = {e.data["visit"] for e in kept.values() if e.kind.startswith("visit.")}
+    assert visits == {"waiting", "yesterday", "late", "c", "d"}
+    assert [e for e in kept.values() if not e.kind.startswith("visit.")] == [weighing]
+    assert compute(kept.values(), DAY, TZ, CFG, now) == compute(events, DAY, TZ, CFG, now)
+    assert compute(kept.values(), DAY, TZ, CFG, now)["bulk_turnaround"]["count"] == 3

@@ -58,6 +58,41 @@ def kpi_relevant(kind: str) -> bool:
     return kind.startswith(("visit.", "window.")) or kind in _KPI_KINDS[1]
 
 
+def kpi_window(
+    events: dict[str, Event], open_visits: set[str], now: datetime, tz: ZoneInfo
+) -> dict[str, Event]:
+    """The KPI events today's report can still use, of `events` (by id) at `now`.
+
+    A wait belongs to the day it ended or crossed its target, never later than its visit's
+    last event: a visit that is closed and had no event since the start of yesterday (plant
+    time) cannot count today, so its events go. An open visit, or one seen since then, keeps
+    its events (back to `KPI_WINDOW_DAYS`); so does an event that names no visit (a stage
+    recorded by plate and order, a weighing, a window ticket, a plan). Packer tallies are kept
+    for `TALLY_WINDOW_DAYS`.
+    """
+    tallies = format_at(now - timedelta(days=TALLY_WINDOW_DAYS))
+    oldest = format_at(now - timedelta(days=KPI_WINDOW_DAYS))
+    local = now.astimezone(tz)
+    yesterday = datetime(local.year, local.month, local.day, tzinfo=tz) - timedelta(days=1)
+    settled = format_at(yesterday.astimezone(UTC))
+    last_at: dict[str, str] = {}
+    for ev in events.values():
+        vid = ev.data.get("visit") if ev.kind.startswith("visit.") else None
+        if isinstance(vid, str) and ev.at > last_at.get(vid, ""):
+            last_at[vid] = ev.at
+    done = {vid for vid, at in last_at.items() if at < settled and vid not in open_visits}
+    out: dict[str, Event] = {}
+    for key, ev in events.items():
+        if ev.kind == "packer.tally":
+            if ev.at >= tallies:
+                out[key] = ev
+            continue
+        vid = ev.data.get("visit") if ev.kind.startswith("visit.") else None
+        if ev.at >= oldest and vid not in done:
+            out[key] = ev
+    return out
+
+
 def load_events(
     store: Store,
     *,
@@ -143,6 +178,7 @@ class VisitsService:
             for ev in load_events(ctx.store, kpi=True, since_at=horizon)
             if ev.at >= horizon
         }
+        self._prune()
         self.kpi_dirty = True
         self.kpi_at = 0.0
         self.kpi_day: date | None = None
@@ -423,14 +459,8 @@ class VisitsService:
         self.ctx.hub.publish("kpi", {**report, "warn_share": cfg.warn_share})
 
     def _prune(self) -> None:
-        now = datetime.now(UTC)
-        visits = format_at(now - timedelta(days=KPI_WINDOW_DAYS))
-        tallies = format_at(now - timedelta(days=TALLY_WINDOW_DAYS))
-        self.kpi_events = {
-            key: ev
-            for key, ev in self.kpi_events.items()
-            if ev.at >= (tallies if ev.kind == "packer.tally" else visits)
-        }
+        open_visits = {v.visit for v in self.proj.open_visits()}
+        self.kpi_events = kpi_window(self.kpi_events, open_visits, datetime.now(UTC), self.tz)
 
 
 def build(ctx: Context) -> list[Service]:
