@@ -44,14 +44,20 @@ def test_ticket_numbers_are_gapless_across_a_sigkill(tmp_path: Path) -> None:
             f'[[printer]]\nname = "gate"\nkind = "escpos"\ndevice = "{printer.device}"\n',
         )
         d = Daemon(config).start()
-        captures: list[str] = wait_for(
-            lambda: (
-                (u := d.request("visits.list")["unassigned"])
-                and len(u) >= N
-                and [c["weighing"] for c in u]
-            ),
-            timeout=60,
-        )[:N]
+        try:
+            captures: list[str] = wait_for(
+                lambda: (
+                    (u := d.request("visits.list")["unassigned"])
+                    and len(u) >= N
+                    and [c["weighing"] for c in u]
+                ),
+                timeout=60,
+            )[:N]
+        except TimeoutError:
+            held = len(d.request("visits.list")["unassigned"])
+            raise AssertionError(
+                f"{held} of {N} weighings captured within 60 s; the daemon's log:\n{d.log()[-4000:]}"
+            ) from None
         answered = threading.Event()
         answers: list[Any] = []
 
