@@ -58,11 +58,48 @@ def private(path: Path, text: str) -> Path:
     return path
 
 
-def tally(*argv: str, log: Path, first_line: bool = False) -> tuple[subprocess.Popen[bytes], str]:
+def faketime_library() -> Path | None:
+    """Debian's libfaketime for threaded programs (package libfaketime), or None."""
+    found = sorted(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1"))
+    return found[0] if found else None
+
+
+def faketime_env(offset_file: Path, cache_s: int = 0) -> dict[str, str]:
+    """The environment that gives one process a wall clock of its own, stepped by writing an
+    offset such as `+3600` or `-600` (seconds) to `offset_file`; read again after `cache_s`
+    seconds (0: at every look). The monotonic clock stays the machine's, as under a real step.
+
+    The file is written with `+0` when it does not exist yet.
+    """
+    lib = faketime_library()
+    if lib is None:
+        raise RuntimeError("stepping a clock needs libfaketime: apt-get install libfaketime")
+    if not offset_file.exists():
+        offset_file.write_text("+0\n", encoding="ascii")
+    return {
+        "LD_PRELOAD": str(lib),
+        "FAKETIME_TIMESTAMP_FILE": str(offset_file),
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        **({"FAKETIME_CACHE_DURATION": str(cache_s)} if cache_s else {"FAKETIME_NO_CACHE": "1"}),
+    }
+
+
+def step_clock(offset_file: Path, offset_s: int) -> None:
+    """Set the wall clock of the processes started with `faketime_env(offset_file)` to the
+    machine's plus `offset_s` seconds (written whole, so no reader sees half a line)."""
+    tmp = offset_file.with_suffix(".tmp")
+    tmp.write_text(f"{offset_s:+d}\n", encoding="ascii")
+    tmp.replace(offset_file)
+
+
+def tally(
+    *argv: str, log: Path, first_line: bool = False, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     """Start `tally ARGV` (or `python -m MODULE` when ARGV starts with `-m`) with its output
-    appended to `log`; with `first_line`, wait for and return its first stdout line."""
+    appended to `log` and `env` added to its environment; with `first_line`, wait for and return
+    its first stdout line."""
     cmd = [sys.executable, *argv] if argv[0] == "-m" else [sys.executable, "-m", "agent.cli", *argv]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": ROOT}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": ROOT, **(env or {})}
     out = open(log, "ab")  # noqa: SIM115 - the child writes to it for its whole life
     proc = lifeline.popen(cmd, stdout=subprocess.PIPE if first_line else out, stderr=out, env=env)
     if not first_line:

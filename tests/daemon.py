@@ -55,11 +55,15 @@ def tally(
 class Daemon:
     """`tally run --config F` as a real process, with its stderr kept in a file.
 
-    With `hooks=True` it runs through tests.daemon_main, which adds the test hooks.
+    With `hooks=True` it runs through tests.daemon_main, which adds the test hooks; `env` is
+    added to the daemon's environment (bench.procs.faketime_env steps its wall clock).
     """
 
-    def __init__(self, config: Path, *, hooks: bool = False) -> None:
+    def __init__(
+        self, config: Path, *, hooks: bool = False, env: dict[str, str] | None = None
+    ) -> None:
         self.config = config
+        self.env = env or {}
         self.module = "tests.daemon_main" if hooks else "agent.cli"
         folder = config.parent
         self.socket = load(config, check_paths=False).terminal.socket
@@ -73,7 +77,7 @@ class Daemon:
             [sys.executable, "-m", self.module, "run", "--config", str(self.config)],
             stdout=self._log,
             stderr=self._log,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": _pythonpath()},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": _pythonpath(), **self.env},
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -131,7 +131,7 @@ class ClockWatch:
             if abs(delta_ms) > CLOCK_STEP_S * 1000:
                 log.warning("wall clock stepped by %d ms", delta_ms)
                 await self.ctx.writer.append("clock.stepped", {"delta_ms": delta_ms})
-                base = offset
+                base, delta_ms = offset, 0  # the status shows the drift since the last step
             self.ctx.status["clock_offset_ms"] = delta_ms
 
 

@@ -10,7 +10,6 @@ import logging
 import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -423,6 +422,9 @@ class Writer:
         # called on the writer thread once, when the writer fails (`failed` is set by then)
         self.failure_listeners: list[Callable[[], None]] = []
         self.commits = 0
+        # the disk-full backoff waits on this (never set) rather than time.sleep, whose
+        # absolute-deadline clock_nanosleep libfaketime 0.9.10 breaks (the soak's clock steps)
+        self._backoff = threading.Event()
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._conn = _connect(path, writer=True)
         self._conn.isolation_level = None  # explicit BEGIN/COMMIT
@@ -537,7 +539,7 @@ class Writer:
                     if not self.disk_full:
                         log.error("disk full: holding %d events until space returns", len(items))
                     self.disk_full = True
-                    time.sleep(delay)
+                    self._backoff.wait(delay)
                     delay = min(delay * 2, 5.0)
                     continue
                 self._fail(exc, items)
@@ -613,7 +615,7 @@ class Writer:
                     conn.execute("ROLLBACK")
                 if _is_full(exc):
                     self.disk_full = True
-                    time.sleep(delay)
+                    self._backoff.wait(delay)
                     delay = min(delay * 2, 5.0)
                     continue
                 _settle_exception(item.future, exc)

@@ -1,0 +1,81 @@
+"""The real daemon's wall clock stepped forwards and back (libfaketime), as NTP or an operator
+would: each step is recorded, and a wait across the step is measured by the monotonic clock."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bench.procs import faketime_env, faketime_library, step_clock
+from tests.daemon import Daemon, tally, wait_for, write_config
+
+pytestmark = pytest.mark.skipif(
+    faketime_library() is None, reason="needs libfaketime (.ci/run installs the Debian package)"
+)
+
+STEP_S = 3 * 3600  # beyond the bagged truck's 2 h loading target
+
+
+def ctl(config: Path, *args: str) -> Any:
+    r = tally("ctl", "--config", str(config), *args)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def events(config: Path, kind: str = "") -> list[dict[str, Any]]:
+    r = tally("events", "--config", str(config), *(("--kind", kind) if kind else ()), "--json")
+    assert r.returncode == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
+def steps(config: Path) -> list[int]:
+    return [e["data"]["delta_ms"] for e in events(config, "clock.stepped")]
+
+
+def test_a_stepped_wall_clock_is_recorded_and_a_wait_across_it_keeps_its_length(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path)
+    offset = tmp_path / "clock-offset"
+    with Daemon(config, env=faketime_env(offset)) as d:
+        truck = ctl(
+            config, "arrive", "--plate", "苏A12345", "--order", "SO1", "--product", "P.O 42.5",
+            "--load", "bagged", "--planned-kg", "30000",
+        )  # fmt: skip
+        step_clock(offset, STEP_S)
+        wait_for(lambda: len(steps(config)) == 1, timeout=60)
+        ctl(config, "gate-in", "--plate", "苏A12345")
+        ctl(config, "loading-start", "--plate", "苏A12345", "--point", "P1")
+        stored = events(config)
+        by_kind = {e["kind"]: e for e in stored}
+        arrived = datetime.fromisoformat(by_kind["visit.arrived"]["at"])
+        day = arrived.astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
+        # today's report as of the daemon's (stepped) now, which is past the loading's time
+        report = d.request("kpi.report", day=day)
+        step_clock(offset, 0)
+        wait_for(lambda: len(steps(config)) == 2, timeout=60)
+        forward, back = steps(config)
+        # the step's size as the daemon saw it (the clocks are compared every few seconds)
+        assert abs(forward - STEP_S * 1000) < 2000, forward
+        assert abs(back + STEP_S * 1000) < 2000, back
+        clock = d.request("status")["clock"]  # the drift since the last step, which is none
+        assert clock["stepped_at"] is not None and abs(clock["offset_ms"]) < 2000, clock
+        ctl(config, "loading-finish", "--plate", "苏A12345", "--bags", "600")
+        assert d.proc is not None and d.proc.poll() is None, d.log()
+    stored = events(config)
+    assert [e["seq"] for e in stored] == list(range(1, len(stored) + 1))
+    by_kind = {e["kind"]: e for e in stored}
+    assert by_kind["visit.arrived"]["data"]["visit"] == truck["visit"]
+    assert "visit.loading_finished" in by_kind
+    loading = datetime.fromisoformat(by_kind["visit.loading_started"]["at"])
+    # the events carry the stepped wall time: three hours apart by the wall clock ...
+    assert (loading - arrived).total_seconds() > STEP_S - 60
+    # ... and the wait is what the monotonic clock measured: well within the 2 h target
+    wait = report["bag_load_wait"]
+    assert (wait["count"], wait["within_target"]) == (1, 1), wait
+    assert wait["max_min"] < 5, wait
