@@ -15,16 +15,19 @@ moments from `--seed`:
 - a scale simulator ended (the pty closes) and a new one linked in 1-5 s later;
 - a packer simulator ended (its Modbus units vanish) and started again on the same port;
 - with root and tmpfs, t2's folder is a small tmpfs that is filled to the last byte for a stretch
-  and freed again.
-
-The wall clock is not stepped: the daemon has no test clock hook (tests/hooks.py), and stepping
-the machine's clock would disturb everything else on it.
+  and freed again;
+- with libfaketime (Debian's package of that name), each daemon's own wall clock stepped by
+  10 min to 3 h, forwards or back, and later back to true, as NTP or an operator would; the
+  monotonic clock and the rest of the machine are untouched. Every stretch, stepped or true,
+  lasts at least CLOCK_HOLD_S, so the daemon's clock watch sees each step on its own; the last
+  CLOCK_QUIET_S of the run leave every clock true.
 
 At the end the sources stop, every fault is undone, each daemon is stopped by SIGKILL once the
 receiver holds its last event (a clean stop would write the packers' open intervals after the
 check), and the harness checks, per terminal: the receiver's count and max seq equal the
 terminal's last seq, no seq twice, every event the terminal still holds equal to the receiver's
-copy; the KPI report of every day from the terminal's store equals the one from the receiver's
+copy; every `clock.stepped` the receiver holds is one of the steps made (within 2 s), and t1
+recorded each of its steps; the KPI report of every day from the terminal's store equals the one from the receiver's
 events of that terminal, and the plant's report from all terminals equals the receiver's; t1's RSS
 and open descriptors in the last quarter are no higher than in the second (within 4 MiB and 2
 descriptors).
@@ -55,6 +58,9 @@ from bench import procs
 
 TZ = "Asia/Shanghai"
 DISK_MB = 48
+CLOCK_HOLD_S = 10.0  # a stepped or a true clock stays so this long at least (the watch: 5 s)
+CLOCK_QUIET_S = 15.0  # the end of the run with every clock true, so t1 records its last step
+CLOCK_SLACK_MS = 2000  # a recorded step may differ from the one made by this much
 WARMUP_S = 10.0
 SCALE_ARGS = (
     *("--protocol", "xk3190", "--rate", "10", "--weights", "15000,46000"),
@@ -73,6 +79,7 @@ class Options:
     kill_every_s: float = 15.0
     cable_every_s: float = 30.0
     modbus_every_s: float = 30.0
+    clock_every_s: float = 60.0
     faults: bool = True
     disk: bool = True
     keep: bool = False
@@ -93,6 +100,9 @@ class Node:
     cable_pulls: int = 0
     modbus_gone: int = 0
     disk_fills: int = 0
+    clock_offset_s: int = 0
+    clock_steps: list[int] = field(default_factory=list)  # each step made, in seconds
+    clock_next_at: float = 0.0
     accepted: int = 0
     refused: int = 0
     unavailable: int = 0
@@ -149,6 +159,10 @@ class Soak:
         self.mounted: Path | None = None
         self.ballast: Path | None = None
         self.lock = threading.Lock()
+        self.clocks = opts.faults and procs.faketime_library() is not None
+        self.clock_until = 0.0
+        if opts.faults and not self.clocks:
+            print("soak: no clock steps (apt-get install libfaketime for them)", file=sys.stderr)
 
     # --- processes ---------------------------------------------------------------------------
 
@@ -194,10 +208,16 @@ class Soak:
     def start_daemon(self, n: Node) -> None:
         """The terminal's daemon, answering."""
         n.daemon, _ = procs.tally(
-            "run", "--config", str(n.folder / "tally.toml"), log=n.folder / "daemon.log"
+            *("run", "--config", str(n.folder / "tally.toml")),
+            log=n.folder / "daemon.log",
+            env=procs.faketime_env(self.clock_file(n), cache_s=1) if self.clocks else None,
         )
         procs.wait_ping(n.socket, n.daemon, timeout=60)
         n.starts += 1
+
+    def clock_file(self, n: Node) -> Path:
+        """The offset of the terminal's wall clock (outside its folder, which may be full)."""
+        return self.root / f"{n.name}.clock"
 
     def setup(self) -> None:
         """Folders, tokens, configs and every process."""
@@ -298,10 +318,13 @@ class Soak:
         outage_done = False
         disk = (start + span * 0.6, start + span * 0.75)
         disk_state = "before"
+        self.clock_until = until - CLOCK_QUIET_S
         while time.monotonic() < until:
             now = time.monotonic()
             for n in self.nodes:
                 self._node_faults(n, now, dt, killable=n.name != "t1")
+                if n.clock_offset_s and now >= self.clock_until:
+                    self._step_clock(n, 0, now)
             if not outage_done and now >= outage[0]:
                 self._receiver_outage(outage[1])
                 outage_done = True
@@ -316,6 +339,9 @@ class Soak:
             time.sleep(dt)
         if disk_state == "full":
             self._free_disk()
+        for n in self.nodes:
+            if n.clock_offset_s:
+                self._step_clock(n, 0, time.monotonic())
 
     def _node_faults(self, n: Node, now: float, dt: float, *, killable: bool) -> None:
         o = self.opts
@@ -341,6 +367,18 @@ class Soak:
             n.packer_back_at = now + self.rng.uniform(2, 10)
         elif n.packer_sim is None and now >= n.packer_back_at:
             self.start_packer(n)
+        if self.clocks and now >= n.clock_next_at and now < self.clock_until:
+            if n.clock_offset_s:
+                self._step_clock(n, 0, now)
+            elif self._chance(o.clock_every_s, dt):
+                offset = self.rng.choice((-1, 1)) * self.rng.randint(600, 3 * 3600)
+                self._step_clock(n, offset, now)
+
+    def _step_clock(self, n: Node, offset_s: int, now: float) -> None:
+        procs.step_clock(self.clock_file(n), offset_s)
+        n.clock_steps.append(offset_s - n.clock_offset_s)
+        n.clock_offset_s = offset_s
+        n.clock_next_at = now + self.rng.uniform(CLOCK_HOLD_S, 3 * CLOCK_HOLD_S)
 
     def _receiver_outage(self, back_at: float) -> None:
         """Down for a long stretch, then killed again mid-drain, then up for good."""
@@ -521,7 +559,7 @@ def check(soak: Soak, seconds: float) -> Result:
     as_of = datetime.now(UTC)
     failures: list[str] = []
     rows = [["terminal", "events", "receiver", "max seq", "twice", "kills", "cable", "modbus",
-             "disk", "KPI equal", "refused"]]  # fmt: skip
+             "disk", "clock", "KPI equal", "refused"]]  # fmt: skip
     plant_local: list[Any] = []
     total = 0
     for n in soak.nodes:
@@ -544,6 +582,9 @@ def check(soak: Soak, seconds: float) -> Result:
             )
         if twice:
             failures.append(f"{n.name}: {twice} seqs are held twice by the receiver")
+        stepped = sorted((ev.seq, ev) for ev in theirs if ev.kind == "clock.stepped")
+        seen = [int(ev.data["delta_ms"]) for _, ev in stepped]  # by seq: the wall times jump
+        failures.extend(_clock_problems(n, seen))
         by_seq = {ev.seq: _key(ev) for ev in theirs}
         differ = sum(1 for ev in mine if by_seq.get(ev.seq) != _key(ev))
         if differ:
@@ -560,7 +601,7 @@ def check(soak: Soak, seconds: float) -> Result:
         plant_local.extend(kpi_mine)
         rows.append([n.name, str(last), str(len(theirs)), str(max_seq), str(twice), str(n.kills),
                      str(n.cable_pulls), str(n.modbus_gone), str(n.disk_fills),
-                     "yes" if equal else "NO", str(n.refused)])  # fmt: skip
+                     f"{len(n.clock_steps)}/{len(seen)}", "yes" if equal else "NO", str(n.refused)])  # fmt: skip
     plant_theirs = [ev for ev in central if kpi_relevant(ev.kind)]
     for d in _kpi_days(plant_local, tz) | _kpi_days(plant_theirs, tz):
         if kpis.compute(plant_local, d, tz, KpiConfig(), as_of=as_of) != kpis.compute(
@@ -575,8 +616,29 @@ def check(soak: Soak, seconds: float) -> Result:
         "cable pulls": sum(n.cable_pulls for n in soak.nodes),
         "modbus gone": sum(n.modbus_gone for n in soak.nodes),
         "disk fills": sum(n.disk_fills for n in soak.nodes),
+        "clock steps": sum(len(n.clock_steps) for n in soak.nodes),
     }
     return Result(rows, failures, faults, total, seconds, memory)
+
+
+def _clock_problems(n: Node, seen_ms: list[int]) -> list[str]:
+    """Every recorded step is one that was made; t1 (never killed) recorded each of its steps.
+
+    A daemon killed while its clock was stepped starts from the stepped clock, so a step made
+    while it was down is rightly not recorded: the others may record fewer than were made.
+    """
+    made_ms = [s * 1000 for s in n.clock_steps]
+    out = [
+        f"{n.name}: a clock step of {ms} ms was recorded, and no such step was made"
+        for ms in seen_ms
+        if not any(abs(ms - m) <= CLOCK_SLACK_MS for m in made_ms)
+    ]
+    if n.name == "t1" and (
+        len(seen_ms) != len(made_ms)
+        or any(abs(a - b) > CLOCK_SLACK_MS for a, b in zip(seen_ms, made_ms, strict=False))
+    ):
+        out.append(f"{n.name}: its clock was stepped by {made_ms} ms and it recorded {seen_ms}")
+    return out
 
 
 def _flat(n: Node) -> tuple[str, list[str]]:
