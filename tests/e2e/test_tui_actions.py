@@ -164,13 +164,19 @@ def make(plant: Plant) -> TallyApp:
     return TallyApp(plant.daemon.socket, "en", tz=ZoneInfo("Asia/Shanghai"), terminal="wb1")
 
 
-async def until(pilot: Pilot[Any], predicate: Callable[[], Any], what: str) -> Any:
-    """Let the app run until `predicate()` is truthy; fail naming `what` after the deadline."""
+async def until(
+    pilot: Pilot[Any],
+    predicate: Callable[[], Any],
+    what: str,
+    detail: Callable[[], str] = lambda: "",
+) -> Any:
+    """Let the app run until `predicate()` is truthy; fail naming `what` (and `detail()`, what
+    was seen instead) after the deadline."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + DEADLINE_S
     while not (value := predicate()):
         if loop.time() > deadline:
-            raise AssertionError(f"never happened: {what}")
+            raise AssertionError(f"never happened: {what}\n{detail()}".rstrip())
         await pilot.pause(0.05)
     return value
 
@@ -262,7 +268,15 @@ async def weighing(app: TallyApp, pilot: Pilot[Any], plant: Plant, kg: int) -> s
             None,
         )
 
-    w = str(await until(pilot, captured, f"a weighing of {kg} kg"))
+    def seen_instead() -> str:
+        log = plant.daemon.log().splitlines()[-20:]
+        return (
+            f"the scale: {app.states.get('scale.scale1')}\n"
+            f"unassigned: {app.states['visits']['unassigned']}\n"
+            "the daemon's log ends:\n" + "\n".join(log)
+        )
+
+    w = str(await until(pilot, captured, f"a weighing of {kg} kg", seen_instead))
     plant.scale.kg = 0
     await until(
         pilot, lambda: app.states["scale.scale1"]["state"] == "armed", "the deck empty again"
