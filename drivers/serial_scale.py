@@ -48,10 +48,13 @@ class Offline:
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One item from the splitter (a reading or a corrupt marker) and when its bytes arrived."""
+    """One item from the splitter (a reading or a corrupt marker), when its bytes arrived, and
+    how many items that read of the port brought (a reader kept waiting gets every frame the
+    port buffered meanwhile in one read)."""
 
     mono_ns: int
     item: Item
+    batch: int = 1
 
 
 DriverEvent = Online | Offline | Frame
@@ -171,14 +174,15 @@ class SerialScale:
                 # waited behind a busy loop keep their intervals, and do not look like frames
                 # lost before a burst (which empties the capture's stable window)
                 now_ns, chunk = data
-                for item in self.splitter.feed(chunk):
+                items = list(self.splitter.feed(chunk))
+                for item in items:
                     if isinstance(item, Reading):
                         last_frame = loop.time()
                         had_frames = True
                         if not self.online:
                             self.online = True
                             await emit(Online())
-                    await emit(Frame(now_ns, item))
+                    await emit(Frame(now_ns, item, len(items)))
         finally:
             if timer is not None:
                 timer.cancel()

@@ -25,6 +25,11 @@ MIN_GAP_S = 0.25
 # Frames that arrive in one read of the port share its time: a gap this small is not an interval
 # (counting it would make the usual interval 0 and every later read look like lost frames).
 SAME_READ_S = 0.001
+# A reader kept waiting longer than that (a loaded PC) gets, in its next read, every frame the
+# port buffered meanwhile: when that read brings about one frame per usual frame interval of the
+# wait (give or take this many, for where the wait began and ended within a frame), nothing was
+# lost. A line that really went quiet brings one frame, or a few.
+CATCH_UP_SLACK = 1.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,15 +115,18 @@ Outcome = Captured | Abandoned
 
 
 class GapDetector:
-    """Tells when frames went missing: a gap much longer than the usual interval, or silence."""
+    """Tells when frames went missing: silence, or a gap much longer than the usual interval
+    between reads that the read after it does not make up with the frames the port kept."""
 
     def __init__(self, silence_s: float) -> None:
         self.silence_s = silence_s
         self._last: float | None = None
-        self._gaps: deque[float] = deque(maxlen=GAP_HISTORY)
+        self._gaps: deque[float] = deque(maxlen=GAP_HISTORY)  # between reads
+        self._per_frame: deque[float] = deque(maxlen=GAP_HISTORY)  # a read's gap / its frames
 
-    def missed(self, t: float) -> bool:
-        """Record a frame (or corrupt marker) at `t`; return whether frames were missed."""
+    def missed(self, t: float, batch: int = 1) -> bool:
+        """Record a frame (or corrupt marker) at `t`, one of `batch` that its read of the port
+        brought; return whether frames were missed."""
         last, self._last = self._last, t
         if last is None:
             return False
@@ -126,11 +134,15 @@ class GapDetector:
         missing = gap > self.silence_s
         if gap < SAME_READ_S:
             return missing
-        if len(self._gaps) >= 4:
-            usual = statistics.median(self._gaps)
-            missing = missing or gap > max(GAP_FACTOR * usual, MIN_GAP_S)
+        late = len(self._gaps) >= 4 and gap > max(
+            GAP_FACTOR * statistics.median(self._gaps), MIN_GAP_S
+        )
+        if late and not missing:
+            # a late read: it must bring what the port buffered while the reader waited
+            return batch < gap / statistics.median(self._per_frame) - CATCH_UP_SLACK
         if not missing:
             self._gaps.append(gap)
+            self._per_frame.append(gap / max(batch, 1))
         return missing
 
     def reset(self) -> None:
@@ -162,9 +174,10 @@ class Capture:
         self._gaps.reset()
         return self._timeout(t)
 
-    def feed(self, t: float, reading: Reading | None) -> list[Outcome]:
-        """Feed one frame at monotonic time `t` seconds (None = a corrupt frame)."""
-        if self._gaps.missed(t):
+    def feed(self, t: float, reading: Reading | None, batch: int = 1) -> list[Outcome]:
+        """Feed one frame at monotonic time `t` seconds (None = a corrupt frame), one of `batch`
+        frames its read of the port brought."""
+        if self._gaps.missed(t, batch):
             self._window.clear()
         s = self.settings
         kg = weigh(reading, s.exact) if reading is not None else None
@@ -262,9 +275,10 @@ class StepWatch:
         """How many frames the watch keeps (about hold_s of them, however long the level)."""
         return len(self._window)
 
-    def feed(self, t: float, kg: int | None, stable: bool | None) -> Step | None:
-        """Feed one frame's weight in kg (None = corrupt or out of range) and stability flag."""
-        if self._gaps.missed(t) or kg is None or stable is False:
+    def feed(self, t: float, kg: int | None, stable: bool | None, batch: int = 1) -> Step | None:
+        """Feed one frame's weight in kg (None = corrupt or out of range) and stability flag,
+        one of `batch` frames its read of the port brought."""
+        if self._gaps.missed(t, batch) or kg is None or stable is False:
             self._window.clear()
             self._pending = None
             return None

@@ -159,6 +159,26 @@ def test_window_slides_past_a_settling_bounce() -> None:
     ]
 
 
+def test_a_late_read_that_brings_the_frames_the_port_kept_keeps_the_window() -> None:
+    """A loaded PC keeps the reader waiting 0.9 s; its next read brings the 9 frames the port
+    buffered meanwhile, all with that read's time: nothing was lost, the window holds on and the
+    truck is captured when it has stood still hold_s. Had that read brought only 2 frames, 7 were
+    lost and the window starts again."""
+
+    def stalled(batch: int) -> Scenario:
+        s = Scenario().hold(0, 1).hold(40_000, 2.0)  # frames up to 102.9
+        read_at = 103.8
+        for _ in range(batch):
+            s.outcomes += s.capture.feed(read_at, reading(40_000), batch)
+        s.t = read_at + DT
+        return s.hold(40_000, 0.2)  # 103.9, 104.0
+
+    assert stalled(9).outcomes == [
+        Captured(at_s=104.0, weight_kg=40_000, mode="gross", stable_ms=3000, samples=31)
+    ]
+    assert stalled(2).outcomes == []
+
+
 def test_corrupt_frames_break_the_window() -> None:
     pattern = ([reading(40_000)] * 19 + [None]) * 10  # a corrupt frame every 2 s
     s = Scenario().hold(0, 1).frames(pattern)
@@ -386,3 +406,23 @@ def test_a_reader_kept_waiting_a_fifth_of_a_second_has_missed_nothing() -> None:
     burst = [gaps.missed(1.39) for _ in range(19)]  # ...with the frames that waited in the port
     lost = gaps.missed(1.39 + 0.3)  # 0.3 s without a frame: frames were lost
     assert (any(paced), stalled, any(burst), lost) == (False, False, False, True)
+
+
+def test_a_late_read_makes_up_for_its_wait_only_with_the_frames_of_that_wait() -> None:
+    """At 20 frames/s (one or two a read), a read 0.6 s late must bring about 12 frames; one
+    that brings 11 is within the slack (where the wait began within a frame), one that brings
+    10 lost two."""
+    from agent.domain.capture import GapDetector
+
+    def late_read(batch: int) -> bool:
+        gaps = GapDetector(silence_s=2.0)
+        t = 1.0
+        for i in range(12):  # reads of one frame, then of two, each when its last frame came
+            n = 1 if i % 2 else 2
+            t += 0.05 * n
+            for _ in range(n):
+                assert not gaps.missed(round(t, 6), n)
+        t += 0.6
+        return any([gaps.missed(round(t, 6), batch) for _ in range(batch)])
+
+    assert (late_read(12), late_read(11), late_read(10)) == (False, False, True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import os
@@ -139,6 +140,25 @@ async def test_frames_that_waited_behind_a_slow_consumer_keep_the_times_they_wer
         # frames 2 to 10 were read one by one while the consumer slept on the first
         assert stamps[9] - stamps[1] > 0.2, stamps[:10]
         assert all(b >= a for a, b in itertools.pairwise(stamps))
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        line.unplug()
+
+
+async def test_each_frame_says_how_many_frames_its_read_brought(tmp_path: Path) -> None:
+    # an indicator's frames that waited in the port for a late reader come in one read: the
+    # capture needs their number to tell a late read from frames lost (agent/domain/capture.py)
+    line = PtyLine(tmp_path / "tty", lambda: FRAME * 5, rate=4).plug()
+    rec = Recorder()
+    task = asyncio.create_task(_driver(str(line.link), silence_s=5.0).run(rec))
+    try:
+        await rec.until(lambda: len(rec.readings()) >= 20)
+        frames = [e for e in rec.events if isinstance(e, Frame)]
+        per_read = collections.Counter(f.mono_ns for f in frames)
+        assert [f.batch for f in frames] == [per_read[f.mono_ns] for f in frames]
+        assert max(f.batch for f in frames) >= 2  # five frames are written at once
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

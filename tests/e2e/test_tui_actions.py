@@ -8,14 +8,13 @@ daemon's operation fails here.
 
 from __future__ import annotations
 
-import array
 import asyncio
-import fcntl
+import contextlib
 import json
 import os
 import re
-import termios
 import threading
+import time
 import tty
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -72,25 +71,27 @@ WAITS = ("tare_wait", "gross_wait", "bag_load_wait", "loading", "seal_lag", "tur
 class Indicator:
     """A weighbridge indicator on a pseudo-terminal showing `kg`, which the test sets.
 
-    A frame is sent only when the daemon has read the previous one, as a serial line at its
-    baud rate would: a slow reader sees the weight now, never a backlog of old frames.
+    It sends a frame every 1/rate s whether or not the daemon reads, as a real indicator does:
+    a daemon kept waiting by a loaded machine reads what the port kept meanwhile all at once.
+    When the port's buffer is full the frame is lost, as in a serial port's overrun.
     """
 
     def __init__(self, rate: float = 20.0) -> None:
         self.kg = 0
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)
+        os.set_blocking(self.master, False)
         self.path = os.ttyname(self.slave)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._send, args=(1 / rate,), daemon=True)
         self._thread.start()
 
     def _send(self, every: float) -> None:
-        unread = array.array("i", [0])
-        while not self._stop.wait(every):
-            fcntl.ioctl(self.slave, termios.FIONREAD, unread)
-            if unread[0] == 0:
+        due = time.monotonic()
+        while not self._stop.wait(max(0.0, due - time.monotonic())):
+            with contextlib.suppress(BlockingIOError):
                 os.write(self.master, encode("xk3190", Decimal(self.kg)))
+            due = max(due + every, time.monotonic() - 1.0)
 
     def close(self) -> None:
         """Stop sending and close the pseudo-terminal."""

@@ -135,11 +135,12 @@ class ScaleService:
         t = frame.mono_ns / 1e9
         item = frame.item
         reading = item if isinstance(item, Reading) else None
-        await self._outcomes(self.capture.feed(t, reading))
+        await self._outcomes(self.capture.feed(t, reading, frame.batch))
         kg = reading.kg() if reading is not None else None
         step = None
         if self.steps is not None:
-            step = self.steps.feed(t, kg, reading.stable if reading is not None else None)
+            stable = reading.stable if reading is not None else None
+            step = self.steps.feed(t, kg, stable, frame.batch)
         if step is not None:
             self._step_alert = True
             await self.ctx.alerts.raise_(
