@@ -316,3 +316,17 @@ async def test_anomaly_is_alerted_not_counted(tmp_path: Path) -> None:
         assert raised[0]["detail"].startswith(
             "packer line1: counter bags went from 10 to 9000 (8990 counts, more than the "
         )
+
+
+async def test_the_last_interval_closes_on_time_after_the_unit_is_gone(tmp_path: Path) -> None:
+    """The service sleeps until the next interval ends rather than ticking every second: with
+    the unit gone no reading wakes it, and the interval that saw the last reading still closes
+    at its end (tally_s = 1 here; the longest sleep is 30 s)."""
+    async with plant(tmp_path) as p:
+        p.start()
+        await p.set(bags=0)
+        await p.seen(bags=0)
+        await p.set(bags=7)
+        await p.seen(bags=7)
+        await p.server.stop()
+        await p.until(lambda: tally_sum(p)[0] == 7, timeout=10)

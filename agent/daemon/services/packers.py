@@ -27,6 +27,7 @@ from agent.domain.counters import (
     Tally,
     close,
     give_reason,
+    interval_end,
     observe,
     point_key,
     tick,
@@ -41,7 +42,9 @@ log = logging.getLogger("tally.packers")
 STATE_PREFIX = "packer."
 REASON_MAX = 200
 REPAIR_MAX_MIN = 7 * 24 * 60
-TICK_S = 1.0
+# The loop wakes for a reading or when the next tally interval ends, and at least this often:
+# interval ends are wall times, so after a step of the wall clock a tally closes this late at most.
+MAX_WAIT_S = 30.0
 
 
 def state_key(name: str) -> str:
@@ -144,7 +147,7 @@ class PackersService:
                 try:
                     # not wait_for: on 3.11 it can swallow a cancellation that races an item,
                     # and the service would never stop
-                    async with asyncio.timeout(TICK_S):
+                    async with asyncio.timeout(self._until_due(datetime.now(UTC))):
                         item = await queue.get()
                 except TimeoutError:
                     item = None
@@ -192,6 +195,15 @@ class PackersService:
             await self.ctx.alerts.raise_(alert, f"packer {fault.unit}: {first}")
         else:
             await self.ctx.alerts.clear(alert, f"packer {fault.unit} reads every point again")
+
+    def _until_due(self, now: datetime) -> float:
+        """Seconds until the first open tally interval ends (0: a packer has none open yet)."""
+        due = now + timedelta(seconds=MAX_WAIT_S)
+        for name, st in self.states.items():
+            if st.start is None:
+                return 0.0
+            due = min(due, interval_end(st.start, self.settings[name].tally_s))
+        return max(0.0, (due - now).total_seconds()) + 0.005  # past the end, not just short
 
     async def _tick(self, now: datetime) -> None:
         for name, s in self.settings.items():
