@@ -196,3 +196,43 @@ async def test_on_a_plant_a_stage_for_an_unknown_truck_is_recorded_with_the_lag(
     finally:
         writer.close()
         store.close()
+
+
+async def test_a_new_plant_day_drops_settled_visits_from_the_kpi_events(
+    service: VisitsService,
+) -> None:
+    """The KPI events of a visit closed before yesterday leave memory when the plant day
+    changes, not only at the hourly look (a soak, or a daemon started at 23:30, would keep
+    them an hour into the new day)."""
+    import dataclasses
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from agent.daemon.services.visits import today
+    from agent.domain.events import format_at
+    from agent.domain.kinds import Kind
+
+    svc = service
+    v = await op(svc, "visit.arrive", plate="苏A12345", order="SO1", product="P.O 42.5",
+                 load="bulk", planned_kg=30000)  # fmt: skip
+    arrived = await until(
+        lambda: next(
+            (e for e in svc.kpi_events.values() if e.data.get("visit") == v["visit"]), None
+        )
+    )
+    long_ago = format_at(datetime.now(UTC) - timedelta(days=3))
+    # a truck that came and went three days ago (its visit is not open)
+    mine = [
+        dataclasses.replace(
+            arrived, seq=arrived.seq + 1000 + i, kind=kind, at=long_ago,
+            data={**arrived.data, "visit": "came-and-went"},
+        )
+        for i, kind in enumerate((Kind.VISIT_ARRIVED, Kind.VISIT_CANCELLED))
+    ]  # fmt: skip
+    for ev in mine:
+        svc.kpi_events[ev.id] = ev
+    svc.kpi_day = today(svc.tz) - timedelta(days=1)  # the report last made was yesterday's
+    svc.pruned_at = time.monotonic()  # and the hourly look has just been
+    await svc._refresh_kpi()
+    assert not {ev.id for ev in mine} & set(svc.kpi_events)
+    assert arrived.id in svc.kpi_events  # an open visit's events stay

@@ -449,7 +449,8 @@ class VisitsService:
         fresh = not self.kpi_dirty and now - self.kpi_at < KPI_STALE_S
         if day == self.kpi_day and (fresh or now - self.kpi_at < KPI_REFRESH_S):
             return
-        if now - self.pruned_at > 3600:
+        if day != self.kpi_day or now - self.pruned_at > 3600:
+            # a new plant day is when yesterday's closed visits leave the window
             self._prune()
             self.pruned_at = now
         self.kpi_dirty, self.kpi_at, self.kpi_day = False, now, day
