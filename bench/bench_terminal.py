@@ -71,6 +71,8 @@ class Terminal:
             log=self.log("bag-sim"),
             first_line=True,
         )
+        procs.link_port(f / "scale1", self.scale_pty)
+        procs.link_port(f / "bags1", self.bag_pty)
         (f / "map.toml").write_text(packers_toml(502), encoding="utf-8")
         self.packer_sim, line = procs.tally(
             *("simulate", "packer", "--listen", "127.0.0.1:0", "--map", str(f / "map.toml")),
@@ -107,8 +109,8 @@ class Terminal:
         self.config = f / "tally.toml"
         self.config.write_text(
             f'[terminal]\nid = "wb1"\ndatabase = "{f}/tally.db"\nsocket = "{f}/tally.sock"\n\n'
-            f'[[scale]]\nname = "scale1"\nport = "{self.scale_pty}"\nprotocol = "toledo"\n\n'
-            f'[[scale]]\nname = "bags1"\nport = "{self.bag_pty}"\nprotocol = "ascii"\n'
+            f'[[scale]]\nname = "scale1"\nport = "{f / "scale1"}"\nprotocol = "toledo"\n\n'
+            f'[[scale]]\nname = "bags1"\nport = "{f / "bags1"}"\nprotocol = "ascii"\n'
             'role = "bags"\npacker = "line1"\nmin_weight_kg = 20\nzero_band_g = 200\n'
             "band_g = 100\nhold_s = 1.0\nclear_s = 0.5\n\n"
             f'[sync]\nurl = "{self.url}"\ntoken_file = "{f}/token"\n\n'
@@ -147,6 +149,8 @@ class Terminal:
     def devices_gone(self) -> None:
         """Every simulator, the receiver and the peer end."""
         self.stop_notes.set()
+        for link in ("scale1", "bags1"):  # first: the daemon's retries must find nothing
+            procs.unplug_port(self.folder / link)
         for p in (self.scale_sim, self.bag_sim, self.packer_sim, self.receiver, self.gate):
             procs.stop(p)
 

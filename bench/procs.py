@@ -7,6 +7,7 @@ window's wall time no shorter and the process's CPU seconds no larger.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -90,6 +91,22 @@ def step_clock(offset_file: Path, offset_s: int) -> None:
     tmp = offset_file.with_suffix(".tmp")
     tmp.write_text(f"{offset_s:+d}\n", encoding="ascii")
     tmp.replace(offset_file)
+
+
+def link_port(link: Path, device: str) -> None:
+    """Point `link` (a daemon's configured port) at a simulator's pseudo-terminal, at once."""
+    tmp = link.with_name(link.name + ".new")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    tmp.symlink_to(device)
+    tmp.replace(link)
+
+
+def unplug_port(link: Path) -> None:
+    """Take a port's link away before its simulator ends: a daemon retrying the link must find
+    nothing, never the next pseudo-terminal that reuses the number (another program's)."""
+    with contextlib.suppress(FileNotFoundError):
+        link.unlink()
 
 
 def tally(

@@ -19,8 +19,12 @@ moments from `--seed`:
 - with libfaketime (Debian's package of that name), each daemon's own wall clock stepped by
   10 min to 3 h, forwards or back, and later back to true, as NTP or an operator would; the
   monotonic clock and the rest of the machine are untouched. Every stretch, stepped or true,
-  lasts at least CLOCK_HOLD_S, so the daemon's clock watch sees each step on its own; the last
-  CLOCK_QUIET_S of the run leave every clock true.
+  lasts at least CLOCK_HOLD_S, so the daemon's clock watch sees each step on its own; no step
+  is made that could not be undone CLOCK_QUIET_S before the end;
+- with `--day-every S` (and libfaketime), the plant's days pass: every S seconds each terminal's
+  true clock moves on a whole day (a step like the others, recorded as `clock.stepped`), so a
+  run of half an hour plays two months of days, with their day reports, the daemon's KPI window
+  moving on, and its retention of acknowledged events.
 
 At the end the sources stop, every fault is undone, each daemon is stopped by SIGKILL once the
 receiver holds its last event (a clean stop would write the packers' open intervals after the
@@ -41,6 +45,7 @@ import errno
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -49,7 +54,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -59,7 +64,7 @@ from bench import procs
 TZ = "Asia/Shanghai"
 DISK_MB = 48
 CLOCK_HOLD_S = 10.0  # a stepped or a true clock stays so this long at least (the watch: 5 s)
-CLOCK_QUIET_S = 15.0  # the end of the run with every clock true, so t1 records its last step
+CLOCK_QUIET_S = 10.0  # the end of the run with every clock true, so t1 records its last step
 CLOCK_SLACK_MS = 2000  # a recorded step may differ from the one made by this much
 WARMUP_S = 10.0
 SCALE_ARGS = (
@@ -80,6 +85,7 @@ class Options:
     cable_every_s: float = 30.0
     modbus_every_s: float = 30.0
     clock_every_s: float = 60.0
+    day_every_s: float = 0.0
     faults: bool = True
     disk: bool = True
     keep: bool = False
@@ -100,11 +106,15 @@ class Node:
     cable_pulls: int = 0
     modbus_gone: int = 0
     disk_fills: int = 0
-    clock_offset_s: int = 0
+    clock_offset_s: int = 0  # stepped away from the terminal's true clock by this
+    clock_base_s: int = 0  # the true clock: the machine's plus the days played
+    days: int = 0
+    day_due: float = 0.0
     clock_steps: list[int] = field(default_factory=list)  # each step made, in seconds
     clock_next_at: float = 0.0
     accepted: int = 0
     refused: int = 0
+    refusals: dict[str, int] = field(default_factory=dict)  # the daemon's sentence, how often
     unavailable: int = 0
     samples: list[tuple[float, float, int]] = field(default_factory=list)  # (t, rss, fds)
     down_until: float = 0.0
@@ -132,6 +142,7 @@ class Result:
     events: int
     seconds: float
     memory: str = ""
+    refusals: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -182,11 +193,7 @@ class Soak:
             "simulate", "scale", *SCALE_ARGS, "--seed", str(self.rng.randrange(1000)),
             log=n.folder / "scale-sim.log", first_line=True,
         )  # fmt: skip
-        tmp = n.folder / "scale.new"
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        tmp.symlink_to(pty)
-        tmp.replace(n.folder / "scale")
+        procs.link_port(n.folder / "scale", pty)
 
     def start_packer(self, n: Node) -> None:
         """A packer simulator on the terminal's fixed Modbus port."""
@@ -263,6 +270,7 @@ class Soak:
         """End every process; unmount the small disk."""
         self.stop_sources.set()
         for n in self.nodes:
+            procs.unplug_port(n.folder / "scale")
             for p in (n.daemon, n.scale_sim, n.packer_sim):
                 procs.stop(p)
         procs.stop(self.receiver)
@@ -272,16 +280,30 @@ class Soak:
     # --- the scripted source -----------------------------------------------------------------
 
     def source(self, n: Node) -> None:
-        """Notes at `rate` a second; every tenth step a truck arrives, enters, is cancelled."""
+        """Notes at `rate` a second; every tenth step a truck arrives, enters, is cancelled.
+
+        A truck whose steps were cut short (its daemon killed between them, or an answer lost)
+        is cancelled before the next one arrives, as the gate would send it away: otherwise it
+        would stay first in the gate queue, every later truck would be refused at the gate in
+        arrival order, and open visits would pile up for the rest of the run.
+        """
         from agent.daemon.client import DaemonUnavailable, RequestRefused, request
 
         interval = 1.0 / self.opts.rate
         step = 0
         due = time.monotonic()
+        cut_short = False
         while not self.stop_sources.is_set():
             step += 1
             try:
                 if step % 10 == 0:
+                    if cut_short:
+                        for v in request(n.socket, "visits.list", timeout=5)["open"]:
+                            request(n.socket, "visit.cancel", timeout=5, visit=v["visit"],
+                                    reason="soak: cut short")  # fmt: skip
+                            n.accepted += 1
+                        cut_short = False
+                    cut_short = True
                     plate = f"苏{chr(64 + int(n.name[1:]))}{step % 100_000:05d}"
                     v = request(
                         n.socket, "visit.arrive", timeout=5, plate=plate, order=f"SO{step}",
@@ -290,11 +312,14 @@ class Soak:
                     request(n.socket, "visit.gate_in", timeout=5, visit=v["visit"])
                     request(n.socket, "visit.cancel", timeout=5, visit=v["visit"], reason="soak")
                     n.accepted += 3
+                    cut_short = False
                 else:
                     request(n.socket, "note.add", timeout=5, text=f"soak {n.name} {step}")
                     n.accepted += 1
-            except RequestRefused:
+            except RequestRefused as exc:
                 n.refused += 1
+                why = re.sub(r"\d+|'[^']*'|\([^)]*\)", "…", str(exc))  # one line per kind
+                n.refusals[why] = n.refusals.get(why, 0) + 1
             except DaemonUnavailable:
                 n.unavailable += 1
                 time.sleep(0.2)
@@ -319,12 +344,12 @@ class Soak:
         disk = (start + span * 0.6, start + span * 0.75)
         disk_state = "before"
         self.clock_until = until - CLOCK_QUIET_S
+        for n in self.nodes:
+            n.day_due = start + self.opts.day_every_s
         while time.monotonic() < until:
             now = time.monotonic()
             for n in self.nodes:
                 self._node_faults(n, now, dt, killable=n.name != "t1")
-                if n.clock_offset_s and now >= self.clock_until:
-                    self._step_clock(n, 0, now)
             if not outage_done and now >= outage[0]:
                 self._receiver_outage(outage[1])
                 outage_done = True
@@ -354,6 +379,7 @@ class Soak:
         elif now >= n.down_until:
             self.start_daemon(n)
         if n.scale_sim is not None and self._chance(o.cable_every_s, dt):
+            procs.unplug_port(n.folder / "scale")
             procs.stop(n.scale_sim)
             n.scale_sim = None
             n.cable_pulls += 1
@@ -367,18 +393,27 @@ class Soak:
             n.packer_back_at = now + self.rng.uniform(2, 10)
         elif n.packer_sim is None and now >= n.packer_back_at:
             self.start_packer(n)
-        if self.clocks and now >= n.clock_next_at and now < self.clock_until:
+        if self.clocks and now >= n.clock_next_at:
             if n.clock_offset_s:
-                self._step_clock(n, 0, now)
+                self._step_clock(n, 0, now)  # back to true once its stretch is over
+            elif now >= self.clock_until - 2 * CLOCK_HOLD_S:
+                pass  # a new step could not be undone, and seen, before the quiet end
+            elif o.day_every_s and now >= n.day_due:
+                n.clock_base_s += 86_400
+                n.days += 1
+                n.day_due = now + o.day_every_s
+                self._step_clock(n, 0, now, by=86_400)
             elif self._chance(o.clock_every_s, dt):
                 offset = self.rng.choice((-1, 1)) * self.rng.randint(600, 3 * 3600)
                 self._step_clock(n, offset, now)
 
-    def _step_clock(self, n: Node, offset_s: int, now: float) -> None:
-        procs.step_clock(self.clock_file(n), offset_s)
-        n.clock_steps.append(offset_s - n.clock_offset_s)
+    def _step_clock(self, n: Node, offset_s: int, now: float, by: int | None = None) -> None:
+        """Set the terminal's clock `offset_s` from its true clock (`by`: the step's size when
+        the true clock itself moved)."""
+        procs.step_clock(self.clock_file(n), n.clock_base_s + offset_s)
+        n.clock_steps.append(offset_s - n.clock_offset_s if by is None else by)
         n.clock_offset_s = offset_s
-        n.clock_next_at = now + self.rng.uniform(CLOCK_HOLD_S, 3 * CLOCK_HOLD_S)
+        n.clock_next_at = now + self.rng.uniform(CLOCK_HOLD_S, 2 * CLOCK_HOLD_S)
 
     def _receiver_outage(self, back_at: float) -> None:
         """Down for a long stretch, then killed again mid-drain, then up for good."""
@@ -441,6 +476,7 @@ class Soak:
         if self.receiver is None or self.receiver.poll() is not None:
             self.start_receiver()
         for n in self.nodes:
+            procs.unplug_port(n.folder / "scale")
             for sim in (n.scale_sim, n.packer_sim):
                 if sim is not None:
                     procs.stop(sim)
@@ -556,10 +592,11 @@ def check(soak: Soak, seconds: float) -> Result:
 
     tz = ZoneInfo(TZ)
     central = list(read_events(str(soak.root / "central.db")))
-    as_of = datetime.now(UTC)
+    # after every event of every day played (a terminal's clock may be days ahead)
+    as_of = datetime.now(UTC) + timedelta(seconds=max(n.clock_base_s for n in soak.nodes), days=1)
     failures: list[str] = []
     rows = [["terminal", "events", "receiver", "max seq", "twice", "kills", "cable", "modbus",
-             "disk", "clock", "KPI equal", "refused"]]  # fmt: skip
+             "disk", "clock", "days", "KPI equal", "refused"]]  # fmt: skip
     plant_local: list[Any] = []
     total = 0
     for n in soak.nodes:
@@ -601,7 +638,7 @@ def check(soak: Soak, seconds: float) -> Result:
         plant_local.extend(kpi_mine)
         rows.append([n.name, str(last), str(len(theirs)), str(max_seq), str(twice), str(n.kills),
                      str(n.cable_pulls), str(n.modbus_gone), str(n.disk_fills),
-                     f"{len(n.clock_steps)}/{len(seen)}", "yes" if equal else "NO", str(n.refused)])  # fmt: skip
+                     f"{len(n.clock_steps)}/{len(seen)}", str(n.days), "yes" if equal else "NO", str(n.refused)])  # fmt: skip
     plant_theirs = [ev for ev in central if kpi_relevant(ev.kind)]
     for d in _kpi_days(plant_local, tz) | _kpi_days(plant_theirs, tz):
         if kpis.compute(plant_local, d, tz, KpiConfig(), as_of=as_of) != kpis.compute(
@@ -617,8 +654,13 @@ def check(soak: Soak, seconds: float) -> Result:
         "modbus gone": sum(n.modbus_gone for n in soak.nodes),
         "disk fills": sum(n.disk_fills for n in soak.nodes),
         "clock steps": sum(len(n.clock_steps) for n in soak.nodes),
+        "days played": max(n.days for n in soak.nodes),
     }
-    return Result(rows, failures, faults, total, seconds, memory)
+    refusals: dict[str, int] = {}
+    for n in soak.nodes:
+        for why, count in n.refusals.items():
+            refusals[why] = refusals.get(why, 0) + count
+    return Result(rows, failures, faults, total, seconds, memory, refusals)
 
 
 def _clock_problems(n: Node, seen_ms: list[int]) -> list[str]:
@@ -709,6 +751,9 @@ def table(result: Result) -> str:
         f"{result.events} events in {result.seconds:.0f} s; faults: "
         + ", ".join(f"{k} {v}" for k, v in result.faults.items())
     )
+    if result.refusals:
+        lines.append("refused by the daemons (the scripted source's requests):")
+        lines.extend(f"  {n} × {why}" for why, n in result.refusals.items())
     if result.memory:
         lines.append(result.memory)
     lines.append("checks: " + ("all passed" if result.ok else "FAILED"))
@@ -726,6 +771,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the fault schedule")
     p.add_argument("--kill-every", type=float, default=d.kill_every_s, metavar="S",
                    help="mean seconds between SIGKILLs of each killable daemon")  # fmt: skip
+    p.add_argument("--clock-every", type=float, default=d.clock_every_s, metavar="S",
+                   help="mean seconds between steps of each terminal's clock (0: never)")  # fmt: skip
+    p.add_argument("--day-every", type=float, default=d.day_every_s, metavar="S",
+                   help="move every terminal's clock on a day every S seconds (0: never)")  # fmt: skip
     p.add_argument("--no-faults", action="store_true", help="the same plant without faults")
     p.add_argument("--keep", action="store_true", help="keep the folder (logs, databases)")
     a = p.parse_args(argv)
@@ -739,6 +788,8 @@ def main(argv: list[str]) -> int:
         rate=a.rate,
         seed=a.seed,
         kill_every_s=a.kill_every,
+        day_every_s=a.day_every,
+        clock_every_s=a.clock_every,
         faults=not a.no_faults,
         keep=a.keep,
     )

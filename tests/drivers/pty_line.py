@@ -43,7 +43,13 @@ class PtyLine:
         return self
 
     def unplug(self) -> None:
-        """Stop sending and close both sides of the pty."""
+        """Take the link away, then stop sending and close both sides of the pty.
+
+        The link goes first: a driver retrying it must find nothing, never the next pty that
+        reuses this one's number (another test's indicator, whose frames it would take).
+        """
+        with contextlib.suppress(FileNotFoundError):
+            self.link.unlink()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2)

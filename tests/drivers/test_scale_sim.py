@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import subprocess
 import sys
@@ -132,7 +133,12 @@ def test_a_bag_scale_simulator_shows_hundredths_that_capture_exactly() -> None:
     outcomes = []
     for i, item in enumerate(items):
         outcomes += capture.feed(i / 100, item if isinstance(item, Reading) else None)
-    assert [o.weight_kg for o in outcomes] == [Decimal("50.12"), Decimal("49.94")]
+    # on failure, what was read: the outcomes and how many frames showed each weight
+    shown = collections.Counter(i.kg() if isinstance(i, Reading) else None for i in items)
+    assert [getattr(o, "weight_kg", o) for o in outcomes] == [
+        Decimal("50.12"),
+        Decimal("49.94"),
+    ], (outcomes, sorted(shown.items(), key=str))
     bad = tally(
         "simulate", "scale", "--protocol", "ascii", "--division-kg", "0.01", "--weights", "5O"
     )

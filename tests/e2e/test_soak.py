@@ -11,7 +11,7 @@ def test_short_soak_loses_nothing_and_counts_nothing_twice() -> None:
     killed mid-drain, the pty and the Modbus server gone and back, the disk full for a while,
     each daemon's wall clock stepped forwards or back and back to true."""
     result = run(
-        Options(terminals=2, seconds=60, rate=10, kill_every_s=10, clock_every_s=15, seed=7)
+        Options(terminals=2, seconds=60, rate=10, kill_every_s=10, clock_every_s=8, seed=7)
     )
     assert result.faults["daemon kills"] > 0 and result.faults["receiver kills"] > 0
     # without libfaketime tests/e2e/test_clock_step.py skips, which fails a CI run
