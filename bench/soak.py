@@ -697,9 +697,14 @@ def _flat(n: Node) -> tuple[str, list[str]]:
     out = []
     rss2, rss4 = max(x[1] for x in second), max(x[1] for x in last)
     fd2, fd4 = max(x[2] for x in second), max(x[2] for x in last)
+    tenth = (t1 - s[0][0]) / 10  # the whole curve, to tell a filling cache from a leak
+    curve = " ".join(
+        f"{max((x[1] for x in s if k * tenth <= x[0] - s[0][0] < (k + 1) * tenth), default=0):.1f}"
+        for k in range(10)
+    )
     memory = (
         f"{n.name} (never killed), max in the 2nd and the last quarter: RSS {rss2:.1f} and"
-        f" {rss4:.1f} MiB, open descriptors {fd2} and {fd4}"
+        f" {rss4:.1f} MiB, open descriptors {fd2} and {fd4}; RSS by tenth of the run: {curve}"
     )
     if rss4 > rss2 + 4:
         out.append(f"{n.name}: RSS grew from {rss2:.1f} MiB to {rss4:.1f} MiB")
