@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tally.health")
 
-INTERVAL_S = 2.0
+INTERVAL_S = 5.0  # the health topic and the disk look; an idle daemon wakes for little else
 SYNC_STALE_S = 600  # the oldest unsent event older than this makes the terminal unhealthy
 DISK_LOW = "disk_low"
 DISK_FULL = "disk_full"
@@ -245,12 +245,20 @@ class HealthService:
         )
 
     async def run(self) -> None:
-        """Tick every interval until cancelled."""
+        """Tick every interval, and at once when the disk fills up or has space again."""
+        loop = asyncio.get_running_loop()
+
+        def on_disk(full: bool) -> None:  # on the writer's thread
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                loop.call_soon_threadsafe(self.tick)
+
+        self.ctx.writer.disk_listeners.append(on_disk)
         try:
             while True:
                 self.tick()
                 await asyncio.sleep(self.interval_s)
         finally:
+            self.ctx.writer.disk_listeners.remove(on_disk)
             if self._alerting is not None:
                 self._alerting.cancel()
 

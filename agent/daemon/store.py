@@ -421,6 +421,8 @@ class Writer:
         self.listeners: list[Callable[[list[Event]], None]] = []
         # called on the writer thread once, when the writer fails (`failed` is set by then)
         self.failure_listeners: list[Callable[[], None]] = []
+        # called on the writer thread when the disk fills up (True) or has space again (False)
+        self.disk_listeners: list[Callable[[bool], None]] = []
         self.commits = 0
         # the disk-full backoff waits on this (never set) rather than time.sleep, whose
         # absolute-deadline clock_nanosleep libfaketime 0.9.10 breaks (the soak's clock steps)
@@ -538,7 +540,7 @@ class Writer:
                 if _is_full(exc):
                     if not self.disk_full:
                         log.error("disk full: holding %d events until space returns", len(items))
-                    self.disk_full = True
+                    self._set_disk_full(True)
                     self._backoff.wait(delay)
                     delay = min(delay * 2, 5.0)
                     continue
@@ -547,9 +549,7 @@ class Writer:
             except Exception as exc:
                 self._fail(exc, items)
                 return
-            if self.disk_full:
-                log.warning("disk has space again; writing resumed")
-            self.disk_full = False
+            self._set_disk_full(False)
             self.commits += 1
             for it, ev in zip(items, events, strict=True):
                 _settle_result(it.future, ev)
@@ -614,7 +614,7 @@ class Writer:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 if _is_full(exc):
-                    self.disk_full = True
+                    self._set_disk_full(True)
                     self._backoff.wait(delay)
                     delay = min(delay * 2, 5.0)
                     continue
@@ -625,11 +625,19 @@ class Writer:
                     conn.execute("ROLLBACK")
                 _settle_exception(item.future, exc)
                 return
-            if self.disk_full:
-                log.warning("disk has space again; writing resumed")
-            self.disk_full = False
+            self._set_disk_full(False)
             _settle_result(item.future, result)
             return
+
+    def _set_disk_full(self, full: bool) -> None:
+        """Note whether the disk is full; tell the disk listeners when that changes."""
+        if full == self.disk_full:
+            return
+        if not full:
+            log.warning("disk has space again; writing resumed")
+        self.disk_full = full
+        for listener in self.disk_listeners:
+            listener(full)
 
     def _fail(self, exc: BaseException, items: list[_Append]) -> None:
         log.error("store failed: %s", exc)

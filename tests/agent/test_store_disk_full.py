@@ -22,6 +22,8 @@ def test_writer_holds_calls_and_appends_until_space_returns(small_disk: Path) ->
     db = str(small_disk / "tally.db")
     filler = small_disk / "filler"
     w = Writer(db, "wb1")
+    told: list[bool] = []
+    w.disk_listeners.append(told.append)  # the health service shows disk_full from these
     try:
         w.call(lambda c: c.execute("CREATE TABLE blobs (b BLOB)")).result(5)
         first = w.append_sync("test.note", {"n": 1})
@@ -43,6 +45,7 @@ def test_writer_holds_calls_and_appends_until_space_returns(small_disk: Path) ->
         second = held.result(timeout=30)
         assert w.disk_full is False
         assert (first.seq, second.seq) == (1, 2)
+        assert told == [True, False, True, False]  # each change once, however many retries
     finally:
         w.close()
     store = Store(db)

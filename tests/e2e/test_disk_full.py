@@ -58,7 +58,9 @@ def test_full_disk_holds_events_until_space_returns(
         held = n
 
         # The daemon stays up, answers, and shows the alert it cannot store.
-        summary = wait_for(lambda: (s := d.request("status"))["disk"]["full"] and s, timeout=15)
+        summary = wait_for(
+            lambda: (s := d.request("status"))["disk"]["full"] and s["alerts"] and s, timeout=15
+        )
         assert d.proc is not None and d.proc.poll() is None
         assert summary["healthy"] is False
         assert [(a["alert"], a.get("stored")) for a in summary["alerts"]] == [("disk_full", False)]

@@ -238,26 +238,31 @@ class VisitsService:
         return changed
 
     def _on_events(self, events: list[Event]) -> None:
+        dirty = False
         for ev in events:
             if kpi_relevant(ev.kind) and ev.id not in self.kpi_events:
                 self.kpi_events[ev.id] = ev  # keyed by id: a command's events come twice
-                self.kpi_dirty = True
-        if self._feed(events):
+                self.kpi_dirty = dirty = True
+        changed = self._feed(events)
+        if changed:
             self._publish()
+        if changed or dirty:  # a held-back kpi refresh is due KPI_REFRESH_S after the last
             self.wake.set()
 
     def _on_foreign(self, events: list[Event]) -> None:
         """Other terminals' events, just stored here: fold them into the plant timeline."""
+        dirty = False
         for ev in events:
             if kpi_relevant(ev.kind):
                 self.kpi_events[ev.id] = ev
-                self.kpi_dirty = True
+                self.kpi_dirty = dirty = True
         changed = self.timeline.add([ev for ev in events if relevant(ev.kind)])
         if self.timeline.stale:
             self._refold()
             changed = True
         if changed:
             self._publish()
+        if changed or dirty:
             self.wake.set()
 
     def _on_publish(self, topic: str, value: Any) -> None:
@@ -421,7 +426,7 @@ class VisitsService:
         while True:
             # not wait_for: on 3.11 it can swallow a cancellation that races a wake-up
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(KPI_REFRESH_S):
+                async with asyncio.timeout(self._until_refresh()):
                     await self.wake.wait()
             self.wake.clear()
             async with self.lock:
@@ -441,6 +446,12 @@ class VisitsService:
             )
         elif n <= limit and active:
             await self.ctx.alerts.clear(QUEUE_ALERT, f"{n} vehicles queue at the gate")
+
+    def _until_refresh(self) -> float:
+        """Seconds until the kpi topic is due: a held-back change at KPI_REFRESH_S after the
+        last report, else the minute's refresh (which also finds a new plant day)."""
+        due = self.kpi_at + (KPI_REFRESH_S if self.kpi_dirty else KPI_STALE_S)
+        return max(0.0, due - time.monotonic()) + 0.005
 
     async def _refresh_kpi(self) -> None:
         now = time.monotonic()
