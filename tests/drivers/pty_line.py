@@ -6,13 +6,14 @@ link, so a driver configured with the link path finds the device again.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import threading
 import tty
 from collections.abc import Callable
 from pathlib import Path
+
+from bench.procs import link_port, unplug_port
 
 
 class PtyLine:
@@ -32,11 +33,7 @@ class PtyLine:
         tty.setraw(slave)
         os.set_blocking(master, False)
         self._fds = (master, slave)
-        tmp = self.link.with_name(self.link.name + ".new")
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        tmp.symlink_to(os.ttyname(slave))
-        tmp.replace(self.link)
+        link_port(self.link, os.ttyname(slave))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._send, args=(master, self._stop), daemon=True)
         self._thread.start()
@@ -48,8 +45,7 @@ class PtyLine:
         The link goes first: a driver retrying it must find nothing, never the next pty that
         reuses this one's number (another test's indicator, whose frames it would take).
         """
-        with contextlib.suppress(FileNotFoundError):
-            self.link.unlink()
+        unplug_port(self.link)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2)

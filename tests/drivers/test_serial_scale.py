@@ -9,7 +9,7 @@ import itertools
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -58,6 +58,20 @@ class Recorder:
                 await self.changed.wait()
 
 
+@contextlib.asynccontextmanager
+async def running(
+    driver: SerialScale, consumer: Callable[[DriverEvent], Awaitable[None]]
+) -> AsyncIterator[None]:
+    """The driver running with `consumer` for the block; then cancelled and awaited."""
+    task = asyncio.create_task(driver.run(consumer))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def _driver(url: str, **kw: float) -> SerialScale:
     return SerialScale(
         PortSettings(url),
@@ -74,23 +88,20 @@ async def test_readings_arrive_then_unplug_goes_offline_and_replug_comes_back(
     line = PtyLine(tmp_path / "ttyUSB-scale", lambda: FRAME).plug()
     driver = _driver(str(line.link))
     rec = Recorder()
-    task = asyncio.create_task(driver.run(rec))
     try:
-        await rec.until(lambda: len(rec.readings()) >= 5)
-        assert rec.states() == ["online"]
-        assert {r.weight for r in rec.readings()} == {Decimal(15_000)}
-        line.unplug()
-        await rec.until(lambda: rec.states() == ["online", "offline"])
-        reason = next(e.reason for e in rec.events if isinstance(e, Offline))
-        assert reason.startswith("the port was lost (")
-        line.plug()
-        await rec.until(lambda: rec.states() == ["online", "offline", "online"])
-        before = len(rec.readings())
-        await rec.until(lambda: len(rec.readings()) > before + 3)
+        async with running(driver, rec):
+            await rec.until(lambda: len(rec.readings()) >= 5)
+            assert rec.states() == ["online"]
+            assert {r.weight for r in rec.readings()} == {Decimal(15_000)}
+            line.unplug()
+            await rec.until(lambda: rec.states() == ["online", "offline"])
+            reason = next(e.reason for e in rec.events if isinstance(e, Offline))
+            assert reason.startswith("the port was lost (")
+            line.plug()
+            await rec.until(lambda: rec.states() == ["online", "offline", "online"])
+            before = len(rec.readings())
+            await rec.until(lambda: len(rec.readings()) > before + 3)
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         line.unplug()
 
 
@@ -107,14 +118,11 @@ async def test_frames_waiting_behind_a_slow_consumer_are_not_silence(tmp_path: P
             slow["left"] -= 1
             await asyncio.sleep(0.9)  # three times silence_s
 
-    task = asyncio.create_task(_driver(str(line.link), silence_s=0.3).run(consumer))
     try:
-        await rec.until(lambda: len(rec.readings()) >= 20)
-        assert rec.states() == ["online"]
+        async with running(_driver(str(line.link), silence_s=0.3), consumer):
+            await rec.until(lambda: len(rec.readings()) >= 20)
+            assert rec.states() == ["online"]
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         line.unplug()
 
 
@@ -133,17 +141,14 @@ async def test_frames_that_waited_behind_a_slow_consumer_keep_the_times_they_wer
             slow["left"] -= 1
             await asyncio.sleep(1.0)
 
-    task = asyncio.create_task(_driver(str(line.link), silence_s=5.0).run(consumer))
     try:
-        await rec.until(lambda: len(rec.readings()) >= 20)
-        stamps = [e.mono_ns / 1e9 for e in rec.events if isinstance(e, Frame)]
-        # frames 2 to 10 were read one by one while the consumer slept on the first
-        assert stamps[9] - stamps[1] > 0.2, stamps[:10]
-        assert all(b >= a for a, b in itertools.pairwise(stamps))
+        async with running(_driver(str(line.link), silence_s=5.0), consumer):
+            await rec.until(lambda: len(rec.readings()) >= 20)
+            stamps = [e.mono_ns / 1e9 for e in rec.events if isinstance(e, Frame)]
+            # frames 2 to 10 were read one by one while the consumer slept on the first
+            assert stamps[9] - stamps[1] > 0.2, stamps[:10]
+            assert all(b >= a for a, b in itertools.pairwise(stamps))
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         line.unplug()
 
 
@@ -152,46 +157,35 @@ async def test_each_frame_says_how_many_frames_its_read_brought(tmp_path: Path) 
     # capture needs their number to tell a late read from frames lost (agent/domain/capture.py)
     line = PtyLine(tmp_path / "tty", lambda: FRAME * 5, rate=4).plug()
     rec = Recorder()
-    task = asyncio.create_task(_driver(str(line.link), silence_s=5.0).run(rec))
     try:
-        await rec.until(lambda: len(rec.readings()) >= 20)
-        frames = [e for e in rec.events if isinstance(e, Frame)]
-        per_read = collections.Counter(f.mono_ns for f in frames)
-        assert [f.batch for f in frames] == [per_read[f.mono_ns] for f in frames]
-        assert max(f.batch for f in frames) >= 2  # five frames are written at once
+        async with running(_driver(str(line.link), silence_s=5.0), rec):
+            await rec.until(lambda: len(rec.readings()) >= 20)
+            frames = [e for e in rec.events if isinstance(e, Frame)]
+            per_read = collections.Counter(f.mono_ns for f in frames)
+            assert [f.batch for f in frames] == [per_read[f.mono_ns] for f in frames]
+            assert max(f.batch for f in frames) >= 2  # five frames are written at once
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         line.unplug()
 
 
 async def test_a_silent_port_goes_offline(tmp_path: Path) -> None:
     line = PtyLine(tmp_path / "tty", lambda: b"").plug()
     rec = Recorder()
-    task = asyncio.create_task(_driver(str(line.link), silence_s=0.3).run(rec))
     try:
-        await rec.until(lambda: any(isinstance(e, Offline) for e in rec.events))
-        assert rec.events[0] == Offline("no valid frame for 0.3 s")
+        async with running(_driver(str(line.link), silence_s=0.3), rec):
+            await rec.until(lambda: any(isinstance(e, Offline) for e in rec.events))
+            assert rec.events[0] == Offline("no valid frame for 0.3 s")
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         line.unplug()
 
 
 async def test_a_missing_port_is_offline_with_the_reason(tmp_path: Path) -> None:
     rec = Recorder()
-    task = asyncio.create_task(_driver(str(tmp_path / "nope")).run(rec))
-    try:
+    async with running(_driver(str(tmp_path / "nope")), rec):
         await rec.until(lambda: bool(rec.events))
         assert rec.events[0] == Offline(
             f"cannot open {tmp_path / 'nope'} (No such file or directory)"
         )
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def _fd_count() -> int:
@@ -201,25 +195,22 @@ def _fd_count() -> int:
 async def test_twenty_unplug_cycles_leak_no_file_descriptors(tmp_path: Path) -> None:
     line = PtyLine(tmp_path / "tty", lambda: FRAME, rate=100)
     rec = Recorder()
-    task = asyncio.create_task(_driver(str(line.link), backoff_max_s=0.05).run(rec))
     try:
-        line.plug()
-        await rec.until(lambda: rec.states() == ["online"])
-        line.unplug()
-        await rec.until(lambda: rec.states() == ["online", "offline"])
-        baseline = _fd_count()
-        for cycle in range(20):
+        async with running(_driver(str(line.link), backoff_max_s=0.05), rec):
             line.plug()
-            await rec.until(lambda c=cycle: rec.states().count("online") == c + 2)
+            await rec.until(lambda: rec.states() == ["online"])
             line.unplug()
-            await rec.until(lambda c=cycle: rec.states().count("offline") == c + 2)
-        await asyncio.sleep(0.1)
-        assert _fd_count() == baseline
-        assert rec.states() == ["online", "offline"] * 21
+            await rec.until(lambda: rec.states() == ["online", "offline"])
+            baseline = _fd_count()
+            for cycle in range(20):
+                line.plug()
+                await rec.until(lambda c=cycle: rec.states().count("online") == c + 2)
+                line.unplug()
+                await rec.until(lambda c=cycle: rec.states().count("offline") == c + 2)
+            await asyncio.sleep(0.1)
+            assert _fd_count() == baseline
+            assert rec.states() == ["online", "offline"] * 21
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         line.unplug()
 
 
@@ -259,15 +250,12 @@ class LoopbackIndicator:
 async def test_socket_url_reconnects_after_the_connection_drops() -> None:
     server = LoopbackIndicator()
     rec = Recorder()
-    task = asyncio.create_task(_driver(f"socket://127.0.0.1:{server.port}").run(rec))
     try:
-        await rec.until(lambda: len(rec.readings()) >= 3)
-        server.drop.set()
-        await rec.until(lambda: rec.states()[:3] == ["online", "offline", "online"])
+        async with running(_driver(f"socket://127.0.0.1:{server.port}"), rec):
+            await rec.until(lambda: len(rec.readings()) >= 3)
+            server.drop.set()
+            await rec.until(lambda: rec.states()[:3] == ["online", "offline", "online"])
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         server.close()
 
 
