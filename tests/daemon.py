@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -50,6 +51,13 @@ def tally(
         input=input,
         timeout=timeout,
     )
+
+
+def events(config: Path, kind: str = "") -> list[dict[str, Any]]:
+    """`tally events --config F [--kind K] --json`: the stored envelopes (must succeed)."""
+    r = tally("events", "--config", str(config), *(("--kind", kind) if kind else ()), "--json")
+    assert r.returncode == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines()]
 
 
 class Daemon:

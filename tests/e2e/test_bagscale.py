@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from agent.daemon.store import Writer
-from tests.daemon import Daemon, scale_simulator, tally, wait_for, write_config
+from tests.daemon import Daemon, events, scale_simulator, wait_for, write_config
 
 BAGS = [50.12, 49.94, 50.31]
 PACKER = '[[packer]]\nname = "line1"\nhost = "127.0.0.1"\nport = 1\n\n[checks]\nbag_samples = 3\n'
-
-
-def events(config: Path, kind: str) -> list[dict[str, Any]]:
-    r = tally("events", "--config", str(config), "--kind", kind, "--json")
-    assert r.returncode == 0, r.stderr
-    return [json.loads(line) for line in r.stdout.splitlines()]
 
 
 def partial(due: dict[str, Any]) -> dict[str, Any] | None:

@@ -3,34 +3,21 @@ would: each step is recorded, and a wait across the step is measured by the mono
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from bench.procs import faketime_env, faketime_library, step_clock
-from tests.daemon import Daemon, tally, wait_for, write_config
+from tests.daemon import Daemon, events, wait_for, write_config
+from tests.e2e.test_visits_ctl import ctl
 
 pytestmark = pytest.mark.skipif(
     faketime_library() is None, reason="needs libfaketime (.ci/run installs the Debian package)"
 )
 
 STEP_S = 3 * 3600  # beyond the bagged truck's 2 h loading target
-
-
-def ctl(config: Path, *args: str) -> Any:
-    r = tally("ctl", "--config", str(config), *args)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
-
-
-def events(config: Path, kind: str = "") -> list[dict[str, Any]]:
-    r = tally("events", "--config", str(config), *(("--kind", kind) if kind else ()), "--json")
-    assert r.returncode == 0, r.stderr
-    return [json.loads(line) for line in r.stdout.splitlines()]
 
 
 def steps(config: Path) -> list[int]:

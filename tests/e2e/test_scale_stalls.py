@@ -8,26 +8,18 @@ nothing was lost, so the weight's stable window must not start again.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from drivers.scale import encode
-from tests.daemon import Daemon, tally, wait_for, write_config
+from tests.daemon import Daemon, events, wait_for, write_config
 from tests.drivers.pty_line import PtyLine
 
 STOPPED_S = 0.35  # over the quarter second after which a gap may mean lost frames
 RUNNING_S = 0.35
-
-
-def events(config: Path, kind: str) -> list[dict[str, Any]]:
-    r = tally("events", "--config", str(config), "--kind", kind, "--json")
-    assert r.returncode == 0, r.stderr
-    return [json.loads(line) for line in r.stdout.splitlines()]
 
 
 def test_a_truck_is_captured_though_the_daemon_is_stopped_every_fraction_of_a_second(
