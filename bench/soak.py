@@ -40,6 +40,7 @@ descriptors).
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import errno
 import json
@@ -113,8 +114,7 @@ class Node:
     clock_steps: list[int] = field(default_factory=list)  # each step made, in seconds
     clock_next_at: float = 0.0
     accepted: int = 0
-    refused: int = 0
-    refusals: dict[str, int] = field(default_factory=dict)  # the daemon's sentence, how often
+    refusals: collections.Counter[str] = field(default_factory=collections.Counter)  # by sentence
     unavailable: int = 0
     samples: list[tuple[float, float, int]] = field(default_factory=list)  # (t, rss, fds)
     down_until: float = 0.0
@@ -142,7 +142,7 @@ class Result:
     events: int
     seconds: float
     memory: str = ""
-    refusals: dict[str, int] = field(default_factory=dict)
+    refusals: collections.Counter[str] = field(default_factory=collections.Counter)
 
     @property
     def ok(self) -> bool:
@@ -302,7 +302,6 @@ class Soak:
                             request(n.socket, "visit.cancel", timeout=5, visit=v["visit"],
                                     reason="soak: cut short")  # fmt: skip
                             n.accepted += 1
-                        cut_short = False
                     cut_short = True
                     plate = f"苏{chr(64 + int(n.name[1:]))}{step % 100_000:05d}"
                     v = request(
@@ -317,9 +316,8 @@ class Soak:
                     request(n.socket, "note.add", timeout=5, text=f"soak {n.name} {step}")
                     n.accepted += 1
             except RequestRefused as exc:
-                n.refused += 1
                 why = re.sub(r"\d+|'[^']*'|\([^)]*\)", "…", str(exc))  # one line per kind
-                n.refusals[why] = n.refusals.get(why, 0) + 1
+                n.refusals[why] += 1
             except DaemonUnavailable:
                 n.unavailable += 1
                 time.sleep(0.2)
@@ -638,7 +636,7 @@ def check(soak: Soak, seconds: float) -> Result:
         plant_local.extend(kpi_mine)
         rows.append([n.name, str(last), str(len(theirs)), str(max_seq), str(twice), str(n.kills),
                      str(n.cable_pulls), str(n.modbus_gone), str(n.disk_fills),
-                     f"{len(n.clock_steps)}/{len(seen)}", str(n.days), "yes" if equal else "NO", str(n.refused)])  # fmt: skip
+                     f"{len(n.clock_steps)}/{len(seen)}", str(n.days), "yes" if equal else "NO", str(n.refusals.total())])  # fmt: skip
     plant_theirs = [ev for ev in central if kpi_relevant(ev.kind)]
     for d in _kpi_days(plant_local, tz) | _kpi_days(plant_theirs, tz):
         if kpis.compute(plant_local, d, tz, KpiConfig(), as_of=as_of) != kpis.compute(
@@ -656,10 +654,7 @@ def check(soak: Soak, seconds: float) -> Result:
         "clock steps": sum(len(n.clock_steps) for n in soak.nodes),
         "days played": max(n.days for n in soak.nodes),
     }
-    refusals: dict[str, int] = {}
-    for n in soak.nodes:
-        for why, count in n.refusals.items():
-            refusals[why] = refusals.get(why, 0) + count
+    refusals = sum((n.refusals for n in soak.nodes), collections.Counter[str]())
     return Result(rows, failures, faults, total, seconds, memory, refusals)
 
 
