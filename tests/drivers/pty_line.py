@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import select
 import threading
+import time
 import tty
 from collections.abc import Callable
 from pathlib import Path
@@ -55,7 +56,15 @@ class PtyLine:
             self._fds = None
 
     def _send(self, master: int, stop: threading.Event) -> None:
-        while not stop.wait(1 / self.rate):
+        # On the indicator's own clock, like `tally simulate scale`: a sender thread that a busy
+        # machine kept waiting sends the frames it owes at once (up to a second's worth), so the
+        # reader sees a late read with every frame in it, never frames that were not sent.
+        tick = 1 / self.rate
+        next_t = time.monotonic()
+        while not stop.wait(max(0.0, next_t - time.monotonic())):
+            next_t += tick
+            if next_t < time.monotonic() - 1.0:
+                next_t = time.monotonic()
             frame = self.source()
             # A reader slowed by a busy machine must not lose or cut frames: wait until the pty
             # has taken the whole frame (the stream is late, never different).
