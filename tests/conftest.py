@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests import daemon as daemons
 from tests.daemon import Daemon, write_config
 from tests.pgcluster import PgCluster
 
@@ -39,6 +41,31 @@ def _base_id(nodeid: str) -> str:
 
 
 _unexpected_skips: list[tuple[str, str]] = []
+
+LOG_TAIL_LINES = 80
+_item_started = 0.0
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Note when the test began: a daemon it started and stopped belongs to it."""
+    global _item_started
+    _item_started = time.monotonic()
+    daemons.STARTED[:] = [d for d in daemons.STARTED if d.running()]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport, None]:
+    """A failed test shows the end of each real daemon's log that took part in it (running
+    then, or started during it): the daemon's own account of a wait that timed out."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    for d in daemons.STARTED:
+        if d.running() or d.started_mono >= _item_started:
+            lines = d.log().splitlines()[-LOG_TAIL_LINES:]
+            report.sections.append((f"daemon log {d.config.parent.name}", "\n".join(lines)))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

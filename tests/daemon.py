@@ -60,6 +60,10 @@ def events(config: Path, kind: str = "") -> list[dict[str, Any]]:
     return [json.loads(line) for line in r.stdout.splitlines()]
 
 
+STARTED: list[Daemon] = []  # every Daemon started in this process; tests/conftest.py shows
+# the logs of those that took part in a failed test
+
+
 class Daemon:
     """`tally run --config F` as a real process, with its stderr kept in a file.
 
@@ -81,6 +85,8 @@ class Daemon:
     def start(self, timeout: float = 60) -> Daemon:
         """Start the process and wait until the local API answers ping."""
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's life
+        self.started_mono = time.monotonic()
+        STARTED.append(self)
         self.proc = lifeline.popen(
             [sys.executable, "-m", self.module, "run", "--config", str(self.config)],
             stdout=self._log,
@@ -110,6 +116,10 @@ class Daemon:
         code = self.proc.wait(timeout)
         self._log.close()
         return code
+
+    def running(self) -> bool:
+        """Whether the process was started and has not exited."""
+        return self.proc is not None and self.proc.poll() is None
 
     def log(self) -> str:
         """Everything the daemon printed so far."""
