@@ -793,6 +793,14 @@ def main(argv: list[str]) -> int:
         faults=not a.no_faults,
         keep=a.keep,
     )
+
+    # Stopped from outside (SIGTERM, SIGHUP: a closed terminal), the soak still tears down: its
+    # daemons stop and t2's small disk is unmounted (a dead soak would leave the mount behind).
+    def stopped(signum: int, _frame: object) -> None:
+        raise SystemExit(f"soak: stopped by {signal.Signals(signum).name}; cleaned up")
+
+    signal.signal(signal.SIGTERM, stopped)
+    signal.signal(signal.SIGHUP, stopped)
     result = run(opts)
     sys.stdout.write(table(result))
     return 0 if result.ok else 1
