@@ -40,6 +40,16 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def anon_mb(pid: int) -> float:
+    """The anonymous part of a process's resident memory in MiB (RssAnon: the heap and thread
+    stacks, not the mapped files and shared memory such as SQLite's WAL index)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def open_fds(pid: int) -> int:
     """How many file descriptors a process holds open."""
     return len(os.listdir(f"/proc/{pid}/fd"))

@@ -116,7 +116,8 @@ class Node:
     accepted: int = 0
     refusals: collections.Counter[str] = field(default_factory=collections.Counter)  # by sentence
     unavailable: int = 0
-    samples: list[tuple[float, float, int]] = field(default_factory=list)  # (t, rss, fds)
+    # (t, rss, fds, anonymous rss): which part grows tells a heap from mapped files
+    samples: list[tuple[float, float, int, float]] = field(default_factory=list)
     down_until: float = 0.0
     scale_back_at: float = 0.0
     packer_back_at: float = 0.0
@@ -457,7 +458,9 @@ class Soak:
         if n.daemon is not None and n.daemon.poll() is None:
             with contextlib.suppress(OSError):
                 pid = n.daemon.pid
-                n.samples.append((time.monotonic(), procs.rss_mb(pid), procs.open_fds(pid)))
+                n.samples.append(
+                    (time.monotonic(), procs.rss_mb(pid), procs.open_fds(pid), procs.anon_mb(pid))
+                )
 
     # --- the end -----------------------------------------------------------------------------
 
@@ -693,13 +696,17 @@ def _flat(n: Node) -> tuple[str, list[str]]:
     rss2, rss4 = max(x[1] for x in second), max(x[1] for x in last)
     fd2, fd4 = max(x[2] for x in second), max(x[2] for x in last)
     tenth = (t1 - s[0][0]) / 10  # the whole curve, to tell a filling cache from a leak
-    curve = " ".join(
-        f"{max((x[1] for x in s if k * tenth <= x[0] - s[0][0] < (k + 1) * tenth), default=0):.1f}"
-        for k in range(10)
-    )
+
+    def curve(part: int) -> str:
+        return " ".join(
+            f"{max((x[part] for x in s if k * tenth <= x[0] - s[0][0] < (k + 1) * tenth), default=0):.1f}"
+            for k in range(10)
+        )
+
     memory = (
         f"{n.name} (never killed), max in the 2nd and the last quarter: RSS {rss2:.1f} and"
-        f" {rss4:.1f} MiB, open descriptors {fd2} and {fd4}; RSS by tenth of the run: {curve}"
+        f" {rss4:.1f} MiB, open descriptors {fd2} and {fd4}; RSS by tenth of the run:"
+        f" {curve(1)}; of it anonymous (heap, stacks): {curve(3)}"
     )
     if rss4 > rss2 + 4:
         out.append(f"{n.name}: RSS grew from {rss2:.1f} MiB to {rss4:.1f} MiB")
