@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from agent.domain.events import Event, parse_at
 
@@ -16,6 +17,11 @@ class Mark:
     epoch: str
     boot: str
     mono_ns: int
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Mark:
+        """A mark is never edited, so copies of a projection share it (a timeline replay
+        copies the projection: copying its thousands of marks field by field was most of it)."""
+        return self
 
     @staticmethod
     def of(ev: Event) -> Mark:

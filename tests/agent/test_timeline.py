@@ -3,6 +3,8 @@ the same visits and the same KPI report."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,7 +15,9 @@ from hypothesis import strategies as st
 from agent.config import KpiConfig
 from agent.domain import kpis
 from agent.domain.events import Event
+from agent.domain.marks import Mark
 from agent.domain.timeline import Timeline, fold, order_key
+from agent.domain.visit import Flag, VisitState, Weighing
 from agent.domain.visit_commands import CommandContext, command
 from agent.domain.visit_projection import Projection
 from tests.agent.timeline import BASE
@@ -205,3 +209,29 @@ def test_the_order_key_is_time_then_stream_then_seq() -> None:
     assert order_key(a) == (a.at, "gate1", "gate1-e", 1)
     assert sorted([b, a], key=order_key) == [a, b]
     assert BASE.year == DAY.year
+
+
+def test_a_copied_visit_shares_no_container_and_no_weighing_with_its_original() -> None:
+    """A replay copies the snapshot's visits and folds on the copy: the snapshot must not
+    change. Every container field is filled here, so a field added later is checked too."""
+    mark = Mark("2026-11-30T01:00:00.000Z", "wb1", "e", "b", 1)
+    w = Weighing("w1", "tare", 15000, mark, 3, None)
+    ev = Event("wb1", "e", 1, "visit.weighed", mark.at, 1, "b", {})
+    v = VisitState("v1", weighings=[w], counter={"packer": "line1", "n": [1]}, seals=["S1"])
+    v.seals_seen, v.exit_checks, v.merged_from = ["S1"], ["seals"], ["v0"]
+    v.flags = v.conflicts = [Flag("tare_old", "", "w1", mark)]
+    v.raised, v.events = {("tare_old", "w1")}, [(1, ev)]
+    for f in dataclasses.fields(VisitState):
+        value = getattr(v, f.name)
+        assert not isinstance(value, list | set | dict) or value, f"fill {f.name} in this test"
+    c = copy.deepcopy(v)
+    assert c == v
+    for f in dataclasses.fields(VisitState):
+        if isinstance(getattr(v, f.name), list | set | dict):
+            assert getattr(c, f.name) is not getattr(v, f.name), f.name
+    assert c.weighings[0] is not w
+    assert c.counter is not None and v.counter is not None
+    c.weighings[0].weight_kg = 16000
+    c.counter["n"].append(2)
+    c.events.append((2, ev))
+    assert w.weight_kg == 15000 and v.counter["n"] == [1] and len(v.events) == 1
