@@ -90,6 +90,7 @@ class Options:
     faults: bool = True
     disk: bool = True
     keep: bool = False
+    census: str = ""  # a folder: t1 runs under bench.census, which writes its censuses there
 
 
 @dataclass
@@ -215,10 +216,15 @@ class Soak:
 
     def start_daemon(self, n: Node) -> None:
         """The terminal's daemon, answering."""
+        census = self.opts.census and n.name == "t1"
+        env = procs.faketime_env(self.clock_file(n), cache_s=1) if self.clocks else {}
         n.daemon, _ = procs.tally(
+            *(("-m", "bench.census") if census else ()),
             *("run", "--config", str(n.folder / "tally.toml")),
             log=n.folder / "daemon.log",
-            env=procs.faketime_env(self.clock_file(n), cache_s=1) if self.clocks else None,
+            env={**env, "TALLY_CENSUS_DIR": str(Path(self.opts.census).resolve())}
+            if census
+            else env or None,
         )
         procs.wait_ping(n.socket, n.daemon, timeout=60)
         n.starts += 1
@@ -784,6 +790,8 @@ def main(argv: list[str]) -> int:
                    help="move every terminal's clock on a day every S seconds (0: never)")  # fmt: skip
     p.add_argument("--no-faults", action="store_true", help="the same plant without faults")
     p.add_argument("--keep", action="store_true", help="keep the folder (logs, databases)")
+    p.add_argument("--census", metavar="DIR", default="",
+                   help="run t1 under bench.census: a census of its live objects in DIR every minute")  # fmt: skip
     a = p.parse_args(argv)
     if a.terminals < 2 or a.seconds < 30 or a.rate <= 0:
         print("soak: give --terminals 2 or more, --seconds 30 or more and a positive --rate",
@@ -799,6 +807,7 @@ def main(argv: list[str]) -> int:
         clock_every_s=a.clock_every,
         faults=not a.no_faults,
         keep=a.keep,
+        census=a.census,
     )
 
     # Stopped from outside (SIGTERM, SIGHUP: a closed terminal), the soak still tears down: its
