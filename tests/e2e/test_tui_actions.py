@@ -270,10 +270,17 @@ async def weighing(app: TallyApp, pilot: Pilot[Any], plant: Plant, kg: int) -> s
         )
 
     def seen_instead() -> str:
+        # Tells a stale screen from a weighing the daemon matched by itself or never folded:
+        # the daemon's own projection, and the stored captures and matches.
         log = plant.daemon.log().splitlines()[-20:]
+        held = plant.daemon.request("visits.list")
+        queued = [(v["plate"], v["stage"]) for v in held.get("scale_queue", [])]
         return (
             f"the scale: {app.states.get('scale.scale1')}\n"
-            f"unassigned: {app.states['visits']['unassigned']}\n"
+            f"unassigned on screen: {app.states['visits']['unassigned']}\n"
+            f"unassigned in the daemon: {held.get('unassigned')}; scale queue: {queued}\n"
+            f"stored captures: {plant.events('weighing.captured')[-2:]}\n"
+            f"stored matches: {plant.events('visit.weighed')[-2:]}\n"
             "the daemon's log ends:\n" + "\n".join(log)
         )
 
