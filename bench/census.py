@@ -23,14 +23,7 @@ from typing import Any
 import agent.cli.services
 from agent.cli import main
 from agent.daemon.runtime import Context, Service, ServiceFactory
-
-
-def _status_mib(key: str) -> float:
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith(key):
-                return int(line.split()[1]) / 1024
-    return 0.0
+from bench.procs import status_mib
 
 
 def _holder(container: object, skip: list[Any]) -> list[str]:
@@ -63,8 +56,8 @@ def census(path: Path) -> None:
     big = sorted((o for o in objs if isinstance(o, containers) and len(o) > 300), key=len)[-15:]
     lines = [f"{len(o)} {type(o).__name__} {_holder(o, [objs, big])}" for o in reversed(big)]
     header = (
-        f"t {time.monotonic():.0f} rss {_status_mib('VmRSS:'):.1f} anon"
-        f" {_status_mib('RssAnon:'):.1f} blocks {sys.getallocatedblocks()} objects {len(objs)}"
+        f"t {time.monotonic():.0f} rss {status_mib('self', 'VmRSS:'):.1f} anon"
+        f" {status_mib('self', 'RssAnon:'):.1f} blocks {sys.getallocatedblocks()} objects {len(objs)}"
     )
     del objs, big
     common = [f"{n} {name}" for name, n in counts.most_common(60)]

@@ -31,23 +31,24 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process in MiB (VmRSS)."""
+def status_mib(pid: int | str, key: str) -> float:
+    """A kB field of `/proc/<pid>/status` (`pid` may be "self"), such as "VmRSS:", in MiB."""
     with open(f"/proc/{pid}/status", encoding="ascii") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MiB (VmRSS)."""
+    return status_mib(pid, "VmRSS:")
 
 
 def anon_mb(pid: int) -> float:
     """The anonymous part of a process's resident memory in MiB (RssAnon: the heap and thread
     stacks, not the mapped files and shared memory such as SQLite's WAL index)."""
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return status_mib(pid, "RssAnon:")
 
 
 def open_fds(pid: int) -> int:

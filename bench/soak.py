@@ -218,13 +218,13 @@ class Soak:
         """The terminal's daemon, answering."""
         census = self.opts.census and n.name == "t1"
         env = procs.faketime_env(self.clock_file(n), cache_s=1) if self.clocks else {}
+        if census:
+            env["TALLY_CENSUS_DIR"] = str(Path(self.opts.census).resolve())
         n.daemon, _ = procs.tally(
             *(("-m", "bench.census") if census else ()),
             *("run", "--config", str(n.folder / "tally.toml")),
             log=n.folder / "daemon.log",
-            env={**env, "TALLY_CENSUS_DIR": str(Path(self.opts.census).resolve())}
-            if census
-            else env or None,
+            env=env or None,
         )
         procs.wait_ping(n.socket, n.daemon, timeout=60)
         n.starts += 1
