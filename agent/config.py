@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import tomllib
@@ -581,6 +580,8 @@ def _coerce(value: Any, tp: str) -> tuple[Any, bool]:
 
 
 def _closest(key: str, valid: list[str]) -> str:
+    import difflib  # only for a config with a mistake: not kept by every daemon
+
     match = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
     if match:
         return f"unknown key; did you mean '{match[0]}'?"

@@ -3,29 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
-from types import ModuleType
 
-from agent.cli.commands import (
-    board,
-    check_config,
-    ctl,
-    demo,
-    events,
-    export,
-    kpi,
-    rebuild,
-    run,
-    scale,
-    serve,
-    simulate,
-    status,
-    sync,
-    ticket,
-    tui,
-)
 from agent.errors import ConfigError, TallyError, UsageError
 from drivers.errors import DriverError
 
@@ -37,45 +19,63 @@ sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 __all__ = ["UsageError", "main"]
 
 # (name, module). Each module defines HELP, add_arguments(parser) and main(args) -> int and
-# imports nothing heavy at module level, so `tally --help` stays fast.
-COMMANDS: list[tuple[str, ModuleType]] = [
-    ("run", run),
-    ("tui", tui),
-    ("demo", demo),
-    ("check-config", check_config),
-    ("events", events),
-    ("ctl", ctl),
-    ("scale", scale),
-    ("simulate", simulate),
-    ("kpi", kpi),
-    ("rebuild", rebuild),
-    ("sync", sync),
-    ("status", status),
-    ("board", board),
-    ("ticket", ticket),
-    ("export", export),
-    ("serve", serve),
+# imports nothing heavy at module level, so `tally --help` stays fast. A command line that names
+# its command imports that command's module alone: the daemon (`tally run`) carries no other
+# command's code and imports for its whole life.
+COMMANDS: list[tuple[str, str]] = [
+    ("run", "agent.cli.commands.run"),
+    ("tui", "agent.cli.commands.tui"),
+    ("demo", "agent.cli.commands.demo"),
+    ("check-config", "agent.cli.commands.check_config"),
+    ("events", "agent.cli.commands.events"),
+    ("ctl", "agent.cli.commands.ctl"),
+    ("scale", "agent.cli.commands.scale"),
+    ("simulate", "agent.cli.commands.simulate"),
+    ("kpi", "agent.cli.commands.kpi"),
+    ("rebuild", "agent.cli.commands.rebuild"),
+    ("sync", "agent.cli.commands.sync"),
+    ("status", "agent.cli.commands.status"),
+    ("board", "agent.cli.commands.board"),
+    ("ticket", "agent.cli.commands.ticket"),
+    ("export", "agent.cli.commands.export"),
+    ("serve", "agent.cli.commands.serve"),
 ]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser with every available subcommand."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every subcommand, or with the command `only` alone."""
     parser = argparse.ArgumentParser(
         prog="tally",
         description="Tally: weighbridge and packing-line edge agent for a cement plant.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module in COMMANDS:
+    for name, module_name in COMMANDS:
+        if only is not None and name != only:
+            continue
+        module = importlib.import_module(module_name)
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
         p.set_defaults(_main=module.main)
     return parser
 
 
+def command_named(argv: Sequence[str]) -> str | None:
+    """The command `argv` names, or None when its first word (after -v) is no command, such as
+    -h or a typo: then the full parser is built, so help and errors list every command."""
+    names = {name for name, _ in COMMANDS}
+    for arg in argv:
+        if arg in ("-v", "--verbose"):
+            continue
+        return arg if arg in names else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tally` console script; returns the exit code."""
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(command_named(argv))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -85,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "_main"):
         parser.print_help()
         return 2
+    del parser  # the daemon runs inside this frame for its whole life
     from agent.daemon import lifeline
 
     try:

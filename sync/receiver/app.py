@@ -41,7 +41,8 @@ from sync.protocol import (
 from sync.receiver import web
 from sync.receiver.engine import ReceiverDb, StoreUnavailable
 from sync.receiver.users import UserTable
-from sync.replica.feed import Notifier, pull_endpoint
+from sync.replica.feed import pull_endpoint
+from sync.replica.notifier import Notifier
 from sync.replica.wire import PULL_PATH, HeldRow, StreamMark
 from sync.tokens import TERMINAL, TokenTable
 

@@ -18,7 +18,7 @@ import httpx
 from agent.config import ConfigError, FeedConfig, PeerConfig
 from agent.daemon.foreign import LocalReader, ingest, prune
 from agent.domain.events import Event, format_at
-from sync.replica.feed import Notifier, create_app
+from sync.replica.notifier import Notifier
 from sync.replica.wire import (
     PULL_PATH,
     HeldRow,
@@ -28,6 +28,7 @@ from sync.replica.wire import (
     StreamMark,
     parse_answer,
 )
+from sync.tls import unused_context
 from sync.tokens import TokenFileError, TokenTable, expand, parse_token, read_private
 
 if TYPE_CHECKING:
@@ -133,13 +134,8 @@ class Puller:
     async def run(self) -> None:
         """Pull, store, repeat; back off (jittered) while the source cannot be reached."""
         cfg = self.cfg
-        # Loading the CA bundle takes a while: never on the loop, where it would delay the
-        # scale's frames (a burst of buffered frames confuses the capture's gap detector).
-        tls = (
-            self.tls
-            if self.tls is not None
-            else await asyncio.to_thread(ssl.create_default_context)
-        )
+        # an https peer's context was built with the service (CA loaded before the loop ran)
+        tls = self.tls if self.tls is not None else unused_context()
         async with httpx.AsyncClient(
             verify=tls,
             timeout=httpx.Timeout(cfg.timeout_s + cfg.wait_s, connect=cfg.timeout_s),
@@ -261,6 +257,8 @@ class FeedServer:
         self, cfg: FeedConfig, holder: DaemonHolder, notifier: Notifier, tokens: TokenTable
     ) -> None:
         self.cfg = cfg
+        from sync.replica.feed import create_app  # Starlette only where a [feed] is served
+
         self.app = create_app(holder, notifier, tokens)
         self.notifier = notifier
 

@@ -23,6 +23,7 @@ from agent.daemon.store import Store, Writer, delete_acknowledged, set_state
 from agent.domain.events import format_at
 from sync import protocol
 from sync.sender.status import ACKED, LAST_ACK_AT, LAST_ERROR, read_status
+from sync.tls import unused_context
 from sync.tokens import TokenFileError, expand, parse_token, read_private, signature
 
 if TYPE_CHECKING:
@@ -243,7 +244,7 @@ class Sender:
         self._last_error = self._store.get_state(LAST_ERROR)
         self._client = httpx.AsyncClient(
             transport=self._transport,
-            verify=self._tls if self._tls is not None else True,
+            verify=self._tls if self._tls is not None else unused_context(),
             timeout=httpx.Timeout(self.cfg.timeout_s),
             limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
             trust_env=False,

@@ -127,6 +127,28 @@ def test_the_command_line_and_runtime_do_not_load_http_or_asgi_packages() -> Non
     assert out.stdout == "[]\n", out.stderr
 
 
+def test_the_daemon_loads_its_own_command_alone_and_no_feed_without_a_feed() -> None:
+    # `tally run` keeps what it imported for its whole life: no other command's module, and
+    # without a [feed] none of the feed's web stack (Starlette, anyio) for pulling from peers.
+    code = (
+        "import sys, agent.cli as c; c.build_parser(c.command_named(['-v', 'run', '-c', 'x']));"
+        "import agent.cli.services, sync.replica.service, sync.sender.forwarder;"
+        "print(sorted(m for m in sys.modules if m.startswith('agent.cli.commands.')));"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'starlette', 'anyio'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert out.stdout == "['agent.cli.commands.run']\n[]\n", out.stderr
+
+
+def test_help_and_a_mistyped_command_list_every_command() -> None:
+    for argv in (["--help"], ["-v", "-h", "run"], ["weigh"]):
+        out = subprocess.run(
+            [sys.executable, "-m", "agent.cli", *argv], capture_output=True, text=True, timeout=30
+        )
+        listed = out.stdout + out.stderr
+        assert all(name in listed for name in ("run", "tui", "ctl", "serve", "check-config")), argv
+
+
 def test_agent_never_imports_sync() -> None:
     root = Path(__file__).resolve().parents[2] / "agent"
     offenders = []
