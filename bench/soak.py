@@ -33,8 +33,11 @@ terminal's last seq, no seq twice, every event the terminal still holds equal to
 copy; every `clock.stepped` the receiver holds is one of the steps made (within 2 s), and t1
 recorded each of its steps; the KPI report of every day from the terminal's store equals the one from the receiver's
 events of that terminal, and the plant's report from all terminals equals the receiver's; t1's RSS
-and open descriptors in the last quarter are no higher than in the second (within 4 MiB and 2
-descriptors).
+open descriptors in the last quarter are no higher than in the second (within 4 MiB and 4
+descriptors), and its RSS, once it has closed the `KEEP_CLOSED` visits each visit projection keeps,
+is no higher in the second half of the rest of the run than in the first (within 4 MiB). Before
+that the projections are filling, and RSS rightly grows with them; a run too short to fill them
+says so and leaves RSS unjudged.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from agent.domain.visit_projection import KEEP_CLOSED
 from bench import procs
 
 TZ = "Asia/Shanghai"
@@ -115,6 +119,8 @@ class Node:
     clock_steps: list[int] = field(default_factory=list)  # each step made, in seconds
     clock_next_at: float = 0.0
     accepted: int = 0
+    closed: int = 0  # trucks this terminal's source closed (cancelled)
+    full_at: float | None = None  # when `closed` reached the projections' KEEP_CLOSED
     refusals: collections.Counter[str] = field(default_factory=collections.Counter)  # by sentence
     unavailable: int = 0
     # (t, rss, fds, anonymous rss): which part grows tells a heap from mapped files
@@ -286,6 +292,14 @@ class Soak:
 
     # --- the scripted source -----------------------------------------------------------------
 
+    @staticmethod
+    def closed_one(n: Node) -> None:
+        """Count a truck the source closed; note when both of the daemon's visit projections
+        (the plant timeline's, and the tickets service's of its own visits) hold all they keep."""
+        n.closed += 1
+        if n.closed == KEEP_CLOSED:
+            n.full_at = time.monotonic()
+
     def source(self, n: Node) -> None:
         """Notes at `rate` a second; every tenth step a truck arrives, enters, is cancelled.
 
@@ -309,6 +323,7 @@ class Soak:
                             request(n.socket, "visit.cancel", timeout=5, visit=v["visit"],
                                     reason="soak: cut short")  # fmt: skip
                             n.accepted += 1
+                            self.closed_one(n)
                     cut_short = True
                     plate = f"苏{chr(64 + int(n.name[1:]))}{step % 100_000:05d}"
                     v = request(
@@ -318,6 +333,7 @@ class Soak:
                     request(n.socket, "visit.gate_in", timeout=5, visit=v["visit"])
                     request(n.socket, "visit.cancel", timeout=5, visit=v["visit"], reason="soak")
                     n.accepted += 3
+                    self.closed_one(n)
                     cut_short = False
                 else:
                     request(n.socket, "note.add", timeout=5, text=f"soak {n.name} {step}")
@@ -520,6 +536,7 @@ QUIET_S = 3.0  # a settled daemon has written nothing for this long
 # descriptors a daemon may hold open at the end without a leak: a reopened pty, a Modbus
 # reconnect and the sender's and the feed's HTTP connections in flight (21 → 24 was seen)
 FD_SLACK = 4
+MIN_FULL_S = 120.0  # the projections full this long at least, or RSS is not judged
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -688,7 +705,8 @@ def _clock_problems(n: Node, seen_ms: list[int]) -> list[str]:
 
 
 def _flat(n: Node) -> tuple[str, list[str]]:
-    """t1's RSS and descriptors in the last quarter against the second quarter."""
+    """t1's descriptors in the last quarter against the second, and its RSS once its visit
+    projections are full: the second half of the rest of the run against the first."""
     s = n.samples
     if len(s) < 8:
         return "", [f"{n.name}: too few memory samples ({len(s)}) to judge"]
@@ -699,7 +717,6 @@ def _flat(n: Node) -> tuple[str, list[str]]:
     if not second or not last:
         return "", [f"{n.name}: too few memory samples to judge"]
     out = []
-    rss2, rss4 = max(x[1] for x in second), max(x[1] for x in last)
     fd2, fd4 = max(x[2] for x in second), max(x[2] for x in last)
     tenth = (t1 - s[0][0]) / 10  # the whole curve, to tell a filling cache from a leak
 
@@ -709,13 +726,28 @@ def _flat(n: Node) -> tuple[str, list[str]]:
             for k in range(10)
         )
 
+    full_at = n.full_at
+    full = [] if full_at is None else [x for x in s if x[0] >= full_at + WARMUP_S]
+    if full_at is not None and len(full) >= 8 and full[-1][0] - full[0][0] >= MIN_FULL_S:
+        mid = (full[0][0] + full[-1][0]) / 2
+        rss_a = max(x[1] for x in full if x[0] < mid)
+        rss_b = max(x[1] for x in full if x[0] >= mid)
+        judged = (
+            f"full after {full_at - s[0][0]:.0f} s ({KEEP_CLOSED} visits closed), max RSS in"
+            f" the first and the second half of the rest: {rss_a:.1f} and {rss_b:.1f} MiB"
+        )
+        if rss_b > rss_a + 4:
+            out.append(f"{n.name}: RSS grew from {rss_a:.1f} MiB to {rss_b:.1f} MiB once full")
+    else:
+        judged = (
+            f"RSS not judged: its visit projections never held all they keep for {MIN_FULL_S:.0f} s"
+            f" ({n.closed} of {KEEP_CLOSED} visits closed; a longer run or a higher --rate fills them)"
+        )
     memory = (
-        f"{n.name} (never killed), max in the 2nd and the last quarter: RSS {rss2:.1f} and"
-        f" {rss4:.1f} MiB, open descriptors {fd2} and {fd4}; RSS by tenth of the run:"
-        f" {curve(1)}; of it anonymous (heap, stacks): {curve(3)}"
+        f"{n.name} (never killed): {judged}; open descriptors {fd2} and {fd4} (max in the 2nd and"
+        f" the last quarter); RSS by tenth of the run: {curve(1)}; of it anonymous (heap,"
+        f" stacks): {curve(3)}"
     )
-    if rss4 > rss2 + 4:
-        out.append(f"{n.name}: RSS grew from {rss2:.1f} MiB to {rss4:.1f} MiB")
     if fd4 > fd2 + FD_SLACK:
         out.append(f"{n.name}: open descriptors grew from {fd2} to {fd4}")
     return memory, out
