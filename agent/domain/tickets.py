@@ -27,6 +27,9 @@ REPRINTED = Kind.TICKET_REPRINTED
 PRINTED = Kind.TICKET_PRINTED
 JOB_KINDS = (ISSUED, PRINT_REQUESTED, REPRINTED)  # events that ask for a print (if `print`)
 COPY_MARK = "副本"
+KEEP_TICKETS = (
+    1000  # tickets a daemon holds in memory (a few days of a weighbridge); the store has all
+)
 
 FLAG_NAMES = {
     "tare_fluctuation": ("皮重波动", "tare fluctuation"),
@@ -83,8 +86,7 @@ class Ticket:
     def from_event(ev: Event) -> Ticket:
         """The ticket an `ticket.issued` event recorded."""
         d = ev.data
-        known = {f for f in Ticket.__dataclass_fields__ if f not in ("seals", "flags", "issued_at")}
-        kw = {k: d[k] for k in known if k in d}
+        kw = {k: d[k] for k in _PLAIN_FIELDS if k in d}
         return Ticket(
             **kw,
             seals=tuple(str(s) for s in d.get("seals") or ()),
@@ -97,6 +99,11 @@ class Ticket:
         d = asdict(self)
         d["seals"], d["flags"] = list(self.seals), list(self.flags)
         return d
+
+
+_PLAIN_FIELDS = tuple(
+    f for f in Ticket.__dataclass_fields__ if f not in ("seals", "flags", "issued_at")
+)
 
 
 def ticket_number(terminal: str, day: date, serial: int) -> str:
@@ -164,9 +171,19 @@ class Job:
 
 @dataclass(slots=True)
 class TicketBook:
-    """Every ticket of this terminal, the last serial of each day and the prints still owed."""
+    """The tickets of this terminal, the last serial of each day and the prints still owed.
 
+    With `keep`, at most that many tickets are held: issuing one more forgets the oldest whose
+    prints are all done (its events stay in the store, which the daemon reads them back from;
+    `forgotten_seq` and `forgotten_day` say what may have to be read back). The serials of
+    every day are kept, so numbering never depends on what was forgotten.
+    """
+
+    keep: int | None = None
+    forgotten_seq: int = 0  # the newest weighing of a forgotten ticket (0: nothing forgotten)
+    forgotten_day: str = ""  # the latest day of a forgotten ticket
     last_weighed_seq: int = 0  # the newest weighing a visit's ticket was issued for
+    weighed_seqs: dict[str, int] = field(default_factory=dict)  # number → its weighing's seq
     tickets: dict[str, Ticket] = field(default_factory=dict)
     by_weighing: dict[str, str] = field(default_factory=dict)
     by_visit: dict[str, list[str]] = field(default_factory=dict)
@@ -184,9 +201,14 @@ class TicketBook:
             self.tickets[t.number] = t
             self.by_weighing[t.weighing] = t.number
             if t.visit:
-                self.by_visit.setdefault(t.visit, []).append(t.number)
+                numbers = self.by_visit.setdefault(t.visit, [])
+                numbers.append(t.number)
+                if len(numbers) > 1:  # a forgotten ticket read back comes after newer ones
+                    numbers.sort(key=lambda n: (self.tickets[n].day, self.tickets[n].serial))
             self.last_serial[t.day] = max(self.last_serial.get(t.day, 0), t.serial)
-            self.last_weighed_seq = max(self.last_weighed_seq, int(d.get("weighed_seq") or 0))
+            weighed_seq = int(d.get("weighed_seq") or 0)
+            self.weighed_seqs[t.number] = weighed_seq
+            self.last_weighed_seq = max(self.last_weighed_seq, weighed_seq)
             if d.get("print"):
                 self.asked.add(t.number)
                 self.pending[ev.id] = Job(ev.id, t.number, 0, ev.at)
@@ -203,6 +225,31 @@ class TicketBook:
             job = str(d.get("job"))
             self.pending.pop(job, None)
             self.prints.setdefault(str(d.get("number")), []).append({**d, "at": ev.at})
+        if self.keep is not None and kind in (ISSUED, PRINTED):
+            while len(self.tickets) > self.keep and self._forget_oldest():
+                pass
+
+    def _forget_oldest(self) -> bool:
+        """Drop the oldest ticket that owes no print (tickets are held in the order issued);
+        False when every ticket held still owes one."""
+        owed = {j.number for j in self.pending.values()}
+        number = next((n for n in self.tickets if n not in owed), None)
+        if number is None:
+            return False
+        t = self.tickets.pop(number)
+        if self.by_weighing.get(t.weighing) == number:
+            del self.by_weighing[t.weighing]
+        numbers = self.by_visit.get(t.visit)
+        if numbers is not None and number in numbers:
+            numbers.remove(number)
+            if not numbers:
+                del self.by_visit[t.visit]
+        self.copies.pop(number, None)
+        self.prints.pop(number, None)
+        self.asked.discard(number)
+        self.forgotten_seq = max(self.forgotten_seq, self.weighed_seqs.pop(number, 0), 1)
+        self.forgotten_day = max(self.forgotten_day, t.day)
+        return True
 
     def next_serial(self, day: date) -> int:
         """The serial the next ticket of `day` gets."""
@@ -245,7 +292,8 @@ def show(book: TicketBook, day: str, number: str = "", visit: str = "") -> dict[
     of the plant-local `day`; raise TicketRefused when the named one does not exist."""
     if number or visit:
         return status(book, book.find(number, visit))
-    return {"day": day, "tickets": [status(book, t) for t in book.tickets.values() if t.day == day]}
+    of_day = sorted((t for t in book.tickets.values() if t.day == day), key=lambda t: t.serial)
+    return {"day": day, "tickets": [status(book, t) for t in of_day]}
 
 
 def fold(events: Iterable[Event]) -> TicketBook:

@@ -226,3 +226,50 @@ async def test_ticket_ledger(rig: Rig) -> None:
         list(ledgers.HEADINGS["tickets"]["zh"].values()),
         [[t["number"], issued, "", "", "", "", "", "", 16000, "", 2, 1, "王"]],
     )
+
+
+async def test_a_ticket_the_book_forgot_is_read_back_and_never_issued_again(rig: Rig) -> None:
+    # The book holds 2 tickets (KEEP_TICKETS in a plant); older ones stay in the store only.
+    rig.tickets.book.keep = 2
+    rig.printer.start()
+    a = await rig.op(
+        "visit.arrive", plate="苏A12345", order="SO1", product="P.O 42.5", load="bulk",
+        planned_kg=30000,
+    )  # fmt: skip
+    await rig.op("visit.gate_in", plate="苏A12345")
+    await weigh(rig, "苏A12345", "w-tare", 15000)
+    await weigh(rig, "苏A12345", "w-gross", 45000)
+    first = (await until(lambda: rig.events("ticket.issued")))[0][1]["number"]
+    await until(lambda: len(rig.events("ticket.printed")) == 1)
+    for n, kg in enumerate((16000, 17000, 18000), 1):
+        await rig.ctx.writer.append(
+            "weighing.captured", {"weighing": f"w{n}", "scale": "scale1", "weight_kg": kg}
+        )
+        await until(lambda n=n: f"w{n}" in rig.tickets.proj.unassigned)
+        await rig.op("ticket.print", weighing=f"w{n}")
+    await until(lambda: len(rig.events("ticket.printed")) == 4)
+    await until(
+        lambda: first not in rig.tickets.book.tickets and len(rig.tickets.book.tickets) == 2
+    )
+
+    # A later visit event wakes the issuing: the forgotten ticket's visit gets no second one.
+    await rig.op("visit.exit", plate="苏A12345", reason="test: no seal")
+    await asyncio.sleep(0.5)
+    assert len(rig.events("ticket.issued")) == 4
+    # Asked for again, the forgotten tickets are found, not issued anew.
+    with pytest.raises(CommandError, match=f"ticket {first} has been printed"):
+        await rig.op("ticket.print", visit=a["visit"])
+    w1 = rig.events("ticket.issued")[1][1]["number"]
+    with pytest.raises(CommandError, match=f"ticket {w1} has been printed"):
+        await rig.op("ticket.print", weighing="w1")
+    assert len(rig.events("ticket.issued")) == 4
+    shown = await rig.op("ticket.show", number=w1)
+    assert (shown["ticket"]["weight_kg"], len(shown["prints"]), shown["copies"]) == (16000, 1, 0)
+    # A copy of the visit's ticket is numbered as if it had never been forgotten.
+    status = await rig.op("ticket.reprint", visit=a["visit"])
+    assert (status["ticket"]["number"], status["copies"]) == (first, 1)
+    await until(lambda: len(rig.printer.jobs) == 5)
+    assert "【副本】".encode("gb18030") in rig.printer.jobs[4]
+    day = await rig.op("ticket.show")
+    assert [s["ticket"]["serial"] for s in day["tickets"]] == [1, 2, 3, 4]
+    assert [len(s["prints"]) for s in day["tickets"]] == [2, 1, 1, 1]

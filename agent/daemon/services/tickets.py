@@ -34,6 +34,12 @@ _SQL = (
     "kind LIKE 'visit.%' OR kind IN ('weighing.captured', 'operator.corrected')"
     " OR kind LIKE 'ticket.%') ORDER BY seq LIMIT ?"
 )
+# Every ticket.* event of the tickets whose ticket.issued has `field` (a JSON path) = value.
+_RECALL = (
+    "SELECT seq, kind, at, mono_ns, boot, data FROM events WHERE seq <= ? AND kind LIKE"
+    " 'ticket.%' AND json_extract(data, '$.number') IN (SELECT json_extract(data, '$.number')"
+    " FROM events WHERE kind = 'ticket.issued' AND json_extract(data, ?) = ?) ORDER BY seq"
+)
 
 
 def make_printer(p: PrinterConfig, font: str = "") -> Printer:
@@ -67,7 +73,7 @@ class TicketsService:
         self.terminal = ctx.config.terminal.id
         self.printer = printer if printer is not None else configured_printer(ctx.config)
         self.proj = Projection(ctx.config.kpi, tz=self.tz)
-        self.book = TicketBook()
+        self.book = TicketBook(keep=tickets.KEEP_TICKETS)
         self.seq = 0
         self.lock = asyncio.Lock()
         self.wake = asyncio.Event()
@@ -102,6 +108,28 @@ class TicketsService:
             if len(rows) < 5000:
                 return
 
+    def _recall(self, key: str, value: str) -> None:
+        """Read back from the store the tickets the book forgot whose `key` (number, weighing,
+        visit or day) is `value`; nothing when the book has forgotten none (call under the lock,
+        after `_sync`)."""
+        if not (self.book.forgotten_seq and value):
+            return
+        store = self.ctx.store
+        held = set(self.book.tickets)
+        # All of them are held until the next ticket is issued or printed (a day's at most), so
+        # reading back a day does not forget what it read back first.
+        keep, self.book.keep = self.book.keep, None
+        try:
+            for seq, kind, at, mono_ns, boot, data in store.query(
+                _RECALL, (self.seq, f"$.{key}", value)
+            ):
+                d = json.loads(data)
+                if d.get("number") not in held:  # a held ticket has all its events already
+                    ev = Event(store.terminal, store.epoch, seq, kind, at, mono_ns, boot, d)
+                    self.book.apply(ev)
+        finally:
+            self.book.keep = keep
+
     def _on_events(self, events: list[Event]) -> None:
         if any(ev.kind.startswith(("visit.", "ticket.")) for ev in events):
             self.wake.set()
@@ -116,7 +144,7 @@ class TicketsService:
 
     def _due(self) -> list[VisitState]:
         """Visits whose gross weighing (after `since`) has no ticket yet."""
-        since = self.since
+        since = max(self.since, self.book.forgotten_seq)  # a forgotten ticket's visit is done
         due = []
         for v in self.proj.visits.values():
             gross = v.last("gross")
@@ -177,9 +205,13 @@ class TicketsService:
         """The existing ticket a request names, or the fields of the ticket to issue."""
         number, weighing = req.get("number"), req.get("weighing")
         if number:
+            if str(number) not in self.book.tickets:
+                self._recall("number", str(number))
             return self.book.find(number=str(number)), None
         if weighing:
             w = str(weighing)
+            if w not in self.book.by_weighing:
+                self._recall("weighing", w)
             if w in self.book.by_weighing:
                 return self.book.tickets[self.book.by_weighing[w]], None
             if w in self.proj.unassigned:
@@ -195,10 +227,20 @@ class TicketsService:
         fields = tickets.from_visit(
             v, visit_checks.checks(v, self.proj.kpi, self.proj.tare_history)
         )
+        if fields["weighing"] not in self.book.by_weighing:
+            self._recall("weighing", str(fields["weighing"]))
         existing = self.book.by_weighing.get(fields["weighing"])
         if existing:
             return self.book.tickets[existing], None
         return None, fields
+
+    def _recall_named(self, req: dict[str, Any]) -> None:
+        """Read back the ticket a request names by number, or a visit's, if the book forgot it."""
+        number, visit = str(req.get("number") or ""), str(req.get("visit") or "")
+        if number and number not in self.book.tickets:
+            self._recall("number", number)
+        elif not number and visit:
+            self._recall("visit", visit)  # a visit's newest may have been forgotten with others
 
     def _status(self, t: Ticket) -> dict[str, Any]:
         return tickets.status(self.book, t)
@@ -235,6 +277,7 @@ class TicketsService:
         operator = self._operator(req)
         async with self.lock:
             self._sync()
+            self._recall_named(req)
             try:
                 t = self.book.find(str(req.get("number") or ""), str(req.get("visit") or ""))
             except TicketRefused as exc:
@@ -261,6 +304,10 @@ class TicketsService:
         async with self.lock:
             self._sync()
             day = str(req.get("day") or tickets.local_day(Stamp.now().at, self.tz).isoformat())
+            if req.get("number") or req.get("visit"):
+                self._recall_named(req)
+            elif day <= self.book.forgotten_day:
+                self._recall("day", day)
             try:
                 return tickets.show(
                     self.book, day, str(req.get("number") or ""), str(req.get("visit") or "")
