@@ -27,9 +27,8 @@ REPRINTED = Kind.TICKET_REPRINTED
 PRINTED = Kind.TICKET_PRINTED
 JOB_KINDS = (ISSUED, PRINT_REQUESTED, REPRINTED)  # events that ask for a print (if `print`)
 COPY_MARK = "副本"
-KEEP_TICKETS = (
-    1000  # tickets a daemon holds in memory (a few days of a weighbridge); the store has all
-)
+# Tickets a daemon holds in memory, a few days of a busy weighbridge; the store has them all.
+KEEP_TICKETS = 1000
 
 FLAG_NAMES = {
     "tare_fluctuation": ("皮重波动", "tare fluctuation"),

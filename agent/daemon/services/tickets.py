@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from agent.config import Config, PrinterConfig
 from agent.daemon.api import CommandError
 from agent.daemon.runtime import Context, Service
+from agent.daemon.store import Store
 from agent.domain import tickets, visit_checks
 from agent.domain.events import Event, Stamp
 from agent.domain.kinds import Kind
@@ -34,12 +35,23 @@ _SQL = (
     "kind LIKE 'visit.%' OR kind IN ('weighing.captured', 'operator.corrected')"
     " OR kind LIKE 'ticket.%') ORDER BY seq LIMIT ?"
 )
-# Every ticket.* event of the tickets whose ticket.issued has `field` (a JSON path) = value.
+# Every ticket.* event of the tickets whose ticket.issued has the value at a JSON path.
+# `kind IN (...)`, not LIKE: each side reads only its kinds through the events_kind index.
 _RECALL = (
-    "SELECT seq, kind, at, mono_ns, boot, data FROM events WHERE seq <= ? AND kind LIKE"
-    " 'ticket.%' AND json_extract(data, '$.number') IN (SELECT json_extract(data, '$.number')"
-    " FROM events WHERE kind = 'ticket.issued' AND json_extract(data, ?) = ?) ORDER BY seq"
+    "SELECT seq, kind, at, mono_ns, boot, data FROM events WHERE kind IN ('ticket.issued',"
+    " 'ticket.print_requested', 'ticket.reprinted', 'ticket.printed') AND seq <= ?"
+    " AND json_extract(data, '$.number') IN (SELECT json_extract(data, '$.number') FROM events"
+    " WHERE kind = 'ticket.issued' AND json_extract(data, ?) = ?) ORDER BY seq"
 )
+
+
+def _read_back(database: str, upto: int, key: str, value: str) -> list[tuple[Any, ...]]:
+    """The `_RECALL` rows, on a connection of their own (run on a thread)."""
+    store = Store(database)
+    try:
+        return store.query(_RECALL, (upto, f"$.{key}", value))
+    finally:
+        store.close()
 
 
 def make_printer(p: PrinterConfig, font: str = "") -> Printer:
@@ -108,27 +120,40 @@ class TicketsService:
             if len(rows) < 5000:
                 return
 
-    def _recall(self, key: str, value: str) -> None:
+    async def _recall(self, key: str, value: str) -> None:
         """Read back from the store the tickets the book forgot whose `key` (number, weighing,
         visit or day) is `value`; nothing when the book has forgotten none (call under the lock,
-        after `_sync`)."""
+        after `_sync`). The query reads every ticket of the store (half a second at 90 days of
+        a busy weighbridge), so it runs on a thread with a connection of its own."""
         if not (self.book.forgotten_seq and value):
             return
-        store = self.ctx.store
         held = set(self.book.tickets)
+        rows = await asyncio.to_thread(
+            _read_back, self.ctx.config.terminal.database, self.seq, key, value
+        )
+        store = self.ctx.store
         # All of them are held until the next ticket is issued or printed (a day's at most), so
         # reading back a day does not forget what it read back first.
         keep, self.book.keep = self.book.keep, None
         try:
-            for seq, kind, at, mono_ns, boot, data in store.query(
-                _RECALL, (self.seq, f"$.{key}", value)
-            ):
+            for seq, kind, at, mono_ns, boot, data in rows:
                 d = json.loads(data)
                 if d.get("number") not in held:  # a held ticket has all its events already
                     ev = Event(store.terminal, store.epoch, seq, kind, at, mono_ns, boot, d)
                     self.book.apply(ev)
         finally:
             self.book.keep = keep
+
+    def _may_be_forgotten(self, weighing: str, owner: VisitState | None = None) -> bool:
+        """Whether the ticket of `weighing` (of visit `owner`, if known), if it has one, may be
+        one the book forgot: not for a weighing newer than every forgotten ticket's."""
+        if not self.book.forgotten_seq or weighing in self.book.by_weighing:
+            return False
+        if owner is None:
+            owner = self.proj.visits.get(self.proj.assigned.get(weighing, ""))
+        if owner is None:
+            return True  # a single weighing's ticket records no seq: look
+        return self._weighed_seq(owner, weighing) <= self.book.forgotten_seq
 
     def _on_events(self, events: list[Event]) -> None:
         if any(ev.kind.startswith(("visit.", "ticket.")) for ev in events):
@@ -201,17 +226,17 @@ class TicketsService:
                 "no printer is configured; add a [[printer]] and name it in [tickets] printer"
             )
 
-    def _target(self, req: dict[str, Any]) -> tuple[Ticket | None, dict[str, Any] | None]:
+    async def _target(self, req: dict[str, Any]) -> tuple[Ticket | None, dict[str, Any] | None]:
         """The existing ticket a request names, or the fields of the ticket to issue."""
         number, weighing = req.get("number"), req.get("weighing")
         if number:
             if str(number) not in self.book.tickets:
-                self._recall("number", str(number))
+                await self._recall("number", str(number))
             return self.book.find(number=str(number)), None
         if weighing:
             w = str(weighing)
-            if w not in self.book.by_weighing:
-                self._recall("weighing", w)
+            if self._may_be_forgotten(w):
+                await self._recall("weighing", w)
             if w in self.book.by_weighing:
                 return self.book.tickets[self.book.by_weighing[w]], None
             if w in self.proj.unassigned:
@@ -227,20 +252,22 @@ class TicketsService:
         fields = tickets.from_visit(
             v, visit_checks.checks(v, self.proj.kpi, self.proj.tare_history)
         )
-        if fields["weighing"] not in self.book.by_weighing:
-            self._recall("weighing", str(fields["weighing"]))
+        if self._may_be_forgotten(str(fields["weighing"]), v):
+            await self._recall("weighing", str(fields["weighing"]))
         existing = self.book.by_weighing.get(fields["weighing"])
         if existing:
             return self.book.tickets[existing], None
         return None, fields
 
-    def _recall_named(self, req: dict[str, Any]) -> None:
+    async def _recall_named(self, req: dict[str, Any]) -> None:
         """Read back the ticket a request names by number, or a visit's, if the book forgot it."""
         number, visit = str(req.get("number") or ""), str(req.get("visit") or "")
         if number and number not in self.book.tickets:
-            self._recall("number", number)
+            await self._recall("number", number)
         elif not number and visit:
-            self._recall("visit", visit)  # a visit's newest may have been forgotten with others
+            await self._recall(
+                "visit", visit
+            )  # a visit's newest may have been forgotten with others
 
     def _status(self, t: Ticket) -> dict[str, Any]:
         return tickets.status(self.book, t)
@@ -251,7 +278,7 @@ class TicketsService:
         async with self.lock:
             self._sync()
             try:
-                t, fields = self._target(req)
+                t, fields = await self._target(req)
             except TicketRefused as exc:
                 raise CommandError(str(exc)) from None
             if t is None:
@@ -277,7 +304,7 @@ class TicketsService:
         operator = self._operator(req)
         async with self.lock:
             self._sync()
-            self._recall_named(req)
+            await self._recall_named(req)
             try:
                 t = self.book.find(str(req.get("number") or ""), str(req.get("visit") or ""))
             except TicketRefused as exc:
@@ -305,9 +332,9 @@ class TicketsService:
             self._sync()
             day = str(req.get("day") or tickets.local_day(Stamp.now().at, self.tz).isoformat())
             if req.get("number") or req.get("visit"):
-                self._recall_named(req)
+                await self._recall_named(req)
             elif day <= self.book.forgotten_day:
-                self._recall("day", day)
+                await self._recall("day", day)
             try:
                 return tickets.show(
                     self.book, day, str(req.get("number") or ""), str(req.get("visit") or "")
