@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from agent import cli
+from agent.cli.commands import status
 from agent.daemon.api import ApiServer
 from agent.daemon.client import RequestRefused, request
 from agent.daemon.hub import Hub
@@ -57,7 +58,7 @@ def test_the_command_line_prints_any_tally_error_as_one_sentence(
         (refuse, "the plate 京 is too short; type all 7 characters"),
         (bad_option, "--speed must be above 0, not 0.0"),
     ]:
-        monkeypatch.setattr(cli.status, "main", run)
+        monkeypatch.setattr(status, "main", run)
         assert cli.main(["status"]) == 2
         assert capsys.readouterr().err == f"tally: {sentence}\n"
     assert issubclass(plates.PlateError, TallyError)
