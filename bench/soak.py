@@ -126,6 +126,8 @@ class Node:
     # (t, rss, fds, anonymous rss): which part grows tells a heap from mapped files
     samples: list[tuple[float, float, int, float]] = field(default_factory=list)
     down_until: float = 0.0
+    fault_due: dict[str, float] = field(default_factory=dict)  # monotonic time of each next fault
+    fault_rng: dict[str, random.Random] = field(default_factory=dict)
     scale_back_at: float = 0.0
     packer_back_at: float = 0.0
 
@@ -167,6 +169,7 @@ class Soak:
         self.opts = opts
         self.root = root
         self.rng = random.Random(opts.seed)
+        self.faults_from = time.monotonic()  # set again when the faults begin
         self.points = packer_points_toml()
         self.port = procs.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -360,13 +363,29 @@ class Soak:
 
     # --- faults ------------------------------------------------------------------------------
 
-    def _chance(self, every_s: float, dt: float) -> bool:
-        return every_s > 0 and self.rng.random() < dt / every_s
+    def _due(self, n: Node, fault: str, every_s: float, now: float) -> bool:
+        """Whether the terminal's next `fault` is due (then the one after is drawn).
+
+        Faults come by the clock, at intervals of mean `every_s` (the first after 0.5 to 1.5 of
+        it) drawn from a stream of their own per terminal and fault, seeded by --seed: a loaded
+        machine that runs the fault loop less often delays a fault but never skips it, so a
+        short run has the faults its schedule asks for.
+        """
+        if every_s <= 0:
+            return False
+        rng = n.fault_rng.get(fault)
+        if rng is None:
+            rng = n.fault_rng[fault] = random.Random(f"{self.opts.seed}:{n.name}:{fault}")
+            n.fault_due[fault] = self.faults_from + rng.uniform(0.5, 1.5) * every_s
+        if now < n.fault_due[fault]:
+            return False
+        n.fault_due[fault] = now + rng.expovariate(1 / every_s)
+        return True
 
     def faults(self, until: float) -> None:
         """Inject faults until `until` (monotonic), each by its own random clock."""
         dt = 0.25
-        start = time.monotonic()
+        start = self.faults_from = time.monotonic()
         span = until - start
         outage = (start + span * 0.25, start + span * 0.55)  # the receiver's long stretch
         outage_done = False
@@ -378,7 +397,7 @@ class Soak:
         while time.monotonic() < until:
             now = time.monotonic()
             for n in self.nodes:
-                self._node_faults(n, now, dt, killable=n.name != "t1")
+                self._node_faults(n, now, killable=n.name != "t1")
             if not outage_done and now >= outage[0]:
                 self._receiver_outage(outage[1])
                 outage_done = True
@@ -397,17 +416,17 @@ class Soak:
             if n.clock_offset_s:
                 self._step_clock(n, 0, time.monotonic())
 
-    def _node_faults(self, n: Node, now: float, dt: float, *, killable: bool) -> None:
+    def _node_faults(self, n: Node, now: float, *, killable: bool) -> None:
         o = self.opts
         if n.daemon is not None and n.daemon.poll() is None:
-            if killable and self._chance(o.kill_every_s, dt):
+            if killable and self._due(n, "kill", o.kill_every_s, now):
                 n.daemon.send_signal(signal.SIGKILL)
                 n.daemon.wait()
                 n.kills += 1
                 n.down_until = now + self.rng.uniform(0.2, 2.0)
         elif now >= n.down_until:
             self.start_daemon(n)
-        if n.scale_sim is not None and self._chance(o.cable_every_s, dt):
+        if n.scale_sim is not None and self._due(n, "cable", o.cable_every_s, now):
             procs.unplug_port(n.folder / "scale")
             procs.stop(n.scale_sim)
             n.scale_sim = None
@@ -415,7 +434,7 @@ class Soak:
             n.scale_back_at = now + self.rng.uniform(1, 5)
         elif n.scale_sim is None and now >= n.scale_back_at:
             self.start_scale(n)
-        if n.packer_sim is not None and self._chance(o.modbus_every_s, dt):
+        if n.packer_sim is not None and self._due(n, "modbus", o.modbus_every_s, now):
             procs.stop(n.packer_sim)
             n.packer_sim = None
             n.modbus_gone += 1
@@ -432,7 +451,7 @@ class Soak:
                 n.days += 1
                 n.day_due = now + o.day_every_s
                 self._step_clock(n, 0, now, by=86_400)
-            elif self._chance(o.clock_every_s, dt):
+            elif self._due(n, "clock", o.clock_every_s, now):
                 offset = self.rng.choice((-1, 1)) * self.rng.randint(600, 3 * 3600)
                 self._step_clock(n, offset, now)
 
@@ -453,7 +472,7 @@ class Soak:
         while time.monotonic() < back_at:
             now = time.monotonic()
             for n in self.nodes:
-                self._node_faults(n, now, 0.25, killable=n.name != "t1")
+                self._node_faults(n, now, killable=n.name != "t1")
             self.sample()
             time.sleep(0.25)
         for _ in range(2):  # twice killed while the backlog drains
@@ -712,6 +731,11 @@ def _clock_problems(n: Node, seen_ms: list[int]) -> list[str]:
     return out
 
 
+def _tenth(mib: float | None) -> str:
+    """A tenth's figure; a dash for a tenth without a sample (the fault loop was busy)."""
+    return "–" if mib is None else f"{mib:.1f}"
+
+
 def _flat(n: Node) -> tuple[str, list[str]]:
     """t1's descriptors in the last quarter against the second, and its RSS once its visit
     projections are full: the second half of the rest of the run against the first."""
@@ -730,7 +754,12 @@ def _flat(n: Node) -> tuple[str, list[str]]:
 
     def curve(part: int) -> str:
         return " ".join(
-            f"{max((x[part] for x in s if k * tenth <= x[0] - s[0][0] < (k + 1) * tenth), default=0):.1f}"
+            _tenth(
+                max(
+                    (x[part] for x in s if k * tenth <= x[0] - s[0][0] < (k + 1) * tenth),
+                    default=None,
+                )
+            )
             for k in range(10)
         )
 
