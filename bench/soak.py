@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from agent.domain.timeline import KEEP_TAIL
 from agent.domain.visit_projection import KEEP_CLOSED
 from bench import procs
 
@@ -120,7 +121,8 @@ class Node:
     clock_next_at: float = 0.0
     accepted: int = 0
     closed: int = 0  # trucks this terminal's source closed (cancelled)
-    full_at: float | None = None  # when `closed` reached the projections' KEEP_CLOSED
+    visit_events: int = 0  # visit events of those trucks (the plant timeline's tail holds them)
+    full_at: float | None = None  # when the daemon's visit folds held all they keep
     refusals: collections.Counter[str] = field(default_factory=collections.Counter)  # by sentence
     unavailable: int = 0
     # (t, rss, fds, anonymous rss): which part grows tells a heap from mapped files
@@ -304,11 +306,14 @@ class Soak:
     # --- the scripted source -----------------------------------------------------------------
 
     @staticmethod
-    def closed_one(n: Node) -> None:
-        """Count a truck the source closed; note when both of the daemon's visit projections
-        (the plant timeline's, and the tickets service's of its own visits) hold all they keep."""
+    def closed_one(n: Node, visit_events: int) -> None:
+        """Count a truck the source closed and its visit events; note when the daemon holds all
+        its visit folds keep: both projections (the plant timeline's, and the tickets service's)
+        their KEEP_CLOSED closed visits, and the timeline's tail its 2 x KEEP_TAIL events (it is
+        cut back to KEEP_TAIL only then). The soak has no peers, so t1's are its own."""
         n.closed += 1
-        if n.closed == KEEP_CLOSED:
+        n.visit_events += visit_events
+        if n.full_at is None and n.closed >= KEEP_CLOSED and n.visit_events > 2 * KEEP_TAIL:
             n.full_at = time.monotonic()
 
     def source(self, n: Node) -> None:
@@ -334,7 +339,7 @@ class Soak:
                             request(n.socket, "visit.cancel", timeout=5, visit=v["visit"],
                                     reason="soak: cut short")  # fmt: skip
                             n.accepted += 1
-                            self.closed_one(n)
+                            self.closed_one(n, 1)
                     cut_short = True
                     plate = f"苏{chr(64 + int(n.name[1:]))}{step % 100_000:05d}"
                     v = request(
@@ -344,7 +349,7 @@ class Soak:
                     request(n.socket, "visit.gate_in", timeout=5, visit=v["visit"])
                     request(n.socket, "visit.cancel", timeout=5, visit=v["visit"], reason="soak")
                     n.accepted += 3
-                    self.closed_one(n)
+                    self.closed_one(n, 3)
                     cut_short = False
                 else:
                     request(n.socket, "note.add", timeout=5, text=f"soak {n.name} {step}")
@@ -770,15 +775,18 @@ def _flat(n: Node) -> tuple[str, list[str]]:
         rss_a = max(x[1] for x in full if x[0] < mid)
         rss_b = max(x[1] for x in full if x[0] >= mid)
         judged = (
-            f"full after {full_at - s[0][0]:.0f} s ({KEEP_CLOSED} visits closed), max RSS in"
+            f"full after {full_at - s[0][0]:.0f} s ({KEEP_CLOSED} visits closed, the timeline's"
+            f" tail cut back), max RSS in"
             f" the first and the second half of the rest: {rss_a:.1f} and {rss_b:.1f} MiB"
         )
         if rss_b > rss_a + 4:
             out.append(f"{n.name}: RSS grew from {rss_a:.1f} MiB to {rss_b:.1f} MiB once full")
     else:
         judged = (
-            f"RSS not judged: its visit projections never held all they keep for {MIN_FULL_S:.0f} s"
-            f" ({n.closed} of {KEEP_CLOSED} visits closed; a longer run or a higher --rate fills them)"
+            f"RSS not judged: its visit folds never held all they keep for {MIN_FULL_S:.0f} s"
+            f" ({n.closed} of {KEEP_CLOSED} visits closed, {n.visit_events} of the"
+            f" {2 * KEEP_TAIL + 1} visit events that fill the timeline's tail; a longer run or a"
+            " higher --rate fills them)"
         )
     memory = (
         f"{n.name} (never killed): {judged}; open descriptors {fd2} and {fd4} (max in the 2nd and"
