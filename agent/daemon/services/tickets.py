@@ -230,8 +230,7 @@ class TicketsService:
         """The existing ticket a request names, or the fields of the ticket to issue."""
         number, weighing = req.get("number"), req.get("weighing")
         if number:
-            if str(number) not in self.book.tickets:
-                await self._recall("number", str(number))
+            await self._recall_named(req)
             return self.book.find(number=str(number)), None
         if weighing:
             w = str(weighing)
@@ -260,14 +259,13 @@ class TicketsService:
         return None, fields
 
     async def _recall_named(self, req: dict[str, Any]) -> None:
-        """Read back the ticket a request names by number, or a visit's, if the book forgot it."""
+        """Read back the ticket a request names by number, or a visit's (its newest may have been
+        forgotten while older ones are held), if the book forgot it."""
         number, visit = str(req.get("number") or ""), str(req.get("visit") or "")
         if number and number not in self.book.tickets:
             await self._recall("number", number)
         elif not number and visit:
-            await self._recall(
-                "visit", visit
-            )  # a visit's newest may have been forgotten with others
+            await self._recall("visit", visit)
 
     def _status(self, t: Ticket) -> dict[str, Any]:
         return tickets.status(self.book, t)
