@@ -117,13 +117,18 @@ def test_sync_status_reads_the_database_with_the_daemon_stopped(tmp_path: Path) 
     store.close()
 
 
+def python(code: str) -> subprocess.CompletedProcess[str]:
+    """`python -c code` in a fresh interpreter: what importing loads, seen from outside."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+
+
 def test_the_command_line_and_runtime_do_not_load_http_or_asgi_packages() -> None:
     code = (
         "import sys, agent.daemon.runtime, agent.cli; agent.cli.build_parser();"
         "loaded = {m.split('.')[0] for m, mod in sys.modules.items() if mod is not None};"
         "print(sorted(loaded & {'httpx', 'starlette', 'uvicorn', 'sync'}))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    out = python(code)
     assert out.stdout == "[]\n", out.stderr
 
 
@@ -136,15 +141,13 @@ def test_the_daemon_loads_its_own_command_alone_and_no_feed_without_a_feed() -> 
         "print(sorted(m for m in sys.modules if m.startswith('agent.cli.commands.')));"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'starlette', 'anyio'}))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    out = python(code)
     assert out.stdout == "['agent.cli.commands.run']\n[]\n", out.stderr
 
 
 def test_help_and_a_mistyped_command_list_every_command() -> None:
     for argv in (["--help"], ["-v", "-h", "run"], ["weigh"]):
-        out = subprocess.run(
-            [sys.executable, "-m", "agent.cli", *argv], capture_output=True, text=True, timeout=30
-        )
+        out = tally(*argv)
         listed = out.stdout + out.stderr
         assert all(name in listed for name in ("run", "tui", "ctl", "serve", "check-config")), argv
 
