@@ -240,11 +240,9 @@ class Soak:
         try:
             procs.wait_ping(n.socket, n.daemon, timeout=60)
         except Exception as exc:  # a daemon that cannot start again is what the soak is for
-            log = n.folder / "daemon.log"
-            tail = log.read_text(errors="replace").splitlines()[-40:] if log.exists() else []
             raise RuntimeError(
                 f"{n.name}: the daemon did not start again ({exc}); the end of its log:\n"
-                + "\n".join(tail)
+                + _tail(n.folder / "daemon.log", 40)
             ) from None
         n.starts += 1
 
