@@ -214,8 +214,8 @@ class LocalReader:
             " AND at >= ? ORDER BY at, terminal, epoch, seq",
             params,
         )
-        for t, e, s, k, a, m, b, d in rows:
-            yield Event(t, e, s, k, a, m, b, json.loads(d))
+        for row in rows:
+            yield Event.read(*row)
 
     def foreign_count(self) -> int:
         """How many foreign events are held."""

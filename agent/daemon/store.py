@@ -174,7 +174,7 @@ _COLUMNS = "seq, kind, at, mono_ns, boot, data"
 
 def _row_event(terminal: str, epoch: str, row: tuple[Any, ...]) -> Event:
     seq, kind, at, mono_ns, boot, data = row
-    return Event(terminal, epoch, seq, kind, at, mono_ns, boot, json.loads(data))
+    return Event.read(terminal, epoch, seq, kind, at, mono_ns, boot, data)
 
 
 class Store:
@@ -292,7 +292,7 @@ class Store:
             )
         except sqlite3.OperationalError:
             return []  # a database the daemon has not migrated yet holds none
-        return [Event(t, e, q, k, a, m, b, json.loads(d)) for t, e, q, k, a, m, b, d in rows]
+        return [Event.read(*row) for row in rows]
 
     def events_since(self, kind: str, at: str) -> list[Event]:
         """Every event of exactly `kind` stamped at or after `at` (a stored UTC time), by seq."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import signal
 import sqlite3
@@ -233,6 +234,33 @@ def test_event_round_trips_through_its_dict() -> None:
     assert Event.from_dict(ev.to_dict()) == ev
     with pytest.raises(ValueError, match="no 'kind' field"):
         Event.from_dict({k: v for k, v in ev.to_dict().items() if k != "kind"})
+
+
+def test_events_read_back_are_equal_and_share_their_repeated_strings(tmp_path: Path) -> None:
+    """A full timeline holds thousands of stored events: each read keeps the stream, kind and
+    field names (and short values, such as the visit id) that other events already hold."""
+    db = str(tmp_path / "t.db")
+    w = Writer(db, "wb1")
+    text = "刹车灯不亮，" * 20  # a long note
+    written = [
+        w.append_sync("visit.weighed", {"visit": "v-7", "role": "tare", "weight_kg": 15000}),
+        w.append_sync("visit.weighed", {"visit": "v-7", "role": "gross", "weight_kg": 45000}),
+        w.append_sync("operator.note", {"text": text, "operator": "v-7"}),
+    ]
+    w.close()
+    store = Store(db)
+    a, b, c = store.events_after(0)
+    assert [a, b, c] == written
+    assert (a.id, c.id) == (written[0].id, f"wb1:{a.epoch}:3")
+    assert a.kind is b.kind and a.boot is c.boot and a.terminal is c.terminal
+    role_a = next(k for k in a.data if k == "role")
+    role_b = next(k for k in b.data if k == "role")
+    assert role_a is role_b
+    assert a.data["visit"] is b.data["visit"] is c.data["operator"]
+    assert c.data["text"] == text
+    assert Event.from_dict(b.to_dict()).data["visit"] is a.data["visit"]
+    moved = dataclasses.replace(a, seq=9)
+    assert moved.id == f"wb1:{a.epoch}:9"
 
 
 def test_sigkill_never_loses_an_acknowledged_event(tmp_path: Path) -> None:

@@ -173,11 +173,15 @@ class VisitsService:
         self.own_last = ctx.store.last_seq()
         self.timeline.refold(load_events(ctx.store, upto=self.own_last))
         horizon = format_at(datetime.now(UTC) - timedelta(days=KPI_WINDOW_DAYS))
+        # The window's recent events are in the timeline's tail already: keep those objects
+        # rather than a second copy of each (2 MiB for two busy days; live events are shared).
+        held = {ev.id: ev for ev in self.timeline.tail}
         self.kpi_events = {
-            ev.id: ev
+            ev.id: held.get(ev.id, ev)
             for ev in load_events(ctx.store, kpi=True, since_at=horizon)
             if ev.at >= horizon
         }
+        del held
         self._prune()
         self.kpi_dirty = True
         self.kpi_at = 0.0
