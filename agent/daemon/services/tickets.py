@@ -109,9 +109,7 @@ class TicketsService:
         while True:
             rows = store.query(_SQL, (self.seq, 5000))
             for seq, kind, at, mono_ns, boot, data in rows:
-                ev = Event(
-                    store.terminal, store.epoch, seq, kind, at, mono_ns, boot, json.loads(data)
-                )
+                ev = Event.read(store.terminal, store.epoch, seq, kind, at, mono_ns, boot, data)
                 if kind.startswith("ticket."):
                     self.book.apply(ev)
                 else:
