@@ -76,15 +76,15 @@ class Event:
     def from_dict(d: dict[str, Any]) -> Event:
         """Build an event from its envelope dict; raise ValueError naming the bad field."""
         try:
-            ev = Event(
-                terminal=_shared(str(d["terminal"])),
-                epoch=_shared(str(d["epoch"])),
-                seq=int(d["seq"]),
-                kind=_shared(str(d["kind"])),
-                at=str(d["at"]),
-                mono_ns=int(d["mono_ns"]),
-                boot=_shared(str(d["boot"])),
-                data=shared_fields(dict(d["data"])),
+            ev = Event.shared(
+                str(d["terminal"]),
+                str(d["epoch"]),
+                int(d["seq"]),
+                str(d["kind"]),
+                str(d["at"]),
+                int(d["mono_ns"]),
+                str(d["boot"]),
+                dict(d["data"]),
             )
         except KeyError as exc:
             raise ValueError(f"event has no {exc.args[0]!r} field") from None
@@ -97,15 +97,29 @@ class Event:
     def read(
         terminal: str, epoch: str, seq: int, kind: str, at: str, mono_ns: int, boot: str, data: str
     ) -> Event:
-        """An event read back from a stored row (its data as JSON text), sharing its strings.
+        """An event read back from a stored row (its data as JSON text), sharing its strings."""
+        return Event.shared(terminal, epoch, seq, kind, at, mono_ns, boot, json.loads(data))
 
-        Every row would otherwise bring its own copies of the stream, the kind, the boot and
-        the data's field names and short values (a visit id in each of its events): a full
+    @staticmethod
+    def shared(
+        terminal: str,
+        epoch: str,
+        seq: int,
+        kind: str,
+        at: str,
+        mono_ns: int,
+        boot: str,
+        data: dict[str, Any],
+    ) -> Event:
+        """An event that arrived as text (a stored row, a peer's batch), sharing its strings.
+
+        Every such event would otherwise bring its own copies of the stream, the kind, the boot
+        and the data's field names and short values (a visit id in each of its events): a full
         timeline holds some 11,000 events, and these copies were a third of them.
         """
         return Event(
             _shared(terminal), _shared(epoch), seq, _shared(kind), at, mono_ns, _shared(boot),
-            shared_fields(json.loads(data)),
+            shared_fields(data),
         )  # fmt: skip
 
     @property

@@ -137,8 +137,9 @@ class TicketsService:
             for seq, kind, at, mono_ns, boot, data in rows:
                 d = json.loads(data)
                 if d.get("number") not in held:  # a held ticket has all its events already
-                    ev = Event(store.terminal, store.epoch, seq, kind, at, mono_ns, boot, d)
-                    self.book.apply(ev)
+                    self.book.apply(
+                        Event.shared(store.terminal, store.epoch, seq, kind, at, mono_ns, boot, d)
+                    )
         finally:
             self.book.keep = keep
 

@@ -181,7 +181,6 @@ class VisitsService:
             for ev in load_events(ctx.store, kpi=True, since_at=horizon)
             if ev.at >= horizon
         }
-        del held
         self._prune()
         self.kpi_dirty = True
         self.kpi_at = 0.0
