@@ -120,6 +120,7 @@ class PackerConfig:
     idle_s: float = 30.0
     spouts: int = 8
     kind: str = "bagged"  # bagged: a packer or bag counter; bulk: a bulk loading point (发散)
+    span_gaps: int = 16  # unnamed words (or bits) a read may span to join two reads; 0: never
     points: tuple[PointConfig, ...] = ()
 
 
@@ -450,6 +451,7 @@ _CHECKS: dict[type, dict[str, Check]] = {
         "idle_s": _range(1, 86_400),
         "spouts": _range(1, 64),
         "kind": _one_of("bagged", "bulk"),
+        "span_gaps": _range(0, 120),
     },
     SyncConfig: {
         "url": _url,

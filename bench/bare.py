@@ -2,8 +2,9 @@
 
 `python -m bench.bare --serial PTY [--serial PTY ...] --modbus HOST:PORT --units 1,2,3,4`
 reads every serial port with pyserial (a thread per port, blocking reads, bytes counted and
-dropped) and polls each Modbus unit once a second with pymodbus (the same four reads the
-bench's point map plans: coil 0, holding 0-2, holding 5, holding 10-11), until SIGTERM.
+dropped) and polls each Modbus unit once a second with pymodbus (the two reads the daemon plans
+for the bench's point map: coil 0 and holding 0-11, which spans the gaps between holding 0-2, 5
+and 10-11), until SIGTERM.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import threading
 import serial
 from pymodbus.client import AsyncModbusTcpClient
 
-READS = ((1, 0, 1), (3, 0, 3), (3, 5, 1), (3, 10, 2))  # (function, address, count)
+READS = ((1, 0, 1), (3, 0, 12))  # (function, address, count)
 
 
 def read_serial(url: str, stop: threading.Event) -> None:
@@ -30,7 +31,7 @@ def read_serial(url: str, stop: threading.Event) -> None:
 
 
 async def poll(host: str, port: int, units: list[int]) -> None:
-    """Each unit's four reads once a second, forever."""
+    """Each unit's reads once a second, forever."""
     client = AsyncModbusTcpClient(host, port=port, timeout=1, retries=0, reconnect_delay=0)
     await client.connect()
     loop = asyncio.get_running_loop()

@@ -106,6 +106,7 @@ class Device:
     device_id: int = 1
     poll_s: float = 1.0
     points: tuple[tuple[str, Point], ...] = ()
+    span_gaps: int = 0  # words (or bits) no point names that a read may span to join two reads
 
 
 def make_client(link: Link) -> Any:
@@ -158,7 +159,11 @@ class _UnitState:
     due: float = 0.0
     failures: int = 0
     online: bool | None = None
-    retry_group: dict[int, float] = field(default_factory=dict)
+    retry_group: dict[ReadGroup, float] = field(default_factory=dict)
+    groups: list[ReadGroup] = field(default_factory=list)  # the reads of a poll, as planned
+
+    def __post_init__(self) -> None:
+        self.groups = list(self.unit.groups)
 
 
 class Bus:
@@ -219,10 +224,10 @@ class Bus:
         values: dict[str, Value] = {}
         started = time.monotonic()
         try:
-            for i, group in enumerate(unit.groups):
-                if us.retry_group.get(i, 0.0) > started:
+            for group in list(us.groups):
+                if us.retry_group.get(group, 0.0) > started:
                     continue
-                values.update(await self._read_group(client, us, i, group))
+                values.update(await self._read_group(client, us, group))
         except _Transient as exc:
             us.failures += 1
             self._status(us, False, str(exc))
@@ -236,9 +241,7 @@ class Bus:
         if values:
             self.emit(Reading(unit.name, datetime.now(UTC), values))
 
-    async def _read_group(
-        self, client: Any, us: _UnitState, index: int, group: ReadGroup
-    ) -> dict[str, Value]:
+    async def _read_group(self, client: Any, us: _UnitState, group: ReadGroup) -> dict[str, Value]:
         unit = us.unit
         self.requests += 1
         try:
@@ -254,9 +257,11 @@ class Bus:
         if rr.isError():
             code = int(getattr(rr, "exception_code", 0))
             name = EXCEPTION_NAMES.get(code, "unknown exception")
+            if code in CONFIG_CODES and group.parts:
+                return await self._split(client, us, group, code, name)
             if code in CONFIG_CODES:
-                first = index not in us.retry_group
-                us.retry_group[index] = time.monotonic() + self.config_retry_s
+                first = group not in us.retry_group
+                us.retry_group[group] = time.monotonic() + self.config_retry_s
                 if first:
                     self.emit(
                         ConfigFault(
@@ -272,16 +277,34 @@ class Bus:
         words = rr.bits[: group.count] if group.function in (1, 2) else rr.registers
         if len(words) < group.count:
             raise _Transient(f"unit {unit.device_id} sent {len(words)} of {group.count} words")
-        if us.retry_group.pop(index, None) is not None:
+        if us.retry_group.pop(group, None) is not None:
             self.emit(ConfigFault(unit.name, group.names(), "", cleared=True))
         return group.values(words)
+
+    async def _split(
+        self, client: Any, us: _UnitState, group: ReadGroup, code: int, name: str
+    ) -> dict[str, Value]:
+        """The unit refused a read that spans words no point names: from now on read the
+        points it joined as they were before joining, starting with this poll."""
+        at = us.groups.index(group)
+        us.groups[at : at + 1] = group.parts
+        log.info(
+            "%s: unit %d refused function %d at address %d count %d (exception code %d, %s); "
+            "its points are read in %d requests from now on",
+            *(us.unit.name, us.unit.device_id, group.function, group.address, group.count),
+            *(code, name, len(group.parts)),
+        )
+        values: dict[str, Value] = {}
+        for part in group.parts:
+            values.update(await self._read_group(client, us, part))
+        return values
 
 
 def units_by_link(devices: Sequence[Device]) -> dict[Link, list[Unit]]:
     """Group devices by their bus: one TCP endpoint or one serial port each."""
     buses: dict[tuple[str, ...], tuple[Link, list[Unit]]] = {}
     for d in devices:
-        unit = Unit(d.name, d.device_id, d.poll_s, tuple(plan(d.points)))
+        unit = Unit(d.name, d.device_id, d.poll_s, tuple(plan(d.points, d.span_gaps)))
         if d.link.bus in buses:
             buses[d.link.bus][1].append(unit)
         else:

@@ -105,6 +105,8 @@ class ReadGroup:
     address: int
     count: int
     points: tuple[tuple[str, Point], ...]
+    # the reads this one joins across words no point names; () when it spans no gap
+    parts: tuple[ReadGroup, ...] = ()
 
     def values(self, words: Sequence[int] | Sequence[bool]) -> dict[str, Value]:
         """Decode every point of the group from the words of one response."""
@@ -119,12 +121,13 @@ class ReadGroup:
         return ", ".join(k for k, _ in self.points)
 
 
-def plan(points: Sequence[tuple[str, Point]]) -> list[ReadGroup]:
-    """Group points into as few reads as possible without reading a word no point names.
+def plan(points: Sequence[tuple[str, Point]], span: int = 0) -> list[ReadGroup]:
+    """Group points into as few reads as possible, up to the Modbus limit per request.
 
     Points of one function whose words touch or overlap share a read (both words of a 32-bit
-    value are always in the same read), up to the Modbus limit per request. Gaps are never
-    bridged: a device may answer an unmapped address with an exception.
+    value are always in the same read). With `span` > 0, two such reads whose gap is at most
+    `span` words (or bits) are joined into one that also reads the gap; it keeps the reads it
+    joined as its `parts`, for a device that refuses an address no point names.
     """
     groups: list[ReadGroup] = []
     by_fn: dict[int, list[tuple[str, Point]]] = {}
@@ -133,6 +136,7 @@ def plan(points: Sequence[tuple[str, Point]]) -> list[ReadGroup]:
     for fn in sorted(by_fn):
         limit = MAX_BITS if fn in (1, 2) else MAX_REGISTERS
         items = sorted(by_fn[fn], key=lambda kp: kp[1].address)
+        runs: list[ReadGroup] = []
         cur: list[tuple[str, Point]] = []
         start = end = 0
         for key, pt in items:
@@ -142,8 +146,38 @@ def plan(points: Sequence[tuple[str, Point]]) -> list[ReadGroup]:
                 end = max(end, p_end)
                 continue
             if cur:
-                groups.append(ReadGroup(fn, start, end - start, tuple(cur)))
+                runs.append(ReadGroup(fn, start, end - start, tuple(cur)))
             cur, start, end = [(key, pt)], pt.address, p_end
         if cur:
-            groups.append(ReadGroup(fn, start, end - start, tuple(cur)))
+            runs.append(ReadGroup(fn, start, end - start, tuple(cur)))
+        groups.extend(_spanned(runs, span, limit))
     return groups
+
+
+def _spanned(runs: list[ReadGroup], span: int, limit: int) -> list[ReadGroup]:
+    """Join consecutive reads of one function across gaps of at most `span` words."""
+    out: list[list[ReadGroup]] = []
+    for run in runs:
+        if out:
+            last = out[-1]
+            gap = run.address - (last[-1].address + last[-1].count)
+            if gap <= span and run.address + run.count - last[0].address <= limit:
+                last.append(run)
+                continue
+        out.append([run])
+    joined: list[ReadGroup] = []
+    for parts in out:
+        if len(parts) == 1:
+            joined.append(parts[0])
+            continue
+        first, final = parts[0], parts[-1]
+        joined.append(
+            ReadGroup(
+                first.function,
+                first.address,
+                final.address + final.count - first.address,
+                tuple(p for part in parts for p in part.points),
+                tuple(parts),
+            )
+        )
+    return joined

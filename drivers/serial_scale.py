@@ -17,6 +17,7 @@ from drivers.errors import DriverError
 from drivers.scale import PROTOCOLS, Item, Reading, make_splitter
 
 READ_TIMEOUT_S = 0.1
+READ_CHUNK = 4096  # bytes one wake-up of the loop takes from a port at most
 _SILENT = TimeoutError("silence")  # put on the queue by the silence timer
 DETECT_BAUDS = (9600, 2400, 1200, 4800, 19200)
 # (bytesize, parity, stopbits); 7E1 is how Mettler Toledo terminals usually run.
@@ -97,7 +98,9 @@ class SerialScale:
 
     A port that disappears (read error, EOF) or sends no valid frame for `silence_s` is
     closed, reported `Offline`, and reopened after 0.5 s, then doubling to 10 s while it keeps
-    failing. Reads happen on a thread with a short timeout, so the event loop never blocks.
+    failing. The event loop itself watches a local tty or pseudo-terminal and reads it without
+    blocking (one wake-up per chunk, no thread); a URL port is read on a thread with a short
+    timeout. Either way the loop never blocks on the port.
     """
 
     def __init__(
@@ -134,13 +137,18 @@ class SerialScale:
         except PortError as exc:
             return str(exc), False
         loop = asyncio.get_running_loop()
-        # each chunk with the monotonic time its read returned (stamped on the reader thread)
+        # each chunk with the monotonic time its read returned
         queue: asyncio.Queue[tuple[int, bytes] | BaseException] = asyncio.Queue()
         stop = threading.Event()
-        thread = threading.Thread(
-            target=_read_loop, args=(port, queue, loop, stop), name="scale-reader", daemon=True
-        )
-        thread.start()
+        thread: threading.Thread | None = None
+        fd = _loop_fd(port)
+        if fd is not None:
+            loop.add_reader(fd, LoopReader(fd, queue, loop))
+        else:
+            thread = threading.Thread(
+                target=_read_loop, args=(port, queue, loop, stop), name="scale-reader", daemon=True
+            )
+            thread.start()
         self.splitter.reset()
         had_frames = False
         # One timer for the silence, moved lazily: a frame only notes its time, and the timer,
@@ -170,9 +178,8 @@ class SerialScale:
                     return f"no valid frame for {self.silence_s:g} s", had_frames
                 if isinstance(data, BaseException):
                     return f"the port was lost ({_short(data)})", had_frames
-                # the time the reader read it, not the time the loop got to it: chunks that
-                # waited behind a busy loop keep their intervals, and do not look like frames
-                # lost before a burst (which empties the capture's stable window)
+                # the time the chunk was read: frames that waited behind a busy loop come in
+                # one read, and the batch tells the capture's gap watch they were kept, not lost
                 now_ns, chunk = data
                 items = list(self.splitter.feed(chunk))
                 for item in items:
@@ -186,11 +193,67 @@ class SerialScale:
         finally:
             if timer is not None:
                 timer.cancel()
+            if fd is not None:
+                loop.remove_reader(fd)
             stop.set()
-            with contextlib.suppress(Exception):
-                await asyncio.shield(asyncio.to_thread(thread.join, 2.0))
+            if thread is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(asyncio.to_thread(thread.join, 2.0))
             with contextlib.suppress(Exception):
                 port.close()
+
+
+def _loop_fd(port: Any) -> int | None:
+    """The descriptor of a local tty or pseudo-terminal, which the event loop watches itself;
+    None for a URL port (socket://, rfc2217://, spy://, ...), which a thread reads."""
+    fd = getattr(port, "fd", None)
+    return fd if type(port) is serial.Serial and isinstance(fd, int) else None
+
+
+class LoopReader:
+    """The loop's callback when a port has bytes: read what is there (pyserial leaves the
+    descriptor non-blocking), stamped now, onto the session's queue.
+
+    An error or end of file (a pseudo-terminal whose other side closed, a USB adapter pulled)
+    stops the watch and ends the session. So do `SPURIOUS_MAX` wake-ups in a row that find
+    nothing to read: a port that keeps saying it has data and gives none would otherwise keep
+    the loop busy for ever.
+    """
+
+    SPURIOUS_MAX = 50
+
+    def __init__(
+        self,
+        fd: int,
+        queue: asyncio.Queue[tuple[int, bytes] | BaseException],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.fd = fd
+        self.queue = queue
+        self.loop = loop
+        self.empty = 0  # wake-ups in a row that found nothing
+
+    def __call__(self) -> None:
+        """Read once; called by the loop when the descriptor is readable."""
+        try:
+            data = os.read(self.fd, READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            self.empty += 1
+            if self.empty >= self.SPURIOUS_MAX:
+                self._end(OSError("the port reports data but gives none; is it in use?"))
+            return
+        except OSError as exc:
+            self._end(exc)
+            return
+        if not data:
+            self._end(EOFError("the device closed the line"))
+            return
+        self.empty = 0
+        self.queue.put_nowait((time.monotonic_ns(), data))
+
+    def _end(self, error: BaseException) -> None:
+        self.loop.remove_reader(self.fd)
+        self.queue.put_nowait(error)
 
 
 def _read_loop(

@@ -42,12 +42,19 @@ class LoopbackServer:
         self.silent: set[int] = set()
         self.requests: list[tuple[int, int, int, int]] = []  # (unit, function, address, count)
         self.fail_with: dict[int, int] = {}  # unit -> Modbus exception code answered to reads
+        # (unit, function, address) that no point names and the unit refuses to read: a read
+        # that covers one is answered with exception code 2 (illegal data address)
+        self.holes: set[tuple[int, int, int]] = set()
         self.server: Any = None
 
     def _action(self, unit: int) -> Any:
-        async def action(*_args: Any) -> ExcCodes | None:
+        async def action(function: int, _start: int, address: int, count: int, *_: Any) -> Any:
             code = self.fail_with.get(unit)
-            return ExcCodes(code) if code else None
+            if code:
+                return ExcCodes(code)
+            if any((unit, function, a) in self.holes for a in range(address, address + count)):
+                return ExcCodes.ILLEGAL_ADDRESS
+            return None
 
         return action
 

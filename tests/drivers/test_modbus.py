@@ -166,6 +166,52 @@ async def test_illegal_address_is_a_config_fault_and_the_rest_still_reads() -> N
         assert len(bad_reads) == 1
 
 
+PACKER_POINTS = [  # the bench's packer map: holding registers 0-2, 5, 10-11 and a coil
+    ("bags", Point(3, 0, "uint16")),
+    ("returned", Point(3, 1, "uint16")),
+    ("broken", Point(3, 2, "uint16")),
+    ("spout1", Point(3, 5, "uint16")),
+    ("loaded", Point(3, 10, "uint32", "little")),
+    ("running", Point(1, 0, "bool")),
+]
+PACKER_VALUES = {"bags": 120, "returned": 3, "broken": 1, "spout1": 15, "loaded": 70_000}
+
+
+async def _set_packer(server: LoopbackServer) -> None:
+    for key, pt in PACKER_POINTS:
+        await server.set(1, pt, PACKER_VALUES.get(key, True))
+
+
+async def test_a_read_spans_the_gaps_between_points_when_allowed() -> None:
+    async with serving() as server:
+        await _set_packer(server)
+        cfg = replace(packer("line1", server, poll_s=0.05, timeout_s=ANSWER_S), span_gaps=16)
+        async with running([(cfg, PACKER_POINTS)]) as run:
+            await run.until(lambda: len(run.readings("line1")) >= 3)
+        assert run.readings("line1")[0].values == {**PACKER_VALUES, "running": True}
+        # one read per function and poll, the words between the points read and dropped
+        assert set(server.requests) == {(1, 1, 0, 1), (1, 3, 0, 12)}
+
+
+async def test_a_unit_that_refuses_a_spanned_gap_is_read_point_run_by_point_run() -> None:
+    async with serving() as server:
+        await _set_packer(server)
+        server.holes = {(1, 3, 3), (1, 3, 4)}  # addresses 3 and 4 are not mapped in this PLC
+        cfg = replace(packer("line1", server, poll_s=0.05, timeout_s=ANSWER_S), span_gaps=16)
+        async with running([(cfg, PACKER_POINTS)]) as run:
+            await run.until(lambda: len(run.readings("line1")) >= 3)
+        # every poll, the first included, brings every point; no fault is reported, since the
+        # point map is right and only the joined read was not
+        assert all(r.values == {**PACKER_VALUES, "running": True} for r in run.readings("line1"))
+        assert [i for i in run.items if isinstance(i, ConfigFault)] == []
+        assert run.statuses("line1") == [(True, "")]
+        # the joined read was tried once; then the runs it joined, at every poll after
+        registers = [r for r in server.requests if r[1] == 3]
+        assert registers[:4] == [(1, 3, 0, 12), (1, 3, 0, 3), (1, 3, 5, 1), (1, 3, 10, 2)]
+        assert registers.count((1, 3, 0, 12)) == 1
+        assert set(registers[4:]) == {(1, 3, 0, 3), (1, 3, 5, 1), (1, 3, 10, 2)}
+
+
 async def test_timeout_goes_offline_and_comes_back() -> None:
     bags = Point(3, 0, "uint16")
     async with serving() as server:

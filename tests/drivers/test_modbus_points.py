@@ -136,3 +136,43 @@ def test_plan_respects_request_limit() -> None:
     pts = [(f"p{i}", Point(3, i, "uint16", label="spout")) for i in range(130)]
     groups = plan(pts)
     assert [(g.address, g.count) for g in groups] == [(0, 125), (125, 5)]
+
+
+def test_plan_spans_gaps_up_to_the_limit_it_is_given_and_keeps_the_reads_it_joined() -> None:
+    bags = Point(3, 0, "uint16", label="bags")
+    broken = Point(3, 2, "uint16", label="broken")
+    spout = Point(3, 5, "uint16", label="spout")
+    loaded = Point(3, 30, "uint32", "little", label="loaded")
+    running = Point(1, 0, "bool", label="running")
+    points = [
+        ("bags", bags),
+        ("broken", broken),
+        ("s1", spout),
+        ("loaded", loaded),
+        ("running", running),
+    ]
+    separate = plan(points)
+    assert [(g.function, g.address, g.count) for g in separate] == [
+        (1, 0, 1),
+        (3, 0, 1),
+        (3, 2, 1),
+        (3, 5, 1),
+        (3, 30, 2),
+    ]
+    assert plan(points, 0) == separate
+    joined = plan(points, 3)
+    # gaps of 1 and 2 words are spanned, the gap of 24 is not
+    assert [(g.function, g.address, g.count) for g in joined] == [(1, 0, 1), (3, 0, 6), (3, 30, 2)]
+    assert joined[1].parts == tuple(separate[1:4])
+    assert joined[0].parts == () and joined[2].parts == ()
+    words = [7, 99, 3, 99, 99, 11]
+    assert joined[1].values(words) == {"bags": 7, "broken": 3, "s1": 11}
+    assert [(g.address, g.count) for g in plan(points, 24)[1:]] == [(0, 32)]
+
+
+def test_a_spanned_read_stays_within_the_request_limit() -> None:
+    pts = [(f"p{i}", Point(3, i * 10, "uint16", label="spout")) for i in range(20)]
+    groups = plan(pts, 16)
+    # addresses 0..190 step 10: one read would be 191 words; the limit is 125
+    assert [(g.address, g.count) for g in groups] == [(0, 121), (130, 61)]
+    assert all(g.count <= 125 for g in groups)

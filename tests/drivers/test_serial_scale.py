@@ -9,6 +9,7 @@ import itertools
 import os
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +18,7 @@ from drivers.scale import Reading, encode
 from drivers.serial_scale import (
     DriverEvent,
     Frame,
+    LoopReader,
     Offline,
     Online,
     PortSettings,
@@ -93,6 +95,8 @@ async def test_readings_arrive_then_unplug_goes_offline_and_replug_comes_back(
             await rec.until(lambda: len(rec.readings()) >= 5)
             assert rec.states() == ["online"]
             assert {r.weight for r in rec.readings()} == {Decimal(15_000)}
+            # the event loop itself watches a local port: no thread per scale
+            assert _readers() == 0
             line.unplug()
             await rec.until(lambda: rec.states() == ["online", "offline"])
             reason = next(e.reason for e in rec.events if isinstance(e, Offline))
@@ -166,6 +170,64 @@ async def test_each_frame_says_how_many_frames_its_read_brought(tmp_path: Path) 
             assert max(f.batch for f in frames) >= 2  # five frames are written at once
     finally:
         line.unplug()
+
+
+async def test_frames_that_came_while_the_loop_was_blocked_come_in_one_read(
+    tmp_path: Path,
+) -> None:
+    # a timeline replay or a slow commit can hold the event loop for a moment; the port keeps
+    # the frames, and one read brings them all with their number, none lost
+    line = PtyLine(tmp_path / "tty", lambda: FRAME, rate=20).plug()
+    rec = Recorder()
+    blocked = {"left": 1}
+
+    async def consumer(event: DriverEvent) -> None:
+        await rec(event)
+        if isinstance(event, Frame) and blocked["left"]:
+            blocked["left"] -= 1
+            time.sleep(0.6)  # the whole loop stands still, the reader included
+
+    try:
+        async with running(_driver(str(line.link), silence_s=5.0), consumer):
+            await rec.until(lambda: len(rec.readings()) >= 30)
+        frames = [e for e in rec.events if isinstance(e, Frame)]
+        assert frames[1].batch >= 6  # 0.6 s at 20 frames/s, whatever the machine's delays
+        assert len({f.mono_ns for f in frames[1 : 1 + frames[1].batch]}) == 1
+        assert frames[1].mono_ns - frames[0].mono_ns >= 0.6e9
+    finally:
+        line.unplug()
+
+
+async def test_a_port_that_keeps_waking_the_loop_with_nothing_to_read_ends_its_session() -> None:
+    # a descriptor that polls readable but reads nothing would spin the loop: after
+    # SPURIOUS_MAX empty wake-ups in a row the reader gives up the port, as for an error
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[int, bytes] | BaseException] = asyncio.Queue()
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    try:
+        loop.add_reader(r, lambda: None)
+        reader = LoopReader(r, queue, loop)
+        for _ in range(LoopReader.SPURIOUS_MAX - 1):
+            reader()  # nothing in the pipe: a wake-up that finds nothing
+        assert queue.empty()
+        os.write(w, FRAME)
+        reader()  # data resets the count
+        assert queue.get_nowait()[1] == FRAME  # type: ignore[index]
+        for _ in range(LoopReader.SPURIOUS_MAX - 1):
+            reader()
+        assert queue.empty()
+        reader()
+        error = queue.get_nowait()
+        assert isinstance(error, OSError) and "gives none" in str(error)
+        assert not loop.remove_reader(r)  # the watch was already stopped
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def _readers() -> int:
+    return sum(t.name == "scale-reader" for t in threading.enumerate())
 
 
 async def test_a_silent_port_goes_offline(tmp_path: Path) -> None:
@@ -253,6 +315,7 @@ async def test_socket_url_reconnects_after_the_connection_drops() -> None:
     try:
         async with running(_driver(f"socket://127.0.0.1:{server.port}"), rec):
             await rec.until(lambda: len(rec.readings()) >= 3)
+            assert _readers() == 1  # a URL port has no descriptor to watch: a thread reads it
             server.drop.set()
             await rec.until(lambda: rec.states()[:3] == ["online", "offline", "online"])
     finally:

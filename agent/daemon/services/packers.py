@@ -68,7 +68,7 @@ def modbus_device(p: PackerConfig) -> Device:
             timeout_s=p.timeout_s,
         )
     points = tuple((point_key(pt, i), pt.point()) for i, pt in enumerate(p.points))
-    return Device(p.name, link, p.device_id, p.poll_s, points)
+    return Device(p.name, link, p.device_id, p.poll_s, points, p.span_gaps)
 
 
 def build(ctx: Context) -> list[Service]:

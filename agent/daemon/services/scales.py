@@ -73,7 +73,7 @@ class ScaleService:
         self.driver: SerialScale | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._flush: asyncio.TimerHandle | None = None  # counters held back, published later
-        self._last_publish = 0.0
+        self._looked_at = 0.0  # when the state was last compared, published or not
         self._counted_at = 0.0  # when the counters were last published
         self._sent: dict[str, Any] | None = None
         self._step_alert = False
@@ -229,7 +229,7 @@ class ScaleService:
         if self._timer is not None:
             return
         loop = asyncio.get_running_loop()
-        delay = self._last_publish + PUBLISH_INTERVAL_S - loop.time()
+        delay = self._looked_at + PUBLISH_INTERVAL_S - loop.time()
         self._timer = loop.call_later(max(delay, 0.0), self._publish)
 
     def _publish(self) -> None:
@@ -241,6 +241,9 @@ class ScaleService:
         self._timer = None
         loop = asyncio.get_running_loop()
         now = loop.time()
+        # the next frame's check waits out the interval too, changed or not: a scale at
+        # 20 frames/s is looked at ten times a second, not built a snapshot per frame
+        self._looked_at = now
         snap = self.snapshot()
         sent = self._sent
         if sent is not None:
@@ -254,7 +257,7 @@ class ScaleService:
                     self._flush = loop.call_at(when, self._flush_counters)
                 return
         self._sent = snap
-        self._last_publish = self._counted_at = now
+        self._counted_at = now
         self.ctx.hub.publish(self.topic, snap)
 
     def _flush_counters(self) -> None:
