@@ -13,7 +13,7 @@ from textual.widgets import Digits, Label, Static
 
 from tui import views
 from tui.i18n import Words
-from tui.widgets import RowTable, line, show
+from tui.widgets import RowTable, WeightDigits, line, show
 
 PANES = ("weighbridge", "loading", "yard", "today", "health")
 
@@ -60,7 +60,7 @@ class WeighbridgePane(Pane):
         """Weight and its tags, the deck, the checks, the queue, unassigned weighings."""
         w = self.w
         with Horizontal(id="weight-row"):
-            yield Digits("—", id="weight")
+            yield WeightDigits("—", id="weight")
             with Vertical(id="weight-info"):
                 yield Static("", id="scale-tags")
                 yield Static("", id="scale-last")

@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 from weakref import WeakKeyDictionary
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.coordinate import Coordinate
+from textual.geometry import Region
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Input, Label, OptionList, Select, Static
+from textual.widgets import (
+    Button,
+    DataTable,
+    Digits,
+    Input,
+    Label,
+    OptionList,
+    Select,
+    Static,
+)
 from textual.widgets.option_list import Option
 
 from tui.forms import Field
@@ -25,13 +37,59 @@ TONES = {"ok": "green", "warn": "bold yellow", "bad": "bold red", "dim": "dim", 
 _SHOWN: WeakKeyDictionary[Static, Any] = WeakKeyDictionary()
 
 
+def extent(content: Any) -> tuple[int, int] | None:
+    """The lines and the widest line's cells of text content; None for anything else (a
+    renderable, or a string with markup)."""
+    if isinstance(content, Text):
+        plain = content.plain
+    elif isinstance(content, str) and "[" not in content:  # no markup to measure through
+        plain = content
+    else:
+        return None
+    lines = plain.split("\n")
+    return len(lines), max(cell_len(ln) for ln in lines)
+
+
 def show(widget: Static, content: Any) -> None:
-    """Put `content` on `widget` unless it shows it already: each update lays the screen out
-    again, and the weighbridge pane redraws up to ten times a second."""
+    """Put `content` on `widget` unless it shows it already: the weighbridge pane redraws up to
+    ten times a second.
+
+    Content of as many lines as before, that fits the widget unwrapped as the old one did, takes
+    the same room (the same width too, for a widget as wide as its text): the widget is
+    repainted without laying out the screen again. A layout renders every widget; the top
+    bar's clock alone asked for one a second."""
     if widget in _SHOWN and _SHOWN[widget] == content:
         return
+    before = extent(_SHOWN[widget]) if widget in _SHOWN else None
     _SHOWN[widget] = content
-    widget.update(content)
+    after = extent(content)
+    room = widget.content_size.width
+    width = widget.styles.width
+    same = (
+        after is not None
+        and before is not None
+        and after[0] == before[0]
+        and max(after[1], before[1]) <= room
+        and (after[1] == before[1] or width is None or not width.is_auto)
+    )
+    widget.update(content, layout=not same)
+
+
+class WeightDigits(Digits):
+    """The live weight in big digits, in a box of fixed width (`#weight` in tally.tcss).
+
+    Digits asks for a layout of the whole screen whenever the number of digits changes, as
+    a truck drives on: in a box of fixed width nothing moves, so it is only repainted."""
+
+    def refresh(
+        self,
+        *regions: Region,
+        repaint: bool = True,
+        layout: bool = False,
+        recompose: bool = False,
+    ) -> Self:
+        """Repaint (or recompose); never lay out the screen for a new value."""
+        return super().refresh(*regions, repaint=repaint, recompose=recompose)
 
 
 def styled(cell: Cell) -> Text:
@@ -62,8 +120,21 @@ class RowTable(DataTable[Text]):
         self.add_columns(*self._columns)
 
     def show(self, rows: tuple[Row, ...]) -> None:
-        """Replace the rows unless they are unchanged; the cursor follows its row's key."""
+        """Replace the rows unless they are unchanged; the cursor follows its row's key.
+
+        The same rows in the same order with some cells changed (a wait that grew a minute)
+        are changed cell by cell: clearing the table lays out the whole screen again."""
         if rows == self._shown:
+            return
+        shown = self._shown
+        if shown is not None and [(r.key, len(r.cells)) for r in rows] == [
+            (r.key, len(r.cells)) for r in shown
+        ]:
+            for y, (new, old) in enumerate(zip(rows, shown, strict=True)):
+                for x, (cell, was) in enumerate(zip(new.cells, old.cells, strict=True)):
+                    if cell != was:
+                        self.update_cell_at(Coordinate(y, x), styled(cell), update_width=True)
+            self._shown = rows
             return
         selected = self.selected_key()
         scroll_y = self.scroll_y

@@ -3,14 +3,16 @@ does not stop it: the pane is drawn from the kept states once they are."""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.widget import Widget
-from textual.widgets import Digits, Static
+from textual.widgets import Digits, Label, Static
 
 from tests.tui.fixtures import STATES, frozen
 from tui.app import TallyApp
 from tui.board import BoardApp
 from tui.messages import DaemonFound, StateReceived
-from tui.widgets import show
+from tui.views import Cell, Row
+from tui.widgets import RowTable, show
 
 
 async def test_a_weight_before_the_pane_is_drawn_does_not_stop_the_ui() -> None:
@@ -61,3 +63,99 @@ async def test_the_board_keeps_running_when_a_tick_finds_its_parts_gone() -> Non
         app.post_message(StateReceived("visits", STATES["visits"]))
         await pilot.pause()
         assert app.is_running
+
+
+async def test_a_text_of_the_same_size_is_repainted_without_a_layout_and_a_larger_one_gets_room() -> (
+    None
+):
+    # a layout renders every widget on the screen; the top bar's clock asked for one a second
+    app = TallyApp("tally.sock", "en", terminal="wb1", clock=frozen, connect=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        widget = app.query_one("#scale-last", Static)
+        layouts: list[bool] = []
+        original = widget.update
+
+        def recording(content: object = "", *, layout: bool = True) -> None:
+            layouts.append(layout)
+            original(content, layout=layout)  # type: ignore[arg-type]
+
+        widget.update = recording  # type: ignore[method-assign]
+        show(widget, "w-1 43120 kg")
+        await pilot.pause()
+        assert widget.size.height == 1
+        show(widget, "w-2 15200 kg")  # the same lines and width: repainted in place
+        await pilot.pause()
+        assert app.screen.get_widget_at(*widget.region.offset)[0] is widget
+        assert str(widget.content) == "w-2 15200 kg"
+        show(widget, "w-3 15200 kg\nsecond line")  # one more line: the screen makes room
+        await pilot.pause()
+        assert widget.size.height == 2
+        show(widget, "w-4 15200 kg")  # one line again: the room is given back
+        await pilot.pause()
+        assert widget.size.height == 1
+        show(widget, "w-5 " + "x" * widget.size.width)  # wider than the widget: it wraps
+        await pilot.pause()
+        assert widget.size.height == 2
+        # the first text replaced the pane's own one-line text: no layout either
+        assert layouts == [False, False, True, True, True]
+
+
+async def test_a_label_as_wide_as_its_text_gets_a_layout_when_its_width_changes() -> None:
+    app = TallyApp("tally.sock", "en", terminal="wb1", clock=frozen, connect=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        label = app.query_one("#queue-title", Label)
+        layouts: list[bool] = []
+        original = label.update
+
+        def recording(content: object = "", *, layout: bool = True) -> None:
+            layouts.append(layout)
+            original(content, layout=layout)  # type: ignore[arg-type]
+
+        label.update = recording  # type: ignore[method-assign]
+        show(label, "queue")  # narrower than the pane's own title
+        await pilot.pause()
+        assert label.size.width == len("queue")
+        show(label, "QUEUE")  # as wide: repainted in place
+        show(label, "queue, 2 trucks waiting")
+        await pilot.pause()
+        assert label.size.width == len("queue, 2 trucks waiting")
+        assert layouts == [True, False, True]
+
+
+async def test_a_table_whose_rows_stay_changes_its_cells_in_place_and_keeps_the_cursor() -> None:
+    app = TallyApp("tally.sock", "en", terminal="wb1", clock=frozen, connect=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = app.query_one(RowTable)
+        width = len(table.columns)
+        rows = tuple(Row(f"v{i}", tuple(Cell(f"{i}-{c}") for c in range(width))) for i in range(3))
+        table.show(rows)
+        await pilot.pause()
+        table.move_cursor(row=1)
+        cleared: list[bool] = []
+        original = table.clear
+
+        def counting(columns: bool = False) -> RowTable:
+            cleared.append(columns)
+            original(columns)
+            return table
+
+        table.clear = counting  # type: ignore[method-assign]
+        # a wait grew by a minute, and to a wider text in another row
+        grown = (
+            rows[0],
+            Row("v1", (Cell("1-0 longer than before", "warn"), *rows[1].cells[1:])),
+            rows[2],
+        )
+        table.show(grown)
+        await pilot.pause()
+        assert cleared == []
+        assert table.get_row_at(1)[0] == Text("1-0 longer than before", style="bold yellow")
+        assert table.get_row_at(0)[0].plain == "0-0" and table.cursor_row == 1
+        first = table.columns[next(iter(table.columns))]
+        assert first.content_width >= len("1-0 longer than before")
+        # another row order: the table is filled again, the cursor on the same visit
+        table.show((grown[1], grown[0]))
+        await pilot.pause()
+        assert cleared == [False]
+        assert [table.get_row_at(y)[1].plain for y in range(2)] == ["1-1", "0-1"]
+        assert table.selected_key() == "v1" and table.cursor_row == 0
