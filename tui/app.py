@@ -13,12 +13,13 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import ContentSwitcher, Static
 
 from agent.config import BoardConfig
 from agent.daemon.client import AsyncClient, DaemonUnavailable, RequestRefused
 from tui import forms, i18n, views
+from tui.compositor import partial_screen
 from tui.i18n import Words
 from tui.messages import (
     CommandAnswered,
@@ -71,6 +72,10 @@ class LiveApp(App[None]):
         self.connected = False
         self.lost_shown = False
         self.client: AsyncClient | None = None
+
+    def get_default_screen(self) -> Screen[object]:
+        """Textual's default screen, drawing partial updates with a PartialCompositor."""
+        return partial_screen(Screen(id="_default"))
 
     def on_mount(self) -> None:
         """Draw the empty state, start the connection worker and the one-second tick."""

@@ -3,13 +3,19 @@ does not stop it: the pane is drawn from the kept states once they are."""
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from rich.text import Text
+from textual._compositor import ChopsUpdate, Compositor
+from textual.geometry import Region
 from textual.widget import Widget
 from textual.widgets import Digits, Label, Static
 
 from tests.tui.fixtures import STATES, frozen
 from tui.app import TallyApp
 from tui.board import BoardApp
+from tui.compositor import PartialCompositor
 from tui.messages import DaemonFound, StateReceived
 from tui.views import Cell, Row
 from tui.widgets import RowTable, show
@@ -159,3 +165,44 @@ async def test_a_table_whose_rows_stay_changes_its_cells_in_place_and_keeps_the_
         assert cleared == [False]
         assert [table.get_row_at(y)[1].plain for y in range(2)] == ["1-1", "0-1"]
         assert table.selected_key() == "v1" and table.cursor_row == 0
+
+
+async def test_a_partial_update_renders_only_the_widgets_under_it_and_writes_the_same_cells() -> (
+    None
+):
+    app = TallyApp("tally.sock", "en", terminal="wb1", clock=frozen, connect=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.post_message(DaemonFound())
+        for topic, state in STATES.items():
+            app.post_message(StateReceived(topic, state))
+        await pilot.pause()
+        comp = app.screen._compositor
+        assert isinstance(comp, PartialCompositor)
+        digits = app.query_one("#weight", Digits).region
+        table = app.query_one("#scale-queue", RowTable).region
+        crops = [
+            digits,
+            table,
+            digits.union(app.query_one("#scale-tags", Static).region),
+            Region(30, 5, 50, 12),  # across several widgets' edges
+            Region(0, 0, 120, 40),
+        ]
+
+        def update(renders: Any, crop: Region) -> str:
+            comp._get_renders = renders  # type: ignore[method-assign]
+            try:
+                spans = list(comp._regions_to_spans([crop]))
+                chops = comp._render_chops(crop, {y for y, _, _ in spans}.__contains__)
+                ends = [cut_set[1:] for cut_set in comp.cuts]
+                return ChopsUpdate(chops, spans, ends).render_segments(app.console)
+            finally:
+                del comp._get_renders
+
+        textual_way = functools.partial(Compositor._get_renders, comp)
+        for crop in crops:
+            assert update(comp._get_renders, crop) == update(textual_way, crop), crop
+        # a new weight renders the digits and what lies under them, not the whole pane
+        ours = [r for r, _, _ in comp._get_renders(digits)]
+        theirs = [r for r, _, _ in Compositor._get_renders(comp, digits)]
+        assert len(ours) < len(theirs) / 2
+        assert all(r.overlaps(digits) for r in ours)
