@@ -62,9 +62,15 @@ class Projection:
     """
 
     def __init__(
-        self, kpi: KpiConfig | None = None, own: str | None = None, tz: tzinfo | None = None
+        self,
+        kpi: KpiConfig | None = None,
+        own: str | None = None,
+        tz: tzinfo | None = None,
+        keep_closed: int | None = None,
     ) -> None:
         self.kpi = kpi or KpiConfig()
+        # closed visits kept in memory (default KEEP_CLOSED), the oldest dropped first
+        self.keep_closed = KEEP_CLOSED if keep_closed is None else keep_closed
         self.tz = tz or UTC  # where plant days begin (a provisional visit's bound)
         # On a plant timeline, the terminal whose events call for reactions here: a capture is
         # matched and a visit checked only by the terminal that recorded the change, so two
@@ -225,7 +231,7 @@ class Projection:
             self.assigned.pop(w.weighing, None)
         self.expiry.pop(v.visit, None)  # closed, it is kept as closed visits are
         self.closed.append(v.visit)
-        if len(self.closed) > KEEP_CLOSED:
+        if len(self.closed) > self.keep_closed:
             gone = self.visits.get(self.closed.pop(0))
             if gone is not None:
                 self._archive_tares(gone)

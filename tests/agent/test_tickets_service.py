@@ -273,3 +273,37 @@ async def test_a_ticket_the_book_forgot_is_read_back_and_never_issued_again(rig:
     day = await rig.op("ticket.show")
     assert [s["ticket"]["serial"] for s in day["tickets"]] == [1, 2, 3, 4]
     assert [len(s["prints"]) for s in day["tickets"]] == [2, 1, 1, 1]
+
+
+async def test_a_visit_the_service_no_longer_holds_finds_its_ticket(rig: Rig) -> None:
+    # The service keeps few closed visits (KEEP_CLOSED_VISITS); a request naming an older one by
+    # its id finds the visit's ticket in the book or the store instead of "there is no visit".
+    rig.tickets.proj.keep_closed = 1
+    rig.printer.start()
+    visits = []
+    for plate in ("苏A11111", "苏A22222", "苏A33333"):
+        v = await rig.op(
+            "visit.arrive", plate=plate, order="SO1", product="P.O 42.5", load="bulk",
+            planned_kg=30000,
+        )  # fmt: skip
+        visits.append(v["visit"])
+        await rig.op("visit.gate_in", plate=plate)
+        await weigh(rig, plate, f"t-{plate}", 15000)
+        await weigh(rig, plate, f"g-{plate}", 45000)
+        await rig.op("visit.exit", plate=plate, reason="test: no seal")
+    await until(lambda: len(rig.events("ticket.printed")) == 3)
+    await until(lambda: visits[0] not in rig.tickets.proj.visits)
+    first = rig.events("ticket.issued")[0][1]["number"]
+    with pytest.raises(CommandError, match=f"ticket {first} has been printed"):
+        await rig.op("ticket.print", visit=visits[0])
+    # and once the book has forgotten it too, from the store
+    rig.tickets.book.keep = 1
+    await rig.op("ticket.reprint", visit=visits[2])
+    await until(lambda: first not in rig.tickets.book.tickets)
+    with pytest.raises(CommandError, match=f"ticket {first} has been printed"):
+        await rig.op("ticket.print", visit=visits[0])
+    status = await rig.op("ticket.reprint", visit=visits[0])
+    assert (status["ticket"]["number"], status["copies"]) == (first, 1)
+    with pytest.raises(CommandError, match="there is no visit nope"):
+        await rig.op("ticket.print", visit="nope")
+    assert len(rig.events("ticket.issued")) == 3

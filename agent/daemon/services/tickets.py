@@ -30,6 +30,9 @@ from drivers.printers import Printer, PrinterOffline
 log = logging.getLogger("tally.tickets")
 
 ALERT = "printer_offline"
+# Closed visits the service's own visit projection keeps (the plant timeline keeps 1,000): about
+# a shift of a busy weighbridge, at some 7 KiB a visit.
+KEEP_CLOSED_VISITS = 100
 _SQL = (
     "SELECT seq, kind, at, mono_ns, boot, data FROM events WHERE seq > ? AND ("
     "kind LIKE 'visit.%' OR kind IN ('weighing.captured', 'operator.corrected')"
@@ -84,7 +87,9 @@ class TicketsService:
         self.tz = ZoneInfo(ctx.config.terminal.timezone)
         self.terminal = ctx.config.terminal.id
         self.printer = printer if printer is not None else configured_printer(ctx.config)
-        self.proj = Projection(ctx.config.kpi, tz=self.tz)
+        # Every gross weighing gets its ticket within moments, so only the visits of the last
+        # hours can still need one; an older visit's ticket is in the book or the store.
+        self.proj = Projection(ctx.config.kpi, tz=self.tz, keep_closed=KEEP_CLOSED_VISITS)
         self.book = TicketBook(keep=tickets.KEEP_TICKETS)
         self.seq = 0
         self.lock = asyncio.Lock()
@@ -246,6 +251,12 @@ class TicketsService:
         try:
             v = self.proj.find(req)
         except Refusal as exc:
+            # a visit this service no longer holds: its ticket, if it has one, is in the store
+            visit = str(req.get("visit") or "")
+            if visit:
+                await self._recall("visit", visit)
+                if self.book.of_visit(visit):
+                    return self.book.find(visit=visit), None
             raise TicketRefused(str(exc)) from None
         fields = tickets.from_visit(
             v, visit_checks.checks(v, self.proj.kpi, self.proj.tare_history)
