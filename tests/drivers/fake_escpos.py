@@ -31,11 +31,12 @@ class FakeEscposPrinter:
         self._thread.start()
 
     def _serve(self) -> None:
-        assert self._server is not None
+        server = self._server  # its own reference: stop() clears the attribute, then closes it
+        assert server is not None
         while True:
             try:
-                conn, _ = self._server.accept()
-            except OSError:
+                conn, _ = server.accept()
+            except OSError:  # closed by stop()
                 return
             with conn:
                 data = b""
