@@ -160,7 +160,7 @@ class _UnitState:
     failures: int = 0
     online: bool | None = None
     retry_group: dict[ReadGroup, float] = field(default_factory=dict)
-    groups: list[ReadGroup] = field(default_factory=list)  # the reads of a poll, as planned
+    groups: list[ReadGroup] = field(init=False)  # the reads of a poll, as planned
 
     def __post_init__(self) -> None:
         self.groups = list(self.unit.groups)

@@ -34,7 +34,8 @@ from tui.views import Cell, Row
 TONES = {"ok": "green", "warn": "bold yellow", "bad": "bold red", "dim": "dim", "": ""}
 
 
-_SHOWN: WeakKeyDictionary[Static, Any] = WeakKeyDictionary()
+# what each widget shows, and its extent (measured once, when it was put there)
+_SHOWN: WeakKeyDictionary[Static, tuple[Any, tuple[int, int] | None]] = WeakKeyDictionary()
 
 
 def extent(content: Any) -> tuple[int, int] | None:
@@ -58,11 +59,12 @@ def show(widget: Static, content: Any) -> None:
     the same room (the same width too, for a widget as wide as its text): the widget is
     repainted without laying out the screen again. A layout renders every widget; the top
     bar's clock alone asked for one a second."""
-    if widget in _SHOWN and _SHOWN[widget] == content:
+    shown = _SHOWN.get(widget)
+    if shown is not None and shown[0] == content:
         return
-    before = extent(_SHOWN[widget]) if widget in _SHOWN else None
-    _SHOWN[widget] = content
+    before = shown[1] if shown is not None else None
     after = extent(content)
+    _SHOWN[widget] = (content, after)
     room = widget.content_size.width
     width = widget.styles.width
     same = (
