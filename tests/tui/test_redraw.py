@@ -21,6 +21,19 @@ from tui.views import Cell, Row
 from tui.widgets import RowTable, show
 
 
+def record_updates(widget: Static) -> list[tuple[object, bool]]:
+    """Every `update` of `widget` from now on, as (content, layout), passed on to it."""
+    calls: list[tuple[object, bool]] = []
+    original = widget.update
+
+    def recording(content: object = "", *, layout: bool = True) -> None:
+        calls.append((content, layout))
+        original(content, layout=layout)  # type: ignore[arg-type]
+
+    widget.update = recording  # type: ignore[method-assign]
+    return calls
+
+
 async def test_a_weight_before_the_pane_is_drawn_does_not_stop_the_ui() -> None:
     app = TallyApp("tally.sock", "en", terminal="wb1", clock=frozen, connect=False)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -43,18 +56,11 @@ async def test_a_text_is_put_on_screen_only_when_it_changes() -> None:
     app = TallyApp("tally.sock", "en", terminal="wb1", clock=frozen, connect=False)
     async with app.run_test(size=(80, 24)):
         widget = app.query_one("#scale-last", Static)
-        updates: list[object] = []
-        original = widget.update
-
-        def counting(content: object = "", *, layout: bool = True) -> None:
-            updates.append(content)
-            original(content, layout=layout)  # type: ignore[arg-type]
-
-        widget.update = counting  # type: ignore[method-assign]
+        calls = record_updates(widget)
         show(widget, "w-1 43120 kg")
         show(widget, "w-1 43120 kg")
         show(widget, "w-2 15200 kg")
-        assert updates == ["w-1 43120 kg", "w-2 15200 kg"]
+        assert [content for content, _ in calls] == ["w-1 43120 kg", "w-2 15200 kg"]
         assert str(widget.content) == "w-2 15200 kg"
 
 
@@ -78,14 +84,7 @@ async def test_a_text_of_the_same_size_is_repainted_without_a_layout_and_a_large
     app = TallyApp("tally.sock", "en", terminal="wb1", clock=frozen, connect=False)
     async with app.run_test(size=(80, 24)) as pilot:
         widget = app.query_one("#scale-last", Static)
-        layouts: list[bool] = []
-        original = widget.update
-
-        def recording(content: object = "", *, layout: bool = True) -> None:
-            layouts.append(layout)
-            original(content, layout=layout)  # type: ignore[arg-type]
-
-        widget.update = recording  # type: ignore[method-assign]
+        calls = record_updates(widget)
         show(widget, "w-1 43120 kg")
         await pilot.pause()
         assert widget.size.height == 1
@@ -103,21 +102,14 @@ async def test_a_text_of_the_same_size_is_repainted_without_a_layout_and_a_large
         await pilot.pause()
         assert widget.size.height == 2
         # the first text replaced the pane's own one-line text: no layout either
-        assert layouts == [False, False, True, True, True]
+        assert [layout for _, layout in calls] == [False, False, True, True, True]
 
 
 async def test_a_label_as_wide_as_its_text_gets_a_layout_when_its_width_changes() -> None:
     app = TallyApp("tally.sock", "en", terminal="wb1", clock=frozen, connect=False)
     async with app.run_test(size=(80, 24)) as pilot:
         label = app.query_one("#queue-title", Label)
-        layouts: list[bool] = []
-        original = label.update
-
-        def recording(content: object = "", *, layout: bool = True) -> None:
-            layouts.append(layout)
-            original(content, layout=layout)  # type: ignore[arg-type]
-
-        label.update = recording  # type: ignore[method-assign]
+        calls = record_updates(label)
         show(label, "queue")  # narrower than the pane's own title
         await pilot.pause()
         assert label.size.width == len("queue")
@@ -125,7 +117,7 @@ async def test_a_label_as_wide_as_its_text_gets_a_layout_when_its_width_changes(
         show(label, "queue, 2 trucks waiting")
         await pilot.pause()
         assert label.size.width == len("queue, 2 trucks waiting")
-        assert layouts == [True, False, True]
+        assert [layout for _, layout in calls] == [True, False, True]
 
 
 async def test_a_table_whose_rows_stay_changes_its_cells_in_place_and_keeps_the_cursor() -> None:
