@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 import ssl
 import time
 from collections.abc import Iterator
@@ -38,6 +39,8 @@ log = logging.getLogger("tally.replica")
 
 ALERT_PREFIX = "peer_unreachable."
 ALERT_CONFLICT = "replica_conflict"
+ALERT_FEED = "feed_unavailable"
+FEED_RETRY_S = 5.0
 ANSWER_MAX = 64 << 20
 PRUNE_EVERY_S = 3600.0
 PRUNE_CHUNK = 5000
@@ -254,8 +257,14 @@ class FeedServer:
     name = "feed"
 
     def __init__(
-        self, cfg: FeedConfig, holder: DaemonHolder, notifier: Notifier, tokens: TokenTable
+        self,
+        ctx: Context,
+        cfg: FeedConfig,
+        holder: DaemonHolder,
+        notifier: Notifier,
+        tokens: TokenTable,
     ) -> None:
+        self.ctx = ctx
         self.cfg = cfg
         from sync.replica.feed import create_app  # Starlette only where a [feed] is served
 
@@ -263,10 +272,28 @@ class FeedServer:
         self.notifier = notifier
 
     async def run(self) -> None:
-        """Listen until cancelled."""
+        """Listen until cancelled; while the address cannot be bound (another program holds
+        the port), keep the daemon recording, raise `feed_unavailable` and try again."""
+        self.notifier.bind(asyncio.get_running_loop())
+        while True:
+            try:
+                sock = listen_socket(self.cfg.listen)
+            except OSError as exc:
+                detail = (
+                    f"the feed cannot listen on {self.cfg.listen} ({exc.strerror or exc}); "
+                    "stop the program holding that port or set [feed] listen to a free one"
+                )
+                if await self.ctx.alerts.raise_(ALERT_FEED, detail):
+                    log.error("%s; trying again every %.0f s", detail, FEED_RETRY_S)
+                await asyncio.sleep(FEED_RETRY_S)
+                continue
+            if ALERT_FEED in self.ctx.alerts.active:
+                await self.ctx.alerts.clear(ALERT_FEED, f"the feed listens on {self.cfg.listen}")
+            await self._serve(sock)
+
+    async def _serve(self, sock: socket.socket) -> None:
         import uvicorn
 
-        self.notifier.bind(asyncio.get_running_loop())
         host, _, port = self.cfg.listen.rpartition(":")
         kwargs: dict[str, Any] = {}
         if self.cfg.cert_file:
@@ -284,13 +311,31 @@ class FeedServer:
         )
         server = _daemon_server()(config)
         try:
-            await server.serve()
+            await server.serve(sockets=[sock])
         except asyncio.CancelledError:
             self.notifier.close()
             server.should_exit = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.shutdown(), 3)
             raise
+
+
+def listen_socket(listen: str) -> socket.socket:
+    """A TCP socket bound to `HOST:PORT` (`[::1]:PORT` for IPv6) and listening; OSError if the
+    address cannot be bound."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, int(port)))
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _daemon_server() -> type[Any]:
@@ -368,7 +413,7 @@ def build(ctx: Context) -> list[Service]:
             tokens = TokenTable.load(expand(cfg.feed.tokens_file))
         except TokenFileError as exc:
             raise ConfigError([f"feed.tokens_file: {exc}"]) from None
-        services.append(FeedServer(cfg.feed, DaemonHolder(reader), notifier, tokens))
+        services.append(FeedServer(ctx, cfg.feed, DaemonHolder(reader), notifier, tokens))
 
     async def close_reader() -> None:
         reader.close()

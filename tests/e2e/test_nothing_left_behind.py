@@ -27,7 +27,7 @@ from tests.tui.tmux import Tmux
 
 # The promise to a person who closed the demo's terminal: all gone within 5 seconds.
 GONE_WITHIN_S = 5.0
-START_S = 90.0  # the whole plant starting on a busy machine
+START_S = 120.0  # the whole plant starting on a busy machine (the demo's own limit is 60 s)
 PLANT = ["demo", "reap", "run", "run", "run", "serve", "simulate packer", "simulate scale"]
 
 needs_tmux = pytest.mark.skipif(
@@ -92,8 +92,8 @@ def test_the_demo_in_a_terminal_leaves_nothing_behind(tmpdir_short: Path, how: s
                 timeout=START_S,
                 interval=0.3,
             )
-        # what was missing, when the plant did not come up
-        assert plant_roles(mark) == PLANT
+        # what was missing, and what the demo printed, when the plant did not come up
+        assert plant_roles(mark) == PLANT, tui.printed()
         screen = tui.screen()
         assert "● connected" in screen, screen
         assert len(demo_folders(tmpdir_short)) == 1

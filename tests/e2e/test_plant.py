@@ -19,7 +19,7 @@ import pytest
 from agent.domain.events import Event
 from agent.domain.timeline import fold
 from agent.domain.visit_projection import Projection
-from tests.daemon import Daemon, scale_simulator, tally, wait_for, write_config
+from tests.daemon import Daemon, events, scale_simulator, tally, wait_for, write_config
 from tests.e2e.test_visits_ctl import ctl, local_day, refused
 from tests.e2e.test_visits_scale import GROSS, TARE, queue_before
 from tests.sync.helpers import Receiver, write_private
@@ -478,3 +478,41 @@ def central_visits(plant: Plant) -> Any:
     )
     events = [Event(t, e, s, k, a, m, b, json.loads(d)) for t, e, s, k, a, m, b, d in rows]
     return json.loads(json.dumps(fold(events, Projection).snapshot(live=False)))
+
+
+def test_a_feed_whose_port_is_taken_keeps_the_daemon_recording_and_listens_once_free(
+    tmp_path: Path,
+) -> None:
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    readers = write_private(tmp_path / "readers", f"wb1:{TOKENS['wb1']}\n")
+    config = write_config(
+        tmp_path / "gate1",
+        f'[feed]\nlisten = "127.0.0.1:{port}"\ntokens_file = "{readers}"\n',
+        terminal="gate1",
+    )
+    body = {"cursors": [], "wait_s": 0}
+    auth = {"Authorization": f"Bearer {TOKENS['wb1']}"}
+    with Daemon(config) as d:
+        wait_for(lambda: "feed_unavailable" in active_alerts(d), DEADLINE_S)
+        (alert,) = [a for a in d.request("status")["alerts"] if a["alert"] == "feed_unavailable"]
+        assert alert["detail"] == (
+            f"the feed cannot listen on 127.0.0.1:{port} (Address already in use); stop the"
+            " program holding that port or set [feed] listen to a free one"
+        )
+        # the daemon still records what happens at its post
+        visit = ctl(
+            config, "arrive", "--plate", PLATE, "--order", "SO1", "--product", "P.O 42.5",
+            "--load", "bulk", "--planned-kg", "30000",
+        )["visit"]  # fmt: skip
+        holder.close()
+        wait_for(lambda: "feed_unavailable" not in active_alerts(d), DEADLINE_S)
+        url = f"http://127.0.0.1:{port}/v1/pull"
+        answer = httpx.post(url, json=body, headers=auth)
+        assert answer.status_code == 200
+        assert "gate1" in {s["terminal"] for s in answer.json()["streams"]}
+    kinds = [e["kind"] for e in events(config)]
+    assert kinds.count("alert.raised") == 1 and kinds.count("alert.cleared") == 1
+    assert visit in {e["data"].get("visit") for e in events(config, "visit.arrived")}

@@ -30,7 +30,11 @@ class Tmux:
             [sys.executable, "-c", GUARD, self.server], start_new_session=True
         )
         cmd = "exec " + shlex.join(argv)
-        self._tmux("new-session", "-d", "-s", "t", "-x", str(size[0]), "-y", str(size[1]), cmd)
+        # The pane stays when its command ends, so a test whose command died early can still
+        # read (and show in its failure) what the command printed last.
+        x, y = str(size[0]), str(size[1])
+        keep = ("set-option", "-t", "t", "remain-on-exit", "on")
+        self._tmux("new-session", "-d", "-s", "t", "-x", x, "-y", y, cmd, ";", *keep)
 
     def _tmux(self, *args: str) -> str:
         out = subprocess.run(
@@ -45,6 +49,12 @@ class Tmux:
     def screen(self) -> str:
         """The visible text of the pane."""
         return self._tmux("capture-pane", "-p", "-t", "t")
+
+    def printed(self) -> str:
+        """All the pane holds, its scrollback too: what a command that has ended printed last
+        (tmux moves a dead pane's text into the scrollback), for a test's failure message."""
+        lines = self._tmux("capture-pane", "-p", "-S", "-", "-t", "t").splitlines()
+        return "\n".join(line for line in lines if line.strip())
 
     def pid(self) -> int:
         """The process id of the command in the pane."""

@@ -50,7 +50,7 @@ SCALE_ARGS += [
 ]
 STAGE_PAUSE_S = 0.6  # the compressed clock: seconds between an operator's steps
 LOADING_S = 1.5
-START_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 60.0  # a piece that is still starting (one that ended fails at once)
 MATCH_TIMEOUT_S = 40.0
 REPLICA_TIMEOUT_S = 20.0  # a stage recorded on one terminal reaching another (well under 1 s)
 SYNC_TIMEOUT_S = 20.0
@@ -266,12 +266,12 @@ class Plant:
         receiver_tokens = self.folder / "receiver.tokens"
         write_private(receiver_tokens, "".join(f"{t}:{k}\n" for t, k in self.tokens.items()))
         scale = self.spawn("scale simulator", "simulate", "scale", *SCALE_ARGS)
-        packer = self.spawn(
-            "packer simulator", "simulate", "packer", "--listen", f"127.0.0.1:{free_port()}"
-        )
+        # Port 0: each picks a free port as it binds and prints it (no port chosen here that
+        # another program could take before the piece binds it).
+        packer = self.spawn("packer simulator", "simulate", "packer", "--listen", "127.0.0.1:0")
         receiver = self.spawn(
             "receiver",
-            *("serve", "--db", str(self.central), "--listen", f"127.0.0.1:{free_port()}"),
+            *("serve", "--db", str(self.central), "--listen", "127.0.0.1:0"),
             *("--tokens", str(receiver_tokens)),
         )
         pty = scale()
