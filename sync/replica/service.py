@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import random
 import socket
@@ -279,10 +280,8 @@ class FeedServer:
             try:
                 sock = listen_socket(self.cfg.listen)
             except OSError as exc:
-                detail = (
-                    f"the feed cannot listen on {self.cfg.listen} ({exc.strerror or exc}); "
-                    "stop the program holding that port or set [feed] listen to a free one"
-                )
+                detail = f"the feed cannot listen on {self.cfg.listen} ({exc.strerror or exc}); "
+                detail += listen_advice(exc)
                 if await self.ctx.alerts.raise_(ALERT_FEED, detail):
                     log.error("%s; trying again every %.0f s", detail, FEED_RETRY_S)
                 await asyncio.sleep(FEED_RETRY_S)
@@ -318,6 +317,15 @@ class FeedServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.shutdown(), 3)
             raise
+
+
+def listen_advice(exc: OSError) -> str:
+    """What to do when the feed's address cannot be bound."""
+    if exc.errno == errno.EADDRINUSE:
+        return "stop the program holding that port or set [feed] listen to a free one"
+    if exc.errno == errno.EACCES:
+        return "use a port above 1023 or give the service the right to bind it"
+    return "set [feed] listen to an address of this PC (0.0.0.0 for all of them)"
 
 
 def listen_socket(listen: str) -> socket.socket:
