@@ -319,6 +319,21 @@ class FeedServer:
             raise
 
 
+def check_server_cert(cert_file: str, key_file: str) -> None:
+    """Load the feed's certificate and key once at start, so a file that is not a PEM certificate
+    with its key stops the start with a sentence (as a bad `sync.client_cert` does), instead of
+    the feed failing and restarting for ever."""
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            [
+                f"feed.cert_file: cannot load {cert_file!r} with its key {key_file!r} ({exc}); "
+                "give a PEM certificate and its private key"
+            ]
+        ) from None
+
+
 def listen_advice(exc: OSError) -> str:
     """What to do when the feed's address cannot be bound."""
     if exc.errno == errno.EADDRINUSE:
@@ -421,6 +436,8 @@ def build(ctx: Context) -> list[Service]:
             tokens = TokenTable.load(expand(cfg.feed.tokens_file))
         except TokenFileError as exc:
             raise ConfigError([f"feed.tokens_file: {exc}"]) from None
+        if cfg.feed.cert_file:
+            check_server_cert(cfg.feed.cert_file, cfg.feed.key_file)
         services.append(FeedServer(ctx, cfg.feed, DaemonHolder(reader), notifier, tokens))
 
     async def close_reader() -> None:

@@ -55,6 +55,21 @@ def test_the_daemon_refuses_an_unloadable_ca_file(tmp_path: Path) -> None:
     assert out.stderr.splitlines()[-1].startswith(f"sync.ca_file: cannot load '{ca}' (")
 
 
+def test_the_daemon_refuses_a_feed_certificate_it_cannot_load(tmp_path: Path) -> None:
+    readers = write_private(tmp_path / "readers", "wb1:reader-token-0123456789\n")
+    cert, key = tmp_path / "cert.pem", write_private(tmp_path / "key.pem", "not a key\n")
+    cert.write_text("not a certificate\n")
+    toml = (
+        f'[feed]\nlisten = "127.0.0.1:0"\ntokens_file = "{readers}"\n'
+        f'cert_file = "{cert}"\nkey_file = "{key}"\n'
+    )
+    out = tally("run", "--config", str(write_config(tmp_path, toml, terminal="gate1")), timeout=30)
+    assert (out.returncode, out.stdout) == (2, "")
+    last = out.stderr.splitlines()[-1]
+    assert last.startswith(f"feed.cert_file: cannot load '{cert}' with its key '{key}' (")
+    assert last.endswith("); give a PEM certificate and its private key")
+
+
 def test_sync_status_reads_the_database_with_the_daemon_stopped(tmp_path: Path) -> None:
     token = write_private(tmp_path / "token", SECRET)
     config = write_config(tmp_path, sync_toml(token))
