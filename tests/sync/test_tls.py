@@ -113,3 +113,22 @@ async def test_a_client_certificate_is_presented_when_the_server_requires_one(
         tmp_path / "with", r.url, pki["plant"], client_cert=str(cert), client_key=str(key)
     )
     assert with_cert == (3, None)
+
+
+def test_the_receiver_refuses_tls_files_it_cannot_load(tmp_path: Path, pki: dict[str, Any]) -> None:
+    from tests.daemon import tally
+
+    tokens = write_private(tmp_path / "tokens", f"wb1:{TOKEN}\n")
+    base = ["serve", "--db", str(tmp_path / "c.db"), "--listen", "127.0.0.1:0"]
+    base += ["--tokens", str(tokens)]
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    cert, key = (str(p) for p in pki["good"])
+    out = tally(*base, "--tls-cert", str(junk), "--tls-key", key)
+    assert (out.returncode, out.stdout) == (2, "")
+    assert out.stderr.startswith(f"tally: --tls-cert '{junk}' with --tls-key '{key}' cannot be")
+    assert out.stderr.rstrip().endswith("give a PEM certificate and its private key")
+    out = tally(*base, "--tls-cert", cert, "--tls-key", key, "--tls-client-ca", str(junk))
+    assert (out.returncode, out.stdout) == (2, "")
+    assert out.stderr.startswith(f"tally: --tls-client-ca '{junk}' cannot be loaded (")
+    assert not (tmp_path / "c.db").exists()  # refused before anything was opened

@@ -6,8 +6,12 @@ import argparse
 import contextlib
 import socket
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from agent.cli.commands.export import LEDGERS
+
+if TYPE_CHECKING:
+    from sync.receiver.app import TlsFiles
 
 HELP = "run the reference central receiver (or `serve stats` to count what it holds)"
 
@@ -193,6 +197,8 @@ def _serve(args: argparse.Namespace) -> int:
     except (ZoneInfoNotFoundError, ValueError):
         raise UsageError(f"--timezone {timezone!r} is not a known IANA zone") from None
     tls = TlsFiles(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
+    if tls is not None:
+        _check_tls(tls)
 
     def run(sock: socket.socket | None, on_ready: Callable[[str], None]) -> None:
         store = open_db(args.db)
@@ -304,3 +310,28 @@ def _workers(
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     return 0
+
+
+def _check_tls(tls: TlsFiles) -> None:
+    """Load the certificate, its key and the client CA once before serving, so a file that is
+    not what it should be is refused with a sentence naming it (exit 2), not a bare SSL error."""
+    import ssl
+
+    from agent.errors import UsageError
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_cert_chain(tls.cert, tls.key)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(
+            f"--tls-cert {tls.cert!r} with --tls-key {tls.key!r} cannot be loaded ({exc}); "
+            "give a PEM certificate and its private key"
+        ) from None
+    if tls.client_ca:
+        try:
+            ctx.load_verify_locations(tls.client_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(
+                f"--tls-client-ca {tls.client_ca!r} cannot be loaded ({exc}); "
+                "give the PEM certificate of the CA that signs the terminals' certificates"
+            ) from None
