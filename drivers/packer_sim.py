@@ -171,7 +171,7 @@ async def serve(host: str, port: int, units: list[Packer], speed: float) -> None
 
     server: Any = ModbusTcpServer([_device(p.unit, p.points) for p in units], address=(host, port))
     if not await server.listen():
-        raise OSError(f"cannot listen on {host}:{port}")
+        raise OSError("the port is in use, or the address is not one of this PC's")
     bound = server.transport.sockets[0].getsockname()
     print(f"listening {bound[0]}:{bound[1]}", flush=True)
     started = time.monotonic()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import random
 import socket
@@ -20,6 +19,7 @@ import httpx
 from agent.config import ConfigError, FeedConfig, PeerConfig
 from agent.daemon.foreign import LocalReader, ingest, prune
 from agent.domain.events import Event, format_at
+from sync.listen import listen_advice, listen_socket
 from sync.replica.notifier import Notifier
 from sync.replica.wire import (
     PULL_PATH,
@@ -281,7 +281,7 @@ class FeedServer:
                 sock = listen_socket(self.cfg.listen)
             except OSError as exc:
                 detail = f"the feed cannot listen on {self.cfg.listen} ({exc.strerror or exc}); "
-                detail += listen_advice(exc)
+                detail += listen_advice(exc, "[feed] listen")
                 if await self.ctx.alerts.raise_(ALERT_FEED, detail):
                     log.error("%s; trying again every %.0f s", detail, FEED_RETRY_S)
                 await asyncio.sleep(FEED_RETRY_S)
@@ -332,33 +332,6 @@ def check_server_cert(cert_file: str, key_file: str) -> None:
                 "give a PEM certificate and its private key"
             ]
         ) from None
-
-
-def listen_advice(exc: OSError) -> str:
-    """What to do when the feed's address cannot be bound."""
-    if exc.errno == errno.EADDRINUSE:
-        return "stop the program holding that port or set [feed] listen to a free one"
-    if exc.errno == errno.EACCES:
-        return "use a port above 1023 or give the service the right to bind it"
-    return "set [feed] listen to an address of this PC (0.0.0.0 for all of them)"
-
-
-def listen_socket(listen: str) -> socket.socket:
-    """A TCP socket bound to `HOST:PORT` (`[::1]:PORT` for IPv6) and listening; OSError if the
-    address cannot be bound."""
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, int(port)))
-        sock.listen(128)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def _daemon_server() -> type[Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import socket
 import threading
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
@@ -23,7 +24,7 @@ from sync.receiver import reports
 from sync.tokens import TokenFileError, parse_entries
 from tests.agent.timeline import Timeline
 from tests.pgcluster import PgCluster
-from tests.sync.helpers import Receiver
+from tests.sync.helpers import Receiver, write_private
 from tests.sync.month import (
     FIRST,
     PLANTS,
@@ -305,6 +306,23 @@ def test_workers_share_one_socket_on_postgresql_and_not_on_sqlite(
         parent = server.proc.pid
         children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
         assert len(children) == 2
+
+
+def test_a_port_in_use_is_refused_with_one_sentence_and_nothing_opened(tmp_path: Path) -> None:
+    from tests.daemon import tally
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        listen = f"127.0.0.1:{holder.getsockname()[1]}"
+        db, tokens = tmp_path / "central.db", write_private(tmp_path / "tokens", tokens_file())
+        out = tally("serve", "--db", str(db), "--listen", listen, "--tokens", str(tokens))
+    assert (out.returncode, out.stdout) == (2, "")
+    assert out.stderr == (
+        f"tally: cannot listen on {listen} (Address already in use); stop the program holding"
+        " that port or set --listen to a free one\n"
+    )
+    assert not db.exists()
 
 
 def test_two_processes_on_one_postgresql_store_each_event_once(

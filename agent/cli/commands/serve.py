@@ -219,11 +219,20 @@ def _serve(args: argparse.Namespace) -> int:
     def ready(url: str) -> None:
         print(f"listening {url}", flush=True)
 
+    from sync.listen import listen_advice, listen_socket
+
+    try:
+        sock = listen_socket(args.listen, backlog=2048)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot listen on {args.listen} ({exc.strerror or exc}); "
+            + listen_advice(exc, "--listen")
+        ) from None
     try:
         if args.workers == 1:
-            run(None, ready)
+            run(sock, ready)
             return 0
-        return _workers(args.workers, host, port, tls is not None, run, ready)
+        return _workers(args.workers, host, sock, tls is not None, run, ready)
     except OSError as exc:
         print(f"tally: {exc}", file=sys.stderr)
         return 1
@@ -232,23 +241,18 @@ def _serve(args: argparse.Namespace) -> int:
 def _workers(
     n: int,
     host: str,
-    port: int,
+    sock: socket.socket,
     https: bool,
     run: Callable[[socket.socket | None, Callable[[str], None]], None],
     ready: Callable[[str], None],
 ) -> int:
-    """Bind once, fork `n` processes serving the same socket, restart one that dies, and stop
+    """Fork `n` processes serving the same socket, restart one that dies, and stop
     them all on SIGTERM/SIGINT. Each child opens its own database pool after the fork."""
     import os
     import signal
     import threading
     import time
 
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
     sock.set_inheritable(True)
     watch_r, watch_w = os.pipe()  # children see EOF when this process is gone, however it ends
 
