@@ -41,9 +41,11 @@ def test_a_stepped_wall_clock_is_recorded_and_a_wait_across_it_keeps_its_length(
         ctl(config, "loading-start", "--plate", "苏A12345", "--point", "P1")
         stored = events(config)
         by_kind = {e["kind"]: e for e in stored}
-        arrived = datetime.fromisoformat(by_kind["visit.arrived"]["at"])
-        day = arrived.astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
-        # today's report as of the daemon's (stepped) now, which is past the loading's time
+        started = datetime.fromisoformat(by_kind["visit.loading_started"]["at"])
+        # A wait counts on the plant day it ended: the loading's, by the stepped clock, which is
+        # the day after the arrival's when the test runs in the plant's last three hours.
+        day = started.astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
+        # that day's report as of the daemon's (stepped) now, which is past the loading's time
         report = d.request("kpi.report", day=day)
         step_clock(offset, 0)
         wait_for(lambda: any(s < -STEP_S * 500 for s in steps(config)), timeout=60)
@@ -65,6 +67,7 @@ def test_a_stepped_wall_clock_is_recorded_and_a_wait_across_it_keeps_its_length(
     by_kind = {e["kind"]: e for e in stored}
     assert by_kind["visit.arrived"]["data"]["visit"] == truck["visit"]
     assert "visit.loading_finished" in by_kind
+    arrived = datetime.fromisoformat(by_kind["visit.arrived"]["at"])
     loading = datetime.fromisoformat(by_kind["visit.loading_started"]["at"])
     # the events carry the stepped wall time: three hours apart by the wall clock ...
     assert (loading - arrived).total_seconds() > STEP_S - 60
