@@ -93,6 +93,7 @@ class Options:
     modbus_every_s: float = 30.0
     clock_every_s: float = 60.0
     day_every_s: float = 0.0
+    retention_days: int = 90  # the config's default; fewer lets a short run reach retention
     faults: bool = True
     disk: bool = True
     keep: bool = False
@@ -133,6 +134,7 @@ class Node:
     fault_rng: dict[str, random.Random] = field(default_factory=dict)
     scale_back_at: float = 0.0
     packer_back_at: float = 0.0
+    pruned: tuple[int, Any] | None = None  # events retention deleted, and the last day it touched
 
     @property
     def socket(self) -> str:
@@ -272,6 +274,7 @@ class Soak:
                     token=n.folder / "token",
                     packer_port=n.packer_port,
                     tz=TZ,
+                    retention=self.opts.retention_days,
                 )
                 + self.points,
                 encoding="utf-8",
@@ -594,6 +597,9 @@ timezone = "{tz}"
 database = "{folder}/tally.db"
 socket = "{folder}/tally.sock"
 
+[storage]
+retention_days = {retention}
+
 [[scale]]
 name = "scale1"
 port = "{folder}/scale"
@@ -659,6 +665,9 @@ def check(soak: Soak, seconds: float) -> Result:
              "disk", "clock", "days", "KPI equal", "refused"]]  # fmt: skip
     plant_local: list[Any] = []
     total = 0
+    retention_end: Any = None  # the last plant day retention touched on any terminal
+    compared: list[int] = []
+    notes: list[str] = []
     for n in soak.nodes:
         store = Store(str(n.db))
         try:
@@ -688,7 +697,21 @@ def check(soak: Soak, seconds: float) -> Result:
         if differ:
             failures.append(f"{n.name}: {differ} events differ from the receiver's copies")
         kpi_theirs = [ev for ev in theirs if kpi_relevant(ev.kind)]
-        days = _kpi_days(kpi_mine, tz) | _kpi_days(kpi_theirs, tz)
+        # Retention deletes acknowledged events past `retention_days` of the terminal's own
+        # (stepped) clock, so a run that plays more days than that compares only the days after
+        # the last one retention touched, and the day after it (a wait there may have begun on it).
+        held = {ev.seq for ev in mine}
+        pruned = [ev for ev in theirs if ev.seq not in held]
+        if pruned:
+            last_day = max(_kpi_days(pruned, tz))
+            n.pruned = (len(pruned), last_day)
+            retention_end = last_day if retention_end is None else max(retention_end, last_day)
+        days = {
+            d
+            for d in _kpi_days(kpi_mine, tz) | _kpi_days(kpi_theirs, tz)
+            if n.pruned is None or d > n.pruned[1] + timedelta(days=1)
+        }
+        compared.append(len(days))
         equal = all(
             kpis.compute(kpi_mine, d, tz, KpiConfig(), as_of=as_of)
             == kpis.compute(kpi_theirs, d, tz, KpiConfig(), as_of=as_of)
@@ -701,13 +724,29 @@ def check(soak: Soak, seconds: float) -> Result:
                      str(n.cable_pulls), str(n.modbus_gone), str(n.disk_fills),
                      f"{len(n.clock_steps)}/{len(seen)}", str(n.days), "yes" if equal else "NO", str(n.refusals.total())])  # fmt: skip
     plant_theirs = [ev for ev in central if kpi_relevant(ev.kind)]
-    for d in _kpi_days(plant_local, tz) | _kpi_days(plant_theirs, tz):
+    plant_days = _kpi_days(plant_local, tz) | _kpi_days(plant_theirs, tz)
+    if retention_end is not None:
+        kept = {d for d in plant_days if d > retention_end + timedelta(days=1)}
+        note = (
+            f"retention ({soak.opts.retention_days} days of each daemon's clock) deleted"
+            " acknowledged"
+            f" events of days up to {retention_end} on "
+            + ", ".join(f"{m.name} ({m.pruned[0]})" for m in soak.nodes if m.pruned)
+            + f": the KPI reports were compared on the {len(kept)} plant days after the day"
+            f" following it (per terminal {min(compared)} to {max(compared)}), not on the"
+            f" {len(plant_days) - len(kept)} before"
+        )
+        notes.append(note)
+        plant_days = kept
+    for d in plant_days:
         if kpis.compute(plant_local, d, tz, KpiConfig(), as_of=as_of) != kpis.compute(
             plant_theirs, d, tz, KpiConfig(), as_of=as_of
         ):
             failures.append(f"the plant's KPI report of {d} differs from the receiver's")
     memory, problems = _flat(soak.nodes[0])
     failures.extend(problems)
+    for note in notes:
+        memory = f"{memory}\n{note}" if memory else note
     if machine_stepped:
         note = (
             f"the machine's own clock moved by {machine_ms} ms against its monotonic clock"
@@ -876,11 +915,16 @@ def main(argv: list[str]) -> int:
                    help="mean seconds between steps of each terminal's clock (0: never)")  # fmt: skip
     p.add_argument("--day-every", type=float, default=d.day_every_s, metavar="S",
                    help="move every terminal's clock on a day every S seconds (0: never)")  # fmt: skip
+    p.add_argument("--retention-days", type=int, default=d.retention_days, metavar="N",
+                   help="each daemon's [storage] retention_days (1 to 36500)")  # fmt: skip
     p.add_argument("--no-faults", action="store_true", help="the same plant without faults")
     p.add_argument("--keep", action="store_true", help="keep the folder (logs, databases)")
     p.add_argument("--census", metavar="DIR", default="",
                    help="run t1 under bench.census: a census of its live objects in DIR every minute")  # fmt: skip
     a = p.parse_args(argv)
+    if not 1 <= a.retention_days <= 36_500:
+        print("soak: give --retention-days from 1 to 36500", file=sys.stderr)
+        return 2
     if a.terminals < 2 or a.seconds < 30 or a.rate <= 0:
         print("soak: give --terminals 2 or more, --seconds 30 or more and a positive --rate",
               file=sys.stderr)  # fmt: skip
@@ -892,6 +936,7 @@ def main(argv: list[str]) -> int:
         seed=a.seed,
         kill_every_s=a.kill_every,
         day_every_s=a.day_every,
+        retention_days=a.retention_days,
         clock_every_s=a.clock_every,
         faults=not a.no_faults,
         keep=a.keep,
