@@ -665,7 +665,6 @@ def check(soak: Soak, seconds: float) -> Result:
              "disk", "clock", "days", "KPI equal", "refused"]]  # fmt: skip
     plant_local: list[Any] = []
     total = 0
-    retention_end: Any = None  # the last plant day retention touched on any terminal
     compared: list[int] = []
     notes: list[str] = []
     for n in soak.nodes:
@@ -703,9 +702,7 @@ def check(soak: Soak, seconds: float) -> Result:
         held = {ev.seq for ev in mine}
         pruned = [ev for ev in theirs if ev.seq not in held]
         if pruned:
-            last_day = max(_kpi_days(pruned, tz))
-            n.pruned = (len(pruned), last_day)
-            retention_end = last_day if retention_end is None else max(retention_end, last_day)
+            n.pruned = (len(pruned), max(_kpi_days(pruned, tz)))
         days = {
             d
             for d in _kpi_days(kpi_mine, tz) | _kpi_days(kpi_theirs, tz)
@@ -725,12 +722,13 @@ def check(soak: Soak, seconds: float) -> Result:
                      f"{len(n.clock_steps)}/{len(seen)}", str(n.days), "yes" if equal else "NO", str(n.refusals.total())])  # fmt: skip
     plant_theirs = [ev for ev in central if kpi_relevant(ev.kind)]
     plant_days = _kpi_days(plant_local, tz) | _kpi_days(plant_theirs, tz)
+    # the last plant day retention touched on any terminal
+    retention_end = max((m.pruned[1] for m in soak.nodes if m.pruned), default=None)
     if retention_end is not None:
         kept = {d for d in plant_days if d > retention_end + timedelta(days=1)}
         note = (
             f"retention ({soak.opts.retention_days} days of each daemon's clock) deleted"
-            " acknowledged"
-            f" events of days up to {retention_end} on "
+            f" acknowledged events of days up to {retention_end} on "
             + ", ".join(f"{m.name} ({m.pruned[0]})" for m in soak.nodes if m.pruned)
             + f": the KPI reports were compared on the {len(kept)} plant days after the day"
             f" following it (per terminal {min(compared)} to {max(compared)}), not on the"

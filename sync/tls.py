@@ -1,4 +1,5 @@
-"""The TLS context an HTTP client of Tally gets for a plain `http://` URL: one that loads no CA."""
+"""TLS contexts: the one an HTTP client of Tally gets for a plain `http://` URL (it loads no CA),
+and a server's, loaded from its certificate and key."""
 
 from __future__ import annotations
 
@@ -15,3 +16,11 @@ def unused_context() -> ssl.SSLContext:
     closed rather than open.
     """
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+def server_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    """A server context holding `cert_file` and its `key_file`; OSError or ssl.SSLError if they
+    do not load (the caller says which setting named them)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert_file, key_file)
+    return ctx

@@ -30,7 +30,7 @@ from sync.replica.wire import (
     StreamMark,
     parse_answer,
 )
-from sync.tls import unused_context
+from sync.tls import server_context, unused_context
 from sync.tokens import TokenFileError, TokenTable, expand, parse_token, read_private
 
 if TYPE_CHECKING:
@@ -286,8 +286,7 @@ class FeedServer:
                     log.error("%s; trying again every %.0f s", detail, FEED_RETRY_S)
                 await asyncio.sleep(FEED_RETRY_S)
                 continue
-            if ALERT_FEED in self.ctx.alerts.active:
-                await self.ctx.alerts.clear(ALERT_FEED, f"the feed listens on {self.cfg.listen}")
+            await self.ctx.alerts.clear(ALERT_FEED, f"the feed listens on {self.cfg.listen}")
             await self._serve(sock)
 
     async def _serve(self, sock: socket.socket) -> None:
@@ -324,7 +323,7 @@ def check_server_cert(cert_file: str, key_file: str) -> None:
     with its key stops the start with a sentence (as a bad `sync.client_cert` does), instead of
     the feed failing and restarting for ever."""
     try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_file, key_file)
+        server_context(cert_file, key_file)
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(
             [

@@ -322,10 +322,10 @@ def _check_tls(tls: TlsFiles) -> None:
     import ssl
 
     from agent.errors import UsageError
+    from sync.tls import server_context
 
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
-        ctx.load_cert_chain(tls.cert, tls.key)
+        ctx = server_context(tls.cert, tls.key)
     except (OSError, ssl.SSLError) as exc:
         raise UsageError(
             f"--tls-cert {tls.cert!r} with --tls-key {tls.key!r} cannot be loaded ({exc}); "
