@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
+import select
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -18,6 +20,10 @@ from drivers.scale import PROTOCOLS, Item, Reading, make_splitter
 
 READ_TIMEOUT_S = 0.1
 READ_CHUNK = 4096  # bytes one wake-up of the loop takes from a port at most
+# While frames flow, a port is read once a tick of this grid of the loop's clock, every port on
+# the same ticks: one wake-up of the daemon a tenth of a second for all its scales, instead of
+# one per frame and port (a wake-up is most of what a frame costs; docs/performance.md).
+READ_GRID_S = 0.1
 _SILENT = TimeoutError("silence")  # put on the queue by the silence timer
 DETECT_BAUDS = (9600, 2400, 1200, 4800, 19200)
 # (bytesize, parity, stopbits); 7E1 is how Mettler Toledo terminals usually run.
@@ -142,8 +148,10 @@ class SerialScale:
         stop = threading.Event()
         thread: threading.Thread | None = None
         fd = _loop_fd(port)
+        reader: LoopReader | None = None
         if fd is not None:
-            loop.add_reader(fd, LoopReader(fd, queue, loop))
+            reader = LoopReader(fd, queue, loop)
+            reader.watch()
         else:
             thread = threading.Thread(
                 target=_read_loop, args=(port, queue, loop, stop), name="scale-reader", daemon=True
@@ -163,9 +171,9 @@ class SerialScale:
             if loop.time() >= due:
                 queue.put_nowait(_SILENT)
             else:
-                timer = loop.call_at(due, silence_check)
+                timer = loop.call_at(next_tick(due), silence_check)
 
-        timer = loop.call_at(last_frame + self.silence_s, silence_check)
+        timer = loop.call_at(next_tick(last_frame + self.silence_s), silence_check)
         try:
             while True:
                 data = await queue.get()
@@ -173,7 +181,7 @@ class SerialScale:
                     if loop.time() < last_frame + self.silence_s:
                         # frames were waiting behind a slow emit (a commit on a busy PC) when
                         # the timer fired: they count, so the silence is not over
-                        timer = loop.call_at(last_frame + self.silence_s, silence_check)
+                        timer = loop.call_at(next_tick(last_frame + self.silence_s), silence_check)
                         continue
                     return f"no valid frame for {self.silence_s:g} s", had_frames
                 if isinstance(data, BaseException):
@@ -193,8 +201,8 @@ class SerialScale:
         finally:
             if timer is not None:
                 timer.cancel()
-            if fd is not None:
-                loop.remove_reader(fd)
+            if reader is not None:
+                reader.stop()
             stop.set()
             if thread is not None:
                 with contextlib.suppress(Exception):
@@ -210,50 +218,131 @@ def _loop_fd(port: Any) -> int | None:
     return fd if type(port) is serial.Serial and isinstance(fd, int) else None
 
 
+def next_tick(now: float, grid_s: float = READ_GRID_S) -> float:
+    """The first tick of the loop clock's `grid_s` grid after `now`: timers set on it by
+    different services fire together, in one wake-up of the loop."""
+    return (math.floor(now / grid_s) + 1) * grid_s
+
+
 class LoopReader:
-    """The loop's callback when a port has bytes: read what is there (pyserial leaves the
-    descriptor non-blocking), stamped now, onto the session's queue.
+    """Reads a local port on the event loop without blocking, handing each chunk, stamped with
+    the time it was read, to the session's queue.
+
+    Reads happen only on the ticks of the `READ_GRID_S` grid, the same ticks for every port, so
+    all of a terminal's scales share one wake-up of the daemon a tenth of a second whatever their
+    frame rates (a wake-up costs more than the frames it brings; docs/performance.md). A read
+    takes every frame the port kept since the last. A quiet port is watched instead
+    (`add_reader`): its next bytes wake the loop, which reads them on the next tick and keeps
+    reading on ticks until the port has been quiet for `IDLE_TICKS`.
 
     An error or end of file (a pseudo-terminal whose other side closed, a USB adapter pulled)
-    stops the watch and ends the session. So do `SPURIOUS_MAX` wake-ups in a row that find
-    nothing to read: a port that keeps saying it has data and gives none would otherwise keep
-    the loop busy for ever.
+    ends the session. So do `SPURIOUS_MAX` wake-ups of the watch in a row that find nothing to
+    read: a port that keeps saying it has data and gives none would otherwise keep the loop busy
+    for ever.
     """
 
     SPURIOUS_MAX = 50
+    IDLE_TICKS = 10  # ticks in a row with nothing read before the port is watched again
 
     def __init__(
         self,
         fd: int,
         queue: asyncio.Queue[tuple[int, bytes] | BaseException],
         loop: asyncio.AbstractEventLoop,
+        grid_s: float = READ_GRID_S,
     ) -> None:
         self.fd = fd
         self.queue = queue
         self.loop = loop
-        self.empty = 0  # wake-ups in a row that found nothing
+        self.grid_s = grid_s
+        self.empty = 0  # wake-ups of the watch in a row that found nothing
+        self.idle = 0  # ticks in a row that read nothing
+        self.woken = False  # the watch fired; the next tick reads what woke it
+        self.watching = False
+        self.timer: asyncio.TimerHandle | None = None
+
+    def watch(self) -> None:
+        """Wake up when the port has bytes."""
+        self.loop.add_reader(self.fd, self)
+        self.watching = True
+
+    def stop(self) -> None:
+        """Stop the watch and the ticks (the session ends)."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.watching:
+            self.loop.remove_reader(self.fd)
+            self.watching = False
 
     def __call__(self) -> None:
-        """Read once; called by the loop when the descriptor is readable."""
-        try:
-            data = os.read(self.fd, READ_CHUNK)
-        except (BlockingIOError, InterruptedError):
+        """The watch's callback: the port has bytes; read them on the next tick."""
+        self.loop.remove_reader(self.fd)
+        self.watching = False
+        self.woken = True
+        self._schedule()
+
+    def tick(self) -> None:
+        """Read what the port holds; go on ticking, or watch a port gone quiet."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        woken, self.woken = self.woken, False
+        got = self._read(woken)
+        if got is None:
+            return
+        if got:
+            self.empty = self.idle = 0
+            self._schedule()
+        elif woken:
             self.empty += 1
             if self.empty >= self.SPURIOUS_MAX:
                 self._end(OSError("the port reports data but gives none; is it in use?"))
-            return
+            else:
+                self.watch()
+        else:
+            self.idle += 1
+            if self.idle >= self.IDLE_TICKS:
+                self.watch()
+            else:
+                self._schedule()
+
+    def _schedule(self) -> None:
+        self.timer = self.loop.call_at(next_tick(self.loop.time(), self.grid_s), self.tick)
+
+    def _read(self, woken: bool) -> bool | None:
+        """Read what is there onto the queue: True, False when nothing was, None when the
+        port ended (the error is on the queue).
+
+        pyserial sets VMIN = VTIME = 0, so a tty with nothing to read gives 0 bytes rather
+        than EAGAIN: that is the end of the file when the watch said there were bytes or the
+        line is hung up."""
+        try:
+            data = os.read(self.fd, READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return False
         except OSError as exc:
             self._end(exc)
-            return
+            return None
         if not data:
-            self._end(EOFError("the device closed the line"))
-            return
-        self.empty = 0
+            if woken or _hung_up(self.fd):
+                self._end(EOFError("the device closed the line"))
+                return None
+            return False
         self.queue.put_nowait((time.monotonic_ns(), data))
+        return True
 
     def _end(self, error: BaseException) -> None:
-        self.loop.remove_reader(self.fd)
+        self.stop()
         self.queue.put_nowait(error)
+
+
+def _hung_up(fd: int) -> bool:
+    """Whether the other side of a tty has gone (a pseudo-terminal's closed, a USB adapter
+    pulled), asked without waiting."""
+    poll = select.poll()
+    poll.register(fd, select.POLLIN)
+    return any(ev & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, ev in poll.poll(0))
 
 
 def _read_loop(

@@ -205,23 +205,61 @@ async def test_a_port_that_keeps_waking_the_loop_with_nothing_to_read_ends_its_s
     queue: asyncio.Queue[tuple[int, bytes] | BaseException] = asyncio.Queue()
     r, w = os.pipe()
     os.set_blocking(r, False)
+    reader = LoopReader(r, queue, loop)
+
+    def wake_up() -> None:  # the watch fires, then the tick reads
+        reader.watch()
+        reader()
+        reader.tick()
+
     try:
-        loop.add_reader(r, lambda: None)
-        reader = LoopReader(r, queue, loop)
         for _ in range(LoopReader.SPURIOUS_MAX - 1):
-            reader()  # nothing in the pipe: a wake-up that finds nothing
+            wake_up()  # nothing in the pipe: a wake-up that finds nothing
         assert queue.empty()
         os.write(w, FRAME)
-        reader()  # data resets the count
+        wake_up()  # data resets the count
         assert queue.get_nowait()[1] == FRAME  # type: ignore[index]
+        reader.tick()  # ticks that find nothing are no wake-ups of the watch
         for _ in range(LoopReader.SPURIOUS_MAX - 1):
-            reader()
+            wake_up()
         assert queue.empty()
-        reader()
+        wake_up()
         error = queue.get_nowait()
         assert isinstance(error, OSError) and "gives none" in str(error)
-        assert not loop.remove_reader(r)  # the watch was already stopped
+        assert not loop.remove_reader(r)  # the watch was stopped
+        assert reader.timer is None
     finally:
+        reader.stop()
+        os.close(r)
+        os.close(w)
+
+
+async def test_frames_flowing_are_read_on_the_grid_and_a_quiet_port_is_watched() -> None:
+    # every port is read on the same ticks while bytes flow, each read taking all the port
+    # kept; after IDLE_TICKS ticks with nothing the port is watched again
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[int, bytes] | BaseException] = asyncio.Queue()
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    reader = LoopReader(r, queue, loop, grid_s=0.05)
+    reader.watch()
+    try:
+        for _ in range(3):
+            os.write(w, FRAME)
+        _, first = await asyncio.wait_for(queue.get(), 5)  # type: ignore[misc]
+        assert first == FRAME * 3  # the bytes that woke the watch come in one read
+        assert not reader.watching and reader.timer is not None
+        os.write(w, FRAME)
+        os.write(w, FRAME)
+        _, second = await asyncio.wait_for(queue.get(), 5)  # type: ignore[misc]
+        assert second == FRAME * 2
+        grid = [round(h.when() / 0.05, 6) for h in [reader.timer] if h is not None]
+        assert all(g == int(g) for g in grid)  # the next read is on a tick of the grid
+        await asyncio.sleep(0.05 * (LoopReader.IDLE_TICKS + 3))
+        assert reader.watching and reader.timer is None  # quiet: watched, no ticking
+        assert queue.empty()
+    finally:
+        reader.stop()
         os.close(r)
         os.close(w)
 

@@ -21,11 +21,20 @@ from agent.domain.capture import (
 from agent.domain.events import uuid7
 from drivers.scale import Reading
 from drivers.scale.reading import kg_value
-from drivers.serial_scale import DriverEvent, Frame, Offline, Online, PortSettings, SerialScale
+from drivers.serial_scale import (
+    DriverEvent,
+    Frame,
+    Offline,
+    Online,
+    PortSettings,
+    SerialScale,
+    next_tick,
+)
 
 log = logging.getLogger("tally.scales")
 
 PUBLISH_INTERVAL_S = 0.1  # live weights at most ~10 a second
+PUBLISH_SLACK_S = 0.03  # a publish due this soon goes at once, not on a timer of its own
 COUNTERS_INTERVAL_S = 1.0  # a state where only the frame counters moved: at most once a second
 COUNTERS = frozenset({"frames", "corrupt", "resyncs"})
 
@@ -71,7 +80,7 @@ class ScaleService:
         self.last_weighing: dict[str, Any] | None = None
         self.last_sample: dict[str, Any] | None = None
         self.driver: SerialScale | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
         self._flush: asyncio.TimerHandle | None = None  # counters held back, published later
         self._looked_at = 0.0  # when the state was last compared, published or not
         self._counted_at = 0.0  # when the counters were last published
@@ -225,12 +234,18 @@ class ScaleService:
         }
 
     def _touch(self) -> None:
-        """Publish now, or at the end of the current 0.1 s interval (coalescing)."""
+        """Publish now, or on the read grid's tick that ends the current 0.1 s interval
+        (coalescing). Frames are read on that grid, so the publish usually falls due right
+        after them and waits no timer of its own: a timer a few milliseconds later would wake
+        the daemon once more for every read."""
         if self._timer is not None:
             return
         loop = asyncio.get_running_loop()
-        delay = self._looked_at + PUBLISH_INTERVAL_S - loop.time()
-        self._timer = loop.call_later(max(delay, 0.0), self._publish)
+        due = self._looked_at + PUBLISH_INTERVAL_S
+        if due - loop.time() <= PUBLISH_SLACK_S:
+            self._timer = loop.call_soon(self._publish)
+        else:
+            self._timer = loop.call_at(next_tick(due - PUBLISH_SLACK_S), self._publish)
 
     def _publish(self) -> None:
         """Publish the state if what it shows changed; frame counters alone wait up to 1 s.
@@ -254,7 +269,9 @@ class ScaleService:
             ):
                 if self._flush is None:
                     when = self._counted_at + COUNTERS_INTERVAL_S
-                    self._flush = loop.call_at(when, self._flush_counters)
+                    self._flush = loop.call_at(
+                        next_tick(when - PUBLISH_SLACK_S), self._flush_counters
+                    )
                 return
         self._sent = snap
         self._counted_at = now
