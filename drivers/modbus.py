@@ -15,6 +15,7 @@ from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerType
 
 from drivers.modbus_points import Point, ReadGroup, Value, plan
+from drivers.ticks import GRID_S, on_grid, sleep_until
 
 log = logging.getLogger("tally.modbus")
 
@@ -149,6 +150,12 @@ async def _read(client: Any, group: ReadGroup, device_id: int) -> Any:
     return await fn(group.address, count=group.count, device_id=device_id)
 
 
+def _due(t: float, poll_s: float) -> float:
+    """When a poll falls due: the grid's tick at or after `t`, unless the unit is polled more
+    often than the grid ticks."""
+    return on_grid(t) if poll_s >= GRID_S else t
+
+
 class _Transient(Exception):
     """The unit did not answer usefully this time; back off and retry."""
 
@@ -203,16 +210,15 @@ class Bus:
             while True:
                 raise_swallowed_cancel()
                 us = min(self.units, key=lambda u: u.due)
-                wait = us.due - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
+                if us.due > time.monotonic():
+                    await sleep_until(us.due)
                     continue
                 if not client.connected and not await client.connect():
                     self.connect_failures += 1
                     delay = self._backoff(self.connect_failures, us.unit.poll_s)
                     for other in self.units:
                         self._status(other, False, f"cannot connect to {self.link.label}")
-                        other.due = time.monotonic() + delay
+                        other.due = _due(time.monotonic() + delay, other.unit.poll_s)
                     continue
                 self.connect_failures = 0
                 await self._poll(client, us)
@@ -231,13 +237,15 @@ class Bus:
         except _Transient as exc:
             us.failures += 1
             self._status(us, False, str(exc))
-            us.due = time.monotonic() + self._backoff(us.failures, unit.poll_s)
+            us.due = _due(time.monotonic() + self._backoff(us.failures, unit.poll_s), unit.poll_s)
             log.debug("%s: %s; retry in %.1f s", unit.name, exc, us.due - time.monotonic())
             return
         us.failures = 0
         self._status(us, True, "")
-        # Keep the cadence, but never try to catch up on missed polls.
-        us.due = max(us.due + unit.poll_s, time.monotonic())
+        # Keep the cadence, but never try to catch up on missed polls. Every due time is a tick
+        # of the daemon's grid, so the units of a bus are polled in one burst that starts in the
+        # same wake-up as the scales' reads (drivers/ticks.py).
+        us.due = _due(max(us.due + unit.poll_s, time.monotonic()), unit.poll_s)
         if values:
             self.emit(Reading(unit.name, datetime.now(UTC), values))
 

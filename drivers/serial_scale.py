@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 import select
 import threading
@@ -17,13 +16,14 @@ import serial
 
 from drivers.errors import DriverError
 from drivers.scale import PROTOCOLS, Item, Reading, make_splitter
+from drivers.ticks import GRID_S, next_tick
 
 READ_TIMEOUT_S = 0.1
 READ_CHUNK = 4096  # bytes one wake-up of the loop takes from a port at most
-# While frames flow, a port is read once a tick of this grid of the loop's clock, every port on
-# the same ticks: one wake-up of the daemon a tenth of a second for all its scales, instead of
-# one per frame and port (a wake-up is most of what a frame costs; docs/performance.md).
-READ_GRID_S = 0.1
+# While frames flow, a port is read once a tick of the daemon's grid, every port on the same
+# ticks: one wake-up a tenth of a second for all its scales, instead of one per frame and port
+# (a wake-up is most of what a frame costs; docs/performance.md).
+READ_GRID_S = GRID_S
 _SILENT = TimeoutError("silence")  # put on the queue by the silence timer
 DETECT_BAUDS = (9600, 2400, 1200, 4800, 19200)
 # (bytesize, parity, stopbits); 7E1 is how Mettler Toledo terminals usually run.
@@ -216,12 +216,6 @@ def _loop_fd(port: Any) -> int | None:
     None for a URL port (socket://, rfc2217://, spy://, ...), which a thread reads."""
     fd = getattr(port, "fd", None)
     return fd if type(port) is serial.Serial and isinstance(fd, int) else None
-
-
-def next_tick(now: float, grid_s: float = READ_GRID_S) -> float:
-    """The first tick of the loop clock's `grid_s` grid after `now`: timers set on it by
-    different services fire together, in one wake-up of the loop."""
-    return (math.floor(now / grid_s) + 1) * grid_s
 
 
 class LoopReader:

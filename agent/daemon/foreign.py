@@ -171,6 +171,17 @@ class LocalReader:
         rows = self._all("SELECT terminal, epoch, through_seq FROM replica_cursors")
         return {(t, e): int(s) for t, e, s in rows}
 
+    def cursors_now(self) -> dict[tuple[str, str], int] | None:
+        """`cursors` if the connection is free this moment, else None (the event loop asks
+        this way, and hands the question to a thread when the feed is reading)."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            rows = self._conn.execute("SELECT terminal, epoch, through_seq FROM replica_cursors")
+            return {(t, e): int(s) for t, e, s in rows.fetchall()}
+        finally:
+            self._lock.release()
+
     def streams(self) -> list[StreamHeld]:
         """Every stream held here, the own one first."""
         low = self._all("SELECT min(seq) FROM events")[0][0]

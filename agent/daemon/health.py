@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from agent import __version__
 from agent.daemon import notify
 from agent.domain.events import Event
+from drivers.ticks import sleep_on_grid
 
 if TYPE_CHECKING:
     from agent.daemon.runtime import Context
@@ -256,7 +257,7 @@ class HealthService:
         try:
             while True:
                 self.tick()
-                await asyncio.sleep(self.interval_s)
+                await sleep_on_grid(self.interval_s)
         finally:
             self.ctx.writer.disk_listeners.remove(on_disk)
             if self._alerting is not None:

@@ -43,6 +43,7 @@ ALERT_CONFLICT = "replica_conflict"
 ALERT_FEED = "feed_unavailable"
 FEED_RETRY_S = 5.0
 ANSWER_MAX = 64 << 20
+INLINE_BYTES = 16 << 10  # an answer this small is parsed on the loop, not handed to a thread
 PRUNE_EVERY_S = 3600.0
 PRUNE_CHUNK = 5000
 TOPIC = "replicas"
@@ -161,7 +162,10 @@ class Puller:
                 wait_s = 0.0 if more else cfg.wait_s
 
     async def _pull(self, client: httpx.AsyncClient, wait_s: float) -> PullAnswer:
-        cursors = await asyncio.to_thread(self.reader.cursors)
+        # one row a stream: read on the loop, cheaper than a thread's hand-over and back
+        cursors = self.reader.cursors_now()
+        if cursors is None:
+            cursors = await asyncio.to_thread(self.reader.cursors)
         cursors[self.own] = self.ctx.writer.last_seq
         req = PullRequest(cursors, wait_s, self.cfg.batch_max)
         url = self.cfg.url.rstrip("/") + PULL_PATH
@@ -183,6 +187,8 @@ class Puller:
             raise PullError(f"the source refused this terminal's token (HTTP {resp.status_code})")
         if resp.status_code != 200:
             raise PullError(f"the source answered HTTP {resp.status_code}")
+        if len(body) <= INLINE_BYTES:
+            return parse_answer(bytes(body))
         return await asyncio.to_thread(parse_answer, bytes(body))
 
     async def _store(self, answer: PullAnswer) -> bool:

@@ -21,6 +21,7 @@ from agent.daemon.alerts import Alerts
 from agent.daemon.hub import Hub
 from agent.daemon.store import Store, Writer, delete_acknowledged, set_state
 from agent.domain.events import format_at
+from drivers.ticks import sleep_on_grid
 from sync import protocol
 from sync.sender.status import ACKED, LAST_ACK_AT, LAST_ERROR, read_status
 from sync.tls import unused_context
@@ -174,6 +175,7 @@ def load_token(path: str) -> tuple[_Secret, tuple[int, int]]:
 
 
 Sleep = Callable[[float], Awaitable[None]]
+INLINE_ROWS = 32  # a batch this small is read and encoded on the event loop itself
 
 
 async def _read_capped(resp: httpx.Response, cap: int) -> bytes:
@@ -206,7 +208,7 @@ class Sender:
         token_path: str,
         transport: httpx.AsyncBaseTransport | None = None,
         tls: ssl.SSLContext | None = None,
-        sleep: Sleep = asyncio.sleep,
+        sleep: Sleep = sleep_on_grid,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
@@ -290,7 +292,20 @@ class Sender:
             else:
                 self._auth_until = None
         assert self._store is not None
-        rows = await asyncio.to_thread(self._read, self.acked, self.limit)
+        if self.acked >= self.writer.last_seq:
+            # nothing new: no read of the database, no thread, and nothing to publish unless
+            # the state changes (an idle look each interval costs only its timer's wake-up,
+            # which falls on the daemon's grid with the other periodic work)
+            if self.state != "idle":
+                self.state = "idle"
+                self.publish()
+            return self.cfg.interval_s
+        if self.writer.last_seq - self.acked <= INLINE_ROWS:
+            # a few rows read and encoded on the loop cost less than the hand-over to a
+            # thread and back (two wake-ups); a backlog goes to a thread as before
+            rows = self._read(self.acked, self.limit)
+        else:
+            rows = await asyncio.to_thread(self._read, self.acked, self.limit)
         if not rows:
             self.state = "idle"
             self.publish()
@@ -310,7 +325,10 @@ class Sender:
     async def _post(self, rows: list[protocol.Row]) -> Verdict:
         assert self._client is not None
         first, last = rows[0][0], rows[-1][0]
-        body = await asyncio.to_thread(self._encode, rows)
+        if len(rows) <= INLINE_ROWS:
+            body = self._encode(rows)
+        else:
+            body = await asyncio.to_thread(self._encode, rows)
         headers = {
             "Authorization": f"Bearer {self._token.reveal()}",
             "Content-Type": "application/json",

@@ -28,8 +28,8 @@ from drivers.serial_scale import (
     Online,
     PortSettings,
     SerialScale,
-    next_tick,
 )
+from drivers.ticks import next_tick
 
 log = logging.getLogger("tally.scales")
 
