@@ -170,7 +170,7 @@ def run() -> list[Row]:
         t.create_database()
         daemon = t.start_daemon()
         time.sleep(WARMUP_S)
-        cpu, rss = procs.window(daemon.pid, WINDOW_S)
+        cpu, rss, wakes = procs.window_wakeups(daemon.pid, WINDOW_S)
         procs.stop(daemon)
         bare, _ = procs.tally(
             *("-m", "bench.bare", "--serial", t.scale_pty, "--serial", t.bag_pty),
@@ -180,13 +180,13 @@ def run() -> list[Row]:
             first_line=True,
         )
         time.sleep(WARMUP_S / 2)
-        bare_cpu, bare_rss = procs.window(bare.pid, WINDOW_S)
+        bare_cpu, bare_rss, bare_wakes = procs.window_wakeups(bare.pid, WINDOW_S)
         procs.stop(bare)
         daemon = t.start_daemon()
         time.sleep(WARMUP_S / 2)
         t.devices_gone()
         time.sleep(GONE_SETTLE_S)
-        gone_cpu, _ = procs.window(daemon.pid, WINDOW_S)
+        gone_cpu, _, gone_wakes = procs.window_wakeups(daemon.pid, WINDOW_S)
     finally:
         procs.stop(daemon)
         procs.stop(bare)
@@ -200,4 +200,7 @@ def run() -> list[Row]:
         Row("terminal daemon RSS, whole load", rss, "MiB"),
         Row("terminal bare libraries RSS", bare_rss, "MiB"),
         Row(f"terminal daemon CPU, every device and server gone ({w})", gone_cpu, "% of one core"),
+        Row("terminal daemon wake-ups, whole load", wakes, "a second"),
+        Row("terminal bare libraries wake-ups, same device work", bare_wakes, "a second"),
+        Row("terminal daemon wake-ups, every device and server gone", gone_wakes, "a second"),
     ]

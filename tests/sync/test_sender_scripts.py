@@ -117,6 +117,23 @@ async def test_batches_carry_envelopes_key_token_and_advance_on_each_ack(make: A
     assert p.hub.get("sync")["state"] == "idle"
 
 
+async def test_an_idle_sender_publishes_a_change_of_state_not_every_look(make: Any) -> None:
+    # with nothing new the sender reads nothing and wakes no subscriber; a new event is sent
+    # at its next look
+    p, server = await make([ack(2), ack(3)])
+    await append_notes(p.writer, 2)
+    assert await p.sender.step() == 0.05
+    published: list[dict[str, Any]] = []
+    p.hub.watchers.append(lambda topic, value: published.append(value) if topic == "sync" else None)
+    for _ in range(5):
+        assert await p.sender.step() == 0.05
+    assert [v["state"] for v in published] == ["idle"]  # once, on the change from sending
+    await append_notes(p.writer, 1, start=2)
+    assert await p.sender.step() == 0.05
+    assert len(server.requests) == 2 and acked(p) == 3
+    assert published[-1]["acked_through"] == 3
+
+
 async def test_429_and_503_honour_retry_after_capped_and_advance_nothing(make: Any) -> None:
     p, server = await make(
         [
