@@ -25,6 +25,13 @@ from bench.bench_packer import POINTS  # the same 4 units x 6 points
 from bench.common import Row
 
 WINDOW_S = float(os.environ.get("TALLY_BENCH_TERMINAL_S", "60"))
+# TALLY_BENCH_TERMINAL_PARTS=1 adds windows of the daemon with some of its parts: its devices
+# without sync and replication, and its packers alone (where the daemon's CPU goes)
+PARTS = os.environ.get("TALLY_BENCH_TERMINAL_PARTS", "") not in ("", "0")
+PART_WINDOWS = (
+    ("devices only (scales and packers, no sync or peer)", ("terminal", "scales", "packers")),
+    ("packers only", ("terminal", "packers")),
+)
 WARMUP_S = 10.0
 GONE_SETTLE_S = 20.0  # every device has been seen gone and its retry timer is at its cap
 NOTES_PER_DAY = 16_000
@@ -107,18 +114,25 @@ class Terminal:
         )
         procs.wait_ping(str(gate / "tally.sock"), self.gate)
         self.config = f / "tally.toml"
-        self.config.write_text(
-            f'[terminal]\nid = "wb1"\ndatabase = "{f}/tally.db"\nsocket = "{f}/tally.sock"\n\n'
-            f'[[scale]]\nname = "scale1"\nport = "{f / "scale1"}"\nprotocol = "toledo"\n\n'
+        self.sections = {
+            "terminal": f'[terminal]\nid = "wb1"\ndatabase = "{f}/tally.db"\n'
+            f'socket = "{f}/tally.sock"\n\n',
+            "scales": f'[[scale]]\nname = "scale1"\nport = "{f / "scale1"}"\nprotocol = "toledo"\n\n'
             f'[[scale]]\nname = "bags1"\nport = "{f / "bags1"}"\nprotocol = "ascii"\n'
             'role = "bags"\npacker = "line1"\nmin_weight_kg = 20\nzero_band_g = 200\n'
-            "band_g = 100\nhold_s = 1.0\nclear_s = 0.5\n\n"
-            f'[sync]\nurl = "{self.url}"\ntoken_file = "{f}/token"\n\n'
-            f'[[peer]]\nname = "gate"\nurl = "http://127.0.0.1:{self.gate_port}"\n'
-            f'token_file = "{f}/token"\n\n' + packers_toml(self.modbus_port),
-            encoding="utf-8",
-        )
+            "band_g = 100\nhold_s = 1.0\nclear_s = 0.5\n\n",
+            "sync": f'[sync]\nurl = "{self.url}"\ntoken_file = "{f}/token"\n\n',
+            "peer": f'[[peer]]\nname = "gate"\nurl = "http://127.0.0.1:{self.gate_port}"\n'
+            f'token_file = "{f}/token"\n\n',
+            "packers": packers_toml(self.modbus_port),
+        }
+        self.write_config(*self.sections)
         threading.Thread(target=self._notes, daemon=True).start()
+
+    def write_config(self, *parts: str) -> None:
+        """The measured daemon's config with only these of `sections` (the bag scale belongs
+        to packer line1, so "scales" needs "packers")."""
+        self.config.write_text("".join(self.sections[p] for p in parts), encoding="utf-8")
 
     def _notes(self) -> None:
         """The rest of the plant: a note on the peer at a busy plant's rate."""
@@ -172,6 +186,18 @@ def run() -> list[Row]:
         time.sleep(WARMUP_S)
         cpu, rss, wakes = procs.window_wakeups(daemon.pid, WINDOW_S)
         procs.stop(daemon)
+        parts: list[Row] = []
+        for label, sections in PART_WINDOWS if PARTS else ():
+            t.write_config(*sections)
+            daemon = t.start_daemon()
+            time.sleep(WARMUP_S)
+            part_cpu, _, part_wakes = procs.window_wakeups(daemon.pid, WINDOW_S)
+            procs.stop(daemon)
+            parts += [
+                Row(f"terminal daemon CPU, {label}", part_cpu, "% of one core"),
+                Row(f"terminal daemon wake-ups, {label}", part_wakes, "a second"),
+            ]
+        t.write_config(*t.sections)
         bare, _ = procs.tally(
             *("-m", "bench.bare", "--serial", t.scale_pty, "--serial", t.bag_pty),
             *("--modbus", f"127.0.0.1:{t.modbus_port}"),
@@ -203,4 +229,5 @@ def run() -> list[Row]:
         Row("terminal daemon wake-ups, whole load", wakes, "a second"),
         Row("terminal bare libraries wake-ups, same device work", bare_wakes, "a second"),
         Row("terminal daemon wake-ups, every device and server gone", gone_wakes, "a second"),
+        *parts,
     ]
