@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import select
 import threading
@@ -222,12 +223,14 @@ class LoopReader:
     """Reads a local port on the event loop without blocking, handing each chunk, stamped with
     the time it was read, to the session's queue.
 
-    Reads happen only on the ticks of the `READ_GRID_S` grid, the same ticks for every port, so
-    all of a terminal's scales share one wake-up of the daemon a tenth of a second whatever their
-    frame rates (a wake-up costs more than the frames it brings; docs/performance.md). A read
-    takes every frame the port kept since the last. A quiet port is watched instead
-    (`add_reader`): its next bytes wake the loop, which reads them on the next tick and keeps
-    reading on ticks until the port has been quiet for `IDLE_TICKS`.
+    A port is watched (`add_reader`) and read when it has bytes, one wake-up of the loop per
+    chunk. Once its bytes come faster than `FAST_GRIDS` ticks of the `READ_GRID_S` grid apart,
+    the watch stops and the port is read on the grid's ticks instead: the same ticks for every
+    port, so all of a terminal's fast scales share one wake-up a tenth of a second whatever
+    their frame rates (a wake-up costs more than the frames it brings; docs/performance.md). A
+    read on a tick takes every frame the port kept since the last. After `IDLE_TICKS` ticks in a
+    row with nothing, the port is watched again. A slow port (an indicator that sends a frame a
+    second, or only when stable) is never read on ticks, which would wake the loop for nothing.
 
     An error or end of file (a pseudo-terminal whose other side closed, a USB adapter pulled)
     ends the session. So do `SPURIOUS_MAX` wake-ups of the watch in a row that find nothing to
@@ -236,7 +239,8 @@ class LoopReader:
     """
 
     SPURIOUS_MAX = 50
-    IDLE_TICKS = 10  # ticks in a row with nothing read before the port is watched again
+    IDLE_TICKS = 2  # ticks in a row with nothing read before the port is watched again
+    FAST_GRIDS = 1.5  # bytes closer than this many ticks apart move the port onto the grid
 
     def __init__(
         self,
@@ -249,10 +253,12 @@ class LoopReader:
         self.queue = queue
         self.loop = loop
         self.grid_s = grid_s
+        self.fast_s = self.FAST_GRIDS * grid_s
         self.empty = 0  # wake-ups of the watch in a row that found nothing
         self.idle = 0  # ticks in a row that read nothing
-        self.woken = False  # the watch fired; the next tick reads what woke it
+        self.woken = False  # the watch fired and handed its read to the next tick
         self.watching = False
+        self.last_wake = -math.inf  # when the watch last fired
         self.timer: asyncio.TimerHandle | None = None
 
     def watch(self) -> None:
@@ -270,11 +276,26 @@ class LoopReader:
             self.watching = False
 
     def __call__(self) -> None:
-        """The watch's callback: the port has bytes; read them on the next tick."""
-        self.loop.remove_reader(self.fd)
-        self.watching = False
-        self.woken = True
-        self._schedule()
+        """The watch's callback: the port has bytes. Read them now, or, when they come fast,
+        on the next tick and from then on on ticks."""
+        now = self.loop.time()
+        fast, self.last_wake = now - self.last_wake < self.fast_s, now
+        if fast:
+            self.loop.remove_reader(self.fd)
+            self.watching = False
+            self.woken = True
+            self.idle = 0
+            self._schedule()
+            return
+        got = self._read(True)
+        if got is None:
+            return
+        if got:
+            self.empty = 0
+            return
+        self.empty += 1
+        if self.empty >= self.SPURIOUS_MAX:
+            self._end(OSError("the port reports data but gives none; is it in use?"))
 
     def tick(self) -> None:
         """Read what the port holds; go on ticking, or watch a port gone quiet."""

@@ -205,63 +205,97 @@ async def test_a_port_that_keeps_waking_the_loop_with_nothing_to_read_ends_its_s
     queue: asyncio.Queue[tuple[int, bytes] | BaseException] = asyncio.Queue()
     r, w = os.pipe()
     os.set_blocking(r, False)
-    reader = LoopReader(r, queue, loop)
-
-    def wake_up() -> None:  # the watch fires, then the tick reads
-        reader.watch()
-        reader()
-        reader.tick()
-
+    reader = LoopReader(r, queue, loop, grid_s=1e-9)  # no wake-up is fast: each reads at once
+    reader.watch()
     try:
         for _ in range(LoopReader.SPURIOUS_MAX - 1):
-            wake_up()  # nothing in the pipe: a wake-up that finds nothing
+            reader()  # nothing in the pipe: a wake-up that finds nothing
         assert queue.empty()
         os.write(w, FRAME)
-        wake_up()  # data resets the count
+        reader()  # data resets the count
         assert queue.get_nowait()[1] == FRAME  # type: ignore[index]
-        reader.tick()  # ticks that find nothing are no wake-ups of the watch
         for _ in range(LoopReader.SPURIOUS_MAX - 1):
-            wake_up()
+            reader()
         assert queue.empty()
-        wake_up()
+        reader()
         error = queue.get_nowait()
         assert isinstance(error, OSError) and "gives none" in str(error)
         assert not loop.remove_reader(r)  # the watch was stopped
-        assert reader.timer is None
     finally:
         reader.stop()
         os.close(r)
         os.close(w)
 
 
-async def test_frames_flowing_are_read_on_the_grid_and_a_quiet_port_is_watched() -> None:
-    # every port is read on the same ticks while bytes flow, each read taking all the port
-    # kept; after IDLE_TICKS ticks with nothing the port is watched again
+async def _feed_pipe(every_s: float, frames: int, grid_s: float) -> tuple[list[bytes], list[bool]]:
+    """Write `frames` frames `every_s` apart into a watched pipe; return what each read took
+    and, sampled right after each read, whether the reader had a tick set."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[int, bytes] | BaseException] = asyncio.Queue()
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    reader = LoopReader(r, queue, loop, grid_s=grid_s)
+    reader.watch()
+    reads: list[bytes] = []
+    ticking: list[bool] = []
+
+    async def write() -> None:
+        for _ in range(frames):
+            os.write(w, FRAME)
+            await asyncio.sleep(every_s)
+
+    writer = asyncio.create_task(write())
+    try:
+        while sum(len(c) for c in reads) < frames * len(FRAME):
+            item = await asyncio.wait_for(queue.get(), 5)
+            assert not isinstance(item, BaseException)
+            reads.append(item[1])
+            ticking.append(reader.timer is not None)
+        await writer
+        return reads, ticking
+    finally:
+        writer.cancel()
+        reader.stop()
+        os.close(r)
+        os.close(w)
+
+
+async def test_a_fast_port_is_read_on_the_grid_and_watched_again_once_quiet() -> None:
+    # frames 20 ms apart on a 50 ms grid: after the first two wake-ups the port is read on
+    # ticks, each read taking what the port kept; quiet for IDLE_TICKS ticks, it is watched
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[int, bytes] | BaseException] = asyncio.Queue()
     r, w = os.pipe()
     os.set_blocking(r, False)
     reader = LoopReader(r, queue, loop, grid_s=0.05)
     reader.watch()
+    frames, reads = 40, 0
     try:
-        for _ in range(3):
+        for _ in range(frames):
             os.write(w, FRAME)
-        _, first = await asyncio.wait_for(queue.get(), 5)  # type: ignore[misc]
-        assert first == FRAME * 3  # the bytes that woke the watch come in one read
-        assert not reader.watching and reader.timer is not None
-        os.write(w, FRAME)
-        os.write(w, FRAME)
-        _, second = await asyncio.wait_for(queue.get(), 5)  # type: ignore[misc]
-        assert second == FRAME * 2
-        grid = [round(h.when() / 0.05, 6) for h in [reader.timer] if h is not None]
-        assert all(g == int(g) for g in grid)  # the next read is on a tick of the grid
+            await asyncio.sleep(0.02)
+            while not queue.empty():
+                assert not isinstance(queue.get_nowait(), BaseException)
+                reads += 1
+        assert reader.timer is not None and not reader.watching  # on the grid
         await asyncio.sleep(0.05 * (LoopReader.IDLE_TICKS + 3))
+        while not queue.empty():
+            assert not isinstance(queue.get_nowait(), BaseException)
+            reads += 1
+        assert reads <= frames * 0.6  # a read a tick, two or three frames each
         assert reader.watching and reader.timer is None  # quiet: watched, no ticking
-        assert queue.empty()
     finally:
         reader.stop()
         os.close(r)
         os.close(w)
+
+
+async def test_a_slow_port_is_read_when_its_bytes_come_and_never_ticks() -> None:
+    # an indicator that sends a frame every 0.3 s would wake a 50 ms grid for nothing five
+    # times in six: it is read on the watch alone, a frame a read, with no tick set
+    reads, ticking = await _feed_pipe(0.3, 5, grid_s=0.05)
+    assert reads == [FRAME] * 5
+    assert ticking == [False] * 5
 
 
 def _readers() -> int:
