@@ -288,20 +288,14 @@ class LoopReader:
             self._schedule()
             return
         got = self._read(True)
-        if got is None:
-            return
         if got:
             self.empty = 0
-            return
-        self.empty += 1
-        if self.empty >= self.SPURIOUS_MAX:
-            self._end(OSError("the port reports data but gives none; is it in use?"))
+        elif got is False:
+            self._woken_for_nothing()
 
-    def tick(self) -> None:
+    def _tick(self) -> None:
         """Read what the port holds; go on ticking, or watch a port gone quiet."""
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.timer = None
         woken, self.woken = self.woken, False
         got = self._read(woken)
         if got is None:
@@ -310,10 +304,7 @@ class LoopReader:
             self.empty = self.idle = 0
             self._schedule()
         elif woken:
-            self.empty += 1
-            if self.empty >= self.SPURIOUS_MAX:
-                self._end(OSError("the port reports data but gives none; is it in use?"))
-            else:
+            if not self._woken_for_nothing():
                 self.watch()
         else:
             self.idle += 1
@@ -322,8 +313,16 @@ class LoopReader:
             else:
                 self._schedule()
 
+    def _woken_for_nothing(self) -> bool:
+        """Count a wake-up of the watch that found nothing; True when that ended the port."""
+        self.empty += 1
+        if self.empty < self.SPURIOUS_MAX:
+            return False
+        self._end(OSError("the port reports data but gives none; is it in use?"))
+        return True
+
     def _schedule(self) -> None:
-        self.timer = self.loop.call_at(next_tick(self.loop.time(), self.grid_s), self.tick)
+        self.timer = self.loop.call_at(next_tick(self.loop.time(), self.grid_s), self._tick)
 
     def _read(self, woken: bool) -> bool | None:
         """Read what is there onto the queue: True, False when nothing was, None when the

@@ -136,6 +136,13 @@ def prune(before_at: str, limit: int) -> Callable[[sqlite3.Connection], int]:
     return run
 
 
+CURSORS_SQL = "SELECT terminal, epoch, through_seq FROM replica_cursors"
+
+
+def _cursor_map(rows: list[tuple[Any, ...]]) -> dict[tuple[str, str], int]:
+    return {(t, e): int(s) for t, e, s in rows}
+
+
 class LocalReader:
     """Read access to what this node holds of the plant: its own stream and foreign events.
 
@@ -168,8 +175,7 @@ class LocalReader:
 
     def cursors(self) -> dict[tuple[str, str], int]:
         """Every foreign stream's through-seq."""
-        rows = self._all("SELECT terminal, epoch, through_seq FROM replica_cursors")
-        return {(t, e): int(s) for t, e, s in rows}
+        return _cursor_map(self._all(CURSORS_SQL))
 
     def cursors_now(self) -> dict[tuple[str, str], int] | None:
         """`cursors` if the connection is free this moment, else None (the event loop asks
@@ -177,8 +183,7 @@ class LocalReader:
         if not self._lock.acquire(blocking=False):
             return None
         try:
-            rows = self._conn.execute("SELECT terminal, epoch, through_seq FROM replica_cursors")
-            return {(t, e): int(s) for t, e, s in rows.fetchall()}
+            return _cursor_map(self._conn.execute(CURSORS_SQL).fetchall())
         finally:
             self._lock.release()
 
