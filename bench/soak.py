@@ -94,6 +94,7 @@ class Options:
     clock_every_s: float = 60.0
     day_every_s: float = 0.0
     retention_days: int = 90  # the config's default; fewer lets a short run reach retention
+    disk_mb: int = DISK_MB  # t2's small disk (a year's run at a busy rate holds more)
     faults: bool = True
     disk: bool = True
     keep: bool = False
@@ -285,8 +286,9 @@ class Soak:
         if os.geteuid() != 0:
             print("soak: not root, so no disk-full fault", file=sys.stderr)
             return None
+        size = f"size={self.opts.disk_mb}m,mode=0755"
         done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={DISK_MB}m,mode=0755", "tmpfs", str(folder)],
+            ["mount", "-t", "tmpfs", "-o", size, "tmpfs", str(folder)],
             capture_output=True,
             text=True,
         )
@@ -640,6 +642,29 @@ def _key(ev: Any) -> tuple[Any, ...]:
     )
 
 
+def _receiver_events(db: Path, terminal: str) -> list[Any]:
+    """The receiver's events of one terminal (a year's run holds millions: one at a time)."""
+    import sqlite3
+
+    from agent.domain.events import Event
+
+    conn = sqlite3.connect(db.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT terminal, epoch, seq, kind, at, mono_ns, boot, data FROM events"
+            " WHERE terminal = ? ORDER BY at, epoch, seq",
+            (terminal,),
+        )
+        return [Event.read(*row) for row in rows]
+    finally:
+        conn.close()
+
+
+def _after_day(events: list[Any], day: Any, tz: ZoneInfo) -> list[Any]:
+    """The events of the plant days after `day`."""
+    return [ev for ev in events if datetime.fromisoformat(ev.at).astimezone(tz).date() > day]
+
+
 def _kpi_days(events: list[Any], tz: ZoneInfo) -> set[Any]:
     return {datetime.fromisoformat(ev.at).astimezone(tz).date() for ev in events}
 
@@ -650,10 +675,9 @@ def check(soak: Soak, seconds: float) -> Result:
     from agent.daemon.services.visits import kpi_relevant, load_events
     from agent.daemon.store import Store
     from agent.domain import kpis
-    from sync.receiver.store import read_events
 
     tz = ZoneInfo(TZ)
-    central = list(read_events(str(soak.root / "central.db")))
+    central_db = soak.root / "central.db"
     # A step of the machine's own clock (NTP, a pause of the whole virtual machine) is recorded
     # by every daemon, or merged into a step the soak made: the steps cannot be judged then.
     machine_ms = procs.machine_clock_ms() - soak.machine_clock_ms
@@ -664,6 +688,7 @@ def check(soak: Soak, seconds: float) -> Result:
     rows = [["terminal", "events", "receiver", "max seq", "twice", "kills", "cable", "modbus",
              "disk", "clock", "days", "KPI equal", "refused"]]  # fmt: skip
     plant_local: list[Any] = []
+    plant_theirs: list[Any] = []
     total = 0
     compared: list[int] = []
     notes: list[str] = []
@@ -675,7 +700,7 @@ def check(soak: Soak, seconds: float) -> Result:
             kpi_mine = list(load_events(store, kpi=True, foreign=False))
         finally:
             store.close()
-        theirs = [ev for ev in central if ev.terminal == n.name]
+        theirs = _receiver_events(central_db, n.name)
         seqs = [ev.seq for ev in theirs]
         twice = len(seqs) - len(set(seqs))
         max_seq = max(seqs, default=0)
@@ -703,6 +728,11 @@ def check(soak: Soak, seconds: float) -> Result:
         pruned = [ev for ev in theirs if ev.seq not in held]
         if pruned:
             n.pruned = (len(pruned), max(_kpi_days(pruned, tz)))
+        if n.pruned is not None:
+            # Both sides from the day after the last one retention touched: the same events
+            # when nothing was lost, and a year's events need not be folded for a few days.
+            kpi_mine = _after_day(kpi_mine, n.pruned[1], tz)
+            kpi_theirs = _after_day(kpi_theirs, n.pruned[1], tz)
         days = {
             d
             for d in _kpi_days(kpi_mine, tz) | _kpi_days(kpi_theirs, tz)
@@ -717,15 +747,19 @@ def check(soak: Soak, seconds: float) -> Result:
         if not equal:
             failures.append(f"{n.name}: its KPI report differs from the receiver's")
         plant_local.extend(kpi_mine)
-        rows.append([n.name, str(last), str(len(theirs)), str(max_seq), str(twice), str(n.kills),
+        plant_theirs.extend(kpi_theirs)
+        held_by_receiver = len(theirs)
+        del theirs, mine, by_seq, held, pruned  # a year's events: one terminal at a time
+        rows.append([n.name, str(last), str(held_by_receiver), str(max_seq), str(twice), str(n.kills),
                      str(n.cable_pulls), str(n.modbus_gone), str(n.disk_fills),
                      f"{len(n.clock_steps)}/{len(seen)}", str(n.days), "yes" if equal else "NO", str(n.refusals.total())])  # fmt: skip
-    plant_theirs = [ev for ev in central if kpi_relevant(ev.kind)]
     plant_days = _kpi_days(plant_local, tz) | _kpi_days(plant_theirs, tz)
     # the last plant day retention touched on any terminal
     retention_end = max((m.pruned[1] for m in soak.nodes if m.pruned), default=None)
     if retention_end is not None:
         kept = {d for d in plant_days if d > retention_end + timedelta(days=1)}
+        plant_local = _after_day(plant_local, retention_end, tz)
+        plant_theirs = _after_day(plant_theirs, retention_end, tz)
         note = (
             f"retention ({soak.opts.retention_days} days of each daemon's clock) deleted"
             f" acknowledged events of days up to {retention_end} on "
@@ -915,6 +949,8 @@ def main(argv: list[str]) -> int:
                    help="move every terminal's clock on a day every S seconds (0: never)")  # fmt: skip
     p.add_argument("--retention-days", type=int, default=d.retention_days, metavar="N",
                    help="each daemon's [storage] retention_days (1 to 36500)")  # fmt: skip
+    p.add_argument("--disk-mb", type=int, default=d.disk_mb, metavar="MB",
+                   help="the size of t2's small disk, which the disk-full fault fills")  # fmt: skip
     p.add_argument("--no-faults", action="store_true", help="the same plant without faults")
     p.add_argument("--keep", action="store_true", help="keep the folder (logs, databases)")
     p.add_argument("--census", metavar="DIR", default="",
@@ -922,6 +958,9 @@ def main(argv: list[str]) -> int:
     a = p.parse_args(argv)
     if not 1 <= a.retention_days <= 36_500:
         print("soak: give --retention-days from 1 to 36500", file=sys.stderr)
+        return 2
+    if not 8 <= a.disk_mb <= 65_536:
+        print("soak: give --disk-mb from 8 to 65536", file=sys.stderr)
         return 2
     if a.terminals < 2 or a.seconds < 30 or a.rate <= 0:
         print("soak: give --terminals 2 or more, --seconds 30 or more and a positive --rate",
@@ -935,6 +974,7 @@ def main(argv: list[str]) -> int:
         kill_every_s=a.kill_every,
         day_every_s=a.day_every,
         retention_days=a.retention_days,
+        disk_mb=a.disk_mb,
         clock_every_s=a.clock_every,
         faults=not a.no_faults,
         keep=a.keep,
