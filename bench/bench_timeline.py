@@ -55,7 +55,7 @@ def run() -> list[Row]:
             p.apply(ev)
 
     replay_ms = _best_ms(late_event)
-    copy_ms = _best_ms(lambda: copy.deepcopy(timeline.base))
+    copy_ms = _best_ms(lambda: copy.deepcopy(timeline.base, timeline.base.settled_memo()))
     tail_ms = _best_ms(fold_tail)
     n = f"({len(timeline.base.visits)} visits in the snapshot, a tail of {len(timeline.tail)})"
     return [

@@ -70,7 +70,7 @@ class Timeline:
             replay = True
         if replay:
             self.replays += 1
-            fresh = copy.deepcopy(self.base)
+            fresh = copy.deepcopy(self.base, self.base.settled_memo())
             fresh.loaded = self.proj.loaded
             for ev in self.tail:
                 fresh.apply(ev)
@@ -100,6 +100,8 @@ class Timeline:
         self.base.pending_auto.clear()
         self.base_key = self.tail_keys[cut - 1]
         del self.tail[:cut], self.tail_keys[:cut]
+        # The visits closed before the cut and untouched after it are the same in both: one copy
+        self.base.share_settled(self.proj)
 
 
 def fold(events: Iterable[Event], make: Callable[[], Projection]) -> Projection:

@@ -104,6 +104,9 @@ class VisitState:
     provisional: bool = False
     merged_from: list[str] = field(default_factory=list)
     conflicts: list[Flag] = field(default_factory=list)
+    # Held by more than one projection (a timeline's snapshot and its live projection): a
+    # projection that would change it folds into its own copy instead (`Projection.own_copy`).
+    shared: bool = field(default=False, compare=False, repr=False)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> VisitState:
         """A copy whose containers are its own (a timeline replay copies every visit kept).
@@ -121,6 +124,7 @@ class VisitState:
                 setattr(c, f.name, set(value))
             elif isinstance(value, dict):
                 setattr(c, f.name, copy.deepcopy(value, memo))
+        c.shared = False
         return c
 
     @staticmethod

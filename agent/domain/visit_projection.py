@@ -3,6 +3,7 @@ unassigned weighings, and a rebuild from stored events."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -138,6 +139,8 @@ class Projection:
             v = self.visits[vid] = VisitState.pending(*key)
             self.open_by_plate.setdefault(v.plate, vid)
             self._expires(vid, pending_bound(ev.at, self.tz))
+        if v.shared:
+            v = self.own_copy(v)
         was_open = v.open
         if kind != Kind.VISIT_FLAGGED:
             # A match is decided when the capture arrives; anything after it decides again.
@@ -164,6 +167,40 @@ class Projection:
                 self.open_by_plate[v.plate] = vid
         if was_open and not v.open:
             self._close(v)
+
+    def own_copy(self, v: VisitState) -> VisitState:
+        """This projection's own copy of a visit it shares, which it may then change."""
+        mine = self.visits[v.visit] = copy.deepcopy(v)
+        return mine
+
+    def settled_memo(self) -> dict[int, Any]:
+        """A `copy.deepcopy` memo under which a copy of this projection shares its closed
+        visits (marked shared) instead of copying them: a timeline replay copies the snapshot,
+        and most of what the snapshot holds is closed visits that the replay will not touch."""
+        memo: dict[int, Any] = {}
+        for v in self.visits.values():
+            if not v.open:
+                v.shared = True
+                memo[id(v)] = v
+        return memo
+
+    def share_settled(self, other: Projection) -> int:
+        """Hold `other`'s object for each closed visit both fold alike; return how many.
+
+        A timeline's snapshot and its live projection fold the same events up to the snapshot,
+        so a visit closed before it and untouched since is equal in both: one object serves
+        both, marked shared, and whichever of them changes it later changes its own copy.
+        """
+        n = 0
+        for vid, mine in self.visits.items():
+            if mine.shared or mine.open:
+                continue
+            theirs = other.visits.get(vid)
+            if theirs is not None and theirs is not mine and theirs == mine:
+                theirs.shared = True
+                self.visits[vid] = theirs
+                n += 1
+        return n
 
     def _join(self, v: VisitState) -> None:
         """The stages recorded by plate and order before this arrival join it."""

@@ -196,6 +196,13 @@ def test_any_interleaving_of_the_streams_folds_to_the_same_visits_and_kpis(
         if tl.stale:
             tl.refold(held)
         assert tl.proj.snapshot(live=False) == fold(held, Projection).snapshot(live=False)
+        # the snapshot is what its events fold to, whatever the live projection changed since
+        base_key = tl.base_key
+        if base_key is not None:
+            settled = fold([e for e in held if order_key(e) <= base_key], Projection)
+            assert {v: s.to_dict() for v, s in tl.base.visits.items()} == {
+                v: s.to_dict() for v, s in settled.visits.items()
+            }
     assert tl.proj.snapshot(live=False) == fold(ALL, Projection).snapshot(live=False)
     assert {v: s.to_dict() for v, s in tl.proj.visits.items()} == {
         v: s.to_dict() for v, s in fold(ALL, Projection).visits.items()
@@ -235,3 +242,35 @@ def test_a_copied_visit_shares_no_container_and_no_weighing_with_its_original() 
     c.counter["n"].append(2)
     c.events.append((2, ev))
     assert w.weight_kg == 15000 and v.counter["n"] == [1] and len(v.events) == 1
+
+
+def test_a_settled_visit_is_held_once_and_a_later_stage_changes_only_the_live_copy() -> None:
+    """Once the snapshot has folded a closed visit that nothing has touched since, the snapshot
+    and the live projection hold one object for it; a stage that comes later for that visit
+    changes the live projection's own copy, never the snapshot's."""
+    gate = Clock("gate1", "gate1-e", "gate1-b")
+    truck = {"product": "P.O 42.5", "load": "bagged", "planned_kg": 20000}
+    events = [
+        gate.event("visit.arrived", visit="v1", plate="苏C1", order="SO1", **truck),
+        gate.event("visit.cancelled", visit="v1", reason="wrong order"),
+    ]
+    for n in range(2, 6):
+        gate.advance(1)
+        events.append(
+            gate.event("visit.arrived", visit=f"v{n}", plate=f"苏C{n}", order="SO", **truck)
+        )
+    tl = Timeline(Projection, keep=2)
+    tl.add(events)
+    assert tl.base_key is not None and "v1" in tl.base.visits
+    assert tl.base.visits["v1"] is tl.proj.visits["v1"]
+    before = tl.base.visits["v1"].to_dict()
+
+    gate.advance(1)
+    late = gate.event("visit.gate_in", visit="v1")
+    tl.add([late])
+    assert tl.proj.visits["v1"] is not tl.base.visits["v1"]
+    assert tl.base.visits["v1"].to_dict() == before
+    assert (
+        tl.proj.visits["v1"].to_dict() == fold([*events, late], Projection).visits["v1"].to_dict()
+    )
+    assert tl.proj.visits["v1"].to_dict() != before
