@@ -471,7 +471,9 @@ class Soak:
         procs.step_clock(self.clock_file(n), n.clock_base_s + offset_s)
         n.clock_steps.append(offset_s - n.clock_offset_s if by is None else by)
         n.clock_offset_s = offset_s
-        n.clock_next_at = now + self.rng.uniform(CLOCK_HOLD_S, 2 * CLOCK_HOLD_S)
+        # A day played holds only as long as the watch needs to see it (a year fits in an hour)
+        hold = CLOCK_HOLD_S if by is not None else self.rng.uniform(CLOCK_HOLD_S, 2 * CLOCK_HOLD_S)
+        n.clock_next_at = now + hold
 
     def _receiver_outage(self, back_at: float) -> None:
         """Down for a long stretch, then killed again mid-drain, then up for good."""
