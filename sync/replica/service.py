@@ -69,13 +69,18 @@ def tls_context(ca_file: str, client_cert: str, client_key: str, key: str) -> ss
     try:
         ctx = ssl.create_default_context(cafile=ca_file or None)
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError([f"{key}.ca_file: cannot load {ca_file!r} ({exc})"]) from None
+        raise ConfigError(
+            [f"{key}.ca_file: cannot load {ca_file!r} ({exc}); give a PEM file of CA certificates"]
+        ) from None
     if client_cert:
         try:
             ctx.load_cert_chain(client_cert, client_key or None)
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(
-                [f"{key}.client_cert: cannot load {client_cert!r} with its key ({exc})"]
+                [
+                    f"{key}.client_cert: cannot load {client_cert!r} with its key ({exc});"
+                    " give a PEM certificate and its private key"
+                ]
             ) from None
     elif client_key:
         raise ConfigError([f"{key}.client_key: is set without client_cert; set both"])
@@ -369,6 +374,34 @@ class ForeignRetention:
             while await self.ctx.writer.run(prune(before, PRUNE_CHUNK)) >= PRUNE_CHUNK:
                 await asyncio.sleep(0)
             await asyncio.sleep(PRUNE_EVERY_S)
+
+
+def check_files(peers: tuple[PeerConfig, ...], feed: FeedConfig | None) -> list[str]:
+    """Every problem `build` would stop the daemon's start on, found without starting anything:
+    each peer's token file and TLS files, the feed's tokens file and certificate (for
+    `tally check-config`)."""
+    problems: list[str] = []
+    for i, peer in enumerate(peers):
+        try:
+            _read_token(peer.token_file, f"peer[{i}].token_file")
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+        if peer.url.startswith("https://"):
+            try:
+                tls_context(peer.ca_file, peer.client_cert, peer.client_key, f"peer {peer.name}")
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+    if feed is not None:
+        try:
+            TokenTable.load(expand(feed.tokens_file))
+        except TokenFileError as exc:
+            problems.append(f"feed.tokens_file: {exc}")
+        if feed.cert_file:
+            try:
+                check_server_cert(feed.cert_file, feed.key_file)
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+    return problems
 
 
 def _read_token(path: str, key: str) -> str:

@@ -147,6 +147,22 @@ def _tls_problem(exc: BaseException) -> str | None:
     return None
 
 
+def check_files(cfg: SyncConfig) -> list[str]:
+    """Every problem `build` would stop the daemon's start on, found without starting anything:
+    the token file, and for an https URL the TLS files (for `tally check-config`)."""
+    problems: list[str] = []
+    try:
+        load_token(expand(cfg.token_file))
+    except TokenFileError as exc:
+        problems.append(f"sync.token_file: {exc}")
+    if cfg.url.startswith("https://"):
+        try:
+            ssl_context(cfg)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    return problems
+
+
 def ssl_context(cfg: SyncConfig) -> ssl.SSLContext:
     """The TLS context of `cfg`: its CA file (else the system's) and optional client cert.
 
@@ -155,13 +171,20 @@ def ssl_context(cfg: SyncConfig) -> ssl.SSLContext:
     try:
         ctx = ssl.create_default_context(cafile=cfg.ca_file or None)
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError([f"sync.ca_file: cannot load {cfg.ca_file!r} ({exc})"]) from None
+        raise ConfigError(
+            [
+                f"sync.ca_file: cannot load {cfg.ca_file!r} ({exc}); give a PEM file of CA certificates"
+            ]
+        ) from None
     if cfg.client_cert:
         try:
             ctx.load_cert_chain(cfg.client_cert, cfg.client_key or None)
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(
-                [f"sync.client_cert: cannot load {cfg.client_cert!r} with its key ({exc})"]
+                [
+                    f"sync.client_cert: cannot load {cfg.client_cert!r} with its key ({exc});"
+                    " give a PEM certificate and its private key"
+                ]
             ) from None
     elif cfg.client_key:
         raise ConfigError(["sync.client_key: is set without sync.client_cert; set both"])

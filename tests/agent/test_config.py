@@ -173,8 +173,12 @@ def test_file_level_problems_are_one_sentence(
 
 
 def test_check_config_command_prints_ok_or_problems_with_exit_codes(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("wb1-token-0123456789abcdef\n", encoding="utf-8")
+    token.chmod(0o600)
     good = tmp_path / "good.toml"
-    good.write_text(GOOD.format(db=tmp_path / "t.db"), encoding="utf-8")
+    text = GOOD.format(db=tmp_path / "t.db").replace("/etc/tally/token", str(token))
+    good.write_text(text, encoding="utf-8")
     r = tally("check-config", str(good))
     assert (r.returncode, r.stdout, r.stderr) == (0, "ok\n", "")
 
@@ -226,3 +230,37 @@ def test_sample_config_documents_every_key() -> None:
         if f.name not in documented and f.name != "points"
     )
     assert missing == []
+
+
+def test_check_config_loads_the_files_the_daemon_loads_at_start(tmp_path: Path) -> None:
+    """A token file that is missing or open to others, and a feed certificate that is not one,
+    stop `tally run` at start; `check-config` names each of them and leaves them as they were."""
+    open_token = tmp_path / "open-token"
+    open_token.write_text("gate-token-0123456789abcdef\n", encoding="utf-8")
+    open_token.chmod(0o644)
+    readers = tmp_path / "readers"
+    readers.write_text("gate:gate-token-0123456789abcdef\n", encoding="utf-8")
+    readers.chmod(0o600)
+    not_a_cert = tmp_path / "cert.pem"
+    not_a_cert.write_text("not a certificate\n", encoding="utf-8")
+    path = tmp_path / "t.toml"
+    path.write_text(
+        f'[terminal]\nid = "wb1"\ndatabase = "{tmp_path / "t.db"}"\n\n'
+        f'[sync]\nurl = "http://127.0.0.1:8080"\ntoken_file = "{tmp_path / "missing"}"\n\n'
+        f'[[peer]]\nname = "gate"\nurl = "http://127.0.0.1:8081"\ntoken_file = "{open_token}"\n\n'
+        f'[feed]\nlisten = "127.0.0.1:8082"\ntokens_file = "{readers}"\n'
+        f'cert_file = "{not_a_cert}"\nkey_file = "{not_a_cert}"\n',
+        encoding="utf-8",
+    )
+    r = tally("check-config", str(path))
+    assert (r.returncode, r.stdout) == (2, "")
+    lines = r.stderr.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "sync.token_file",
+        "peer[0].token_file",
+        "feed.cert_file",
+    ], r.stderr
+    assert str(tmp_path / "missing") in lines[0]
+    assert "chmod 600" in lines[1]
+    assert open_token.stat().st_mode & 0o777 == 0o644
+    assert not (tmp_path / "t.db").exists()
