@@ -47,6 +47,14 @@ async def sleep_on_grid(delay: float) -> None:
     await sleep_until(on_grid(loop.time() + delay))
 
 
+async def sleep_on_beat(period_s: float) -> None:
+    """Sleep until the next multiple of `period_s` on the loop's clock (a beat): work repeated
+    with the same period, such as the watches that look every 5 s, then wakes in one turn of
+    the loop whenever each of them began, instead of each on its own phase."""
+    loop = asyncio.get_running_loop()
+    await sleep_until(next_tick(loop.time(), period_s))
+
+
 def _wake(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)

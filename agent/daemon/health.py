@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from agent import __version__
 from agent.daemon import notify
 from agent.domain.events import Event
-from drivers.ticks import sleep_on_grid
+from drivers.ticks import sleep_on_beat
 
 if TYPE_CHECKING:
     from agent.daemon.runtime import Context
@@ -257,7 +257,7 @@ class HealthService:
         try:
             while True:
                 self.tick()
-                await sleep_on_grid(self.interval_s)
+                await sleep_on_beat(self.interval_s)  # with the clock watch's look
         finally:
             self.ctx.writer.disk_listeners.remove(on_disk)
             if self._alerting is not None:

@@ -21,7 +21,7 @@ from agent.daemon.api import ApiServer
 from agent.daemon.hub import Hub
 from agent.daemon.store import Store, StoreError, Writer
 from agent.domain.events import Event
-from drivers.ticks import sleep_on_grid
+from drivers.ticks import sleep_on_beat
 
 log = logging.getLogger("tally.runtime")
 
@@ -126,7 +126,7 @@ class ClockWatch:
         """Compare the two clocks every interval."""
         base = time.time_ns() - time.monotonic_ns()
         while True:
-            await sleep_on_grid(self.interval_s)
+            await sleep_on_beat(self.interval_s)  # with the health and tickets services' looks
             offset = time.time_ns() - time.monotonic_ns()
             delta_ms = (offset - base) // 1_000_000
             if abs(delta_ms) > CLOCK_STEP_S * 1000:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from drivers.ticks import GRID_S, next_tick, on_grid, sleep_on_grid, sleep_until
+from drivers.ticks import GRID_S, next_tick, on_grid, sleep_on_beat, sleep_on_grid, sleep_until
 
 
 @pytest.mark.parametrize(
@@ -47,3 +47,23 @@ async def test_sleep_until_a_time_past_returns_at_once() -> None:
     before = loop.time()
     await sleep_until(before - 5)
     assert loop.time() - before < 0.05
+
+
+async def test_watches_of_one_period_started_apart_wake_on_the_same_beat() -> None:
+    """Two watches that look every 0.5 s, the second started 0.23 s after the first, look in
+    the same turns of the loop (with sleep_on_grid they would stay 0.2 s apart)."""
+    loop = asyncio.get_running_loop()
+    looks: dict[str, list[float]] = {"a": [], "b": []}
+
+    async def watch(name: str, times: int) -> None:
+        for _ in range(times):
+            await sleep_on_beat(0.5)
+            looks[name].append(loop.time())
+
+    first = asyncio.create_task(watch("a", 3))  # its looks span every beat of b's two
+    await asyncio.sleep(0.23)
+    await asyncio.gather(first, watch("b", 2))
+    assert len(looks["b"]) == 2
+    for t in looks["b"]:
+        assert min(abs(t - u) for u in looks["a"]) < 0.005, (looks, t)
+        assert abs(t / 0.5 - round(t / 0.5)) < 0.05

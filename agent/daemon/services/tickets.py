@@ -26,6 +26,7 @@ from agent.domain.visit import VisitState
 from agent.domain.visit_inputs import Refusal
 from agent.domain.visit_projection import Projection
 from drivers.printers import Printer, PrinterOffline
+from drivers.ticks import next_tick
 
 log = logging.getLogger("tally.tickets")
 
@@ -33,6 +34,7 @@ ALERT = "printer_offline"
 # Closed visits the service's own visit projection keeps (the plant timeline keeps 1,000): about
 # a shift of a busy weighbridge, at some 7 KiB a visit.
 KEEP_CLOSED_VISITS = 100
+LOOK_S = 5.0  # the service looks for events appended around it (a peer's, a test's) this often
 _SQL = (
     "SELECT seq, kind, at, mono_ns, boot, data FROM events WHERE seq > ? AND ("
     "kind LIKE 'visit.%' OR kind IN ('weighing.captured', 'operator.corrected')"
@@ -354,13 +356,15 @@ class TicketsService:
 
     async def run(self) -> None:
         """Issue due tickets on every change; print owed tickets in another task."""
+        loop = asyncio.get_running_loop()
         printer = asyncio.create_task(self._print_loop(), name="ticket-printer")
         try:
             while True:
                 await self._issue_due()
                 # not wait_for: on 3.11 it can swallow a cancellation that races a wake-up
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(5.0):
+                    # the look falls on the 5 s beat of the clock and health watches
+                    async with asyncio.timeout_at(next_tick(loop.time(), LOOK_S)):
                         await self.wake.wait()
                 self.wake.clear()
         finally:
