@@ -36,8 +36,7 @@ class Timeline:
         self.keep = keep
         self.base = make()
         self.base_key: OrderKey | None = None
-        self.tail: list[Event] = []
-        self.tail_keys: list[OrderKey] = []
+        self.tail: list[Event] = []  # in timeline order (their keys are made when needed)
         self.proj = make()
         self.seen: set[str] = set()
         self.stale = False
@@ -58,15 +57,12 @@ class Timeline:
                 continue
             self.seen.add(ev.id)
             changed = True
-            if not self.tail_keys or k > self.tail_keys[-1]:
+            if not self.tail or k > order_key(self.tail[-1]):
                 self.tail.append(ev)
-                self.tail_keys.append(k)
                 if not replay:
                     self.proj.apply(ev)
                 continue
-            i = bisect.bisect_left(self.tail_keys, k)
-            self.tail.insert(i, ev)
-            self.tail_keys.insert(i, k)
+            self.tail.insert(bisect.bisect_left(self.tail, k, key=order_key), ev)
             replay = True
         if replay:
             self.replays += 1
@@ -82,7 +78,7 @@ class Timeline:
         """Start again from every event (the whole stored timeline), in timeline order."""
         loaded = self.proj.loaded
         self.base, self.base_key = self.make(), None
-        self.tail, self.tail_keys, self.seen = [], [], set()
+        self.tail, self.seen = [], set()
         self.proj = self.make()
         self.proj.loaded = loaded
         self.stale = False
@@ -98,8 +94,8 @@ class Timeline:
             self.seen.discard(ev.id)  # anything that old is caught by base_key instead
         self.base.dirty.clear()
         self.base.pending_auto.clear()
-        self.base_key = self.tail_keys[cut - 1]
-        del self.tail[:cut], self.tail_keys[:cut]
+        self.base_key = order_key(self.tail[cut - 1])
+        del self.tail[:cut]
         # The visits closed before the cut and untouched after it are the same in both: one copy
         self.base.share_settled(self.proj)
 
