@@ -38,7 +38,6 @@ class Timeline:
         self.base_key: OrderKey | None = None
         self.tail: list[Event] = []  # in timeline order (their keys are made when needed)
         self.proj = make()
-        self.seen: set[str] = set()
         self.stale = False
         self.replays = 0
 
@@ -49,21 +48,25 @@ class Timeline:
         """
         changed = replay = False
         for ev in sorted(events, key=order_key):
-            if ev.id in self.seen:
-                continue
             k = order_key(ev)
-            if self.base_key is not None and k <= self.base_key:
-                self.stale = True
-                continue
-            self.seen.add(ev.id)
-            changed = True
             if not self.tail or k > order_key(self.tail[-1]):
+                if self.base_key is not None and k <= self.base_key:
+                    self.stale = True
+                    continue
+                changed = True
                 self.tail.append(ev)
                 if not replay:
                     self.proj.apply(ev)
                 continue
-            self.tail.insert(bisect.bisect_left(self.tail, k, key=order_key), ev)
-            replay = True
+            # an event's key names it: one in the tail with the same key is this one, folded
+            i = bisect.bisect_left(self.tail, k, key=order_key)
+            if i < len(self.tail) and order_key(self.tail[i]) == k:
+                continue
+            if self.base_key is not None and k <= self.base_key:
+                self.stale = True
+                continue
+            changed = replay = True
+            self.tail.insert(i, ev)
         if replay:
             self.replays += 1
             fresh = copy.deepcopy(self.base, self.base.settled_memo())
@@ -78,7 +81,7 @@ class Timeline:
         """Start again from every event (the whole stored timeline), in timeline order."""
         loaded = self.proj.loaded
         self.base, self.base_key = self.make(), None
-        self.tail, self.seen = [], set()
+        self.tail = []
         self.proj = self.make()
         self.proj.loaded = loaded
         self.stale = False
@@ -90,8 +93,7 @@ class Timeline:
             return
         cut = len(self.tail) - self.keep
         for ev in self.tail[:cut]:
-            self.base.apply(ev)
-            self.seen.discard(ev.id)  # anything that old is caught by base_key instead
+            self.base.apply(ev)  # anything that old is caught by base_key from now on
         self.base.dirty.clear()
         self.base.pending_auto.clear()
         self.base_key = order_key(self.tail[cut - 1])

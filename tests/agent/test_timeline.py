@@ -274,3 +274,15 @@ def test_a_settled_visit_is_held_once_and_a_later_stage_changes_only_the_live_co
         tl.proj.visits["v1"].to_dict() == fold([*events, late], Projection).visits["v1"].to_dict()
     )
     assert tl.proj.visits["v1"].to_dict() != before
+
+
+def test_events_folded_already_change_nothing_and_replay_nothing() -> None:
+    """A batch sent again (a peer's retry after a lost answer) is recognised in the tail by the
+    events' place in the timeline: nothing changes and nothing is folded again."""
+    tl = Timeline(Projection, keep=len(EVENTS))  # every event stays in the tail
+    assert tl.add(EVENTS) is True
+    before = tl.proj.snapshot(live=False)
+    assert tl.add(EVENTS[3:9]) is False
+    assert tl.add([EVENTS[-1], EVENTS[0]]) is False
+    assert (tl.replays, len(tl.tail), tl.stale) == (0, len(EVENTS), False)
+    assert tl.proj.snapshot(live=False) == before
