@@ -351,7 +351,7 @@ def _cancel(
 
 def _correct(p: Projection, req: Mapping[str, Any]) -> list[Command]:
     target = inputs.text(req, "target_event", required=True, limit=200)
-    vid = p.event_visit.get(target)
+    vid = p.visit_holding(target)
     if vid is None:
         raise Refusal(
             f"there is no visit event {target} to correct; give an id shown by tally events"

@@ -80,7 +80,6 @@ class Projection:
         self.visits: dict[str, VisitState] = {}
         self.ids = Identities()
         self.open_by_plate: dict[str, str] = {}
-        self.event_visit: dict[str, str] = {}  # event id → visit id (for corrections)
         self.unassigned: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.assigned: dict[str, str] = {}  # weighing → visit (kept for open visits' refusals)
         self.pending_auto: OrderedDict[str, str] = OrderedDict()  # weighing → visit
@@ -148,7 +147,6 @@ class Projection:
                 if target == vid:
                     del self.pending_auto[w]
         v.events.append((index, ev))
-        self.event_visit[ev.id] = vid
         v.apply(ev, index)
         if mine:
             self.dirty.add(vid)
@@ -208,8 +206,6 @@ class Projection:
         if pending is None:
             return
         self.expiry.pop(pending.visit, None)
-        for _, e in pending.events:
-            self.event_visit[e.id] = v.visit
         for w in pending.weighings:
             if w.weighing in self.assigned:
                 self.assigned[w.weighing] = v.visit
@@ -245,7 +241,7 @@ class Projection:
         """Fold the visit of the corrected event again, the correction applied to its data."""
         d = ev.data
         target = d.get("target_event")
-        vid = self.event_visit.get(str(target))
+        vid = self.visit_holding(str(target), d.get("visit"))
         v = self.visits.get(vid) if vid else None
         if v is None:
             return
@@ -305,8 +301,6 @@ class Projection:
         self.visits.pop(vid, None)
         self.expiry.pop(vid, None)
         self.dirty.discard(vid)
-        for _, e in gone.events:
-            self.event_visit.pop(e.id, None)
         for w, target in list(self.assigned.items()):
             if target == vid:
                 del self.assigned[w]
@@ -318,6 +312,26 @@ class Projection:
         self.ids.forget(gone)
 
     # --- views --------------------------------------------------------------------------------
+
+    def visit_holding(self, event_id: str, hint: object = None) -> str | None:
+        """The id of the visit held whose events include `event_id`, if any; `hint` (the visit
+        a correction names) is looked at first."""
+        if isinstance(hint, str):
+            v = self.visits.get(self.ids.alias.get(hint, hint))
+            if v is not None and any(e.id == event_id for _, e in v.events):
+                return v.visit
+        for vid, v in self.visits.items():
+            if any(e.id == event_id for _, e in v.events):
+                return vid
+        return None
+
+    @property
+    def event_visit(self) -> dict[str, str]:
+        """Event id → visit id, for every event of the visits held. Made when asked, not kept:
+        only a correction needs it, and a correction is rare next to the events it would cost
+        to keep (a dict entry for every event of a thousand closed visits, in each projection).
+        """
+        return {e.id: vid for vid, v in self.visits.items() for _, e in v.events}
 
     def open_visits(self) -> list[VisitState]:
         """Open visits in arrival order."""
