@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import math
 import os
 import select
@@ -17,7 +18,7 @@ import serial
 
 from drivers.errors import DriverError
 from drivers.scale import PROTOCOLS, Item, Reading, make_splitter
-from drivers.ticks import GRID_S, next_tick
+from drivers.ticks import GRID_S, next_tick, on_grid, sleep_until
 
 READ_TIMEOUT_S = 0.1
 READ_CHUNK = 4096  # bytes one wake-up of the loop takes from a port at most
@@ -25,6 +26,7 @@ READ_CHUNK = 4096  # bytes one wake-up of the loop takes from a port at most
 # ticks: one wake-up a tenth of a second for all its scales, instead of one per frame and port
 # (a wake-up is most of what a frame costs; docs/performance.md).
 READ_GRID_S = GRID_S
+RETRY_BEAT_S = 1.0  # a port's next try, once a second or more away, is on a whole second
 _SILENT = TimeoutError("silence")  # put on the queue by the silence timer
 DETECT_BAUDS = (9600, 2400, 1200, 4800, 19200)
 # (bytesize, parity, stopbits); 7E1 is how Mettler Toledo terminals usually run.
@@ -135,10 +137,17 @@ class SerialScale:
             self.online = False
             await emit(Offline(reason))
             delay = self.backoff_min_s if had_frames else delay
-            await asyncio.sleep(delay)
+            # a try a second or more away falls on a whole second: the scales that are gone try
+            # in one wake-up (and a quick first try stays quick, on the grid)
+            beat = RETRY_BEAT_S if delay >= RETRY_BEAT_S else GRID_S
+            await sleep_until(on_grid(asyncio.get_running_loop().time() + delay, beat))
             delay = min(delay * 2, self.backoff_max_s)
 
     async def _session(self, emit: Emit) -> tuple[str, bool]:
+        url = self.settings.url
+        if "://" not in url and not os.path.exists(url):
+            # an unplugged adapter's device is gone: say so without a thread (and its wake-ups)
+            return f"cannot open {url} ({os.strerror(errno.ENOENT)})", False
         try:
             port = await asyncio.to_thread(open_port, self.settings)
         except PortError as exc:
