@@ -139,7 +139,7 @@ class Projection:
             self.open_by_plate.setdefault(v.plate, vid)
             self._expires(vid, pending_bound(ev.at, self.tz))
         if v.shared:
-            v = self.own_copy(v)
+            v = self.own_copy(vid)
         was_open = v.open
         if kind != Kind.VISIT_FLAGGED:
             # A match is decided when the capture arrives; anything after it decides again.
@@ -166,9 +166,9 @@ class Projection:
         if was_open and not v.open:
             self._close(v)
 
-    def own_copy(self, v: VisitState) -> VisitState:
-        """This projection's own copy of a visit it shares, which it may then change."""
-        mine = self.visits[v.visit] = copy.deepcopy(v)
+    def own_copy(self, vid: str) -> VisitState:
+        """This projection's own copy of visit `vid`, which it shares, to change it."""
+        mine = self.visits[vid] = copy.deepcopy(self.visits[vid])
         return mine
 
     def settled_memo(self) -> dict[int, Any]:
