@@ -80,6 +80,21 @@ SCALE_ARGS = (
 )
 
 
+# `--year`: five terminals for 90 minutes at about 1,000 events a second, a plant day every 14 s
+# (about 15,000 events a day), the receiver down for 27 minutes in the middle. On a 2-core machine
+# a run played 348 days and 5.4 million events (docs/performance.md, "A year of a busy plant").
+YEAR: dict[str, float] = {
+    "terminals": 5,
+    "seconds": 5400,
+    "rate": 200,
+    "day_every": 14,
+    "clock_every": 400,
+    "kill_every": 30,
+    "retention_days": 30,
+    "disk_mb": 512,
+}
+
+
 @dataclass
 class Options:
     """The size of the run and how often each fault strikes (mean seconds between)."""
@@ -957,6 +972,12 @@ def main(argv: list[str]) -> int:
     p.add_argument("--keep", action="store_true", help="keep the folder (logs, databases)")
     p.add_argument("--census", metavar="DIR", default="",
                    help="run t1 under bench.census: a census of its live objects in DIR every minute")  # fmt: skip
+    p.add_argument("--year", action="store_true",
+                   help="a compressed year of a busy plant (what `make soak` runs): "
+                   + ", ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in YEAR.items())
+                   + " (given options win)")  # fmt: skip
+    if "--year" in argv:
+        p.set_defaults(**YEAR)
     a = p.parse_args(argv)
     if not 1 <= a.retention_days <= 36_500:
         print("soak: give --retention-days from 1 to 36500", file=sys.stderr)

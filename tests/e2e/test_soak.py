@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import collections
+from pathlib import Path
+
+import pytest
+
 from bench.procs import faketime_library
-from bench.soak import Options, run, table
+from bench.soak import YEAR, Options, Result, run, table
 
 
 def test_short_soak_loses_nothing_and_counts_nothing_twice() -> None:
@@ -18,3 +23,25 @@ def test_short_soak_loses_nothing_and_counts_nothing_twice() -> None:
     assert result.faults["clock steps"] > 0 or faketime_library() is None, table(result)
     assert result.events > 0
     assert result.ok, table(result)
+
+
+def test_make_soak_plays_the_year_and_a_given_option_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make soak` runs `--year`; an option given with it (a shorter run) wins over the year's."""
+    import bench.soak
+
+    seen: list[Options] = []
+
+    def record(opts: Options) -> Result:
+        seen.append(opts)
+        return Result([["terminal"]], [], {}, 0, 0.0, "", collections.Counter())
+
+    monkeypatch.setattr(bench.soak, "run", record)
+    # main() sets its own SIGTERM and SIGHUP handlers; the test process keeps its own
+    monkeypatch.setattr(bench.soak.signal, "signal", lambda *_: None)
+    assert bench.soak.main(["--year", "--seconds", "60"]) == 0
+    assert seen[0].terminals == YEAR["terminals"] and seen[0].rate == YEAR["rate"]
+    assert (seen[0].seconds, seen[0].retention_days, seen[0].disk_mb) == (60, 30, 512)
+    assert bench.soak.main(["--terminals", "2"]) == 0
+    assert (seen[1].terminals, seen[1].seconds, seen[1].day_every_s) == (2, 300, 0)
+    makefile = Path(__file__).resolve().parents[2] / "Makefile"
+    assert "--year" in makefile.read_text(encoding="utf-8").split("SOAK_ARGS ?=")[1]
