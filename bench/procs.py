@@ -111,7 +111,7 @@ def faketime_env(offset_file: Path, cache_s: int = 0) -> dict[str, str]:
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
         # Without this, 0.9.10 emulates every wait of a condition variable (a thread handing
         # work to another): about 3 ms of CPU a hand-over instead of 12 us, which made a soak's
-        # daemons a hundred times dearer per event than a real one. The monotonic clock is not
+        # daemons about ten times dearer per event than a real one. The monotonic clock is not
         # faked, so the waits need no fixing.
         "FAKETIME_FORCE_MONOTONIC_FIX": "0",
         **({"FAKETIME_CACHE_DURATION": str(cache_s)} if cache_s else {"FAKETIME_NO_CACHE": "1"}),

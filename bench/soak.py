@@ -659,24 +659,6 @@ def _key(ev: Any) -> tuple[Any, ...]:
     )
 
 
-def _receiver_events(db: Path, terminal: str) -> list[Any]:
-    """The receiver's events of one terminal (a year's run holds millions: one at a time)."""
-    import sqlite3
-
-    from agent.domain.events import Event
-
-    conn = sqlite3.connect(db.resolve().as_uri() + "?mode=ro", uri=True)
-    try:
-        rows = conn.execute(
-            "SELECT terminal, epoch, seq, kind, at, mono_ns, boot, data FROM events"
-            " WHERE terminal = ? ORDER BY at, epoch, seq",
-            (terminal,),
-        )
-        return [Event.read(*row) for row in rows]
-    finally:
-        conn.close()
-
-
 def _after_day(events: list[Any], day: Any, tz: ZoneInfo) -> list[Any]:
     """The events of the plant days after `day`."""
     return [ev for ev in events if datetime.fromisoformat(ev.at).astimezone(tz).date() > day]
@@ -692,6 +674,7 @@ def check(soak: Soak, seconds: float) -> Result:
     from agent.daemon.services.visits import kpi_relevant, load_events
     from agent.daemon.store import Store
     from agent.domain import kpis
+    from sync.receiver.store import read_events
 
     tz = ZoneInfo(TZ)
     central_db = soak.root / "central.db"
@@ -717,7 +700,7 @@ def check(soak: Soak, seconds: float) -> Result:
             kpi_mine = list(load_events(store, kpi=True, foreign=False))
         finally:
             store.close()
-        theirs = _receiver_events(central_db, n.name)
+        theirs = list(read_events(str(central_db), n.name))  # a year's: one terminal at a time
         seqs = [ev.seq for ev in theirs]
         twice = len(seqs) - len(set(seqs))
         max_seq = max(seqs, default=0)

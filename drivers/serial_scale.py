@@ -90,8 +90,12 @@ def open_port(settings: PortSettings, timeout: float = READ_TIMEOUT_S) -> Any:
         )
         port.open()
     except Exception as exc:  # SerialException, OSError, termios.error, ValueError alike
-        raise PortError(f"cannot open {settings.url} ({_short(exc)})") from None
+        raise PortError(_cannot_open(settings.url, _short(exc))) from None
     return port
+
+
+def _cannot_open(url: str, why: str) -> str:
+    return f"cannot open {url} ({why})"
 
 
 def _short(exc: BaseException) -> str:
@@ -147,7 +151,7 @@ class SerialScale:
         url = self.settings.url
         if "://" not in url and not os.path.exists(url):
             # an unplugged adapter's device is gone: say so without a thread (and its wake-ups)
-            return f"cannot open {url} ({os.strerror(errno.ENOENT)})", False
+            return _cannot_open(url, os.strerror(errno.ENOENT)), False
         try:
             port = await asyncio.to_thread(open_port, self.settings)
         except PortError as exc:

@@ -49,24 +49,22 @@ class Timeline:
         changed = replay = False
         for ev in sorted(events, key=order_key):
             k = order_key(ev)
-            if not self.tail or k > order_key(self.tail[-1]):
-                if self.base_key is not None and k <= self.base_key:
-                    self.stale = True
+            i = len(self.tail)
+            last = i == 0 or k > order_key(self.tail[-1])
+            if not last:
+                # an event's key names it: one in the tail with the same key is this one, folded
+                i = bisect.bisect_left(self.tail, k, key=order_key)
+                if order_key(self.tail[i]) == k:
                     continue
-                changed = True
-                self.tail.append(ev)
-                if not replay:
-                    self.proj.apply(ev)
-                continue
-            # an event's key names it: one in the tail with the same key is this one, folded
-            i = bisect.bisect_left(self.tail, k, key=order_key)
-            if i < len(self.tail) and order_key(self.tail[i]) == k:
-                continue
             if self.base_key is not None and k <= self.base_key:
                 self.stale = True
                 continue
-            changed = replay = True
+            changed = True
             self.tail.insert(i, ev)
+            if not last:
+                replay = True
+            elif not replay:
+                self.proj.apply(ev)
         if replay:
             self.replays += 1
             fresh = copy.deepcopy(self.base, self.base.settled_memo())

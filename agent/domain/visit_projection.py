@@ -182,14 +182,13 @@ class Projection:
                 memo[id(v)] = v
         return memo
 
-    def share_settled(self, other: Projection) -> int:
-        """Hold `other`'s object for each closed visit both fold alike; return how many.
+    def share_settled(self, other: Projection) -> None:
+        """Hold `other`'s object for each closed visit both fold alike.
 
         A timeline's snapshot and its live projection fold the same events up to the snapshot,
         so a visit closed before it and untouched since is equal in both: one object serves
         both, marked shared, and whichever of them changes it later changes its own copy.
         """
-        n = 0
         for vid, mine in self.visits.items():
             if mine.shared or mine.open:
                 continue
@@ -197,8 +196,6 @@ class Projection:
             if theirs is not None and theirs is not mine and theirs == mine:
                 theirs.shared = True
                 self.visits[vid] = theirs
-                n += 1
-        return n
 
     def _join(self, v: VisitState) -> None:
         """The stages recorded by plate and order before this arrival join it."""

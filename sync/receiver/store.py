@@ -473,15 +473,26 @@ def _conflicts(
 
 
 def _iter_events(
-    path: str, before_at: str | None, batch: int, *, uri: bool = False
+    path: str,
+    before_at: str | None,
+    batch: int,
+    *,
+    uri: bool = False,
+    terminal: str | None = None,
 ) -> Iterator[Event]:
     conn = sqlite3.connect(path, uri=uri, timeout=BUSY_TIMEOUT_MS / 1000)
     try:
         sql = "SELECT terminal, epoch, seq, kind, at, mono_ns, boot, data FROM events"
-        params: tuple[Any, ...] = ()
+        where: list[str] = []
+        params: list[Any] = []
         if before_at is not None:
-            sql += " WHERE at < ?"
-            params = (before_at,)
+            where.append("at < ?")
+            params.append(before_at)
+        if terminal is not None:
+            where.append("terminal = ?")
+            params.append(terminal)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
         try:
             cursor = conn.execute(sql + " ORDER BY at, terminal, epoch, seq", params)
         except sqlite3.DatabaseError as exc:
@@ -491,16 +502,18 @@ def _iter_events(
             if not chunk:
                 return
             for t, e, s, k, a, m, b, d in chunk:
-                yield Event(t, e, s, k, a, m, b, json.loads(d))
+                yield Event.read(t, e, s, k, a, m, b, d)
     finally:
         conn.close()
 
 
-def read_events(path: str) -> Iterator[Event]:
-    """Every event of the receiver database at `path`, read-only (for exports)."""
+def read_events(path: str, terminal: str | None = None) -> Iterator[Event]:
+    """Every event of the receiver database at `path` (of one terminal when given), read-only
+    (for exports, and the soak's check)."""
     if not Path(path).is_file():
         raise ReceiverStoreError(f"there is no receiver database at {path}; check --db")
-    return _iter_events(Path(path).resolve().as_uri() + "?mode=ro", None, 2000, uri=True)
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    return _iter_events(uri, None, 2000, uri=True, terminal=terminal)
 
 
 def read_stats(path: str) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ from sync.replica.wire import (
     StreamMark,
     parse_answer,
 )
-from sync.tls import server_context, unused_context
+from sync.tls import client_context, server_context, unused_context
 from sync.tokens import TokenFileError, TokenTable, expand, parse_token, read_private
 
 if TYPE_CHECKING:
@@ -62,29 +62,6 @@ class DaemonHolder:
     def rows_after(self, terminal: str, epoch: str, after: int, limit: int) -> list[HeldRow]:
         """Events of a stream after `after`."""
         return self.reader.rows_after(terminal, epoch, after, limit)
-
-
-def tls_context(ca_file: str, client_cert: str, client_key: str, key: str) -> ssl.SSLContext:
-    """A client TLS context; raise ConfigError naming the key when a file cannot be used."""
-    try:
-        ctx = ssl.create_default_context(cafile=ca_file or None)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(
-            [f"{key}.ca_file: cannot load {ca_file!r} ({exc}); give a PEM file of CA certificates"]
-        ) from None
-    if client_cert:
-        try:
-            ctx.load_cert_chain(client_cert, client_key or None)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(
-                [
-                    f"{key}.client_cert: cannot load {client_cert!r} with its key ({exc});"
-                    " give a PEM certificate and its private key"
-                ]
-            ) from None
-    elif client_key:
-        raise ConfigError([f"{key}.client_key: is set without client_cert; set both"])
-    return ctx
 
 
 class Replicas:
@@ -124,7 +101,7 @@ class Puller:
         self.transport = transport
         self.own = (ctx.writer.terminal, ctx.writer.epoch)
         self.tls = (
-            tls_context(cfg.ca_file, cfg.client_cert, cfg.client_key, f"peer {cfg.name}")
+            client_context(cfg.ca_file, cfg.client_cert, cfg.client_key, f"peer {cfg.name}")
             if cfg.url.startswith("https://")
             else None
         )
@@ -388,7 +365,7 @@ def check_files(peers: tuple[PeerConfig, ...], feed: FeedConfig | None) -> list[
             problems.extend(exc.problems)
         if peer.url.startswith("https://"):
             try:
-                tls_context(peer.ca_file, peer.client_cert, peer.client_key, f"peer {peer.name}")
+                client_context(peer.ca_file, peer.client_cert, peer.client_key, f"peer {peer.name}")
             except ConfigError as exc:
                 problems.extend(exc.problems)
     if feed is not None:

@@ -24,7 +24,7 @@ from agent.domain.events import format_at
 from drivers.ticks import sleep_on_grid
 from sync import protocol
 from sync.sender.status import ACKED, LAST_ACK_AT, LAST_ERROR, read_status
-from sync.tls import unused_context
+from sync.tls import client_context, unused_context
 from sync.tokens import TokenFileError, expand, parse_token, read_private, signature
 
 if TYPE_CHECKING:
@@ -168,27 +168,7 @@ def ssl_context(cfg: SyncConfig) -> ssl.SSLContext:
 
     Raises ConfigError naming the key when a file cannot be used.
     """
-    try:
-        ctx = ssl.create_default_context(cafile=cfg.ca_file or None)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(
-            [
-                f"sync.ca_file: cannot load {cfg.ca_file!r} ({exc}); give a PEM file of CA certificates"
-            ]
-        ) from None
-    if cfg.client_cert:
-        try:
-            ctx.load_cert_chain(cfg.client_cert, cfg.client_key or None)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(
-                [
-                    f"sync.client_cert: cannot load {cfg.client_cert!r} with its key ({exc});"
-                    " give a PEM certificate and its private key"
-                ]
-            ) from None
-    elif cfg.client_key:
-        raise ConfigError(["sync.client_key: is set without sync.client_cert; set both"])
-    return ctx
+    return client_context(cfg.ca_file, cfg.client_cert, cfg.client_key, "sync")
 
 
 def load_token(path: str) -> tuple[_Secret, tuple[int, int]]:
