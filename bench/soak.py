@@ -80,14 +80,14 @@ SCALE_ARGS = (
 )
 
 
-# `--year`: five terminals for 90 minutes at about 1,000 events a second, a plant day every 14 s
-# (about 15,000 events a day), the receiver down for 27 minutes in the middle. On a 2-core machine
-# a run played 348 days and 5.4 million events (docs/performance.md, "A year of a busy plant").
+# `--year`: five terminals for 100 minutes at about 1,000 events a second, a plant day every 16 s
+# (about 16,000 events a day, 375 days), the receiver down for half an hour in the middle: about
+# six million events (docs/performance.md, "A year of a busy plant").
 YEAR: dict[str, float] = {
     "terminals": 5,
-    "seconds": 5400,
+    "seconds": 6000,
     "rate": 200,
-    "day_every": 14,
+    "day_every": 16,
     "clock_every": 400,
     "kill_every": 30,
     "retention_days": 30,
