@@ -3,18 +3,23 @@
 For finding what grows in a long-running daemon (`python -m bench.soak --census DIR` runs the
 never-killed t1 this way). Every `TALLY_CENSUS_EVERY_S` (default 60) seconds the census service
 writes `cNNN` into `TALLY_CENSUS_DIR`: a header line (monotonic seconds, RSS and its anonymous
-part in MiB, `sys.getallocatedblocks()`, the number of objects the garbage collector tracks), the
-60 commonest types with their counts, and the 15 largest containers with who holds them. It runs
-on the daemon's loop and takes a moment; it is a bench tool, not part of the product.
+part in MiB, `sys.getallocatedblocks()`, the number of objects the garbage collector tracks), a
+line on where the heap is (Python's own allocator: its arenas, the bytes in live blocks and the
+free ones; the C allocator: what it holds from the system, in use and free), the 60 commonest
+types with their counts, and the 15 largest containers with who holds them. It runs on the
+daemon's loop and takes a moment; it is a bench tool, not part of the product.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import ctypes
 import gc
 import os
+import re
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,6 +53,62 @@ def _holder(container: object, skip: list[Any]) -> list[str]:
     return out[:3]
 
 
+class _MallInfo2(ctypes.Structure):
+    """glibc's `struct mallinfo2` (glibc 2.33 and later)."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+            "fsmblks", "uordblks", "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+def c_heap_mib() -> tuple[float, float, float]:
+    """The C allocator's heap in MiB: held from the system (its arenas and mmapped blocks), in
+    use, and free inside it; zeros where glibc's `mallinfo2` is missing."""
+    try:
+        fn = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return 0.0, 0.0, 0.0
+    fn.restype = _MallInfo2
+    m = fn()
+    mib = 1 << 20
+    return (m.arena + m.hblkhd) / mib, (m.uordblks + m.hblkhd) / mib, m.fordblks / mib
+
+
+def pymalloc_mib() -> tuple[int, float, float]:
+    """Python's small-object allocator: arenas held, MiB in live blocks, MiB free in its pools
+    (from `sys._debugmallocstats`, which writes to the process's stderr: caught in a file)."""
+    with tempfile.TemporaryFile(mode="w+") as out:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(out.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        text = out.read()
+
+    def number(label: str) -> int:
+        m = re.search(rf"{label}\s*=\s*([\d,]+)", text)
+        return int(m.group(1).replace(",", "")) if m else 0
+
+    unused = re.search(r"(\d+) unused pools \* (\d+) bytes", text)
+    free = number("# bytes in available blocks") + (
+        int(unused.group(1)) * int(unused.group(2)) if unused else 0
+    )
+    mib = 1 << 20
+    return (
+        number("# arenas allocated current"),
+        number("# bytes in allocated blocks") / mib,
+        free / mib,
+    )
+
+
 def census(path: Path) -> None:
     """Write one census to `path`."""
     objs = gc.get_objects()
@@ -60,8 +121,14 @@ def census(path: Path) -> None:
         f" {status_mib('self', 'RssAnon:'):.1f} blocks {sys.getallocatedblocks()} objects {len(objs)}"
     )
     del objs, big
+    arenas, live, spare = pymalloc_mib()
+    held, used, free = c_heap_mib()
+    heap = (
+        f"pymalloc arenas {arenas} live {live:.1f} free {spare:.1f}"
+        f" malloc held {held:.1f} used {used:.1f} free {free:.1f}"
+    )
     common = [f"{n} {name}" for name, n in counts.most_common(60)]
-    path.write_text("\n".join([header, *common, "--- largest containers", *lines]) + "\n")
+    path.write_text("\n".join([header, heap, *common, "--- largest containers", *lines]) + "\n")
 
 
 class Census:
