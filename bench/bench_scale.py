@@ -40,16 +40,15 @@ def parse_rate(protocol: str) -> float:
     return splitter.frames / elapsed
 
 
-def daemon_cpu_per_hour() -> float:
-    """The daemon's CPU seconds per hour while reading a 20 frames/s Toledo simulator."""
+def daemon_cpu_per_hour(*sim_args: str) -> float:
+    """The daemon's CPU seconds per hour while reading a 20 frames/s Toledo simulator (trucks
+    coming and going; `sim_args` change the simulator's plan)."""
     from agent.daemon.client import DaemonUnavailable, request
 
     folder = Path(tempfile.mkdtemp(prefix="tally-bench-"))
     cmd = [sys.executable, "-m", "agent.cli"]
-    sim = lifeline.popen(
-        [*cmd, "simulate", "scale", "--protocol", "toledo", "--rate", str(RATE_HZ), "--seed", "1"],
-        stdout=subprocess.PIPE,
-    )
+    sim_cmd = [*cmd, "simulate", "scale", "--protocol", "toledo", "--rate", str(RATE_HZ)]
+    sim = lifeline.popen([*sim_cmd, "--seed", "1", *sim_args], stdout=subprocess.PIPE)
     daemon: subprocess.Popen[bytes] | None = None
     try:
         assert sim.stdout is not None
@@ -93,4 +92,7 @@ def run() -> list[Row]:
     """Every scale benchmark row."""
     rows = [Row(f"scale parse {p}", parse_rate(p), "frames/s") for p in PROTOCOLS]
     rows.append(Row(f"scale daemon CPU at {RATE_HZ} frames/s", daemon_cpu_per_hour(), "CPU s/hour"))
+    # the deck empty all along (a quiet night): read on the quiet grid
+    empty = daemon_cpu_per_hour("--empty-s", "3600")
+    rows.append(Row(f"scale daemon CPU at {RATE_HZ} frames/s, empty deck", empty, "CPU s/hour"))
     return rows

@@ -26,6 +26,11 @@ READ_CHUNK = 4096  # bytes one wake-up of the loop takes from a port at most
 # ticks: one wake-up a tenth of a second for all its scales, instead of one per frame and port
 # (a wake-up is most of what a frame costs; docs/performance.md).
 READ_GRID_S = GRID_S
+# A scale with nothing to show (an empty deck at zero, a packer's check scale between bags) is
+# read on this coarser grid, five times fewer wake-ups for the same frames; the first frame of
+# a load brings it back to READ_GRID_S (docs/performance.md, "An empty deck is read twice a
+# second").
+QUIET_GRID_S = 0.5
 RETRY_BEAT_S = 1.0  # a port's next try, once a second or more away, is on a whole second
 _SILENT = TimeoutError("silence")  # put on the queue by the silence timer
 DETECT_BAUDS = (9600, 2400, 1200, 4800, 19200)
@@ -132,6 +137,17 @@ class SerialScale:
         self.backoff_min_s = backoff_min_s
         self.backoff_max_s = backoff_max_s
         self.online = False
+        self.quiet = False  # read on QUIET_GRID_S: the owner says there is nothing to watch
+        self._reader: LoopReader | None = None
+
+    def pace(self, quiet: bool) -> None:
+        """Read the port on the quiet grid (True) or the read grid again (False); the owner
+        calls it as it judges the frames (cheap when nothing changes)."""
+        if quiet is self.quiet:
+            return
+        self.quiet = quiet
+        if self._reader is not None:
+            self._reader.pace(QUIET_GRID_S if quiet else READ_GRID_S)
 
     async def run(self, emit: Emit) -> None:
         """Read until cancelled, emitting Online, Offline and Frame events."""
@@ -163,8 +179,9 @@ class SerialScale:
         thread: threading.Thread | None = None
         fd = _loop_fd(port)
         reader: LoopReader | None = None
+        self.quiet = False  # a new session reads on the read grid until told otherwise
         if fd is not None:
-            reader = LoopReader(fd, queue, loop)
+            reader = self._reader = LoopReader(fd, queue, loop)
             reader.watch()
         else:
             thread = threading.Thread(
@@ -217,6 +234,7 @@ class SerialScale:
                 timer.cancel()
             if reader is not None:
                 reader.stop()
+                self._reader = None
             stop.set()
             if thread is not None:
                 with contextlib.suppress(Exception):
@@ -241,9 +259,11 @@ class LoopReader:
     the watch stops and the port is read on the grid's ticks instead: the same ticks for every
     port, so all of a terminal's fast scales share one wake-up a tenth of a second whatever
     their frame rates (a wake-up costs more than the frames it brings; docs/performance.md). A
-    read on a tick takes every frame the port kept since the last. After `IDLE_TICKS` ticks in a
-    row with nothing, the port is watched again. A slow port (an indicator that sends a frame a
-    second, or only when stable) is never read on ticks, which would wake the loop for nothing.
+    read on a tick takes every frame the port kept since the last; while the owner finds nothing
+    to watch in the frames (`pace`), the ticks come every `QUIET_GRID_S` instead. After
+    `IDLE_TICKS` ticks in a row with nothing, the port is watched again. A slow port (an
+    indicator that sends a frame a second, or only when stable) is never read on ticks, which
+    would wake the loop for nothing.
 
     An error or end of file (a pseudo-terminal whose other side closed, a USB adapter pulled)
     ends the session. So do `SPURIOUS_MAX` wake-ups of the watch in a row that find nothing to
@@ -266,6 +286,7 @@ class LoopReader:
         self.queue = queue
         self.loop = loop
         self.grid_s = grid_s
+        self.pace_s = grid_s  # the ticks' interval now: grid_s, or coarser while quiet
         self.fast_s = self.FAST_GRIDS * grid_s
         self.empty = 0  # wake-ups of the watch in a row that found nothing
         self.idle = 0  # ticks in a row that read nothing
@@ -334,8 +355,18 @@ class LoopReader:
         self._end(OSError("the port reports data but gives none; is it in use?"))
         return True
 
+    def pace(self, pace_s: float) -> None:
+        """Tick every `pace_s` from now on; a tick set further away than the new pace's next
+        one is brought forward (the first frame of a load must not wait out a quiet tick)."""
+        self.pace_s = pace_s
+        if self.timer is not None:
+            due = next_tick(self.loop.time(), pace_s)
+            if due < self.timer.when():
+                self.timer.cancel()
+                self.timer = self.loop.call_at(due, self._tick)
+
     def _schedule(self) -> None:
-        self.timer = self.loop.call_at(next_tick(self.loop.time(), self.grid_s), self._tick)
+        self.timer = self.loop.call_at(next_tick(self.loop.time(), self.pace_s), self._tick)
 
     def _read(self, woken: bool) -> bool | None:
         """Read what is there onto the queue: True, False when nothing was, None when the

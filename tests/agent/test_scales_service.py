@@ -19,6 +19,7 @@ from agent.daemon.runtime import Context
 from agent.daemon.services.scales import ScaleService, build
 from agent.daemon.store import Store, Writer
 from drivers.scale import encode
+from drivers.serial_scale import QUIET_GRID_S, READ_GRID_S
 from tests.drivers.pty_line import PtyLine
 
 
@@ -164,6 +165,27 @@ async def test_a_weight_that_stands_still_is_not_republished_for_its_frame_count
         await r.until(
             lambda: r.ctx.hub.get("scale.s1")["frames"] == r.service.driver.splitter.frames
         )
+
+
+async def test_an_empty_deck_is_read_on_the_quiet_grid_and_a_truck_is_read_on_the_fast_one(
+    tmp_path: Path,
+) -> None:
+    # at zero the capture waits for the next load ("armed"): the port is read twice a second;
+    # the first frames of a truck bring the read grid back, and it stays until the deck is empty
+    async with rig(tmp_path, [(0, True)]) as r:
+        await r.until(lambda: (r.ctx.hub.get("scale.s1") or {}).get("state") == "armed")
+        driver = r.service.driver
+        assert driver is not None and driver.quiet
+        assert driver._reader is not None and driver._reader.pace_s == QUIET_GRID_S
+        r.weights.append((20_000, False))
+        await r.until(lambda: r.ctx.hub.get("scale.s1")["weight"] == 20_000)
+        assert not driver.quiet and driver._reader.pace_s == READ_GRID_S
+        r.weights.append((40_000, True))
+        await r.until(lambda: r.events("weighing.captured"))
+        assert not driver.quiet  # weighed, the truck still on the deck
+        r.weights.append((0, True))
+        await r.until(lambda: r.ctx.hub.get("scale.s1")["state"] == "armed")
+        await r.until(lambda: driver.quiet)
 
 
 async def test_a_truck_that_leaves_unstable_is_abandoned(tmp_path: Path) -> None:

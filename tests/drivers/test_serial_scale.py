@@ -295,6 +295,61 @@ async def test_a_fast_port_is_read_on_the_grid_and_watched_again_once_quiet() ->
         os.close(w)
 
 
+async def test_a_quiet_port_is_read_on_the_coarser_grid_and_a_load_brings_the_tick_forward() -> None:
+    # frames 10 ms apart on a 50 ms grid: about a read a tick; told quiet (a 250 ms pace), about
+    # five times fewer reads with five times the frames each, nothing lost; told busy again, the
+    # tick set a quarter of a second away is brought to the next 50 ms one
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[int, bytes] | BaseException] = asyncio.Queue()
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    reader = LoopReader(r, queue, loop, grid_s=0.05)
+    reader.watch()
+    written, got = 0, bytearray()
+
+    def take() -> int:
+        n = 0
+        while not queue.empty():
+            item = queue.get_nowait()
+            assert not isinstance(item, BaseException)
+            got.extend(item[1])
+            n += 1
+        return n
+
+    async def reads_for(seconds: float) -> int:
+        nonlocal written
+        n, end = 0, loop.time() + seconds
+        while loop.time() < end:
+            os.write(w, FRAME)
+            written += 1
+            await asyncio.sleep(0.01)
+            n += take()
+        return n
+
+    try:
+        await reads_for(0.3)  # onto the grid
+        busy = await reads_for(1.0)
+        reader.pace(0.25)
+        await reads_for(0.3)  # the tick set before the change falls first
+        quiet = await reads_for(1.0)
+        assert quiet * 2 <= busy, (quiet, busy)
+        os.write(w, FRAME)
+        written += 1
+        item = await asyncio.wait_for(queue.get(), 2)  # a quiet tick's read, the next one set
+        assert not isinstance(item, BaseException)
+        got.extend(item[1])
+        assert reader.timer is not None and reader.timer.when() - loop.time() > 0.05
+        reader.pace(0.05)
+        assert reader.timer is not None and reader.timer.when() - loop.time() <= 0.05 + 1e-6
+        await asyncio.sleep(0.2)
+        take()
+        assert bytes(got) == FRAME * written  # every frame, once, in order
+    finally:
+        reader.stop()
+        os.close(r)
+        os.close(w)
+
+
 async def test_a_slow_port_is_read_when_its_bytes_come_and_never_ticks() -> None:
     # an indicator that sends a frame every 0.3 s would wake a 50 ms grid for nothing five
     # times in six: it is read on the watch alone, a frame a read, with no tick set

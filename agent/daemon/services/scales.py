@@ -145,6 +145,10 @@ class ScaleService:
         item = frame.item
         reading = item if isinstance(item, Reading) else None
         await self._outcomes(self.capture.feed(t, reading, frame.batch))
+        if self.driver is not None:
+            # an empty deck at zero has nothing to watch but the next load: read it on the
+            # quiet grid until a frame shows one (the capture leaves "armed")
+            self.driver.pace(self.capture.state == "armed")
         kg = reading.kg() if reading is not None else None
         step = None
         if self.steps is not None:
