@@ -140,6 +140,10 @@ class SerialScale:
         self.quiet = False  # read on QUIET_GRID_S: the owner says there is nothing to watch
         self._reader: LoopReader | None = None
 
+    def _tick_s(self) -> float:
+        """The grid the port is read on now: the silence watch falls on the same ticks."""
+        return QUIET_GRID_S if self.quiet else READ_GRID_S
+
     def pace(self, quiet: bool) -> None:
         """Read the port on the quiet grid (True) or the read grid again (False); the owner
         calls it as it judges the frames (cheap when nothing changes)."""
@@ -202,9 +206,9 @@ class SerialScale:
             if loop.time() >= due:
                 queue.put_nowait(_SILENT)
             else:
-                timer = loop.call_at(next_tick(due), silence_check)
+                timer = loop.call_at(next_tick(due, self._tick_s()), silence_check)
 
-        timer = loop.call_at(next_tick(last_frame + self.silence_s), silence_check)
+        timer = loop.call_at(next_tick(last_frame + self.silence_s, self._tick_s()), silence_check)
         try:
             while True:
                 data = await queue.get()
@@ -212,7 +216,9 @@ class SerialScale:
                     if loop.time() < last_frame + self.silence_s:
                         # frames were waiting behind a slow emit (a commit on a busy PC) when
                         # the timer fired: they count, so the silence is not over
-                        timer = loop.call_at(next_tick(last_frame + self.silence_s), silence_check)
+                        timer = loop.call_at(
+                            next_tick(last_frame + self.silence_s, self._tick_s()), silence_check
+                        )
                         continue
                     return f"no valid frame for {self.silence_s:g} s", had_frames
                 if isinstance(data, BaseException):
