@@ -295,7 +295,7 @@ async def test_a_fast_port_is_read_on_the_grid_and_watched_again_once_quiet() ->
         os.close(w)
 
 
-async def test_a_quiet_port_is_read_on_the_coarser_grid_and_a_load_brings_the_tick_forward() -> None:
+async def test_a_quiet_port_is_read_on_the_coarse_grid_and_a_load_brings_the_tick_near() -> None:
     # frames 10 ms apart on a 50 ms grid: about a read a tick; told quiet (a 250 ms pace), about
     # five times fewer reads with five times the frames each, nothing lost; told busy again, the
     # tick set a quarter of a second away is brought to the next 50 ms one

@@ -35,6 +35,7 @@ log = logging.getLogger("tally.scales")
 
 PUBLISH_INTERVAL_S = 0.1  # live weights at most ~10 a second
 PUBLISH_SLACK_S = 0.03  # a publish due this soon goes at once, not on a timer of its own
+QUIET_STATES = frozenset({"armed", "captured"})  # read on the driver's quiet grid
 COUNTERS_INTERVAL_S = 1.0  # a state where only the frame counters moved: at most once a second
 COUNTERS = frozenset({"frames", "corrupt", "resyncs"})
 
@@ -146,9 +147,10 @@ class ScaleService:
         reading = item if isinstance(item, Reading) else None
         await self._outcomes(self.capture.feed(t, reading, frame.batch))
         if self.driver is not None:
-            # an empty deck at zero has nothing to watch but the next load: read it on the
-            # quiet grid until a frame shows one (the capture leaves "armed")
-            self.driver.pace(self.capture.state == "armed")
+            # an empty deck at zero has nothing to watch but the next load, a weighed truck
+            # nothing but its leaving: read on the quiet grid until a frame shows a load coming
+            # on (the capture leaves "armed") or the deck empty again ("captured" ends)
+            self.driver.pace(self.capture.state in QUIET_STATES)
         kg = reading.kg() if reading is not None else None
         step = None
         if self.steps is not None:
