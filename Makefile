@@ -36,7 +36,7 @@ lint: venv
 bench: venv
 	$(BIN)/python -m bench
 
-# `make soak`: a compressed year of a busy plant under faults (about 95 minutes and 5.4 million
+# `make soak`: a compressed year of a busy plant under faults (about 100 minutes and six million
 # events on 2 cores), then the checks (docs/performance.md); exit 1 when one fails. A shorter
 # run: `make soak SOAK_ARGS="--terminals 3 --seconds 300"`.
 SOAK_ARGS ?= --year
