@@ -10,7 +10,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -232,52 +233,64 @@ async def test_a_port_that_keeps_waking_the_loop_with_nothing_to_read_ends_its_s
         os.close(w)
 
 
-async def _feed_pipe(every_s: float, frames: int, grid_s: float) -> tuple[list[bytes], list[bool]]:
-    """Write `frames` frames `every_s` apart into a watched pipe; return what each read took
-    and, sampled right after each read, whether the reader had a tick set."""
-    loop = asyncio.get_running_loop()
+@dataclass
+class WatchedPipe:
+    """A pipe whose read end a LoopReader watches, as the loop watches a tty."""
+
+    reader: LoopReader
+    queue: asyncio.Queue[tuple[int, bytes] | BaseException]
+    w: int
+
+
+@contextlib.contextmanager
+def watched_pipe(grid_s: float) -> Iterator[WatchedPipe]:
+    """A watched pipe on a `grid_s` grid, closed afterwards."""
     queue: asyncio.Queue[tuple[int, bytes] | BaseException] = asyncio.Queue()
     r, w = os.pipe()
     os.set_blocking(r, False)
-    reader = LoopReader(r, queue, loop, grid_s=grid_s)
+    reader = LoopReader(r, queue, asyncio.get_running_loop(), grid_s=grid_s)
     reader.watch()
-    reads: list[bytes] = []
-    ticking: list[bool] = []
-
-    async def write() -> None:
-        for _ in range(frames):
-            os.write(w, FRAME)
-            await asyncio.sleep(every_s)
-
-    writer = asyncio.create_task(write())
     try:
-        while sum(len(c) for c in reads) < frames * len(FRAME):
-            item = await asyncio.wait_for(queue.get(), 5)
-            assert not isinstance(item, BaseException)
-            reads.append(item[1])
-            ticking.append(reader.timer is not None)
-        await writer
-        return reads, ticking
+        yield WatchedPipe(reader, queue, w)
     finally:
-        writer.cancel()
         reader.stop()
         os.close(r)
         os.close(w)
 
 
+async def _feed_pipe(every_s: float, frames: int, grid_s: float) -> tuple[list[bytes], list[bool]]:
+    """Write `frames` frames `every_s` apart into a watched pipe; return what each read took
+    and, sampled right after each read, whether the reader had a tick set."""
+    reads: list[bytes] = []
+    ticking: list[bool] = []
+    with watched_pipe(grid_s) as pipe:
+
+        async def write() -> None:
+            for _ in range(frames):
+                os.write(pipe.w, FRAME)
+                await asyncio.sleep(every_s)
+
+        writer = asyncio.create_task(write())
+        try:
+            while sum(len(c) for c in reads) < frames * len(FRAME):
+                item = await asyncio.wait_for(pipe.queue.get(), 5)
+                assert not isinstance(item, BaseException)
+                reads.append(item[1])
+                ticking.append(pipe.reader.timer is not None)
+            await writer
+            return reads, ticking
+        finally:
+            writer.cancel()
+
+
 async def test_a_fast_port_is_read_on_the_grid_and_watched_again_once_quiet() -> None:
     # frames 20 ms apart on a 50 ms grid: after the first two wake-ups the port is read on
     # ticks, each read taking what the port kept; quiet for IDLE_TICKS ticks, it is watched
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[int, bytes] | BaseException] = asyncio.Queue()
-    r, w = os.pipe()
-    os.set_blocking(r, False)
-    reader = LoopReader(r, queue, loop, grid_s=0.05)
-    reader.watch()
     frames, reads = 40, 0
-    try:
+    with watched_pipe(0.05) as pipe:
+        reader, queue = pipe.reader, pipe.queue
         for _ in range(frames):
-            os.write(w, FRAME)
+            os.write(pipe.w, FRAME)
             await asyncio.sleep(0.02)
             while not queue.empty():
                 assert not isinstance(queue.get_nowait(), BaseException)
@@ -289,10 +302,6 @@ async def test_a_fast_port_is_read_on_the_grid_and_watched_again_once_quiet() ->
             reads += 1
         assert reads <= frames * 0.6  # a read a tick, two or three frames each
         assert reader.watching and reader.timer is None  # quiet: watched, no ticking
-    finally:
-        reader.stop()
-        os.close(r)
-        os.close(w)
 
 
 async def test_a_quiet_port_is_read_on_the_coarse_grid_and_a_load_brings_the_tick_near() -> None:
@@ -300,33 +309,29 @@ async def test_a_quiet_port_is_read_on_the_coarse_grid_and_a_load_brings_the_tic
     # five times fewer reads with five times the frames each, nothing lost; told busy again, a
     # tick set further away is brought to the next 50 ms one
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[int, bytes] | BaseException] = asyncio.Queue()
-    r, w = os.pipe()
-    os.set_blocking(r, False)
-    reader = LoopReader(r, queue, loop, grid_s=0.05)
-    reader.watch()
     written, got = 0, bytearray()
+    with watched_pipe(0.05) as pipe:
+        reader, queue = pipe.reader, pipe.queue
 
-    def take() -> int:
-        n = 0
-        while not queue.empty():
-            item = queue.get_nowait()
-            assert not isinstance(item, BaseException)
-            got.extend(item[1])
-            n += 1
-        return n
+        def take() -> int:
+            n = 0
+            while not queue.empty():
+                item = queue.get_nowait()
+                assert not isinstance(item, BaseException)
+                got.extend(item[1])
+                n += 1
+            return n
 
-    async def reads_for(seconds: float) -> int:
-        nonlocal written
-        n, end = 0, loop.time() + seconds
-        while loop.time() < end:
-            os.write(w, FRAME)
-            written += 1
-            await asyncio.sleep(0.01)
-            n += take()
-        return n
+        async def reads_for(seconds: float) -> int:
+            nonlocal written
+            n, end = 0, loop.time() + seconds
+            while loop.time() < end:
+                os.write(pipe.w, FRAME)
+                written += 1
+                await asyncio.sleep(0.01)
+                n += take()
+            return n
 
-    try:
         await reads_for(0.3)  # onto the grid
         busy = await reads_for(1.0)
         reader.pace(0.25)
@@ -344,10 +349,6 @@ async def test_a_quiet_port_is_read_on_the_coarse_grid_and_a_load_brings_the_tic
         await asyncio.sleep(0.2)
         take()
         assert bytes(got) == FRAME * written  # every frame, once, in order
-    finally:
-        reader.stop()
-        os.close(r)
-        os.close(w)
 
 
 async def test_a_slow_port_is_read_when_its_bytes_come_and_never_ticks() -> None:
