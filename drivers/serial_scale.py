@@ -26,9 +26,9 @@ READ_CHUNK = 4096  # bytes one wake-up of the loop takes from a port at most
 # ticks: one wake-up a tenth of a second for all its scales, instead of one per frame and port
 # (a wake-up is most of what a frame costs; docs/performance.md).
 READ_GRID_S = GRID_S
-# A scale with nothing to show (an empty deck at zero, a packer's check scale between bags) is
-# read on this coarser grid, five times fewer wake-ups for the same frames; the first frame of
-# a load brings it back to READ_GRID_S (docs/performance.md, "An empty deck is read twice a
+# A scale with nothing to watch but the next change (an empty deck at zero, a weighed load still
+# on it) is read on this coarser grid, five times fewer wake-ups for the same frames; the first
+# frame of a change brings it back to READ_GRID_S (docs/performance.md, "An empty deck is read twice a
 # second").
 QUIET_GRID_S = 0.5
 RETRY_BEAT_S = 1.0  # a port's next try, once a second or more away, is on a whole second
@@ -151,7 +151,7 @@ class SerialScale:
             return
         self.quiet = quiet
         if self._reader is not None:
-            self._reader.pace(QUIET_GRID_S if quiet else READ_GRID_S)
+            self._reader.pace(self._tick_s())
 
     async def run(self, emit: Emit) -> None:
         """Read until cancelled, emitting Online, Offline and Frame events."""
