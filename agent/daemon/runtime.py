@@ -18,6 +18,7 @@ from agent import __version__
 from agent.config import Config
 from agent.daemon.alerts import Alerts
 from agent.daemon.api import ApiServer
+from agent.daemon.heap import HeapTrim
 from agent.daemon.hub import Hub
 from agent.daemon.store import Store, StoreError, Writer
 from agent.domain.events import Event
@@ -167,7 +168,7 @@ async def run(config: Config, factories: Sequence[ServiceFactory] = ()) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, request_stop, sig.name)
 
-    services: list[Service] = [ClockWatch(ctx)]
+    services: list[Service] = [ClockWatch(ctx), HeapTrim()]
     services.extend(build_services(ctx, factories))
     try:
         await api.start()
