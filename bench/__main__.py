@@ -7,7 +7,7 @@ import pkgutil
 import sys
 import time
 
-from bench.common import Row
+from bench.common import Row, compile_as_installed
 
 
 def main(argv: list[str]) -> int:
@@ -37,6 +37,7 @@ def main(argv: list[str]) -> int:
         else:
             rest.append(a)
     argv = rest
+    compile_as_installed()  # the daemons load byte code, as installed ones do
     names = sorted(
         m.name for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("bench_")
     )

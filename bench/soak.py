@@ -67,6 +67,7 @@ from zoneinfo import ZoneInfo
 from agent.domain.timeline import KEEP_TAIL
 from agent.domain.visit_projection import KEEP_CLOSED
 from bench import procs
+from bench.common import compile_as_installed
 
 TZ = "Asia/Shanghai"
 DISK_MB = 48
@@ -986,6 +987,7 @@ def main(argv: list[str]) -> int:
         keep=a.keep,
         census=a.census,
     )
+    compile_as_installed()  # the daemons load byte code, as installed ones do
 
     # Stopped from outside (SIGTERM, SIGHUP: a closed terminal), the soak still tears down: its
     # daemons stop and t2's small disk is unmounted (a dead soak would leave the mount behind).
