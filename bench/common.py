@@ -32,9 +32,11 @@ def compile_as_installed() -> None:
     """Write the byte code of Tally's packages, as `pip install` (and so `make install`) does.
 
     Run from the source tree with `PYTHONDONTWRITEBYTECODE` set (as the systemd unit sets it, and
-    as this machine's shell does), every daemon a bench starts would compile each of Tally's
-    modules at start and keep the compiler's leftovers in its heap: about 0.8 MiB of RSS that an
-    installed daemon does not have. Nothing is written where the tree is read-only.
+    as a developer's shell may), every daemon a bench starts, and each of the soak's hundreds of
+    restarts, would compile each of Tally's modules again where an installed daemon loads byte
+    code: 0.26 against 0.18 CPU seconds to import the daemon's modules on the development
+    machine. Nothing is written where the tree is read-only. (The RSS of a bench daemon a minute
+    after start is the same either way: 39.0 and 39.1 MiB.)
     """
     root = Path(__file__).resolve().parent.parent
     for package in ("agent", "drivers", "sync", "tui"):
