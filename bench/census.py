@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import ctypes
 import gc
 import os
 import re
@@ -27,6 +26,7 @@ from typing import Any
 
 import agent.cli.services
 from agent.cli import main
+from agent.daemon.heap import mallinfo
 from agent.daemon.runtime import Context, Service, ServiceFactory
 from bench.procs import status_mib
 
@@ -53,29 +53,18 @@ def _holder(container: object, skip: list[Any]) -> list[str]:
     return out[:3]
 
 
-class _MallInfo2(ctypes.Structure):
-    """glibc's `struct mallinfo2` (glibc 2.33 and later)."""
-
-    _fields_ = [
-        (name, ctypes.c_size_t)
-        for name in (
-            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
-            "fsmblks", "uordblks", "fordblks", "keepcost",
-        )
-    ]  # fmt: skip
-
-
 def c_heap_mib() -> tuple[float, float, float]:
     """The C allocator's heap in MiB: held from the system (its arenas and mmapped blocks), in
     use, and free inside it; zeros where glibc's `mallinfo2` is missing."""
-    try:
-        fn = ctypes.CDLL(None).mallinfo2
-    except (OSError, AttributeError):
+    m = mallinfo()
+    if m is None:
         return 0.0, 0.0, 0.0
-    fn.restype = _MallInfo2
-    m = fn()
     mib = 1 << 20
-    return (m.arena + m.hblkhd) / mib, (m.uordblks + m.hblkhd) / mib, m.fordblks / mib
+    return (
+        (m["arena"] + m["hblkhd"]) / mib,
+        (m["uordblks"] + m["hblkhd"]) / mib,
+        m["fordblks"] / mib,
+    )
 
 
 def pymalloc_mib() -> tuple[int, float, float]:

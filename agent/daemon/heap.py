@@ -1,43 +1,91 @@
-"""Hands the C allocator's free pages back to the system every few minutes (glibc's malloc_trim)."""
+"""Keeps a long-running daemon's C heap from fragmenting (glibc's mallopt and malloc_trim)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from drivers.ticks import sleep_on_beat
 
 log = logging.getLogger("tally.heap")
 
-# A daemon's C heap (SQLite's page caches, the big strings of a batch, pymalloc's own blocks
-# above 512 bytes) keeps the pages it freed: glibc gives back only the top of a heap, so a hole
-# left in its middle by a batch read once stays in the process's RSS for good. Over weeks that
-# reads as a slow leak (docs/performance.md, "The C heap's free pages"). `malloc_trim(0)` walks
-# every arena and returns each free page to the system; with a heap of some tens of MiB it
-# takes well under a millisecond, so every five minutes, on the watches' beat, costs nothing.
+# glibc serves a block of at least M_MMAP_THRESHOLD bytes with a mapping of its own, returned to
+# the system when the block is freed. The threshold starts at 128 KiB, but glibc raises it to
+# the size of each such block freed (up to 32 MiB), so after the first big batch every later
+# one comes from the heap instead: freed, it leaves a hole that the small blocks allocated
+# meanwhile keep from closing. In a full terminal under the soak that grew the heap's free space
+# from 1 to 6 MiB in twenty minutes, all of it in RSS (docs/performance.md, "The C heap stops
+# growing"). Fixing the threshold at its starting value keeps big blocks out of the heap.
+M_MMAP_THRESHOLD = -3  # mallopt's parameter number in glibc's malloc.h
+MMAP_THRESHOLD_B = 128 * 1024
+
+# What stays free inside the heap is then small, and `malloc_trim(0)` hands its whole pages back
+# to the system. It walks every arena in well under a millisecond for a heap of some tens of
+# MiB, so every five minutes on the watches' beat costs nothing.
 TRIM_EVERY_S = 300.0
+
+
+@functools.cache
+def _glibc() -> Any:
+    """The C library's symbols when it is glibc on Linux, else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes  # here, not at the top: only a daemon on glibc pays for ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        libc.malloc_trim.restype = ctypes.c_int
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.mallopt.restype = ctypes.c_int
+    except (OSError, AttributeError):  # musl and other C libraries have no malloc_trim
+        return None
+    return libc
+
+
+def tune() -> bool:
+    """Fix glibc's mmap threshold at 128 KiB for the rest of the process's life; False where
+    the C library is not glibc (nothing is changed)."""
+    libc = _glibc()
+    return libc is not None and libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_B) == 1
 
 
 def trimmer() -> Callable[[], int] | None:
     """glibc's `malloc_trim(0)` as a function (1 when it gave memory back, 0 when there was
     none), or None where there is none (another C library, another system)."""
-    if not sys.platform.startswith("linux"):
+    libc = _glibc()
+    if libc is None:
         return None
-    import ctypes  # here, not at the top: only a daemon that trims pays for ctypes
-
-    try:
-        fn = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # musl and other C libraries have no malloc_trim
-        return None
-    fn.argtypes = [ctypes.c_size_t]
-    fn.restype = ctypes.c_int
 
     def trim() -> int:
-        return int(fn(0))
+        return int(libc.malloc_trim(0))
 
     return trim
+
+
+def mallinfo() -> dict[str, int] | None:
+    """glibc's `mallinfo2()` as a dict of byte counts (`arena`: the heaps' size, `hblkhd` and
+    `hblks`: the blocks mapped on their own, `uordblks`: in use, `fordblks`: free), or None
+    before glibc 2.33 and elsewhere."""
+    libc = _glibc()
+    if libc is None or not hasattr(libc, "mallinfo2"):
+        return None
+    import ctypes
+
+    names = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+             "fordblks", "keepcost")  # fmt: skip
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in names]
+
+    fn = libc.mallinfo2
+    fn.restype = MallInfo2
+    info = fn()
+    return {name: int(getattr(info, name)) for name in names}
 
 
 class HeapTrim:

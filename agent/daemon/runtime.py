@@ -18,7 +18,7 @@ from agent import __version__
 from agent.config import Config
 from agent.daemon.alerts import Alerts
 from agent.daemon.api import ApiServer
-from agent.daemon.heap import HeapTrim
+from agent.daemon.heap import HeapTrim, tune
 from agent.daemon.hub import Hub
 from agent.daemon.store import Store, StoreError, Writer
 from agent.domain.events import Event
@@ -141,6 +141,8 @@ async def run(config: Config, factories: Sequence[ServiceFactory] = ()) -> int:
     """Run the daemon with the services the factories build, until SIGTERM/SIGINT (exit 0) or a
     failing store (exit 1)."""
     loop = asyncio.get_running_loop()
+    if not tune():  # before the writer's thread and the first big block
+        log.debug("not glibc: the C heap keeps its own mmap threshold")
     writer = Writer(config.terminal.database, config.terminal.id)
     store = Store(config.terminal.database)
     hub = Hub()

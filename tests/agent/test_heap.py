@@ -47,6 +47,37 @@ def test_a_trim_gives_the_holes_in_the_heap_back_to_the_system() -> None:
     assert before - after > 30, (before, after)
 
 
+BIG_BLOCKS = textwrap.dedent(
+    """
+    import sys
+    from agent.daemon.heap import mallinfo, tune
+
+    if sys.argv[1] == "tuned":
+        assert tune()
+    big = bytearray(4 << 20)  # mapped on its own, and freed: glibc raises its threshold to 4 MiB
+    del big
+    blocks = [bytearray(200_000) for _ in range(20)]
+    print(mallinfo()["hblks"])
+    """
+)
+
+
+@pytest.mark.skipif(heap.mallinfo() is None, reason="this C library has no mallinfo2")
+def test_a_tuned_heap_maps_big_blocks_on_their_own_after_a_bigger_one_was_freed() -> None:
+    def mapped(mode: str) -> int:
+        out = subprocess.run(
+            [sys.executable, "-c", BIG_BLOCKS, mode],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return int(out.stdout)
+
+    # untuned, the 200 KB blocks come from the heap, where each would leave a hole when freed
+    assert mapped("tuned") - mapped("plain") >= 20
+
+
 def test_the_daemon_trims_on_its_beat() -> None:
     calls: list[float] = []
 
