@@ -3,11 +3,12 @@
 The load: a truck scale (toledo) at 20 frames/s and a bag scale (ascii, 0.01 kg) at 10 frames/s
 on pseudo-terminals, one Modbus TCP server with 4 packer units x 6 points polled at 1 Hz, sync
 to a real receiver, and replication pulled from a second terminal that writes a note at a busy
-plant's rate (16,000 events a day). Three windows of TALLY_BENCH_TERMINAL_S seconds (default
-60) on the same simulators: the daemon; then `bench.bare` (pyserial reading the same ports,
-pymodbus polling the same units, storing nothing) instead of it; then the daemon again with
-every simulator, the receiver and the peer gone. CPU is the process's own utime + stime over the
-window (see bench/procs.py), so it holds on a loaded machine.
+plant's rate (16,000 events a day). Windows of TALLY_BENCH_TERMINAL_S seconds (default 60): the
+daemon and, in the same window, `bench.bare` (pyserial reading ports of the same simulators,
+pymodbus polling a server of the same units, storing nothing) on a twin set of simulators of its
+own; then the daemon again with every simulator, the receiver and the peer gone. CPU is the
+process's own utime + stime over the window (see bench/procs.py), so it holds on a loaded
+machine, and the two side by side share whatever the machine's speed did meanwhile.
 """
 
 from __future__ import annotations
@@ -63,8 +64,9 @@ class Terminal:
         """Where a child's output goes."""
         return self.folder / f"{name}.log"
 
-    def start_devices(self) -> None:
-        """Scale and bag-scale simulators, the packer server, the receiver and the peer."""
+    def start_devices(self, servers: bool = True) -> None:
+        """Scale and bag-scale simulators, the packer server and, with `servers`, the receiver
+        and the peer with its notes."""
         f = self.folder
         self.scale_sim, self.scale_pty = procs.tally(
             *("simulate", "scale", "--protocol", "toledo", "--rate", "20", "--seed", "1"),
@@ -87,6 +89,12 @@ class Terminal:
             first_line=True,
         )
         self.modbus_port = int(line.rsplit(":", 1)[1])
+        if servers:
+            self._start_servers()
+
+    def _start_servers(self) -> None:
+        """The receiver, the peer terminal writing notes, and the measured daemon's config."""
+        f = self.folder
         token, gate_token = "bench-terminal-wb1-0123456789", "bench-terminal-gate-0123456789"
         procs.private(f / "token", token)
         procs.private(f / "gate-token", gate_token)
@@ -174,18 +182,35 @@ class Terminal:
 
 
 def run() -> list[Row]:
-    """The three windows, printed as rows with the ratio of Tally to the bare libraries."""
+    """The windows, printed as rows with the ratio of Tally to the bare libraries."""
     folder = Path(tempfile.mkdtemp(prefix="tally-bench-"))
     t = Terminal(folder)
     daemon: subprocess.Popen[bytes] | None = None
     bare: subprocess.Popen[bytes] | None = None
+    # The bare libraries read simulators of their own, the same as the daemon's, in the same
+    # window: a virtual machine's speed moves by a factor of two between minutes, and side by
+    # side both figures move with it.
+    twin = Terminal(folder / "twin")
     try:
         t.start_devices()
+        (folder / "twin").mkdir()
+        twin.start_devices(servers=False)
         t.create_database()
         daemon = t.start_daemon()
+        bare, _ = procs.tally(
+            *("-m", "bench.bare", "--serial", twin.scale_pty, "--serial", twin.bag_pty),
+            *("--modbus", f"127.0.0.1:{twin.modbus_port}"),
+            *("--units", ",".join(str(u) for u in range(1, UNITS + 1))),
+            log=t.log("bare"),
+            first_line=True,
+        )
         time.sleep(WARMUP_S)
-        cpu, rss, wakes = procs.window_wakeups(daemon.pid, WINDOW_S)
+        (cpu, rss, wakes), (bare_cpu, bare_rss, bare_wakes) = procs.windows_wakeups(
+            [daemon.pid, bare.pid], WINDOW_S
+        )
         procs.stop(daemon)
+        procs.stop(bare)
+        twin.stop()
         parts: list[Row] = []
         for label, sections in PART_WINDOWS if PARTS else ():
             t.write_config(*sections)
@@ -198,16 +223,6 @@ def run() -> list[Row]:
                 Row(f"terminal daemon wake-ups, {label}", part_wakes, "a second"),
             ]
         t.write_config(*t.sections)
-        bare, _ = procs.tally(
-            *("-m", "bench.bare", "--serial", t.scale_pty, "--serial", t.bag_pty),
-            *("--modbus", f"127.0.0.1:{t.modbus_port}"),
-            *("--units", ",".join(str(u) for u in range(1, UNITS + 1))),
-            log=t.log("bare"),
-            first_line=True,
-        )
-        time.sleep(WARMUP_S / 2)
-        bare_cpu, bare_rss, bare_wakes = procs.window_wakeups(bare.pid, WINDOW_S)
-        procs.stop(bare)
         daemon = t.start_daemon()
         time.sleep(WARMUP_S / 2)
         t.devices_gone()
@@ -217,6 +232,7 @@ def run() -> list[Row]:
         procs.stop(daemon)
         procs.stop(bare)
         t.stop()
+        twin.stop()
         shutil.rmtree(folder, ignore_errors=True)
     w = f"{WINDOW_S:g} s"
     return [

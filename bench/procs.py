@@ -217,7 +217,18 @@ def window(pid: int, seconds: float) -> tuple[float, float]:
 
 def window_wakeups(pid: int, seconds: float) -> tuple[float, float, float]:
     """(% of one core, RSS MiB at the end, wake-ups a second) of a process over `seconds`."""
-    c0, w0, t0 = cpu_s(pid), wakeups(pid), time.monotonic()
+    return windows_wakeups([pid], seconds)[0]
+
+
+def windows_wakeups(pids: list[int], seconds: float) -> list[tuple[float, float, float]]:
+    """`window_wakeups` of several processes over the same `seconds` of wall time: measured
+    side by side, they share whatever else the machine did meanwhile."""
+    t0 = time.monotonic()
+    before = [(cpu_s(pid), wakeups(pid)) for pid in pids]
     time.sleep(seconds)
-    c1, w1, t1 = cpu_s(pid), wakeups(pid), time.monotonic()
-    return 100 * (c1 - c0) / (t1 - t0), rss_mb(pid), (w1 - w0) / (t1 - t0)
+    after = [(cpu_s(pid), wakeups(pid)) for pid in pids]
+    span = time.monotonic() - t0
+    return [
+        (100 * (c1 - c0) / span, rss_mb(pid), (w1 - w0) / span)
+        for pid, (c0, w0), (c1, w1) in zip(pids, before, after, strict=True)
+    ]
