@@ -34,8 +34,14 @@ def _glibc() -> Any:
     """The C library's symbols when it is glibc on Linux, else None."""
     if not sys.platform.startswith("linux"):
         return None
-    import ctypes  # here, not at the top: only a daemon on glibc pays for ctypes
-
+    try:
+        # here, not at the top: only a daemon on Linux pays for ctypes. Under the unit's
+        # MemoryDenyWriteExecute an old libffi cannot make the callback ctypes makes on import
+        # (MemoryError); the heap is then left as it is, and the daemon runs all the same.
+        import ctypes
+    except Exception as exc:  # any failure here only costs the tuning
+        log.info("the C heap is left untuned: ctypes cannot be loaded (%s)", exc)
+        return None
     try:
         libc = ctypes.CDLL(None)
         libc.malloc_trim.argtypes = [ctypes.c_size_t]

@@ -109,3 +109,17 @@ def test_where_the_c_library_cannot_trim_the_service_ends_at_once(
         await asyncio.wait_for(heap.HeapTrim(interval_s=0.05).run(), 1)
 
     asyncio.run(scenario())  # returns: the supervisor then leaves it ended
+
+
+def test_without_ctypes_the_heap_is_left_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An old libffi under the unit's MemoryDenyWriteExecute cannot load ctypes: the daemon
+    must start all the same, untuned."""
+    monkeypatch.setitem(sys.modules, "ctypes", None)  # any import of it now fails
+    heap._glibc.cache_clear()
+    try:
+        assert heap.tune() is False
+        assert heap.trimmer() is None
+        assert heap.mallinfo() is None
+    finally:
+        monkeypatch.undo()
+        heap._glibc.cache_clear()
