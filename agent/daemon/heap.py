@@ -73,25 +73,35 @@ def trimmer() -> Callable[[], int] | None:
     return trim
 
 
+MALLINFO2_FIELDS = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                    "uordblks", "fordblks", "keepcost")  # fmt: skip
+
+
+@functools.cache
+def _mallinfo2() -> Any:
+    """glibc's `mallinfo2` returning its struct, or None before glibc 2.33 and elsewhere."""
+    libc = _glibc()
+    if libc is None or not hasattr(libc, "mallinfo2"):
+        return None
+    import ctypes  # loaded already: _glibc found glibc through it
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in MALLINFO2_FIELDS]
+
+    fn = libc.mallinfo2
+    fn.restype = MallInfo2
+    return fn
+
+
 def mallinfo() -> dict[str, int] | None:
     """glibc's `mallinfo2()` as a dict of byte counts (`arena`: the heaps' size, `hblkhd` and
     `hblks`: the blocks mapped on their own, `uordblks`: in use, `fordblks`: free), or None
     before glibc 2.33 and elsewhere."""
-    libc = _glibc()
-    if libc is None or not hasattr(libc, "mallinfo2"):
+    fn = _mallinfo2()
+    if fn is None:
         return None
-    import ctypes
-
-    names = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
-             "fordblks", "keepcost")  # fmt: skip
-
-    class MallInfo2(ctypes.Structure):
-        _fields_ = [(name, ctypes.c_size_t) for name in names]
-
-    fn = libc.mallinfo2
-    fn.restype = MallInfo2
     info = fn()
-    return {name: int(getattr(info, name)) for name in names}
+    return {name: int(getattr(info, name)) for name in MALLINFO2_FIELDS}
 
 
 class HeapTrim:
@@ -104,7 +114,6 @@ class HeapTrim:
     ) -> None:
         self.interval_s = interval_s
         self.trim = trim
-        self.trims = 0
 
     async def run(self) -> None:
         """Trim on every beat; return at once where the C library cannot trim."""
@@ -116,7 +125,6 @@ class HeapTrim:
             await sleep_on_beat(self.interval_s)
             started = time.perf_counter()
             gave = trim()
-            self.trims += 1
             log.debug(
                 "heap trimmed in %.2f ms (%s)",
                 (time.perf_counter() - started) * 1000,

@@ -6,6 +6,7 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -13,13 +14,11 @@ from agent.daemon import heap
 
 HOLES = textwrap.dedent(
     """
-    import sys
     from agent.daemon.heap import trimmer
+    from bench.procs import status_mib
 
     def rss_mib():
-        with open("/proc/self/status") as f:
-            line = next(x for x in f if x.startswith("VmRSS:"))
-        return int(line.split()[1]) / 1024
+        return status_mib("self", "VmRSS:")
 
     trim = trimmer()
     assert trim is not None
@@ -38,8 +37,14 @@ HOLES = textwrap.dedent(
 
 @pytest.mark.skipif(heap.trimmer() is None, reason="this C library has no malloc_trim")
 def test_a_trim_gives_the_holes_in_the_heap_back_to_the_system() -> None:
+    root = Path(__file__).resolve().parents[2]  # where `bench` imports from
     out = subprocess.run(
-        [sys.executable, "-c", HOLES], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", HOLES],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout.split()
     before, after, gave = float(out[0]), float(out[1]), int(out[2])
     # about 55 MiB lay free between the kept blocks: most of it leaves the process's RSS
@@ -116,6 +121,7 @@ def test_without_ctypes_the_heap_is_left_as_it_is(monkeypatch: pytest.MonkeyPatc
     must start all the same, untuned."""
     monkeypatch.setitem(sys.modules, "ctypes", None)  # any import of it now fails
     heap._glibc.cache_clear()
+    heap._mallinfo2.cache_clear()
     try:
         assert heap.tune() is False
         assert heap.trimmer() is None
@@ -123,3 +129,4 @@ def test_without_ctypes_the_heap_is_left_as_it_is(monkeypatch: pytest.MonkeyPatc
     finally:
         monkeypatch.undo()
         heap._glibc.cache_clear()
+        heap._mallinfo2.cache_clear()
