@@ -69,6 +69,9 @@ install:
 	  grep -lIr --null -F '$(INSTALL_VENV)' $(INSTALL_VENV)/bin $(INSTALL_VENV)/pyvenv.cfg \
 	    | xargs -0 -r sed -i 's#$(INSTALL_VENV)#$(PREFIX)#g'; \
 	fi
+	@# The daemon runs optimised (tally.service: PYTHONOPTIMIZE=2, PYTHONPYCACHEPREFIX): its byte
+	@# code, and the standard library's, compiled the way it looks for it.
+	$(INSTALL_VENV)/bin/python -m agent.daemon.bytecode --prefix $(PREFIX) $(if $(DESTDIR),--stage $(DESTDIR))
 	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
 	  $(DESTDIR)$(SYSCONFDIR)/tally $(INSTALL_VENV)/share/doc/tally $(DESTDIR)$(BINDIR)
 	ln -sfn $(PREFIX)/bin/tally $(DESTDIR)$(BINDIR)/tally

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.daemon import bytecode
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -82,6 +84,14 @@ def test_make_install_into_a_staging_folder_and_again_as_an_upgrade(tmp_path: Pa
     )
     assert helped.returncode == 0 and helped.stdout.startswith("usage: tally status")
 
+    # The unit runs the daemon optimised; its byte code waits where the installed tree looks.
+    assert "Environment=PYTHONOPTIMIZE=2 PYTHONPYCACHEPREFIX=/opt/tally/pycache" in unit
+    staged = next((venv / "lib").glob("python3*/site-packages/agent/daemon/runtime.py"))
+    final = Path("/", staged.relative_to(dest))
+    cfile = dest / bytecode.cache_file(final, Path("/opt/tally/pycache")).relative_to("/")
+    assert bytecode.current(staged.read_bytes(), cfile)
+    assert "byte code for the optimised daemon under /opt/tally/pycache" in done.stdout
+
     # An upgrade keeps an edited config and puts the new sample beside it.
     edited = conf.read_text(encoding="utf-8").replace('id = "wb1"', 'id = "wb7"')
     conf.write_text(edited, encoding="utf-8")
@@ -92,3 +102,4 @@ def test_make_install_into_a_staging_folder_and_again_as_an_upgrade(tmp_path: Pa
         REPO / "systemd/tally.toml"
     ).read_bytes()
     assert f"kept your {conf}; the new sample is {conf}.new" in again.stdout
+    assert re.search(r"byte code for the optimised daemon .*: 0 written, \d+ current", again.stdout)
