@@ -324,14 +324,26 @@ def test_a_caller_that_gives_up_does_not_stop_the_writer(tmp_path: Path) -> None
     end the writer thread: later appends, such as `agent.stopped`, still commit."""
     db = str(tmp_path / "t.db")
     w = Writer(db, "wb1")
+    # The writer is held in a call, so the appends are still queued when their callers give up
+    # (without it, a writer fast enough on a quiet machine had stored them all first).
+    held, release = threading.Event(), threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> bool:
+        held.set()
+        return release.wait(10)
+
+    blocker = w.call(hold)
+    assert held.wait(10)  # inside the call: what is submitted now stays queued
     futures = [w.submit("test.append", {"i": i}) for i in range(500)]
     given_up = sum(f.cancel() for f in futures)
+    release.set()
     last = w.submit("agent.stopped", {"reason": "signal"})
     try:
+        assert blocker.result(10) is True
         assert last.result(10).seq == 501
     finally:
         w.close()
-    assert given_up > 0  # some were still queued when cancelled: the case under test happened
+    assert given_up == 500  # every one was still queued when cancelled: the case under test
     store = Store(db)
     assert store.count() == 501  # handed over is stored, whether its caller waited or not
     store.close()
