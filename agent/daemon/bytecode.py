@@ -96,12 +96,14 @@ def compile_one(job: tuple[str, str, str]) -> int:
     return 1 if done else -1
 
 
-def compile_all(roots: Iterable[Path], prefix: Path, stage: Path | None = None) -> dict[str, int]:
+def compile_all(
+    roots: Iterable[Path], prefix: Path, stage: Path | None = None, workers: int = 4
+) -> dict[str, int]:
     """Compile every source under `roots` for a daemon whose cache prefix is `prefix`.
 
     With `stage`, `prefix` (and the roots under it) lie in a staging folder (`make install
     DESTDIR=`) whose contents will be moved to `/`: the files go where the moved tree will look
-    for them and name the moved sources.
+    for them and name the moved sources. `workers` processes compile (at most one a core).
     """
     jobs = []
     for source in sources(roots):
@@ -113,7 +115,7 @@ def compile_all(roots: Iterable[Path], prefix: Path, stage: Path | None = None) 
         jobs.append((str(source), str(cfile), str(final)))
     counts = {"written": 0, "current": 0, "failed": 0}
     names = {1: "written", 0: "current", -1: "failed"}
-    with ProcessPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+    with ProcessPoolExecutor(max_workers=max(1, min(workers, os.cpu_count() or 1))) as pool:
         for result in pool.map(compile_one, jobs, chunksize=64):
             counts[names[result]] += 1
     return counts
