@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from agent.daemon import bytecode
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,17 +45,10 @@ def compile_as_installed() -> None:
     machine. Optimised, a bench daemon holds 1.5 MiB less (38.4 against 39.9 MiB a minute after
     start, measured 2026-12-05). The TUI's own bench runs it unoptimised, as its unit does.
     """
-    import os
-    import sys
-    import sysconfig
-
-    from agent.daemon import bytecode
-
     root = Path(__file__).resolve().parent.parent
     cache = root / "build" / "pycache"
-    roots = [Path(sysconfig.get_path(name)) for name in ("stdlib", "purelib", "platlib")]
     packages = [root / p for p in ("agent", "drivers", "sync", "tui", "bench")]
-    counts = bytecode.compile_all([*roots, *packages], cache)
+    counts = bytecode.compile_all([*bytecode.python_roots(), *packages], cache)
     print(
         f"  byte code under build/pycache: {counts['written']} written, {counts['current']} current",
         file=sys.stderr,
@@ -63,8 +60,6 @@ def compile_as_installed() -> None:
 def unoptimised() -> Iterator[None]:
     """Children started inside run as the TUI's unit runs it: without `compile_as_installed`'s
     optimisation."""
-    import os
-
     saved = {
         k: os.environ.pop(k) for k in ("PYTHONOPTIMIZE", "PYTHONPYCACHEPREFIX") if k in os.environ
     }

@@ -44,6 +44,11 @@ def cache_file(source: Path, prefix: Path) -> Path:
         sys.pycache_prefix = saved
 
 
+def python_roots() -> list[Path]:
+    """The folders of this Python's modules: its standard library and its venv's packages."""
+    return [Path(sysconfig.get_path(name)) for name in ("stdlib", "purelib", "platlib")]
+
+
 def sources(roots: Iterable[Path]) -> Iterator[Path]:
     """Every .py file under `roots`, without the parts SKIP names, each once."""
     seen: set[Path] = set()
@@ -107,8 +112,9 @@ def compile_all(
     """
     jobs = []
     for source in sources(roots):
-        staged = stage is not None and source.is_relative_to(stage)
-        final = Path("/", source.relative_to(stage)) if stage is not None and staged else source
+        final = source
+        if stage is not None and source.is_relative_to(stage):
+            final = Path("/", source.relative_to(stage))
         cfile = cache_file(final, prefix)
         if stage is not None:
             cfile = Path(stage, cfile.relative_to("/"))
@@ -131,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     prefix = Path(args.prefix)
     if not prefix.is_absolute():
         p.error(f"--prefix {args.prefix} is not an absolute path; give the install's PREFIX")
-    roots = [Path(sysconfig.get_path(name)) for name in ("stdlib", "purelib", "platlib")]
-    counts = compile_all(roots, Path(prefix, "pycache"), stage)
+    counts = compile_all(python_roots(), Path(prefix, "pycache"), stage)
     print(
         f"byte code for the optimised daemon under {prefix}/pycache: {counts['written']} written,"
         f" {counts['current']} current, {counts['failed']} not for this Python"

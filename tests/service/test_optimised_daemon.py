@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import sysconfig
 from pathlib import Path
 
 from agent.daemon import bytecode
@@ -36,10 +35,9 @@ def test_the_unit_runs_the_daemon_optimised_from_its_own_byte_code() -> None:
 
 def test_the_optimised_daemon_weighs_and_syncs_from_byte_code_alone(tmp_path: Path) -> None:
     prefix = tmp_path / "pycache"
-    roots = [Path(sysconfig.get_path(n)) for n in ("stdlib", "purelib", "platlib")]
     # one process: the tests beside it on a 2-core runner keep a core (a timing test starved)
     packages = [REPO / "agent", REPO / "drivers", REPO / "sync"]
-    counts = bytecode.compile_all([*roots, *packages], prefix, workers=1)
+    counts = bytecode.compile_all([*bytecode.python_roots(), *packages], prefix, workers=1)
     assert counts["written"] > 300
     receiver = Receiver(tmp_path / "receiver", f"wb1:{TOKEN}\n").start()
     token = write_private(tmp_path / "token", TOKEN)
