@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -43,10 +42,13 @@ class Rig:
 
 
 def _source(plan: list[tuple[int, bool]]) -> Iterator[bytes]:
-    """The plan's frames in order, then its last one for ever (a test may append to it)."""
-    for i in itertools.count():
-        kg, stable = plan[min(i, len(plan) - 1)]
+    """The plan's frames in order, its last one repeated until a test appends more (then those,
+    each once, in order)."""
+    i = 0
+    while True:
+        kg, stable = plan[i]
         yield encode("toledo", Decimal(kg), stable=stable, parity=True)
+        i = min(i + 1, len(plan) - 1)
 
 
 @contextlib.asynccontextmanager
