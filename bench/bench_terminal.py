@@ -8,7 +8,9 @@ daemon and, in the same window, `bench.bare` (pyserial reading ports of the same
 pymodbus polling a server of the same units, storing nothing) on a twin set of simulators of its
 own; then the daemon again with every simulator, the receiver and the peer gone. CPU is the
 process's own utime + stime over the window (see bench/procs.py), so it holds on a loaded
-machine, and the two side by side share whatever the machine's speed did meanwhile.
+machine, and the two side by side share whatever the machine's speed did meanwhile. With
+TALLY_BENCH_TERMINAL_PARTS=1, windows of the daemon with some of its parts follow, each beside
+the bare libraries doing that part's device work (PART_WINDOWS).
 """
 
 from __future__ import annotations
@@ -26,12 +28,18 @@ from bench.bench_packer import POINTS  # the same 4 units x 6 points
 from bench.common import Row
 
 WINDOW_S = float(os.environ.get("TALLY_BENCH_TERMINAL_S", "60"))
-# TALLY_BENCH_TERMINAL_PARTS=1 adds windows of the daemon with some of its parts: its devices
-# without sync and replication, and its packers alone (where the daemon's CPU goes)
+# TALLY_BENCH_TERMINAL_PARTS=1 adds windows of the daemon with some of its parts, each beside
+# the bare libraries doing that part's device work (where the daemon's CPU goes): its devices
+# without sync and replication, its packers alone, and its bare process (no device at all)
 PARTS = os.environ.get("TALLY_BENCH_TERMINAL_PARTS", "") not in ("", "0")
 PART_WINDOWS = (
-    ("devices only (scales and packers, no sync or peer)", ("terminal", "scales", "packers")),
-    ("packers only", ("terminal", "packers")),
+    (
+        "devices only (scales and packers, no sync or peer)",
+        ("terminal", "scales", "packers"),
+        ("serial", "modbus"),
+    ),
+    ("packers only", ("terminal", "packers"), ("modbus",)),
+    ("no device, no sync, no peer", ("terminal",), ()),
 )
 WARMUP_S = 10.0
 GONE_SETTLE_S = 20.0  # every device has been seen gone and its retry timer is at its cap
@@ -181,6 +189,19 @@ class Terminal:
         self.devices_gone()
 
 
+def start_bare(twin: Terminal, work: tuple[str, ...], log: Path) -> subprocess.Popen[bytes]:
+    """`bench.bare` doing `work` ("serial": both scales' ports, "modbus": the 4 units) on the
+    twin's simulators, ready."""
+    args: list[str] = []
+    if "serial" in work:
+        args += ["--serial", twin.scale_pty, "--serial", twin.bag_pty]
+    if "modbus" in work:
+        args += ["--modbus", f"127.0.0.1:{twin.modbus_port}"]
+        args += ["--units", ",".join(str(u) for u in range(1, UNITS + 1))]
+    bare, _ = procs.tally("-m", "bench.bare", *args, log=log, first_line=True)
+    return bare
+
+
 def run() -> list[Row]:
     """The windows, printed as rows with the ratio of Tally to the bare libraries."""
     folder = Path(tempfile.mkdtemp(prefix="tally-bench-"))
@@ -197,31 +218,31 @@ def run() -> list[Row]:
         twin.start_devices(servers=False)
         t.create_database()
         daemon = t.start_daemon()
-        bare, _ = procs.tally(
-            *("-m", "bench.bare", "--serial", twin.scale_pty, "--serial", twin.bag_pty),
-            *("--modbus", f"127.0.0.1:{twin.modbus_port}"),
-            *("--units", ",".join(str(u) for u in range(1, UNITS + 1))),
-            log=t.log("bare"),
-            first_line=True,
-        )
+        bare = start_bare(twin, ("serial", "modbus"), t.log("bare"))
         time.sleep(WARMUP_S)
         (cpu, rss, wakes), (bare_cpu, bare_rss, bare_wakes) = procs.windows_wakeups(
             [daemon.pid, bare.pid], WINDOW_S
         )
         procs.stop(daemon)
         procs.stop(bare)
-        twin.stop()
         parts: list[Row] = []
-        for label, sections in PART_WINDOWS if PARTS else ():
+        for label, sections, work in PART_WINDOWS if PARTS else ():
             t.write_config(*sections)
             daemon = t.start_daemon()
+            bare = start_bare(twin, work, t.log("bare"))
             time.sleep(WARMUP_S)
-            part_cpu, _, part_wakes = procs.window_wakeups(daemon.pid, WINDOW_S)
+            (part_cpu, _, part_wakes), (part_bare, _, _) = procs.windows_wakeups(
+                [daemon.pid, bare.pid], WINDOW_S
+            )
             procs.stop(daemon)
+            procs.stop(bare)
             parts += [
                 Row(f"terminal daemon CPU, {label}", part_cpu, "% of one core"),
+                Row(f"  bare libraries beside it ({' and '.join(work) or 'idle'})", part_bare,
+                    "% of one core"),
                 Row(f"terminal daemon wake-ups, {label}", part_wakes, "a second"),
-            ]
+            ]  # fmt: skip
+        twin.stop()
         t.write_config(*t.sections)
         daemon = t.start_daemon()
         time.sleep(WARMUP_S / 2)
