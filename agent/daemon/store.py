@@ -315,6 +315,47 @@ class Store:
             )
         return _row_event(self.terminal, self.epoch, rows[0]) if rows else None
 
+    def event(self, event_id: str) -> Event | None:
+        """The event with id `terminal:epoch:seq`, this terminal's or another's held here; None
+        when it is not stored here (never was, or retention deleted it)."""
+        terminal, _, rest = event_id.partition(":")
+        epoch, _, seq_text = rest.partition(":")
+        if not seq_text.isdigit():
+            return None
+        seq = int(seq_text)
+        if (terminal, epoch) == (self.terminal, self.epoch):
+            rows = self._all(f"SELECT {_COLUMNS} FROM events WHERE seq = ?", (seq,))
+            return _row_event(self.terminal, self.epoch, rows[0]) if rows else None
+        try:
+            rows = self._all(
+                "SELECT terminal, epoch, seq, kind, at, mono_ns, boot, data FROM foreign_events"
+                " WHERE terminal = ? AND epoch = ? AND seq = ?",
+                (terminal, epoch, seq),
+            )
+        except sqlite3.OperationalError:
+            return None  # a database the daemon has not migrated yet holds none
+        return Event.read(*rows[0]) if rows else None
+
+    def events_naming(self, kind: str, key: str, value: str) -> list[Event]:
+        """Every event of exactly `kind` whose data has `value` at `key`, this terminal's and
+        the others' held here (few: the corrections of one event, say)."""
+        path = f"$.{key}"
+        rows = self._all(
+            f"SELECT {_COLUMNS} FROM events WHERE kind = ? AND json_extract(data, ?) = ?"
+            " ORDER BY seq",
+            (kind, path, value),
+        )
+        out = [_row_event(self.terminal, self.epoch, r) for r in rows]
+        try:
+            foreign = self._all(
+                "SELECT terminal, epoch, seq, kind, at, mono_ns, boot, data FROM foreign_events"
+                " WHERE kind = ? AND json_extract(data, ?) = ?",
+                (kind, path, value),
+            )
+        except sqlite3.OperationalError:
+            foreign = []
+        return out + [Event.read(*r) for r in foreign]
+
     def rows_after(self, seq: int, limit: int) -> list[StoredRow]:
         """Up to `limit` events after `seq` as stored (data as JSON text), for sending on."""
         rows = self._all(

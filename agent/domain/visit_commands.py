@@ -13,8 +13,16 @@ from typing import Any
 from agent.domain import exit_checks
 from agent.domain import visit_inputs as inputs
 from agent.domain.corrections import CORRECTABLE
+from agent.domain.events import Event
 from agent.domain.kinds import Kind
-from agent.domain.visit import Command, VisitState, flagged, weighed
+from agent.domain.visit import (
+    Command,
+    VisitState,
+    flagged,
+    pending_id,
+    plate_order,
+    weighed,
+)
 from agent.domain.visit_checks import check_weight, next_role
 from agent.domain.visit_inputs import BAG_KG, BAGS, MAX_REASON, PLANNED_KG, Refusal
 from agent.domain.visit_projection import Projection
@@ -38,6 +46,9 @@ class CommandContext:
     plant: bool = False
     lag: str = ""
     lag_sources: tuple[Mapping[str, Any], ...] = ()
+    # The event a correction names, read from the store with its corrections so far applied,
+    # when no visit held in memory has it (an older visit: the projection keeps the latest)
+    stored: Event | None = None
     warnings: list[str] = field(default_factory=list)
     warning_codes: list[dict[str, Any]] = field(default_factory=list)
 
@@ -96,7 +107,7 @@ def command(p: Projection, op: str, req: Mapping[str, Any], ctx: CommandContext)
     if op == "visit.arrive":
         return _arrive(p, req, ctx)
     if op == "visit.correct":
-        return _correct(p, req)
+        return _correct(p, req, ctx)
     handler = HANDLERS.get(op)
     if handler is None:
         raise Refusal(f"unknown visit command {op!r}")
@@ -349,15 +360,24 @@ def _cancel(
     return [(Kind.VISIT_CANCELLED, {"visit": v.visit, "reason": reason})]
 
 
-def _correct(p: Projection, req: Mapping[str, Any]) -> list[Command]:
+def _correct(p: Projection, req: Mapping[str, Any], ctx: CommandContext) -> list[Command]:
     target = inputs.text(req, "target_event", required=True, limit=200)
     vid = p.visit_holding(target)
-    if vid is None:
+    v: VisitState | None = None
+    if vid is not None:
+        v = p.visits[vid]
+        ev = next(e for _, e in v.events if e.id == target)
+    elif ctx.stored is not None and ctx.stored.id == target:
+        # a visit the projection no longer holds: the stored event, as corrected so far
+        ev = ctx.stored
+        named, key = ev.data.get("visit"), plate_order(ev.data)
+        # a stage recorded by plate and order names the visit as it was known then
+        vid = named if isinstance(named, str) else pending_id(*key) if key else ""
+    else:
         raise Refusal(
-            f"there is no visit event {target} to correct; give an id shown by tally events"
+            f"there is no event {target} in this terminal's database; give an id shown by"
+            " tally events"
         )
-    v = p.visits[vid]
-    ev = next(e for _, e in v.events if e.id == target)
     allowed = CORRECTABLE.get(ev.kind, ())
     name = inputs.text(req, "field", required=True)
     if name not in allowed:
@@ -368,7 +388,7 @@ def _correct(p: Projection, req: Mapping[str, Any]) -> list[Command]:
             f" correctable: {', '.join(allowed)}"
         )
     new = inputs.corrected_value(name, req.get("new"))
-    if name == "plate" and v.open and new != v.plate and new in p.open_by_plate:
+    if name == "plate" and v is not None and v.open and new != v.plate and new in p.open_by_plate:
         raise Refusal(f"plate {new} already has an open visit; correct that one first")
     old = ev.data.get(name)
     if old == new:

@@ -29,7 +29,10 @@ from agent.domain.visit import (
 from agent.domain.visit_inputs import Refusal
 
 KEEP_UNASSIGNED = 200  # captures nobody claimed; the oldest are forgotten
-KEEP_CLOSED = 1000  # closed visits kept in memory for corrections and tare history
+# Closed visits kept in memory: a late stage on the plant timeline still joins one, a
+# correction refolds it, `visits.list --visit` shows it (an older visit's event is corrected
+# from the store, and its tares stay in archived_tares)
+KEEP_CLOSED = 1000
 KEEP_TARE_PLATES = 5000  # plates whose archived tares are kept; the least recent are forgotten
 PENDING_DAYS = 1  # a provisional visit waits this many plant days after its own for its arrival
 LIVE_FIELDS = ("counted_bags", "finish_suggested", "hint")  # not derived from events

@@ -95,3 +95,24 @@ def test_foreign_events_are_pruned_by_age_and_the_cursor_stays(tmp_path: Path) -
         reader.close()
     finally:
         w.close()
+
+
+def test_an_event_is_found_by_its_id_and_its_corrections_by_what_they_name(
+    tmp_path: Path,
+) -> None:
+    w = Writer(str(tmp_path / "t.db"), "pk1")
+    store = Store(w.path)
+    try:
+        w.call(ingest([ev(1), ev(2, target_event="gate1:g1:1")], {}, (w.terminal, w.epoch),
+                      "gate1", "x")).result()  # fmt: skip
+        mine = w.append_sync("visit.note", {"target_event": "gate1:g1:1"})
+        assert store.event("gate1:g1:1") == ev(1)
+        assert store.event(mine.id) == mine
+        for missing in ("gate1:g1:3", f"pk1:{w.epoch}:99", "pk1:other:1", "pk1", "a:b:c", ""):
+            assert store.event(missing) is None, missing
+        found = store.events_naming("visit.note", "target_event", "gate1:g1:1")
+        assert sorted(e.id for e in found) == sorted([mine.id, "gate1:g1:2"])
+        assert store.events_naming("visit.note", "target_event", "gate1:g1:9") == []
+    finally:
+        store.close()
+        w.close()

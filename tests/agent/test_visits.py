@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -11,7 +12,8 @@ from hypothesis import strategies as st
 from agent.config import KpiConfig
 from agent.domain.marks import Mark, duration_ms
 from agent.domain.visit import fold_visits
-from agent.domain.visit_commands import CommandContext
+from agent.domain.visit_commands import CommandContext, command
+from agent.domain.visit_inputs import Refusal
 from agent.domain.visit_projection import Projection, rebuild
 from tests.agent.timeline import Driver, Timeline
 
@@ -461,7 +463,7 @@ def test_correct_refusals_and_plate() -> None:
     ev = d.events[0]
     assert d.refused(
         "visit.correct", target_event="x:y:9", field="plate", new="苏B1", reason="r", operator="o"
-    ) == ("there is no visit event x:y:9 to correct; give an id shown by tally events")
+    ) == ("there is no event x:y:9 in this terminal's database; give an id shown by tally events")
     assert d.refused(
         "visit.correct", target_event=ev.id, field="visit", new="v9", reason="r", operator="o"
     ) == (
@@ -494,6 +496,38 @@ def test_correct_refusals_and_plate() -> None:
         )
         == "a visit.gate_in event cannot be corrected"
     )
+
+
+def test_an_event_of_a_visit_no_longer_held_is_corrected_as_the_store_gives_it() -> None:
+    # the projection keeps the latest closed visits; the service reads an older visit's event
+    # from the store, its corrections so far applied, and hands it over as `stored`
+    d = Driver()
+    d.p.keep_closed = 1
+    first = arrive(d)
+    d.do("visit.cancel", visit=first, reason="wrong gate")
+    arrival = d.events[0]
+    d.do("visit.arrive", plate="苏B12345", order="SO2", product="P", load="bulk", planned_kg=9)
+    d.do("visit.cancel", visit=d.events[-1].data["visit"], reason="r")
+    assert first not in d.p.visits
+    req = {"target_event": arrival.id, "field": "planned_kg", "reason": "order amended"}
+    req |= {"operator": "li"}
+    as_stored = dataclasses.replace(arrival, data={**arrival.data, "planned_kg": 25_000})
+    [(kind, data)] = command(
+        d.p, "visit.correct", {**req, "new": 24_000}, CommandContext(stored=as_stored)
+    )
+    assert (kind, data) == (
+        "operator.corrected",
+        {"target_event": arrival.id, "visit": first, "field": "planned_kg", "old": 25_000,
+         "new": 24_000, "reason": "order amended", "operator": "li"},
+    )  # fmt: skip
+    with pytest.raises(Refusal, match=r"^planned_kg is already 25000; nothing to correct$"):
+        command(d.p, "visit.correct", {**req, "new": 25_000}, CommandContext(stored=as_stored))
+    with pytest.raises(Refusal, match=r"^there is no event "):  # stored names another event
+        command(d.p, "visit.correct", {**req, "target_event": "x:y:9", "new": 1},
+                CommandContext(stored=as_stored))  # fmt: skip
+    gate = dataclasses.replace(arrival, kind="visit.gate_in", data={"visit": first})
+    with pytest.raises(Refusal, match=r"^a visit.gate_in event cannot be corrected$"):
+        command(d.p, "visit.correct", {**req, "new": 1}, CommandContext(stored=gate))
 
 
 # --- the loading counter ------------------------------------------------------------------------

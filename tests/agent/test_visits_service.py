@@ -23,7 +23,9 @@ from agent.daemon.hub import Hub
 from agent.daemon.runtime import Context
 from agent.daemon.services.visits import VisitsService, rebuild_from
 from agent.daemon.store import Store, Writer
+from agent.domain.corrections import collect_corrections
 from agent.domain.events import Event
+from agent.domain.visit import fold_visits
 
 
 @pytest.fixture
@@ -236,3 +238,49 @@ async def test_a_new_plant_day_drops_settled_visits_from_the_kpi_events(
     await svc._refresh_kpi()
     assert not {ev.id for ev in mine} & set(svc.kpi_events)
     assert arrived.id in svc.kpi_events  # an open visit's events stay
+
+
+async def test_an_event_of_a_visit_no_longer_in_memory_is_corrected_from_the_store(
+    service: VisitsService,
+) -> None:
+    # the projection keeps the latest closed visits (KEEP_CLOSED); an older visit's events are
+    # still in the store, and a correction of one is checked and recorded from there
+    svc = service
+    svc.timeline.proj.keep_closed = svc.timeline.base.keep_closed = 1
+    trucks = {"苏A12345": "SO1", "苏B12345": "SO2"}
+    visits = [
+        (await op(svc, "visit.arrive", plate=p, order=o, product="P", load="bagged",
+                  planned_kg=30_000))["visit"]
+        for p, o in trucks.items()
+    ]  # fmt: skip
+    for v in visits:
+        await op(svc, "visit.cancel", visit=v, reason="wrong gate")
+    assert visits[0] not in svc.proj.visits and visits[1] in svc.proj.visits
+    [arrival] = [
+        e for e in svc.ctx.store.iter_events("visit.arrived") if e.data["visit"] == visits[0]
+    ]
+    req = {"target_event": arrival.id, "field": "planned_kg", "reason": "order amended"}
+    req |= {"operator": "li"}
+    recorded = {"target_event": arrival.id, "visit": visits[0], "field": "planned_kg"}
+    recorded |= {"reason": "order amended", "operator": "li"}
+    assert await op(svc, "visit.correct", **req, new=25_000) == {
+        **recorded, "old": 30_000, "new": 25_000,
+    }  # fmt: skip
+    # the next correction starts from the last one, as every fold applies them
+    assert await op(svc, "visit.correct", **req, new=24_000) == {
+        **recorded, "old": 25_000, "new": 24_000,
+    }  # fmt: skip
+    with pytest.raises(CommandError, match=r"^planned_kg is already 24000; nothing to correct$"):
+        await op(svc, "visit.correct", **req, new=24_000)
+    events = list(svc.ctx.store.iter_events())
+    assert fold_visits(events, collect_corrections(events))[visits[0]].planned_kg == 24_000
+    # what is not stored, or not a visit event, is refused and nothing is appended
+    before = svc.ctx.store.last_seq()
+    with pytest.raises(CommandError, match=r"^there is no event wb1:x:99 in this terminal's"):
+        await op(svc, "visit.correct", **{**req, "target_event": "wb1:x:99"}, new=1)
+    captured = await svc.ctx.writer.append(
+        "weighing.captured", {"weighing": "w1", "scale": "scale1", "weight_kg": 9, "mode": "gross"}
+    )
+    with pytest.raises(CommandError, match=r"^a weighing.captured event cannot be corrected$"):
+        await op(svc, "visit.correct", **{**req, "target_event": captured.id}, new=1)
+    assert svc.ctx.store.last_seq() == before + 1  # the capture alone

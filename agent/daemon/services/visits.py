@@ -17,8 +17,10 @@ from agent.daemon.runtime import Context, Service
 from agent.daemon.services.deadlines import Deadlines
 from agent.daemon.store import Store
 from agent.domain import kpis
+from agent.domain.corrections import collect_corrections, corrected
 from agent.domain.events import Event, format_at, parse_at, uuid7
-from agent.domain.timeline import Timeline, fold
+from agent.domain.kinds import Kind
+from agent.domain.timeline import Timeline, fold, order_key
 from agent.domain.visit_commands import CommandContext, command, lag_words
 from agent.domain.visit_inputs import Refusal
 from agent.domain.visit_projection import Projection, relevant
@@ -116,6 +118,16 @@ def load_events(
         after = events[-1].seq
     if foreign:
         yield from store.foreign_events(prefixes=prefixes, kinds=kinds, since_at=since_at)
+
+
+def stored_target(store: Store, event_id: str) -> Event | None:
+    """The stored event `event_id` with the corrections stored for it applied in timeline
+    order (the fold's "last one wins"), or None when it is not stored here."""
+    ev = store.event(event_id)
+    if ev is None:
+        return None
+    fixes = store.events_naming(Kind.OPERATOR_CORRECTED, "target_event", event_id)
+    return corrected(ev, collect_corrections(sorted(fixes, key=order_key)))
 
 
 def plant_projection(config: Config, own: str | None = None) -> Projection:
@@ -309,6 +321,16 @@ class VisitsService:
         async with self.lock:  # validation and append are one step
             self._sync()
             lag = self._lag_sources()
+            target = req.get("target_event")
+            stored = None
+            if (
+                op == "visit.correct"
+                and isinstance(target, str)
+                and target
+                and self.proj.visit_holding(target) is None
+            ):
+                # an older visit than the projection holds: its event from the store
+                stored = await asyncio.to_thread(stored_target, self.ctx.store, target)
             cctx = CommandContext(
                 new_visit_id=uuid7(),
                 scales=self.scales,
@@ -317,6 +339,7 @@ class VisitsService:
                 plant=bool(self.ctx.config.peers),
                 lag=lag_words(lag),
                 lag_sources=lag,
+                stored=stored,
             )
             try:
                 commands = command(self.proj, op, req, cctx)
@@ -332,6 +355,8 @@ class VisitsService:
         if v is None and "visit" not in first:  # recorded by plate and order
             v = self.proj.by_plate_order(str(first.get("plate")), str(first.get("order")))
         answer = v.to_dict(self.proj.loaded) if v else None
+        if answer is None and op == "visit.correct":
+            answer = dict(first)  # a visit no longer in memory: what was recorded
         if cctx.warnings:
             answer = {
                 **(answer or {}),
