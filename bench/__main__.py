@@ -7,7 +7,7 @@ import pkgutil
 import sys
 import time
 
-from bench.common import Row, compile_as_installed
+from bench.common import Row, compile_as_installed, machine_line
 
 
 def main(argv: list[str]) -> int:
@@ -43,6 +43,7 @@ def main(argv: list[str]) -> int:
     )
     if argv:
         names = [n for n in names if any(a in n for a in argv)]
+    machine = machine_line()  # before the benchmarks load the machine
     rows: list[Row] = []
     for name in names:
         started = time.perf_counter()
@@ -51,6 +52,7 @@ def main(argv: list[str]) -> int:
         rows.extend(module.run())
         print(f"  {name} took {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     width = max((len(r.name) for r in rows), default=10)
+    print(machine)
     print(f"{'benchmark':<{width}}  {'value':>14}  unit")
     print("-" * (width + 24))
     for r in rows:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import resource
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,3 +70,30 @@ def unoptimised() -> Iterator[None]:
         yield
     finally:
         os.environ.update(saved)
+
+
+def machine_line() -> str:
+    """Where and when the figures were taken, to record beside them: the UTC time, the commit,
+    the CPU model and cores, Python, and the load average before the run."""
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    commit = ""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parents[1],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"measured {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC"
+        f"{f' on {commit}' if commit else ''}: {os.cpu_count()} x {model or platform.machine()},"
+        f" Python {platform.python_version()}, load average {load} before the run"
+    )
