@@ -283,12 +283,18 @@ class Store:
         terms = ["kind LIKE ? ESCAPE '\\'"] * len(prefixes)
         if kinds:
             terms.append(f"kind IN ({', '.join('?' * len(kinds))})")
+        return self._foreign(
+            f"({' OR '.join(terms) or '1'}) AND at >= ? ORDER BY at, terminal, epoch, seq",
+            (*(_like_prefix(p) for p in prefixes), *kinds, since_at),
+        )
+
+    def _foreign(self, where: str, params: tuple[Any, ...]) -> list[Event]:
+        """Other terminals' events held here that match `where`."""
         try:
             rows = self._all(
                 "SELECT terminal, epoch, seq, kind, at, mono_ns, boot, data FROM foreign_events"
-                f" WHERE ({' OR '.join(terms) or '1'}) AND at >= ?"
-                " ORDER BY at, terminal, epoch, seq",
-                (*(_like_prefix(p) for p in prefixes), *kinds, since_at),
+                f" WHERE {where}",
+                params,
             )
         except sqlite3.OperationalError:
             return []  # a database the daemon has not migrated yet holds none
@@ -326,15 +332,8 @@ class Store:
         if (terminal, epoch) == (self.terminal, self.epoch):
             rows = self._all(f"SELECT {_COLUMNS} FROM events WHERE seq = ?", (seq,))
             return _row_event(self.terminal, self.epoch, rows[0]) if rows else None
-        try:
-            rows = self._all(
-                "SELECT terminal, epoch, seq, kind, at, mono_ns, boot, data FROM foreign_events"
-                " WHERE terminal = ? AND epoch = ? AND seq = ?",
-                (terminal, epoch, seq),
-            )
-        except sqlite3.OperationalError:
-            return None  # a database the daemon has not migrated yet holds none
-        return Event.read(*rows[0]) if rows else None
+        held = self._foreign("terminal = ? AND epoch = ? AND seq = ?", (terminal, epoch, seq))
+        return held[0] if held else None
 
     def events_naming(self, kind: str, key: str, value: str) -> list[Event]:
         """Every event of exactly `kind` whose data has `value` at `key`, this terminal's and
@@ -345,16 +344,8 @@ class Store:
             " ORDER BY seq",
             (kind, path, value),
         )
-        out = [_row_event(self.terminal, self.epoch, r) for r in rows]
-        try:
-            foreign = self._all(
-                "SELECT terminal, epoch, seq, kind, at, mono_ns, boot, data FROM foreign_events"
-                " WHERE kind = ? AND json_extract(data, ?) = ?",
-                (kind, path, value),
-            )
-        except sqlite3.OperationalError:
-            foreign = []
-        return out + [Event.read(*r) for r in foreign]
+        mine = [_row_event(self.terminal, self.epoch, r) for r in rows]
+        return mine + self._foreign("kind = ? AND json_extract(data, ?) = ?", (kind, path, value))
 
     def rows_after(self, seq: int, limit: int) -> list[StoredRow]:
         """Up to `limit` events after `seq` as stored (data as JSON text), for sending on."""
