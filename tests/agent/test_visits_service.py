@@ -256,6 +256,9 @@ async def test_an_event_of_a_visit_no_longer_in_memory_is_corrected_from_the_sto
     for v in visits:
         await op(svc, "visit.cancel", visit=v, reason="wrong gate")
     assert visits[0] not in svc.proj.visits and visits[1] in svc.proj.visits
+    with pytest.raises(CommandError, match=r"in memory \(the daemon holds the open visits and"):
+        await op(svc, "visits.list", visit=visits[0])
+    assert (await op(svc, "visits.list", visit=visits[1]))["visit"] == visits[1]
     [arrival] = [
         e for e in svc.ctx.store.iter_events("visit.arrived") if e.data["visit"] == visits[0]
     ]

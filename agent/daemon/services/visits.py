@@ -409,7 +409,11 @@ class VisitsService:
             if req.get("visit"):
                 v = self.proj.visits.get(str(req["visit"]))
                 if v is None:
-                    raise CommandError(f"there is no visit {req['visit']} in memory")
+                    raise CommandError(
+                        f"there is no visit {req['visit']} in memory (the daemon holds the open"
+                        f" visits and the latest {self.proj.keep_closed} closed ones); tally"
+                        " events shows every stored event"
+                    )
                 return v.to_dict(self.proj.loaded)
             return self.proj.snapshot(live=req.get("live", True) is not False)
 
