@@ -16,7 +16,7 @@ from agent.domain.capture import Captured, CaptureSettings
 from agent.domain.events import Event, format_at
 from agent.domain.spotchecks import Collected, SpotChecks
 from tests.agent.test_capture import Scenario, reading
-from tests.agent.test_scales_service import rig
+from tests.agent.test_scales_service import Rig, rig
 
 TZ = ZoneInfo("Asia/Shanghai")
 BAGS = CaptureSettings(
@@ -251,6 +251,12 @@ def test_samples_from_an_earlier_shift_or_before_a_start_are_dropped() -> None:
 # --- the scale service with role "bags" -----------------------------------------------------
 
 
+def sampled_and_armed(r: Rig, kg: float) -> bool:
+    """The scale's topic shows the sample of `kg` and the scale armed for the next bag."""
+    topic = r.ctx.hub.get("scale.s1") or {}
+    return (topic.get("last_sample") or {}).get("weight_kg") == kg and topic["state"] == "armed"
+
+
 async def test_a_bag_scale_writes_samples_not_weighings_and_publishes_them(
     tmp_path: Path,
 ) -> None:
@@ -262,7 +268,8 @@ async def test_a_bag_scale_writes_samples_not_weighings_and_publishes_them(
     async with rig(tmp_path, plan, band_g=100, **keys) as r:  # type: ignore[arg-type]
         await r.until(lambda: len(r.events("check.bag_sample")) == 1)
         r.weights.append((0, True))  # lifted off
-        await r.until(lambda: r.ctx.hub.get("scale.s1")["state"] == "armed")
+        # armed again after this sample (a topic from before the bag says armed too)
+        await r.until(lambda: sampled_and_armed(r, 50.12))
         r.weights.extend([(Decimal("49.5"), False)] * 5 + [(Decimal("49.87"), True)])
         await r.until(lambda: len(r.events("check.bag_sample")) == 2)
         r.weights.append((0, True))
@@ -270,7 +277,7 @@ async def test_a_bag_scale_writes_samples_not_weighings_and_publishes_them(
             {"packer": "line1", "scale": "s1", "weight_kg": 50.12},
             {"packer": "line1", "scale": "s1", "weight_kg": 49.87},
         ]
-        await r.until(lambda: r.ctx.hub.get("scale.s1")["state"] == "armed")
+        await r.until(lambda: sampled_and_armed(r, 49.87))
         topic = r.ctx.hub.get("scale.s1")
         at = [ev.at for ev in r.ctx.store.iter_events("check.bag_sample")][-1]
         assert topic == {
