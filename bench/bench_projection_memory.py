@@ -19,6 +19,7 @@ DAYS = 30
 TRUCKS_PER_DAY = 200
 FLEET = 3000  # distinct plates that come to the plant
 TZ = ZoneInfo("Asia/Shanghai")
+FIRST = datetime(2026, 11, 1, 6, tzinfo=TZ)
 SHOWN = (1, 7, 14, 30)
 _TARE = {"role": "tare", "weight_kg": 15000}
 _GROSS = {"role": "gross", "weight_kg": 45000}
@@ -34,10 +35,11 @@ class _Plant:
         return Event(terminal, f"{terminal}-e", s, kind, format_at(at), s, "b", dict(data))
 
 
-def _day(plant: _Plant, day: int) -> list[Event]:
-    """One plant day: every 10th truck loaded by plate and order before its arrival is known at
-    the packing line, every 50th registered twice, every 40th leaving an orphaned stage."""
-    start = datetime(2026, 11, 1, 6, tzinfo=TZ) + timedelta(days=day)
+def _day(plant: _Plant, day: int, first: datetime = FIRST) -> list[Event]:
+    """One plant day (`day` days after `first`): every 10th truck loaded by plate and order
+    before its arrival is known at the packing line, every 50th registered twice, every 40th
+    leaving an orphaned stage."""
+    start = first + timedelta(days=day)
     out: list[Event] = []
     for n in range(TRUCKS_PER_DAY):
         k = day * TRUCKS_PER_DAY + n

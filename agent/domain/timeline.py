@@ -76,14 +76,25 @@ class Timeline:
         return changed
 
     def refold(self, events: Iterable[Event]) -> None:
-        """Start again from every event (the whole stored timeline), in timeline order."""
+        """Start again from every event (the whole stored timeline), given in timeline order.
+
+        Folded a page of `keep` events at a time, the snapshot taking the older ones as it
+        goes, so a long history is never held whole. Events out of order are still folded
+        right as long as none sorts before the snapshot; one that does leaves `stale` set.
+        """
         loaded = self.proj.loaded
         self.base, self.base_key = self.make(), None
         self.tail = []
         self.proj = self.make()
         self.proj.loaded = loaded
         self.stale = False
-        self.add(events)
+        page: list[Event] = []
+        for ev in events:
+            page.append(ev)
+            if len(page) >= self.keep:
+                self.add(page)
+                page = []
+        self.add(page)
 
     def _compact(self) -> None:
         """Fold the oldest tail events into the snapshot once the tail is twice `keep`."""

@@ -3,11 +3,13 @@ contiguous runs, never over a different first version, pruned like the own event
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from agent.daemon.foreign import LocalReader, ingest, prune
 from agent.daemon.store import Store, Writer
-from agent.domain.events import Event
+from agent.domain.events import Event, Stamp
+from agent.domain.timeline import order_key
 
 
 def ev(seq: int, terminal: str = "gate1", epoch: str = "g1", at: str = "", **data: object) -> Event:
@@ -115,4 +117,43 @@ def test_an_event_is_found_by_its_id_and_its_corrections_by_what_they_name(
         assert store.events_naming("visit.note", "target_event", "gate1:g1:9") == []
     finally:
         store.close()
+        w.close()
+
+
+def test_the_timeline_is_read_in_order_a_page_at_a_time_across_both_tables(
+    tmp_path: Path,
+) -> None:
+    """Own events whose wall clock was stepped back, and other terminals' events in between,
+    come out in (at, terminal, epoch, seq) order with pages smaller than either table."""
+    w = Writer(str(tmp_path / "t.db"), "pk1")
+    own = (w.terminal, w.epoch)
+    base = datetime(2026, 11, 29, 1, 0, tzinfo=UTC)
+    # the clock is stepped back after the fourth event, and two events share one instant
+    minutes = [0, 2, 4, 6, 1, 3, 3, 8]
+    try:
+        for n, m in enumerate(minutes):
+            kind = "visit.note" if n != 3 else "packer.tally"  # one kind the reader leaves out
+            w.append_sync(kind, {"n": n}, stamp=Stamp(base + timedelta(minutes=m), n))
+        theirs = [ev(s, at=f"2026-11-29T01:0{s}:00.000Z") for s in range(1, 8)]
+        theirs += [ev(1, "wb1", "w1", at="2026-11-29T01:03:00.000Z")]
+        w.call(ingest(theirs, {}, own, "central", "x")).result()
+        store = Store(w.path)
+        stored = [*store.iter_events(), *store.foreign_events()]
+        for upto, since in ((8, ""), (6, ""), (8, "2026-11-29T01:03:00.000Z")):
+            want = sorted(
+                (
+                    e
+                    for e in stored
+                    if e.kind == "visit.note"
+                    and (e.terminal != "pk1" or e.seq <= upto)
+                    and e.at >= since
+                ),
+                key=order_key,
+            )
+            got = store.timeline_events(prefixes=("visit",), upto=upto, since_at=since, batch=2)
+            assert [e.id for e in got] == [e.id for e in want]
+        mine = store.timeline_events(kinds=("visit.note",), foreign=False, batch=3)
+        assert [e.data["n"] for e in mine] == [0, 4, 1, 5, 6, 2, 7]
+        store.close()
+    finally:
         w.close()

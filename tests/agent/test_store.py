@@ -119,6 +119,32 @@ def test_a_current_database_opens_without_loading_sqlite_utils(tmp_path: Path) -
     assert not _loads_sqlite_utils(db)  # and then it is current: 4.5 MiB less in the daemon
 
 
+def test_a_database_before_the_timeline_index_gets_it_and_keeps_its_events(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "t.db")
+    w = Writer(db, "wb1")
+    w.append_sync("visit.note", {"n": 1})
+    w.close()
+    conn = sqlite3.connect(db)
+    with conn:  # the database as the version before the index left it
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = '0004_events_at'")
+        conn.execute("DROP INDEX events_at")
+    conn.close()
+    store = Store(db)
+    assert [e.data for e in store.timeline_events()] == [{"n": 1}]  # read before, unindexed
+    store.close()
+    init_database(db, "wb1")
+    conn = sqlite3.connect(db)
+    plan = conn.execute(
+        "EXPLAIN QUERY PLAN SELECT seq FROM events WHERE at >= ? ORDER BY at, seq", ("",)
+    ).fetchall()
+    rows = conn.execute("SELECT seq, data FROM events").fetchall()
+    conn.close()
+    assert "INDEX events_at" in str(plan)
+    assert rows == [(1, '{"n": 1}')]
+
+
 def test_a_database_one_migration_behind_is_migrated(tmp_path: Path) -> None:
     db = str(tmp_path / "t.db")
     epoch = init_database(db, "wb1")
@@ -218,7 +244,7 @@ def test_wal_and_migrations_are_in_place(tmp_path: Path) -> None:
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     names = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations ORDER BY id")]
-    assert names == ["0001_events", "0002_dead_letters", "0003_foreign_events"]
+    assert names == ["0001_events", "0002_dead_letters", "0003_foreign_events", "0004_events_at"]
 
 
 def test_store_on_missing_file_says_what_to_do(tmp_path: Path) -> None:

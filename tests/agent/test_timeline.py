@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -194,7 +195,7 @@ def test_any_interleaving_of_the_streams_folds_to_the_same_visits_and_kpis(
         held.extend(chunk)
         tl.add(chunk)
         if tl.stale:
-            tl.refold(held)
+            tl.refold(sorted(held, key=order_key))  # as the store gives them
         assert tl.proj.snapshot(live=False) == fold(held, Projection).snapshot(live=False)
         # the snapshot is what its events fold to, whatever the live projection changed since
         base_key = tl.base_key
@@ -286,3 +287,25 @@ def test_events_folded_already_change_nothing_and_replay_nothing() -> None:
     assert tl.add([EVENTS[-1], EVENTS[0]]) is False
     assert (tl.replays, len(tl.tail), tl.stale) == (0, len(EVENTS), False)
     assert tl.proj.snapshot(live=False) == before
+
+
+def test_a_refold_takes_a_long_history_a_page_at_a_time_and_folds_it_whole() -> None:
+    """A restart refolds everything stored: the events are drawn while earlier ones are
+    already folded, so the history is never held at once."""
+    history = sorted(ALL, key=order_key)
+    place = {ev.id: n for n, ev in enumerate(history)}
+    keep = 5
+    tl = Timeline(Projection, keep=keep)
+    ahead = []  # at each event drawn: how far it is past the newest one folded
+
+    def stored() -> Iterator[Event]:
+        for n, ev in enumerate(history):
+            ahead.append(n - (place[tl.tail[-1].id] if tl.tail else -1))
+            yield ev
+
+    tl.refold(stored())
+    assert not tl.stale and keep <= len(tl.tail) <= 2 * keep
+    assert tl.proj.snapshot(live=False) == fold(ALL, Projection).snapshot(live=False)
+    settled = fold(history[: -len(tl.tail)], Projection)
+    assert tl.base.snapshot(live=False) == settled.snapshot(live=False)
+    assert len(history) > 4 * keep and max(ahead) == keep  # one page drawn ahead, no more

@@ -20,7 +20,7 @@ from agent.domain import kpis
 from agent.domain.corrections import collect_corrections, corrected
 from agent.domain.events import Event, format_at, parse_at, uuid7
 from agent.domain.kinds import Kind
-from agent.domain.timeline import Timeline, fold, order_key
+from agent.domain.timeline import Timeline, order_key
 from agent.domain.visit_commands import CommandContext, command, lag_words
 from agent.domain.visit_inputs import Refusal
 from agent.domain.visit_projection import Projection, relevant
@@ -96,28 +96,13 @@ def kpi_window(
 
 
 def load_events(
-    store: Store,
-    *,
-    kpi: bool = False,
-    upto: int | None = None,
-    batch: int = 5000,
-    foreign: bool = True,
-    since_at: str = "",
+    store: Store, *, kpi: bool = False, upto: int | None = None, foreign: bool = True
 ) -> Iterator[Event]:
     """The stored events the projection (or, with `kpi`, the KPI engine) uses: this terminal's
-    in seq order (up to seq `upto`), then, with `foreign`, the other terminals' events held
-    here (stamped at or after `since_at`) in timeline order."""
+    (up to seq `upto`) and, with `foreign`, the other terminals' held here, in timeline order,
+    read a page at a time."""
     prefixes, kinds = _KPI_KINDS if kpi else _PROJECTION_KINDS
-    last = upto if upto is not None else store.last_seq()
-    after = 0
-    while True:
-        events = store.events_between(after, last, prefixes=prefixes, kinds=kinds, limit=batch)
-        yield from events
-        if len(events) < batch:
-            break
-        after = events[-1].seq
-    if foreign:
-        yield from store.foreign_events(prefixes=prefixes, kinds=kinds, since_at=since_at)
+    return store.timeline_events(prefixes=prefixes, kinds=kinds, upto=upto, foreign=foreign)
 
 
 def stored_target(store: Store, event_id: str) -> Event | None:
@@ -139,8 +124,9 @@ def plant_projection(config: Config, own: str | None = None) -> Projection:
 def rebuild_from(store: Store, config: Config, upto: int | None = None) -> Projection:
     """The visit projection of the plant timeline folded from the store: this terminal's events
     (up to seq `upto`, else all) and the other terminals' events held here, in timeline order."""
-    own = config.terminal.id
-    p = fold(load_events(store, upto=upto), lambda: plant_projection(config, own))
+    p = plant_projection(config, config.terminal.id)
+    for ev in load_events(store, upto=upto):
+        p.apply(ev)  # in timeline order, each once: what `fold` would sort them into
     p.last_seq = max(p.last_seq, upto if upto is not None else store.last_seq())
     return p
 
@@ -188,10 +174,10 @@ class VisitsService:
         # The window's recent events are in the timeline's tail already: keep those objects
         # rather than a second copy of each (2 MiB for two busy days; live events are shared).
         held = {ev.id: ev for ev in self.timeline.tail}
+        prefixes, kinds = _KPI_KINDS
         self.kpi_events = {
             ev.id: held.get(ev.id, ev)
-            for ev in load_events(ctx.store, kpi=True, since_at=horizon)
-            if ev.at >= horizon
+            for ev in ctx.store.timeline_events(prefixes=prefixes, kinds=kinds, since_at=horizon)
         }
         self._prune()
         self.kpi_dirty = True
