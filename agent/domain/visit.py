@@ -6,9 +6,8 @@ engine and the ledgers all fold with `VisitState.apply`, operator corrections ap
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from agent.domain.corrections import Corrections, collect_corrections, corrected
@@ -104,28 +103,6 @@ class VisitState:
     provisional: bool = False
     merged_from: list[str] = field(default_factory=list)
     conflicts: list[Flag] = field(default_factory=list)
-    # Held by more than one projection (a timeline's snapshot and its live projection): a
-    # projection that would change it folds into its own copy instead (`Projection.own_copy`).
-    shared: bool = field(default=False, compare=False, repr=False)
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> VisitState:
-        """A copy whose containers are its own (a timeline replay copies every visit kept).
-
-        One level deep is enough: what the lists and sets hold is never edited (marks, flags,
-        strings, (index, event) pairs), except weighings, which are copied too; a dict field is
-        copied deeply. Much faster than the generic deep copy, field by field.
-        """
-        c = copy.copy(self)
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, list):
-                setattr(c, f.name, [copy.copy(x) if isinstance(x, Weighing) else x for x in value])
-            elif isinstance(value, set):
-                setattr(c, f.name, set(value))
-            elif isinstance(value, dict):
-                setattr(c, f.name, copy.deepcopy(value, memo))
-        c.shared = False
-        return c
 
     @staticmethod
     def folded(visit: str, events: list[tuple[int, Event]]) -> VisitState:

@@ -3,7 +3,6 @@ unassigned weighings, and a rebuild from stored events."""
 
 from __future__ import annotations
 
-import copy
 import itertools
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -141,8 +140,6 @@ class Projection:
             v = self.visits[vid] = VisitState.pending(*key)
             self.open_by_plate.setdefault(v.plate, vid)
             self._expires(vid, pending_bound(ev.at, self.tz))
-        if v.shared:
-            v = self.own_copy(vid)
         was_open = v.open
         if kind != Kind.VISIT_FLAGGED:
             # A match is decided when the capture arrives; anything after it decides again.
@@ -168,37 +165,6 @@ class Projection:
                 self.open_by_plate[v.plate] = vid
         if was_open and not v.open:
             self._close(v)
-
-    def own_copy(self, vid: str) -> VisitState:
-        """This projection's own copy of visit `vid`, which it shares, to change it."""
-        mine = self.visits[vid] = copy.deepcopy(self.visits[vid])
-        return mine
-
-    def settled_memo(self) -> dict[int, Any]:
-        """A `copy.deepcopy` memo under which a copy of this projection shares its closed
-        visits (marked shared) instead of copying them: a timeline replay copies the snapshot,
-        and most of what the snapshot holds is closed visits that the replay will not touch."""
-        memo: dict[int, Any] = {}
-        for v in self.visits.values():
-            if not v.open:
-                v.shared = True
-                memo[id(v)] = v
-        return memo
-
-    def share_settled(self, other: Projection) -> None:
-        """Hold `other`'s object for each closed visit both fold alike.
-
-        A timeline's snapshot and its live projection fold the same events up to the snapshot,
-        so a visit closed before it and untouched since is equal in both: one object serves
-        both, marked shared, and whichever of them changes it later changes its own copy.
-        """
-        for vid, mine in self.visits.items():
-            if mine.shared or mine.open:
-                continue
-            theirs = other.visits.get(vid)
-            if theirs is not None and theirs is not mine and theirs == mine:
-                theirs.shared = True
-                self.visits[vid] = theirs
 
     def _join(self, v: VisitState) -> None:
         """The stages recorded by plate and order before this arrival join it."""

@@ -26,6 +26,7 @@ from agent.daemon.store import Store, Writer
 from agent.domain.corrections import collect_corrections
 from agent.domain.events import Event
 from agent.domain.visit import fold_visits
+from agent.domain.visit_projection import Projection
 
 
 @pytest.fixture
@@ -246,7 +247,15 @@ async def test_an_event_of_a_visit_no_longer_in_memory_is_corrected_from_the_sto
     # the projection keeps the latest closed visits (KEEP_CLOSED); an older visit's events are
     # still in the store, and a correction of one is checked and recorded from there
     svc = service
-    svc.timeline.proj.keep_closed = svc.timeline.base.keep_closed = 1
+    make = svc.timeline.make
+
+    def keeping_one() -> Projection:
+        p = make()
+        p.keep_closed = 1
+        return p
+
+    svc.timeline.make = keeping_one
+    svc.timeline.refold([])  # nothing is stored yet: start over keeping one closed visit
     trucks = {"苏A12345": "SO1", "苏B12345": "SO2"}
     visits = [
         (await op(svc, "visit.arrive", plate=p, order=o, product="P", load="bagged",
