@@ -53,6 +53,7 @@ class Timeline:
         self.keep = keep
         self.frozen = freeze(make())
         self.base_key: OrderKey | None = None
+        self.building: Projection | None = None  # the snapshot while a refold makes it
         self.tail: list[Event] = []  # in timeline order (their keys are made when needed)
         self.proj = make()
         self.stale = False
@@ -84,7 +85,7 @@ class Timeline:
                 self.proj.apply(ev)
         if replay:
             self.replays += 1
-            fresh = self.base
+            fresh = self.base if self.building is None else thaw(freeze(self.building))
             fresh.loaded = self.proj.loaded
             for ev in self.tail:
                 fresh.apply(ev)
@@ -100,18 +101,22 @@ class Timeline:
         right as long as none sorts before the snapshot; one that does leaves `stale` set.
         """
         loaded = self.proj.loaded
-        self.frozen, self.base_key = freeze(self.make()), None
+        self.base_key = None
+        building = self.building = self.make()  # frozen once at the end, not at each page
         self.tail = []
         self.proj = self.make()
         self.proj.loaded = loaded
         self.stale = False
         page: list[Event] = []
-        for ev in events:
-            page.append(ev)
-            if len(page) >= self.keep:
-                self.add(page)
-                page = []
-        self.add(page)
+        try:
+            for ev in events:
+                page.append(ev)
+                if len(page) >= self.keep:
+                    self.add(page)
+                    page = []
+            self.add(page)
+        finally:
+            self.frozen, self.building = freeze(building), None
 
     @property
     def base(self) -> Projection:
@@ -123,12 +128,13 @@ class Timeline:
         if len(self.tail) <= 2 * self.keep:
             return
         cut = len(self.tail) - self.keep
-        base = self.base
+        base = self.base if self.building is None else self.building
         for ev in self.tail[:cut]:
             base.apply(ev)  # anything that old is caught by base_key from now on
         base.dirty.clear()
         base.pending_auto.clear()
-        self.frozen = freeze(base)
+        if self.building is None:
+            self.frozen = freeze(base)
         self.base_key = order_key(self.tail[cut - 1])
         del self.tail[:cut]
 
