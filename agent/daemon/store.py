@@ -297,7 +297,7 @@ class Store:
         upto: int | None = None,
         foreign: bool = True,
         since_at: str = "",
-        batch: int = 2000,
+        batch: int = 500,
     ) -> Iterator[Event]:
         """This terminal's events (up to seq `upto`) and, with `foreign`, the other terminals'
         held here, whose kind starts with one of `prefixes` or is one of `kinds`, stamped at or

@@ -13,6 +13,7 @@ from agent.domain.visit_projection import Projection
 
 OrderKey = tuple[str, str, str, int]
 KEEP_TAIL = 4000  # events kept re-foldable after the snapshot; older ones are folded into it
+REFOLD_PAGE = 500  # events a refold reads ahead; the tail is cut back to KEEP_TAIL after each
 
 
 def order_key(ev: Event) -> OrderKey:
@@ -96,8 +97,9 @@ class Timeline:
     def refold(self, events: Iterable[Event]) -> None:
         """Start again from every event (the whole stored timeline), given in timeline order.
 
-        Folded a page of `keep` events at a time, the snapshot taking the older ones as it
-        goes, so a long history is never held whole. Events out of order are still folded
+        Folded a page of `REFOLD_PAGE` events at a time, the snapshot taking the older ones as
+        it goes (as objects, frozen once at the end), so a long history is never held whole and
+        the tail never grows past `keep` and a page. Events out of order are still folded
         right as long as none sorts before the snapshot; one that does leaves `stale` set.
         """
         loaded = self.proj.loaded
@@ -111,10 +113,12 @@ class Timeline:
         try:
             for ev in events:
                 page.append(ev)
-                if len(page) >= self.keep:
+                if len(page) >= REFOLD_PAGE:
                     self.add(page)
+                    self._compact(self.keep + REFOLD_PAGE)
                     page = []
             self.add(page)
+            self._compact(self.keep + REFOLD_PAGE)
         finally:
             self.frozen, self.building = freeze(building), None
 
@@ -123,9 +127,10 @@ class Timeline:
         """The snapshot: what the events up to `base_key` fold to (a new copy at each use)."""
         return thaw(self.frozen)
 
-    def _compact(self) -> None:
-        """Fold the oldest tail events into the snapshot once the tail is twice `keep`."""
-        if len(self.tail) <= 2 * self.keep:
+    def _compact(self, most: int | None = None) -> None:
+        """Fold the oldest tail events into the snapshot, leaving `keep`, once the tail holds
+        more than `most` (default: twice `keep`)."""
+        if len(self.tail) <= (2 * self.keep if most is None else most):
             return
         cut = len(self.tail) - self.keep
         base = self.base if self.building is None else self.building

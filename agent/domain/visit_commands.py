@@ -365,7 +365,8 @@ def _correct(p: Projection, req: Mapping[str, Any], ctx: CommandContext) -> list
     vid = p.visit_holding(target)
     v: VisitState | None = None
     if vid is not None:
-        v = p.visits[vid]
+        v = p.visit(vid)
+        assert v is not None  # visit_holding found it held
         ev = next(e for _, e in v.events if e.id == target)
     elif ctx.stored is not None and ctx.stored.id == target:
         # a visit the projection no longer holds: the stored event, as corrected so far

@@ -4,8 +4,9 @@ unassigned weighings, and a rebuild from stored events."""
 from __future__ import annotations
 
 import itertools
+import marshal
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any
 
@@ -32,6 +33,9 @@ KEEP_UNASSIGNED = 200  # captures nobody claimed; the oldest are forgotten
 # correction refolds it, `visits.list --visit` shows it (an older visit's event is corrected
 # from the store, and its tares stay in archived_tares)
 KEEP_CLOSED = 1000
+# The latest closed visits kept as objects; older ones are kept frozen as their events
+# (`freeze_visit`), and folded again when something reads or changes one
+SETTLE_AFTER = 20
 KEEP_TARE_PLATES = 5000  # plates whose archived tares are kept; the least recent are forgotten
 PENDING_DAYS = 1  # a provisional visit waits this many plant days after its own for its arrival
 LIVE_FIELDS = ("counted_bags", "finish_suggested", "hint")  # not derived from events
@@ -70,16 +74,23 @@ class Projection:
         own: str | None = None,
         tz: tzinfo | None = None,
         keep_closed: int | None = None,
+        settle_after: int = SETTLE_AFTER,
     ) -> None:
         self.kpi = kpi or KpiConfig()
         # closed visits kept in memory (default KEEP_CLOSED), the oldest dropped first
         self.keep_closed = KEEP_CLOSED if keep_closed is None else keep_closed
+        # closed visits kept as objects before they are frozen into `settled`
+        self.settle_after = settle_after
         self.tz = tz or UTC  # where plant days begin (a provisional visit's bound)
         # On a plant timeline, the terminal whose events call for reactions here: a capture is
         # matched and a visit checked only by the terminal that recorded the change, so two
         # terminals never append the same match or flag (None: every event, one terminal).
         self.own = own
-        self.visits: dict[str, VisitState] = {}
+        self.visits: dict[str, VisitState] = {}  # open visits and the latest closed ones
+        # Closed visits kept frozen (every one closed, none of them open: no open-visit view
+        # needs them), with their tares by plate for the tare history.
+        self.settled: dict[str, bytes] = {}
+        self.settled_tares: dict[str, dict[str, list[tuple[int, int]]]] = {}
         self.ids = Identities()
         self.open_by_plate: dict[str, str] = {}
         self.unassigned: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -124,10 +135,10 @@ class Projection:
 
     def _visit_event(self, ev: Event, index: int, mine: bool) -> None:
         kind = ev.kind
-        vid = self.ids.route(ev, self.visits)
+        vid = self.ids.route(ev, self.visits)  # a settled visit is closed: routed as one
         if vid is None:
             return
-        v = self.visits.get(vid)
+        v = self.visit(vid)
         arrival = kind == Kind.VISIT_ARRIVED and ev.data.get("visit") == vid
         if arrival:
             if v is not None:
@@ -208,7 +219,7 @@ class Projection:
         d = ev.data
         target = d.get("target_event")
         vid = self.visit_holding(str(target), d.get("visit"))
-        v = self.visits.get(vid) if vid else None
+        v = self.visit(vid) if vid else None
         if v is None:
             return
         fix = {str(target): {str(d.get("field")): d.get("new")}}
@@ -230,19 +241,66 @@ class Projection:
             self.assigned.pop(w.weighing, None)
         self.expiry.pop(v.visit, None)  # closed, it is kept as closed visits are
         self.closed.append(v.visit)
+        if len(self.closed) > self.settle_after:
+            self._settle(self.closed[-self.settle_after - 1])
         if len(self.closed) > self.keep_closed:
-            gone = self.visits.get(self.closed.pop(0))
+            vid = self.closed.pop(0)
+            gone = self.visits.get(vid)
             if gone is not None:
-                self._archive_tares(gone)
+                self._archive_tares(gone.plate, tares_of(gone))
+                self._forget(gone)
+            elif vid in self.settled:  # what forgetting it needs, without folding it again
+                gone = settled_header(self.settled.pop(vid))
+                by_plate = self.settled_tares.get(gone.plate, {})
+                self._archive_tares(gone.plate, by_plate.pop(vid, []))
+                if not by_plate:
+                    self.settled_tares.pop(gone.plate, None)
                 self._forget(gone)
 
-    def _archive_tares(self, gone: VisitState) -> None:
-        """Keep a dropped visit's tares for its plate's tare history."""
-        history = self.archived_tares.pop(gone.plate, [])
-        history.extend((w.index, w.weight_kg) for w in gone.weighings if w.role == "tare")
+    def _settle(self, vid: str) -> None:
+        """Keep closed visit `vid` frozen from now on (unless it is open again or gone)."""
+        v = self.visits.get(vid)
+        if v is None or v.open:
+            return
+        del self.visits[vid]
+        self.settled[vid] = freeze_visit(v)
+        tares = tares_of(v)
+        if tares:
+            self.settled_tares.setdefault(v.plate, {})[vid] = tares
+
+    def visit(self, vid: str) -> VisitState | None:
+        """Visit `vid` if it is held, as an object again if it was settled (to read or change
+        it; it is settled again only if it closes again)."""
+        v = self.visits.get(vid)
+        if v is not None:
+            return v
+        frozen = self.settled.pop(vid, None)
+        if frozen is None:
+            return None
+        v = self.visits[vid] = thaw_visit(frozen)
+        by_plate = self.settled_tares.get(v.plate)
+        if by_plate is not None:
+            by_plate.pop(vid, None)
+            if not by_plate:
+                del self.settled_tares[v.plate]
+        return v
+
+    def held(self) -> Iterator[VisitState]:
+        """Every visit held, the settled ones thawed as copies (to read, never to change)."""
+        yield from self.visits.values()
+        yield from (thaw_visit(b) for b in self.settled.values())
+
+    def held_visits(self) -> dict[str, VisitState]:
+        """Visit id → visit, for every visit held (settled ones as copies), in id order."""
+        return {v.visit: v for v in sorted(self.held(), key=lambda v: v.visit)}
+
+    def _archive_tares(self, plate: str, tares: list[tuple[int, int]]) -> None:
+        """Keep a dropped visit's tares, (index, kg), for its plate's tare history."""
+        history = self.archived_tares.pop(plate, [])
+        history.extend(tares)
         del history[: -max(self.kpi.tare_history, 1)]
         if history:
-            self.archived_tares[gone.plate] = history  # now the most recent plate
+            self.archived_tares[plate] = history  # now the most recent plate
         while len(self.archived_tares) > KEEP_TARE_PLATES:
             self.archived_tares.popitem(last=False)
 
@@ -281,14 +339,18 @@ class Projection:
 
     def visit_holding(self, event_id: str, hint: object = None) -> str | None:
         """The id of the visit held whose events include `event_id`, if any; `hint` (the visit
-        a correction names) is looked at first."""
+        a correction names) is looked at first, then the visits kept as objects, then the
+        settled ones."""
         if isinstance(hint, str):
-            v = self.visits.get(self.ids.alias.get(hint, hint))
+            v = self.visit(self.ids.alias.get(hint, hint))
             if v is not None and any(e.id == event_id for _, e in v.events):
                 return v.visit
         for vid, v in self.visits.items():
             if any(e.id == event_id for _, e in v.events):
                 return vid
+        for v in self.held():
+            if any(e.id == event_id for _, e in v.events):
+                return v.visit
         return None
 
     @property
@@ -297,7 +359,7 @@ class Projection:
         only a correction needs it, and a correction is rare next to the events it would cost
         to keep (a dict entry for every event of a thousand closed visits, in each projection).
         """
-        return {e.id: vid for vid, v in self.visits.items() for _, e in v.events}
+        return {e.id: v.visit for v in self.held() for _, e in v.events}
 
     def open_visits(self) -> list[VisitState]:
         """Open visits in arrival order."""
@@ -340,7 +402,7 @@ class Projection:
         `order`, the open visit of that plate and order, provisional ones included)."""
         vid, text = req.get("visit"), req.get("plate")
         if vid:
-            v = self.visits.get(str(vid))
+            v = self.visit(str(vid))
             if v is None:
                 raise Refusal(f"there is no visit {vid}; list them with visits.list")
             return v
@@ -372,6 +434,8 @@ class Projection:
     def tare_history(self, plate: str, before: int) -> list[int]:
         """The plate's tares folded before index `before`, oldest first (at most tare_history)."""
         found = [(i, kg) for i, kg in self.archived_tares.get(plate, []) if i < before]
+        for tares in self.settled_tares.get(plate, {}).values():
+            found.extend(tares)
         for v in self.visits.values():
             if v.plate == plate:
                 found.extend((w.index, w.weight_kg) for w in v.weighings if w.role == "tare")
@@ -404,6 +468,38 @@ class Projection:
 
 
 _ALSO_FOLDED = frozenset({Kind.WEIGHING_CAPTURED, Kind.OPERATOR_CORRECTED})
+
+
+def tares_of(v: VisitState) -> list[tuple[int, int]]:
+    """A visit's tares as (index, kg), for its plate's tare history."""
+    return [(w.index, w.weight_kg) for w in v.weighings if w.role == "tare"]
+
+
+def freeze_visit(v: VisitState) -> bytes:
+    """A closed visit kept as its events (`marshal` of plain tuples: 0.8 KiB for a truck of
+    seven events, where its objects take some 7 KiB), after the few fields that forgetting it
+    needs: everything else in it is what those events fold to."""
+    rows = [(i, e.terminal, e.epoch, e.seq, e.kind, e.at, e.mono_ns, e.boot, e.data)
+            for i, e in v.events]  # fmt: skip
+    head = (v.visit, v.provisional, v.plate, v.order, v.merged_from)
+    return marshal.dumps((head, rows))
+
+
+def settled_header(frozen: bytes) -> VisitState:
+    """A frozen visit's id, plate, order and merged arrivals, without its events."""
+    (vid, provisional, plate, order, merged), _ = marshal.loads(frozen)
+    return VisitState(vid, plate=plate, order=order, provisional=provisional, merged_from=merged)
+
+
+def thaw_visit(frozen: bytes) -> VisitState:
+    """The visit `freeze_visit` kept, folded again from its events (a new object each time)."""
+    (vid, provisional, plate, order, _), rows = marshal.loads(frozen)
+    v = VisitState.pending(plate, order) if provisional else VisitState(vid)
+    for index, *fields in rows:
+        ev = Event.shared(*fields)
+        v.events.append((index, ev))
+        v.apply(ev, index)
+    return v
 
 
 def relevant(kind: str) -> bool:

@@ -13,7 +13,7 @@ import pytest
 from agent.domain import visit_projection
 from agent.domain.events import Event
 from agent.domain.timeline import Timeline, fold
-from agent.domain.visit_projection import Projection, pending_bound
+from agent.domain.visit_projection import SETTLE_AFTER, Projection, pending_bound
 from tests.agent.timeline import Timeline as Clock
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -100,7 +100,9 @@ class Month:
 
 def sizes(p: Projection) -> dict[str, int]:
     return {
-        "visits": len(p.visits),
+        "visits": len(p.visits) + len(p.settled),
+        "settled": len(p.settled),
+        "settled_tares": sum(len(by_plate) for by_plate in p.settled_tares.values()),
         "event_visit": len(p.event_visit),
         "open_by_plate": len(p.open_by_plate),
         "assigned": len(p.assigned),
@@ -114,9 +116,12 @@ def sizes(p: Projection) -> dict[str, int]:
 
 def assert_only_kept_visits_named(p: Projection) -> None:
     """Every map names only visits still in memory: nothing dropped leaves an entry behind."""
-    kept = set(p.visits)
+    kept = set(p.visits) | set(p.settled)
+    assert not set(p.visits) & set(p.settled)
     assert set(p.event_visit.values()) <= kept
-    assert len(p.event_visit) == sum(len(v.events) for v in p.visits.values())
+    assert len(p.event_visit) == sum(len(v.events) for v in p.held())
+    settled_tares = {vid for by_plate in p.settled_tares.values() for vid in by_plate}
+    assert settled_tares <= set(p.settled)
     assert set(p.open_by_plate.values()) <= kept
     assert set(p.assigned.values()) <= kept
     assert set(p.ids.latest.values()) <= kept
@@ -148,7 +153,9 @@ def test_a_month_of_visits_keeps_every_map_bounded() -> None:
     assert by_day[29] == by_day[19] == by_day[9]
     assert by_day[29] == {
         "visits": KEEP + 8,  # the closed visits kept, and the orphans of the last two days
-        "event_visit": sum(len(v.events) for v in p.visits.values()),
+        "settled": KEEP - SETTLE_AFTER,  # all but the latest closed are kept frozen
+        "settled_tares": KEEP - SETTLE_AFTER,  # a tare each
+        "event_visit": sum(len(v.events) for v in p.held()),
         "open_by_plate": 0,  # every truck left
         "assigned": 0,
         "latest": KEEP,
@@ -158,7 +165,7 @@ def test_a_month_of_visits_keeps_every_map_bounded() -> None:
         "closed": KEEP,
     }
     # The orphans kept are those of the last two plant days; the earlier ones expired.
-    assert sorted(v.visit for v in p.visits.values() if v.provisional) == sorted(
+    assert sorted(v.visit for v in p.held() if v.provisional) == sorted(
         f"pending:苏A{k % 300:05d}/SO{k}x" for k in range(28 * PER_DAY, 30 * PER_DAY, 6)
     )
     # A rebuild from the stored events, and the live timeline (compacting its tail, pk1's

@@ -8,11 +8,12 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.config import KpiConfig
-from agent.domain import kpis
+from agent.domain import kpis, timeline
 from agent.domain.events import Event
 from agent.domain.timeline import Timeline, fold, order_key
 from agent.domain.visit_commands import CommandContext, command
@@ -256,23 +257,28 @@ def test_events_folded_already_change_nothing_and_replay_nothing() -> None:
     assert tl.proj.snapshot(live=False) == before
 
 
-def test_a_refold_takes_a_long_history_a_page_at_a_time_and_folds_it_whole() -> None:
-    """A restart refolds everything stored: the events are drawn while earlier ones are
-    already folded, so the history is never held at once."""
+def test_a_refold_takes_a_long_history_a_page_at_a_time_and_folds_it_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A restart refolds everything stored: the events are drawn a page at a time while the
+    earlier ones are already folded, and the tail is cut back after each page, so neither the
+    history nor a long tail is held at once."""
+    monkeypatch.setattr(timeline, "REFOLD_PAGE", 3)
     history = sorted(ALL, key=order_key)
     place = {ev.id: n for n, ev in enumerate(history)}
     keep = 5
     tl = Timeline(Projection, keep=keep)
-    ahead = []  # at each event drawn: how far it is past the newest one folded
+    ahead, tails = [], []  # at each event drawn: how far past the newest folded; the tail
 
     def stored() -> Iterator[Event]:
         for n, ev in enumerate(history):
             ahead.append(n - (place[tl.tail[-1].id] if tl.tail else -1))
+            tails.append(len(tl.tail))
             yield ev
 
     tl.refold(stored())
-    assert not tl.stale and keep <= len(tl.tail) <= 2 * keep
+    assert not tl.stale and keep <= len(tl.tail) <= keep + 3
     assert tl.proj.snapshot(live=False) == fold(ALL, Projection).snapshot(live=False)
     settled = fold(history[: -len(tl.tail)], Projection)
-    assert tl.base.snapshot(live=False) == settled.snapshot(live=False)
-    assert len(history) > 4 * keep and max(ahead) == keep  # one page drawn ahead, no more
+    assert tl.base.visits == settled.visits and tl.building is None
+    assert len(history) > 4 * keep and max(ahead) == 3 and max(tails) == keep + 3

@@ -296,3 +296,73 @@ async def test_an_event_of_a_visit_no_longer_in_memory_is_corrected_from_the_sto
     with pytest.raises(CommandError, match=r"^a weighing.captured event cannot be corrected$"):
         await op(svc, "visit.correct", **{**req, "target_event": captured.id}, new=1)
     assert svc.ctx.store.last_seq() == before + 1  # the capture alone
+
+
+async def test_a_restart_reads_the_kpi_window_as_the_hourly_look_would_leave_it(
+    tmp_path: Path,
+) -> None:
+    """At start the service reads the KPI events since yesterday, then the older ones of the
+    window, keeping what `kpi_window` keeps: the same events as reading the whole window and
+    pruning it, without holding the rest."""
+    from datetime import UTC, datetime, timedelta
+
+    from agent.daemon.foreign import ingest
+    from agent.daemon.services.visits import KPI_WINDOW_DAYS, kpi_window, load_events
+    from agent.domain.events import Stamp, format_at
+
+    db = str(tmp_path / "t.db")
+    writer = Writer(db, "wb1")
+    now = datetime.now(UTC)
+
+    def days_ago(d: float) -> datetime:
+        return now - timedelta(days=d)
+
+    truck = {"product": "P.O 42.5", "load": "bulk", "planned_kg": 30_000}
+    own = [
+        (20, "visit.arrived", {"visit": "old", "plate": "苏A1", "order": "SO1", **truck}),
+        (20, "visit.exited", {"visit": "old"}),
+        (5, "visit.arrived", {"visit": "done", "plate": "苏A2", "order": "SO2", **truck}),
+        (5, "visit.exited", {"visit": "done"}),
+        (5, "visit.arrived", {"visit": "late", "plate": "苏A3", "order": "SO3", **truck}),
+        (10, "visit.arrived", {"visit": "open", "plate": "苏A4", "order": "SO4", **truck}),
+        (16, "weighing.captured", {"weighing": "w0", "scale": "scale1", "weight_kg": 1}),
+        (10, "weighing.captured", {"weighing": "w1", "scale": "scale1", "weight_kg": 1}),
+        (3, "packer.tally", {"packer": "line1", "bags": 10}),
+        (1, "packer.tally", {"packer": "line1", "bags": 20}),
+        (3, "visit.weighed", {"visit": "peer1", "weighing": "w2", "role": "tare",
+                              "weight_kg": 15_000}),
+        (2.9, "visit.exited", {"visit": "peer1"}),
+        (0.01, "visit.exited", {"visit": "late"}),
+        (0.01, "visit.exited", {"visit": "peer2"}),
+    ]  # fmt: skip
+    for n, (d, kind, data) in enumerate(sorted(own, key=lambda x: -x[0])):
+        writer.append_sync(kind, data, stamp=Stamp(days_ago(d), n))
+    gate = [
+        Event("gate", "g", 1, "visit.arrived", format_at(days_ago(3)), 1, "b",
+              {"visit": "peer1", "plate": "苏B1", "order": "SO5", **truck}),
+        Event("gate", "g", 2, "visit.arrived", format_at(days_ago(2)), 2, "b",
+              {"visit": "peer2", "plate": "苏B2", "order": "SO6", **truck}),
+    ]  # fmt: skip
+    writer.call(ingest(gate, {}, (writer.terminal, writer.epoch), "gate", "x")).result()
+    config = Config(
+        terminal=TerminalConfig(id="wb1", database=db, socket="unused"),
+        packers=(PackerConfig(name="line1", bag_kg=50),),
+    )
+    store = Store(db)
+    hub = Hub()
+    ctx = Context(
+        config, writer, store, hub, ApiServer("unused", hub), Alerts(writer, hub, store),
+        asyncio.Event(),
+    )  # fmt: skip
+    try:
+        svc = VisitsService(ctx)
+        kept = {e.data.get("visit") or e.data.get("weighing") or e.data.get("bags")
+                for e in svc.kpi_events.values()}  # fmt: skip
+        assert kept == {"late", "open", "peer2", "w1", 20}
+        every = {e.id: e for e in load_events(store, kpi=True)}
+        horizon = format_at(now - timedelta(days=KPI_WINDOW_DAYS))
+        window = {key: e for key, e in every.items() if e.at >= horizon}
+        assert list(svc.kpi_events) == list(kpi_window(window, {"open"}, now, svc.tz))
+    finally:
+        writer.close()
+        store.close()

@@ -559,7 +559,7 @@ def visit_list(p: Any) -> list[dict[str, Any]]:
     """Every visit of a projection, open or closed, as published, in arrival order."""
     import json
 
-    rows = [v.to_dict(None) for v in p.visits.values()]
+    rows = [v.to_dict(None) for v in p.held()]
     return sorted((json.loads(json.dumps(r)) for r in rows), key=lambda r: str(r["visit"]))
 
 

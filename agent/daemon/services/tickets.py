@@ -91,7 +91,13 @@ class TicketsService:
         self.printer = printer if printer is not None else configured_printer(ctx.config)
         # Every gross weighing gets its ticket within moments, so only the visits of the last
         # hours can still need one; an older visit's ticket is in the book or the store.
-        self.proj = Projection(ctx.config.kpi, tz=self.tz, keep_closed=KEEP_CLOSED_VISITS)
+        # every visit held stays an object: a ticket due is looked for among them all (`_due`)
+        self.proj = Projection(
+            ctx.config.kpi,
+            tz=self.tz,
+            keep_closed=KEEP_CLOSED_VISITS,
+            settle_after=KEEP_CLOSED_VISITS,
+        )
         self.book = TicketBook(keep=tickets.KEEP_TICKETS)
         self.seq = 0
         self.lock = asyncio.Lock()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -72,27 +73,39 @@ def kpi_window(
     recorded by plate and order, a weighing, a window ticket, a plan). Packer tallies are kept
     for `TALLY_WINDOW_DAYS`.
     """
-    tallies = format_at(now - timedelta(days=TALLY_WINDOW_DAYS))
-    oldest = format_at(now - timedelta(days=KPI_WINDOW_DAYS))
+    since = recent_since(now, tz)
+    seen = {v for ev in events.values() if ev.at >= since and (v := visit_named(ev)) is not None}
+    keeps = kpi_keeps(seen | open_visits, now)
+    return {key: ev for key, ev in events.items() if keeps(ev)}
+
+
+def recent_since(now: datetime, tz: ZoneInfo) -> str:
+    """The start of yesterday (plant time) at `now`, as a stored UTC time: a visit with an
+    event since then may still count today."""
     local = now.astimezone(tz)
     yesterday = datetime(local.year, local.month, local.day, tzinfo=tz) - timedelta(days=1)
-    settled = format_at(yesterday.astimezone(UTC))
-    last_at: dict[str, str] = {}
-    for ev in events.values():
-        vid = ev.data.get("visit") if ev.kind.startswith("visit.") else None
-        if isinstance(vid, str) and ev.at > last_at.get(vid, ""):
-            last_at[vid] = ev.at
-    done = {vid for vid, at in last_at.items() if at < settled and vid not in open_visits}
-    out: dict[str, Event] = {}
-    for key, ev in events.items():
+    return format_at(yesterday.astimezone(UTC))
+
+
+def visit_named(ev: Event) -> str | None:
+    """The visit id a visit event names, if it names one."""
+    vid = ev.data.get("visit") if ev.kind.startswith("visit.") else None
+    return vid if isinstance(vid, str) else None
+
+
+def kpi_keeps(live: set[str], now: datetime) -> Callable[[Event], bool]:
+    """Whether `kpi_window` keeps an event at `now`, given the visits that are open or had an
+    event since `recent_since` (`live`)."""
+    tallies = format_at(now - timedelta(days=TALLY_WINDOW_DAYS))
+    oldest = format_at(now - timedelta(days=KPI_WINDOW_DAYS))
+
+    def keeps(ev: Event) -> bool:
         if ev.kind == "packer.tally":
-            if ev.at >= tallies:
-                out[key] = ev
-            continue
-        vid = ev.data.get("visit") if ev.kind.startswith("visit.") else None
-        if ev.at >= oldest and vid not in done:
-            out[key] = ev
-    return out
+            return ev.at >= tallies
+        vid = visit_named(ev)
+        return ev.at >= oldest and (vid is None or vid in live)
+
+    return keeps
 
 
 def load_events(
@@ -137,12 +150,12 @@ def summary(p: Projection) -> dict[str, Any]:
     return {
         "last_seq": p.last_seq,
         "events": p.count,
-        "visits": len(p.visits),
+        "visits": len(p.visits) + len(p.settled),
         "open": len(snap["open"]),
         "queue": len(snap["queue"]),
         "scale_queue": len(snap["scale_queue"]),
         "unassigned": len(snap["unassigned"]),
-        "flags": sum(len(v.flags) for v in p.visits.values()),
+        "flags": sum(len(v.flags) for v in p.held()),
     }
 
 
@@ -170,16 +183,7 @@ class VisitsService:
         self.timeline = Timeline(lambda: plant_projection(cfg, own))
         self.own_last = ctx.store.last_seq()
         self.timeline.refold(load_events(ctx.store, upto=self.own_last))
-        horizon = format_at(datetime.now(UTC) - timedelta(days=KPI_WINDOW_DAYS))
-        # The window's recent events are in the timeline's tail already: keep those objects
-        # rather than a second copy of each (2 MiB for two busy days; live events are shared).
-        held = {ev.id: ev for ev in self.timeline.tail}
-        prefixes, kinds = _KPI_KINDS
-        self.kpi_events = {
-            ev.id: held.get(ev.id, ev)
-            for ev in ctx.store.timeline_events(prefixes=prefixes, kinds=kinds, since_at=horizon)
-        }
-        self._prune()
+        self.kpi_events = self._load_kpi_window()
         self.kpi_dirty = True
         self.kpi_at = 0.0
         self.kpi_day: date | None = None
@@ -337,7 +341,7 @@ class VisitsService:
         first = commands[0][1]
         if op == "visit.arrive":
             return {"visit": first["visit"], "plate": first["plate"]}
-        v = self.proj.visits.get(str(first.get("visit")))
+        v = self.proj.visit(str(first.get("visit")))
         if v is None and "visit" not in first:  # recorded by plate and order
             v = self.proj.by_plate_order(str(first.get("plate")), str(first.get("order")))
         answer = v.to_dict(self.proj.loaded) if v else None
@@ -393,7 +397,7 @@ class VisitsService:
         async with self.lock:
             self._sync()
             if req.get("visit"):
-                v = self.proj.visits.get(str(req["visit"]))
+                v = self.proj.visit(str(req["visit"]))
                 if v is None:
                     raise CommandError(
                         f"there is no visit {req['visit']} in memory (the daemon holds the open"
@@ -487,6 +491,33 @@ class VisitsService:
         report = await asyncio.to_thread(kpis.compute, events, day, tz, cfg, datetime.now(UTC))
         # The TUI colours running waits from the same share as the late.* warnings.
         self.ctx.hub.publish("kpi", {**report, "warn_share": cfg.warn_share})
+
+    def _load_kpi_window(self) -> dict[str, Event]:
+        """The KPI events of `kpi_window`, read from the store without holding the events it
+        would drop (two busy weeks read whole cost a restart 10 MiB of its heap for good).
+
+        Read since yesterday first, which tells which visits are live; then the older ones,
+        kept by the same rule. The events the timeline's tail holds are taken from it, not
+        read a second time (2 MiB for two busy days; live events are shared)."""
+        now = datetime.now(UTC)
+        prefixes, kinds = _KPI_KINDS
+        store, since = self.ctx.store, recent_since(now, self.tz)
+        held = {ev.id: ev for ev in self.timeline.tail}
+        recent = {
+            ev.id: held.get(ev.id, ev)
+            for ev in store.timeline_events(prefixes=prefixes, kinds=kinds, since_at=since)
+        }
+        live = {v.visit for v in self.proj.open_visits()}
+        live.update(v for ev in recent.values() if (v := visit_named(ev)) is not None)
+        keeps = kpi_keeps(live, now)
+        oldest = format_at(now - timedelta(days=KPI_WINDOW_DAYS))
+        older = store.timeline_events(prefixes=prefixes, kinds=kinds, since_at=oldest)
+        window = {
+            ev.id: held.get(ev.id, ev)
+            for ev in itertools.takewhile(lambda e: e.at < since, older)
+            if keeps(ev)
+        }
+        return {**window, **{key: ev for key, ev in recent.items() if keeps(ev)}}
 
     def _prune(self) -> None:
         open_visits = {v.visit for v in self.proj.open_visits()}
