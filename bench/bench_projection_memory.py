@@ -69,8 +69,9 @@ def _day(plant: _Plant, day: int, first: datetime = FIRST) -> list[Event]:
 
 def _sizes(p: Projection) -> dict[str, int]:
     return {
-        "visits": len(p.visits),
-        "provisional": sum(1 for v in p.visits.values() if v.provisional),
+        "visits": len(p.visits) + len(p.settled),
+        "settled": len(p.settled),
+        "provisional": sum(1 for v in p.held() if v.provisional),
         "event_visit": len(p.event_visit),
         "plate_order": len(p.ids.latest),
         "aliases": len(p.ids.alias),

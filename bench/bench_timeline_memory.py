@@ -58,7 +58,7 @@ def run() -> list[Row]:
         finally:
             store.close()
     ids = {ev.id for ev in timeline.tail}
-    for v in timeline.base.visits.values():
+    for v in timeline.proj.held():
         ids.update(ev.id for _, ev in v.events)
     mib = held / 2**20
     return [

@@ -74,12 +74,12 @@ class Projection:
         own: str | None = None,
         tz: tzinfo | None = None,
         keep_closed: int | None = None,
-        settle_after: int = SETTLE_AFTER,
+        settle_after: int | None = SETTLE_AFTER,
     ) -> None:
         self.kpi = kpi or KpiConfig()
         # closed visits kept in memory (default KEEP_CLOSED), the oldest dropped first
         self.keep_closed = KEEP_CLOSED if keep_closed is None else keep_closed
-        # closed visits kept as objects before they are frozen into `settled`
+        # closed visits kept as objects before they are frozen into `settled` (None: never)
         self.settle_after = settle_after
         self.tz = tz or UTC  # where plant days begin (a provisional visit's bound)
         # On a plant timeline, the terminal whose events call for reactions here: a capture is
@@ -241,7 +241,7 @@ class Projection:
             self.assigned.pop(w.weighing, None)
         self.expiry.pop(v.visit, None)  # closed, it is kept as closed visits are
         self.closed.append(v.visit)
-        if len(self.closed) > self.settle_after:
+        if self.settle_after is not None and len(self.closed) > self.settle_after:
             self._settle(self.closed[-self.settle_after - 1])
         if len(self.closed) > self.keep_closed:
             vid = self.closed.pop(0)

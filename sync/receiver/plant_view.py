@@ -77,7 +77,7 @@ def exceptions(
     ordered = kpis.order(events)
     projection = rebuild(ordered, cfg, tz)
     out: list[dict[str, Any]] = []
-    for v in sorted(projection.visits.values(), key=lambda v: v.index):
+    for v in sorted(projection.held(), key=lambda v: v.index):
         marks = [m for m in (v.arrived, v.exited, v.cancelled) if m is not None]
         if not any(kpis.local_day(m.at, tz) == day for m in marks):
             continue

@@ -96,7 +96,7 @@ class TicketsService:
             ctx.config.kpi,
             tz=self.tz,
             keep_closed=KEEP_CLOSED_VISITS,
-            settle_after=KEEP_CLOSED_VISITS,
+            settle_after=None,
         )
         self.book = TicketBook(keep=tickets.KEEP_TICKETS)
         self.seq = 0
