@@ -4,6 +4,7 @@ unassigned weighings, and a rebuild from stored events."""
 from __future__ import annotations
 
 import itertools
+import json
 import marshal
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
@@ -262,8 +263,12 @@ class Projection:
         v = self.visits.get(vid)
         if v is None or v.open:
             return
+        try:
+            frozen = freeze_visit(v)
+        except (TypeError, ValueError):
+            return  # data no store would take: kept as an object, as it was
         del self.visits[vid]
-        self.settled[vid] = freeze_visit(v)
+        self.settled[vid] = frozen
         tares = tares_of(v)
         if tares:
             self.settled_tares.setdefault(v.plate, {})[vid] = tares
@@ -479,10 +484,15 @@ def freeze_visit(v: VisitState) -> bytes:
     """A closed visit kept as its events (`marshal` of plain tuples: 0.8 KiB for a truck of
     seven events, where its objects take some 7 KiB), after the few fields that forgetting it
     needs: everything else in it is what those events fold to."""
-    rows = [(i, e.terminal, e.epoch, e.seq, e.kind, e.at, e.mono_ns, e.boot, e.data)
+    head = (v.visit, v.provisional, v.plate, v.order, list(v.merged_from))
+    rows = [(i, e.terminal, e.epoch, e.seq, str(e.kind), e.at, e.mono_ns, e.boot, e.data)
             for i, e in v.events]  # fmt: skip
-    head = (v.visit, v.provisional, v.plate, v.order, v.merged_from)
-    return marshal.dumps((head, rows))
+    try:
+        return marshal.dumps((head, rows))
+    except ValueError:
+        # data as appended here may hold a str or int subclass (a `Kind`, an enum), which
+        # marshal refuses: as stored, it is plain JSON
+        return marshal.dumps(json.loads(json.dumps([head, rows])))
 
 
 def settled_header(frozen: bytes) -> VisitState:

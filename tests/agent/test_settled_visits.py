@@ -4,6 +4,7 @@ as it was, so settling changes nothing the fold decides."""
 from __future__ import annotations
 
 from agent.domain.events import Event
+from agent.domain.kinds import Kind
 from agent.domain.visit_projection import Projection
 from tests.agent.timeline import Timeline as Clock
 
@@ -115,3 +116,22 @@ def test_a_settled_visit_dropped_leaves_what_an_object_dropped_leaves() -> None:
     assert frozen.archived_tares[PLATE] == [(3 * n + 2, 15_000 + 10 * n) for n in range(1, 6)]
     assert frozen.ids.alias == {} and (PLATE, "SO6") not in frozen.ids.latest
     assert sorted(frozen.settled) == ["v7", "v8"] and not objects.settled
+
+
+def test_a_visit_appended_here_freezes_with_its_kinds_and_enum_values_as_stored() -> None:
+    """Events appended by this daemon carry a `Kind` (a str subclass, which marshal refuses)
+    and may carry one in their data: frozen, they come back as the plain text they are stored
+    as, equal to the originals."""
+    gate = Clock("gate1", "g", "gb")
+    events = [
+        gate.event(Kind.VISIT_ARRIVED, visit="v0", plate=PLATE, order="SO0", load="bulk"),
+        gate.event(Kind.VISIT_CANCELLED, visit="v0", reason=Kind.VISIT_CANCELLED),
+    ]
+    frozen = Projection(settle_after=0)
+    for ev in events:
+        frozen.apply(ev)
+    assert list(frozen.settled) == ["v0"]
+    v = frozen.held_visits()["v0"]
+    assert [e for _, e in v.events] == events
+    assert [type(e.kind) for _, e in v.events] == [str, str]
+    assert type(v.cancel_reason) is str and v.cancel_reason == "visit.cancelled"
