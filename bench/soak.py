@@ -796,7 +796,23 @@ def check(soak: Soak, seconds: float) -> Result:
         "days played": max(n.days for n in soak.nodes),
     }
     refusals = sum((n.refusals for n in soak.nodes), collections.Counter[str]())
+    logs = [("the receiver", soak.root / "receiver.log")]
+    logs += [(n.name, n.folder / "daemon.log") for n in soak.nodes]
+    failures += [problem for who, log in logs if (problem := _traceback_in(who, log))]
     return Result(rows, failures, faults, total, seconds, memory, refusals)
+
+
+def _traceback_in(who: str, log: Path) -> str | None:
+    """A failure naming the tracebacks in a log (a daemon carries on past an exception in a
+    callback, so the checks alone could miss one), or None."""
+    if not log.exists():
+        return None
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent")]
+    if not starts:
+        return None
+    end = next((line for line in lines[starts[0] + 1 :] if not line.startswith(" ")), "")
+    return f"{who}: its log holds {len(starts)} traceback(s), the first ending: {end}"
 
 
 def _clock_problems(n: Node, seen_ms: list[int]) -> list[str]:

@@ -45,3 +45,24 @@ def test_make_soak_plays_the_year_and_a_given_option_wins(monkeypatch: pytest.Mo
     assert (seen[1].terminals, seen[1].seconds, seen[1].day_every_s) == (2, 300, 0)
     makefile = Path(__file__).resolve().parents[2] / "Makefile"
     assert "--year" in makefile.read_text(encoding="utf-8").split("SOAK_ARGS ?=")[1]
+
+
+def test_a_traceback_in_a_daemons_log_fails_the_soak(tmp_path: Path) -> None:
+    """A daemon logs an exception in a callback and carries on; the soak names it."""
+    from bench.soak import _traceback_in
+
+    log = tmp_path / "daemon.log"
+    log.write_text("INFO tally: started\n", encoding="utf-8")
+    assert _traceback_in("t1", log) is None
+    assert _traceback_in("t1", tmp_path / "none.log") is None
+    log.write_text(
+        "ERROR asyncio: Exception in callback Hub.on_events()\n"
+        "Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in <module>\n'
+        "ValueError: unmarshallable object\n"
+        "INFO tally: still running\n",
+        encoding="utf-8",
+    )
+    assert _traceback_in("t1", log) == (
+        "t1: its log holds 1 traceback(s), the first ending: ValueError: unmarshallable object"
+    )
