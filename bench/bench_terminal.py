@@ -10,7 +10,9 @@ own; then the daemon again with every simulator, the receiver and the peer gone.
 process's own utime + stime over the window (see bench/procs.py), so it holds on a loaded
 machine, and the two side by side share whatever the machine's speed did meanwhile. With
 TALLY_BENCH_TERMINAL_PARTS=1, windows of the daemon with some of its parts follow, each beside
-the bare libraries doing that part's device work (PART_WINDOWS).
+the bare libraries doing that part's device work (PART_WINDOWS). With TALLY_BENCH_TERMINAL_DAYS=N
+the measured daemon starts on a database that already holds N busy days of a weighbridge
+terminal (`bench.bench_restart.fill`, all acknowledged by the server): a full terminal.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ WINDOW_S = float(os.environ.get("TALLY_BENCH_TERMINAL_S", "60"))
 # the bare libraries doing that part's device work (where the daemon's CPU goes): its devices
 # without sync and replication, its packers alone, and its bare process (no device at all)
 PARTS = os.environ.get("TALLY_BENCH_TERMINAL_PARTS", "") not in ("", "0")
+DAYS = int(os.environ.get("TALLY_BENCH_TERMINAL_DAYS", "0"))  # history held at start
 PART_WINDOWS = (
     (
         "devices only (scales and packers, no sync or peer)",
@@ -170,6 +173,23 @@ class Terminal:
 
         init_database(str(self.folder / "tally.db"), "wb1")
 
+    def fill_history(self, days: int) -> int:
+        """`days` busy days in the measured terminal's database, acknowledged by the server as
+        a terminal's history is (its sender has nothing old to send); the events held."""
+        from agent.daemon.store import Writer, set_state
+        from bench.bench_restart import fill
+        from sync.sender.status import ACKED
+
+        db = str(self.folder / "tally.db")
+        held = fill(db, days)
+        writer = Writer(db, "wb1")
+        try:
+            last = writer.last_seq
+            writer.call(lambda conn: set_state(conn, {ACKED: last})).result()
+        finally:
+            writer.close()
+        return held
+
     def start_daemon(self) -> subprocess.Popen[bytes]:
         """The measured daemon, answering."""
         daemon, _ = procs.tally("run", "--config", str(self.config), log=self.log("daemon"))
@@ -217,6 +237,7 @@ def run() -> list[Row]:
         (folder / "twin").mkdir()
         twin.start_devices(servers=False)
         t.create_database()
+        history = t.fill_history(DAYS) if DAYS else 0
         daemon = t.start_daemon()
         bare = start_bare(twin, ("serial", "modbus"), t.log("bare"))
         time.sleep(WARMUP_S)
@@ -256,7 +277,9 @@ def run() -> list[Row]:
         twin.stop()
         shutil.rmtree(folder, ignore_errors=True)
     w = f"{WINDOW_S:g} s"
+    held = [Row(f"terminal history held at start ({DAYS} busy days)", history, "events")]
     return [
+        *(held if DAYS else []),
         Row(f"terminal daemon CPU, whole load ({w})", cpu, "% of one core"),
         Row("terminal bare libraries CPU, same device work", bare_cpu, "% of one core"),
         Row("terminal daemon / bare libraries CPU", cpu / max(bare_cpu, 1e-9), "x"),
