@@ -19,6 +19,7 @@ from typing import Any
 from agent.daemon import operator
 from agent.domain import text_rules
 from agent.domain.events import Event, Stamp, boot_id, format_at, new_epoch
+from agent.domain.timeline import order_key
 from agent.errors import InvalidInput, TallyError
 
 log = logging.getLogger("tally.store")
@@ -311,7 +312,7 @@ class Store:
         if not foreign:
             return own
         theirs = self._foreign_in_time(prefixes, kinds, since_at, batch)
-        return heapq.merge(own, theirs, key=lambda e: (e.at, e.terminal, e.epoch, e.seq))
+        return heapq.merge(own, theirs, key=order_key)
 
     def _own_in_time(
         self, prefixes: Sequence[str], kinds: Sequence[str], upto: int, since_at: str, batch: int

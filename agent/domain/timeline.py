@@ -45,8 +45,7 @@ class Timeline:
     the caller does with `refold`. The result equals `fold(sorted(events))`.
 
     The snapshot is read only by a replay and by a compaction, so it is kept frozen (`freeze`):
-    a quarter of a MiB for a thousand closed visits, where its objects took 5 MiB beside the
-    live projection's own.
+    0.14 MiB after ten busy days, where its objects took 5 MiB beside the live projection's.
     """
 
     def __init__(self, make: Callable[[], Projection], keep: int = KEEP_TAIL) -> None:

@@ -350,9 +350,6 @@ class Projection:
             v = self.visit(self.ids.alias.get(hint, hint))
             if v is not None and any(e.id == event_id for _, e in v.events):
                 return v.visit
-        for vid, v in self.visits.items():
-            if any(e.id == event_id for _, e in v.events):
-                return vid
         for v in self.held():
             if any(e.id == event_id for _, e in v.events):
                 return v.visit
