@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from agent.domain.events import unpack
 from agent.domain.timeline import Timeline, thaw
 from agent.domain.visit_projection import Projection
 from bench.bench_projection_memory import TZ, _day, _Plant
@@ -44,13 +45,13 @@ def run() -> list[Row]:
     fold_s = time.perf_counter() - started
 
     def late_event() -> None:
-        before = timeline.tail[-2]
+        before = unpack(timeline.tail[-2])
         ev = plant.ev("pk1", LATE_AT, "visit.loading_started", point="l9", plate="X", order="Y")
         timeline.add([dataclasses.replace(ev, at=before.at)])
 
     def fold_tail() -> None:
         p = Projection(own="gate1", tz=TZ)
-        for ev in timeline.tail:
+        for ev in timeline.tail_events():
             p.apply(ev)
 
     replay_ms = _best_ms(late_event)

@@ -57,7 +57,7 @@ def run() -> list[Row]:
             tracemalloc.stop()
         finally:
             store.close()
-    ids = {ev.id for ev in timeline.tail}
+    ids = {ev.id for ev in timeline.tail_events()}
     for v in timeline.proj.held():
         ids.update(ev.id for _, ev in v.events)
     mib = held / 2**20

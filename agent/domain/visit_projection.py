@@ -4,7 +4,6 @@ unassigned weighings, and a rebuild from stored events."""
 from __future__ import annotations
 
 import itertools
-import json
 import marshal
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
@@ -14,7 +13,7 @@ from typing import Any
 from agent.config import KpiConfig
 from agent.domain import visit_checks, visit_inputs
 from agent.domain.corrections import corrected
-from agent.domain.events import Event, format_at, parse_at
+from agent.domain.events import Event, format_at, parse_at, plain_bytes
 from agent.domain.kinds import Kind
 from agent.domain.marks import Mark, duration_ms
 from agent.domain.visit import (
@@ -484,12 +483,7 @@ def freeze_visit(v: VisitState) -> bytes:
     head = (v.visit, v.provisional, v.plate, v.order, list(v.merged_from))
     rows = [(i, e.terminal, e.epoch, e.seq, str(e.kind), e.at, e.mono_ns, e.boot, e.data)
             for i, e in v.events]  # fmt: skip
-    try:
-        return marshal.dumps((head, rows))
-    except ValueError:
-        # data as appended here may hold a str or int subclass (a `Kind`, an enum), which
-        # marshal refuses: as stored, it is plain JSON
-        return marshal.dumps(json.loads(json.dumps([head, rows])))
+    return plain_bytes((head, rows))
 
 
 def settled_header(frozen: bytes) -> VisitState:

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from agent.config import KpiConfig
 from agent.domain import kpis, timeline
-from agent.domain.events import Event
+from agent.domain.events import Event, unpack
+from agent.domain.kinds import Kind
 from agent.domain.timeline import Timeline, fold, order_key
 from agent.domain.visit_commands import CommandContext, command
 from agent.domain.visit_projection import Projection
@@ -257,6 +258,30 @@ def test_events_folded_already_change_nothing_and_replay_nothing() -> None:
     assert tl.proj.snapshot(live=False) == before
 
 
+def test_the_tail_keeps_events_packed_and_a_replay_folds_them_as_they_were() -> None:
+    """The tail keeps each event as bytes: unpacked, an event appended here (its kind a `Kind`,
+    a `Kind` in its data) is equal to the original, and a replay for a late event folds the
+    tail to what the events fold to in order, holding the objects it was given."""
+    gate, scale = Clock("gate1", "gate1-e", "gate1-b"), Clock("wb1", "wb1-e", "wb1-b")
+    truck = {"plate": "苏C7", "order": "SO7", "load": "bulk", "planned_kg": 30_000}
+    arrived = gate.event(Kind.VISIT_ARRIVED, visit="v7", **truck)
+    scale.advance(3)
+    weighed = scale.event("visit.weighed", visit="v7", weighing="t7", role="tare", weight_kg=15_000)
+    gate.advance(9)
+    gone = gate.event(Kind.VISIT_CANCELLED, visit="v7", reason=Kind.VISIT_CANCELLED)
+    tl = Timeline(Projection)
+    tl.add([arrived, gone])
+    assert all(type(p) is bytes for p in tl.tail)
+    assert list(tl.tail_events()) == [arrived, gone] and tl.last_key == order_key(gone)
+    assert tl.add([weighed]) is True and tl.replays == 1  # between the two: a replay
+    assert list(tl.tail_events()) == [arrived, weighed, gone]
+    assert tl.proj.snapshot(live=False) == fold([arrived, weighed, gone], Projection).snapshot(
+        live=False
+    )
+    assert any(ev is weighed for _, ev in tl.proj.visits["v7"].events)
+    assert tl.add([weighed]) is False and tl.replays == 1  # found in the tail by its key
+
+
 def test_a_refold_takes_a_long_history_a_page_at_a_time_and_folds_it_whole(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -272,7 +297,7 @@ def test_a_refold_takes_a_long_history_a_page_at_a_time_and_folds_it_whole(
 
     def stored() -> Iterator[Event]:
         for n, ev in enumerate(history):
-            ahead.append(n - (place[tl.tail[-1].id] if tl.tail else -1))
+            ahead.append(n - (place[unpack(tl.tail[-1]).id] if tl.tail else -1))
             tails.append(len(tl.tail))
             yield ev
 

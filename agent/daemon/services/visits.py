@@ -497,12 +497,12 @@ class VisitsService:
         would drop (two busy weeks read whole cost a restart 10 MiB of its heap for good).
 
         Read since yesterday first, which tells which visits are live; then the older ones,
-        kept by the same rule. The events the timeline's tail holds are taken from it, not
+        kept by the same rule. The events the live projection holds are taken from it, not
         read a second time (2 MiB for two busy days; live events are shared)."""
         now = datetime.now(UTC)
         prefixes, kinds = _KPI_KINDS
         store, since = self.ctx.store, recent_since(now, self.tz)
-        held = {ev.id: ev for ev in self.timeline.tail}
+        held = {ev.id: ev for v in self.proj.visits.values() for _, ev in v.events}
         recent = {
             ev.id: held.get(ev.id, ev)
             for ev in store.timeline_events(prefixes=prefixes, kinds=kinds, since_at=since)
