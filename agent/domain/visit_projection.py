@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import marshal
+from array import array
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, time, timedelta, tzinfo
@@ -97,7 +98,9 @@ class Projection:
         self.assigned: dict[str, str] = {}  # weighing → visit (kept for open visits' refusals)
         self.pending_auto: OrderedDict[str, str] = OrderedDict()  # weighing → visit
         # plate → [(index, kg)], the plate archived last at the end
-        self.archived_tares: OrderedDict[str, list[tuple[int, int]]] = OrderedDict()
+        # plate → its tares as flat (index, kg) pairs: 150 bytes a plate, where a list of
+        # tuples took 500 (thousands of plates are kept)
+        self.archived_tares: OrderedDict[str, array[int]] = OrderedDict()
         self.closed: list[str] = []
         # Open provisional visits → when they are dropped if no arrival joined them (an `at`),
         # and the latest `at` folded: the projection's clock, so a rebuild drops the same ones.
@@ -298,13 +301,19 @@ class Projection:
         """Visit id → visit, for every visit held (settled ones as copies), in id order."""
         return {v.visit: v for v in sorted(self.held(), key=lambda v: v.visit)}
 
+    def archived(self, plate: str) -> list[tuple[int, int]]:
+        """The tares kept for `plate` from the visits already forgotten, as (index, kg)."""
+        flat = self.archived_tares.get(plate, ())
+        return list(zip(flat[::2], flat[1::2], strict=True))
+
     def _archive_tares(self, plate: str, tares: list[tuple[int, int]]) -> None:
         """Keep a dropped visit's tares, (index, kg), for its plate's tare history."""
-        history = self.archived_tares.pop(plate, [])
+        history = self.archived(plate)
         history.extend(tares)
         del history[: -max(self.kpi.tare_history, 1)]
-        if history:
-            self.archived_tares[plate] = history  # now the most recent plate
+        self.archived_tares.pop(plate, None)
+        if history:  # now the most recent plate
+            self.archived_tares[plate] = array("q", itertools.chain.from_iterable(history))
         while len(self.archived_tares) > KEEP_TARE_PLATES:
             self.archived_tares.popitem(last=False)
 
@@ -434,7 +443,7 @@ class Projection:
 
     def tare_history(self, plate: str, before: int) -> list[int]:
         """The plate's tares folded before index `before`, oldest first (at most tare_history)."""
-        found = [(i, kg) for i, kg in self.archived_tares.get(plate, []) if i < before]
+        found = [(i, kg) for i, kg in self.archived(plate) if i < before]
         for tares in self.settled_tares.get(plate, {}).values():
             found.extend(tares)
         for v in self.visits.values():

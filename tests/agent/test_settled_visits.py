@@ -113,7 +113,7 @@ def test_a_settled_visit_dropped_leaves_what_an_object_dropped_leaves() -> None:
         if ev.data.get("visit") == "v6b":
             assert frozen.ids.alias == {"v6b": "v6"}
     # the tare history keeps 5 tares a plate: v1 to v5's (each visit's tare is its 2nd event)
-    assert frozen.archived_tares[PLATE] == [(3 * n + 2, 15_000 + 10 * n) for n in range(1, 6)]
+    assert frozen.archived(PLATE) == [(3 * n + 2, 15_000 + 10 * n) for n in range(1, 6)]
     assert frozen.ids.alias == {} and (PLATE, "SO6") not in frozen.ids.latest
     assert sorted(frozen.settled) == ["v7", "v8"] and not objects.settled
 
