@@ -115,8 +115,10 @@ class Event:
         """An event that arrived as text (a stored row, a peer's batch), sharing its strings.
 
         Every such event would otherwise bring its own copies of the stream, the kind, the boot
-        and the data's field names and short values (a visit id in each of its events): a full
-        timeline holds some 11,000 events, and these copies were a third of them.
+        and the data's field names. The data's values are not shared: they are mostly ids and
+        numbers seen in a handful of events, and interning every one of them grew the
+        interpreter's table of interned strings by 0.9 MiB for good in a daemon that refolded
+        60 busy days (docs/performance.md, "The tail kept packed").
         """
         return Event(
             _shared(terminal), _shared(epoch), seq, _shared(kind), at, mono_ns, _shared(boot),
@@ -130,21 +132,17 @@ class Event:
 
 
 _shared = sys.intern
-SHARED_VALUE_CHARS = 64  # longer texts (an operator's note) are rarely repeated
 
 
 def shared_fields(data: Any) -> Any:
-    """`data` with its field names and short text values shared with every other event's.
+    """`data` with its field names shared with every other event's (a few dozen names).
 
     Interned strings are freed like any other once nothing refers to them, so sharing keeps
     nothing alive.
     """
     if not isinstance(data, dict):
         return data
-    return {
-        _shared(k): _shared(v) if type(v) is str and len(v) <= SHARED_VALUE_CHARS else v
-        for k, v in data.items()
-    }
+    return {_shared(k): v for k, v in data.items()}
 
 
 def plain_bytes(value: Any) -> bytes:
