@@ -57,7 +57,7 @@ def run() -> list[Row]:
     replay_ms = _best_ms(late_event)
     thaw_ms = _best_ms(lambda: thaw(timeline.frozen))
     tail_ms = _best_ms(fold_tail)
-    n = f"({len(timeline.base.visits)} visits in the snapshot, a tail of {len(timeline.tail)})"
+    n = f"({len(timeline.base.visits)} visits in the snapshot, a tail of {timeline.tail_size})"
     return [
         Row(f"timeline fold of {len(events)} events in order", fold_s * 1000, "ms"),
         Row(f"timeline replay for one late event {n}", replay_ms, "ms"),

@@ -4,6 +4,7 @@ whatever order the streams arrive in (docs/replication.md)."""
 from __future__ import annotations
 
 import bisect
+import itertools
 import marshal
 import pickle
 import zlib
@@ -15,6 +16,10 @@ from agent.domain.visit_projection import Projection
 OrderKey = tuple[str, str, str, int]
 KEEP_TAIL = 4000  # events kept re-foldable after the snapshot; older ones are folded into it
 REFOLD_PAGE = 500  # events a refold reads ahead; the tail is cut back to KEEP_TAIL after each
+# The tail's newest HOT_TAIL events stay packed one by one (where a late event lands); older ones
+# are kept in compressed blocks of COLD_BLOCK (some 30 bytes an event against 300 packed).
+HOT_TAIL = 1000
+COLD_BLOCK = 500
 
 
 def order_key(ev: Event) -> OrderKey:
@@ -53,18 +58,29 @@ class Timeline:
 
     The snapshot is read only by a replay and by a compaction, so it is kept frozen (`freeze`):
     0.14 MiB after ten busy days, where its objects took 5 MiB beside the live projection's.
-    For the same reason the tail keeps its events packed (`pack`, some 170 bytes an event
-    against 700 as objects), unpacked for a replay or a compaction; the live projection holds
-    the objects of the events it needs.
+    For the same reason the tail keeps its events packed (`pack`, some 300 bytes a busy
+    plant's event against 700 as objects), unpacked for a replay or a compaction; the live
+    projection holds the objects of the events it needs. Only the newest `hot` stay packed one
+    by one; the older ones are compressed a block at a time, and expanded again only when an
+    event sorts among them or a compaction cuts them.
     """
 
-    def __init__(self, make: Callable[[], Projection], keep: int = KEEP_TAIL) -> None:
+    def __init__(
+        self,
+        make: Callable[[], Projection],
+        keep: int = KEEP_TAIL,
+        hot: int = HOT_TAIL,
+        block: int = COLD_BLOCK,
+    ) -> None:
         self.make = make
-        self.keep = keep
+        self.keep, self.hot, self.block = keep, hot, min(block, hot)
         self.frozen = freeze(make())
         self.base_key: OrderKey | None = None
         self.building: Projection | None = None  # the snapshot while a refold makes it
-        self.tail: list[bytes] = []  # packed, in timeline order (keys are read when needed)
+        self.cold: list[bytes] = []  # the tail's oldest events, compressed a block at a time
+        self.cold_len = 0
+        self.cold_last: OrderKey | None = None  # the newest compressed event's key
+        self.tail: list[bytes] = []  # the newest, packed, in order (keys read when needed)
         self.last_key: OrderKey | None = None  # the tail's last event's
         self.proj = make()
         self.stale = False
@@ -82,6 +98,8 @@ class Timeline:
             i = len(self.tail)
             last = self.last_key is None or k > self.last_key
             if not last:
+                if self.cold_last is not None and k <= self.cold_last:
+                    self._warm()
                 # an event's key names it: one in the tail with the same key is this one, folded
                 i = bisect.bisect_left(self.tail, k, key=packed_key)
                 if i < len(self.tail) and packed_key(self.tail[i]) == k:
@@ -110,11 +128,37 @@ class Timeline:
                 fresh.apply(known.get(ev.id, ev))
             self.proj = fresh
         self._compact()
+        if self.building is None:  # a refold compresses once, at its end
+            self._cool()
         return changed
+
+    @property
+    def tail_size(self) -> int:
+        """How many events the tail holds."""
+        return self.cold_len + len(self.tail)
 
     def tail_events(self) -> Iterator[Event]:
         """The tail's events, unpacked (new objects), in timeline order."""
-        return map(unpack, self.tail)
+        cold = (p for block in self.cold for p in marshal.loads(zlib.decompress(block)))
+        return map(unpack, itertools.chain(cold, self.tail))
+
+    def _cool(self) -> None:
+        """Compress the oldest packed events a block at a time while more than `hot` are
+        packed one by one."""
+        while len(self.tail) > self.hot:
+            block = self.tail[: self.block]
+            self.cold.append(zlib.compress(marshal.dumps(block), 1))
+            self.cold_len += len(block)
+            self.cold_last = packed_key(block[-1])
+            del self.tail[: self.block]
+
+    def _warm(self) -> None:
+        """Expand every compressed block back into the packed events."""
+        if not self.cold:
+            return
+        rows = [p for block in self.cold for p in marshal.loads(zlib.decompress(block))]
+        self.tail[:0] = rows
+        self.cold, self.cold_len, self.cold_last = [], 0, None
 
     def refold(self, events: Iterable[Event]) -> None:
         """Start again from every event (the whole stored timeline), given in timeline order.
@@ -128,6 +172,7 @@ class Timeline:
         self.base_key = None
         building = self.building = self.make()  # frozen once at the end, not at each page
         self.tail, self.last_key = [], None
+        self.cold, self.cold_len, self.cold_last = [], 0, None
         self.proj = self.make()
         self.proj.loaded = loaded
         self.stale = False
@@ -143,6 +188,7 @@ class Timeline:
             self._compact(self.keep + REFOLD_PAGE)
         finally:
             self.frozen, self.building = freeze(building), None
+        self._cool()
 
     @property
     def base(self) -> Projection:
@@ -152,8 +198,9 @@ class Timeline:
     def _compact(self, most: int | None = None) -> None:
         """Fold the oldest tail events into the snapshot, leaving `keep`, once the tail holds
         more than `most` (default: twice `keep`)."""
-        if len(self.tail) <= (2 * self.keep if most is None else most):
+        if self.tail_size <= (2 * self.keep if most is None else most):
             return
+        self._warm()
         cut = len(self.tail) - self.keep
         base = self.base if self.building is None else self.building
         for ev in map(unpack, self.tail[:cut]):

@@ -178,7 +178,7 @@ def test_a_month_of_visits_keeps_every_map_bounded() -> None:
         tl.add([ev for ev in chunk if ev.terminal != "pk1"] + late)
         late = [ev for ev in chunk if ev.terminal == "pk1"]
     tl.add(late)
-    assert (tl.stale, tl.replays > 0, len(tl.tail) <= 1000) == (False, True, True)
+    assert (tl.stale, tl.replays > 0, tl.tail_size <= 1000) == (False, True, True)
     assert tl.proj.snapshot(live=False) == p.snapshot(live=False)
     assert sizes(tl.proj) == sizes(p)
 

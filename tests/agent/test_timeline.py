@@ -178,16 +178,19 @@ def test_fold_equals_the_projection_the_commands_were_checked_against() -> None:
     order=st.permutations([t for t, evs in streams(ALL).items() for _ in evs]),
     batch=st.integers(1, 7),
     keep=st.integers(1, 30),
+    hot=st.integers(1, 8),
+    block=st.integers(1, 4),
 )
 def test_any_interleaving_of_the_streams_folds_to_the_same_visits_and_kpis(
-    order: list[str], batch: int, keep: int
+    order: list[str], batch: int, keep: int, hot: int, block: int
 ) -> None:
     """Streams arrive in any interleaving, in batches; each stream stays in seq order (the
-    puller stores contiguous runs only). A small snapshot tail forces refolds."""
+    puller stores contiguous runs only). A small snapshot tail forces refolds, and a small
+    packed part of it puts late events among the compressed blocks."""
     queues = {t: list(evs) for t, evs in streams(ALL).items()}
     arrived = [queues[t].pop(0) for t in order]
     held: list[Event] = []
-    tl = Timeline(Projection, keep=keep)
+    tl = Timeline(Projection, keep=keep, hot=hot, block=block)
     for i in range(0, len(arrived), batch):
         chunk = arrived[i : i + batch]
         held.extend(chunk)
@@ -197,6 +200,9 @@ def test_any_interleaving_of_the_streams_folds_to_the_same_visits_and_kpis(
         assert tl.proj.snapshot(live=False) == fold(held, Projection).snapshot(live=False)
         # the snapshot is what its events fold to, whatever the live projection changed since
         base_key = tl.base_key
+        after = [e for e in held if base_key is None or order_key(e) > base_key]
+        assert list(tl.tail_events()) == sorted(after, key=order_key)
+        assert len(tl.tail) <= hot and tl.tail_size == len(after)
         if base_key is not None:
             settled = fold([e for e in held if order_key(e) <= base_key], Projection)
             assert tl.base.visits == settled.visits
@@ -254,7 +260,7 @@ def test_events_folded_already_change_nothing_and_replay_nothing() -> None:
     before = tl.proj.snapshot(live=False)
     assert tl.add(EVENTS[3:9]) is False
     assert tl.add([EVENTS[-1], EVENTS[0]]) is False
-    assert (tl.replays, len(tl.tail), tl.stale) == (0, len(EVENTS), False)
+    assert (tl.replays, tl.tail_size, tl.stale) == (0, len(EVENTS), False)
     assert tl.proj.snapshot(live=False) == before
 
 
@@ -298,12 +304,12 @@ def test_a_refold_takes_a_long_history_a_page_at_a_time_and_folds_it_whole(
     def stored() -> Iterator[Event]:
         for n, ev in enumerate(history):
             ahead.append(n - (place[unpack(tl.tail[-1]).id] if tl.tail else -1))
-            tails.append(len(tl.tail))
+            tails.append(tl.tail_size)
             yield ev
 
     tl.refold(stored())
-    assert not tl.stale and keep <= len(tl.tail) <= keep + 3
+    assert not tl.stale and keep <= tl.tail_size <= keep + 3
     assert tl.proj.snapshot(live=False) == fold(ALL, Projection).snapshot(live=False)
-    settled = fold(history[: -len(tl.tail)], Projection)
+    settled = fold(history[: -tl.tail_size], Projection)
     assert tl.base.visits == settled.visits and tl.building is None
     assert len(history) > 4 * keep and max(ahead) == 3 and max(tails) == keep + 3
