@@ -313,7 +313,7 @@ class Projection:
         del history[: -max(self.kpi.tare_history, 1)]
         self.archived_tares.pop(plate, None)
         if history:  # now the most recent plate
-            self.archived_tares[plate] = array("q", itertools.chain.from_iterable(history))
+            self.archived_tares[plate] = array("q", [n for pair in history for n in pair])
         while len(self.archived_tares) > KEEP_TARE_PLATES:
             self.archived_tares.popitem(last=False)
 

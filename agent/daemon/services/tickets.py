@@ -34,6 +34,9 @@ ALERT = "printer_offline"
 # Closed visits the service's own visit projection keeps (the plant timeline keeps 1,000): about
 # a shift of a busy weighbridge, at some 7 KiB a visit.
 KEEP_CLOSED_VISITS = 100
+# Rows read a page at a time at start. Pages of 5,000 rows, read after weeks of history, raised
+# a restarted daemon's RSS by 3.7 MiB for good (Python keeps the space for its next objects).
+SYNC_PAGE = 500
 LOOK_S = 5.0  # the service looks for events appended around it (a peer's, a test's) this often
 _SQL = (
     "SELECT seq, kind, at, mono_ns, boot, data FROM events WHERE seq > ? AND ("
@@ -120,7 +123,7 @@ class TicketsService:
         visits, the projection's own, and one for the ticket book)."""
         store = self.ctx.store
         while True:
-            rows = store.query(_SQL, (self.seq, 5000))
+            rows = store.query(_SQL, (self.seq, SYNC_PAGE))
             for seq, kind, at, mono_ns, boot, data in rows:
                 ev = Event.read(store.terminal, store.epoch, seq, kind, at, mono_ns, boot, data)
                 if kind.startswith("ticket."):
@@ -128,7 +131,7 @@ class TicketsService:
                 else:
                     self.proj.apply(ev)
                 self.seq = seq
-            if len(rows) < 5000:
+            if len(rows) < SYNC_PAGE:
                 return
 
     async def _recall(self, key: str, value: str) -> None:
