@@ -313,3 +313,19 @@ def test_a_refold_takes_a_long_history_a_page_at_a_time_and_folds_it_whole(
     settled = fold(history[: -tl.tail_size], Projection)
     assert tl.base.visits == settled.visits and tl.building is None
     assert len(history) > 4 * keep and max(ahead) == 3 and max(tails) == keep + 3
+
+
+@pytest.mark.parametrize("own", ["gate1", "wb1", "pk1"])
+def test_a_refold_leaves_the_live_projection_what_a_fold_leaves_it_to_react_to(
+    monkeypatch: pytest.MonkeyPatch, own: str
+) -> None:
+    """A refold reads the history into the snapshot and makes the live projection once, at
+    the end: the visits whose own stages were folded into the snapshot are still the ones it
+    checks, as after one fold of every event."""
+    monkeypatch.setattr(timeline, "REFOLD_PAGE", 3)
+    whole = fold(ALL, lambda: Projection(own=own))
+    tl = Timeline(lambda: Projection(own=own), keep=5)
+    tl.refold(sorted(ALL, key=order_key))
+    assert tl.base.dirty == set() and whole.dirty
+    assert (tl.proj.dirty, tl.proj.pending_auto) == (whole.dirty, whole.pending_auto)
+    assert tl.proj.reactions() == whole.reactions()
