@@ -118,7 +118,7 @@ class Event:
         and the data's field names. The data's values are not shared: they are mostly ids and
         numbers seen in a handful of events, and interning every one of them grew the
         interpreter's table of interned strings by 0.9 MiB for good in a daemon that refolded
-        60 busy days (docs/performance.md, "The tail kept packed").
+        60 busy days (docs/performance.md, "A restart's peak, and the tail kept packed").
         """
         return Event(
             _shared(terminal), _shared(epoch), seq, _shared(kind), at, mono_ns, _shared(boot),
