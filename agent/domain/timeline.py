@@ -140,7 +140,7 @@ class Timeline:
                 self.proj.apply(ev)
         if replay:
             self.replays += 1
-            fresh = self.base if self.building is None else thaw(freeze(self.building))
+            fresh = self.base
             fresh.loaded = self.proj.loaded
             # the objects the live projection and this call hold are folded again as they are
             known = {ev.id: ev for v in self.proj.visits.values() for _, ev in v.events}
@@ -188,10 +188,9 @@ class Timeline:
         older ones as it goes (as objects, frozen once at the end), so a long history is never
         held whole and the tail never grows past `keep` and a page. The live projection is
         made once, at the end: the snapshot thawed, with what its events left to react to,
-        and the tail folded on it (one projection is held while reading, not two; a restart
-        after 60 busy days peaked at 10.9 MiB of Python objects with both). Events out of
-        order are still folded right as long as none sorts before the snapshot; one that does
-        leaves `stale` set.
+        and the tail folded on it: one projection is held while reading, not two. Events out
+        of order are still folded right as long as none sorts before the snapshot; one that
+        does leaves `stale` set.
         """
         loaded = self.proj.loaded
         self.base_key = None
