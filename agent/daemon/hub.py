@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from agent.domain.events import Event
+
+log = logging.getLogger("tally.hub")
 
 # Topics published on the local API (each value is a JSON object):
 #   scale.<name>   {"name", "weight", "unit", "stable", "online", "capture", "last_weighing", ...}
@@ -18,6 +21,16 @@ from agent.domain.events import Event
 #   health         {"disk_free_mb", "disk_full", "clock", "last_seq", "version", ...}
 #   events         {"last": [envelope...]}  the most recent events, newest last
 #   replicas       {"peers": [{"name", "state", "last_contact", "lag_s", "events_behind", ...}]}
+
+
+def _tell(listener: Callable[..., None], *args: Any) -> None:
+    """Call one listener; a fault in it is logged with its traceback and kept from the others
+    (one service's bug must not keep the events or a topic from the rest of the daemon)."""
+    try:
+        listener(*args)
+    except Exception:
+        name = getattr(listener, "__qualname__", repr(listener))
+        log.exception("%s failed; the other listeners were still told", name)
 
 
 class Hub:
@@ -36,7 +49,7 @@ class Hub:
         """Set a topic's value and wake every subscriber."""
         self.topics[topic] = value
         for watcher in list(self.watchers):
-            watcher(topic, value)
+            _tell(watcher, topic, value)
         for sub in self._subs:
             sub.mark(topic)
 
@@ -47,7 +60,7 @@ class Hub:
     def on_events(self, events: list[Event]) -> None:
         """Called on the loop after each commit: feeds projections, then the `events` topic."""
         for listener in list(self.event_listeners):
-            listener(events)
+            _tell(listener, events)
         self._recent.extend(ev.to_dict() for ev in events)
         del self._recent[:-50]
         self.publish("events", {"last": list(self._recent[-20:])})
@@ -55,7 +68,7 @@ class Hub:
     def on_foreign(self, events: list[Event]) -> None:
         """Called on the loop after foreign events were stored: feeds the plant projections."""
         for listener in list(self.foreign_listeners):
-            listener(events)
+            _tell(listener, events)
 
     def subscribe(self) -> _Subscriber:
         """A new subscriber that starts with every topic marked."""
