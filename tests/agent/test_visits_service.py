@@ -303,11 +303,14 @@ async def test_a_restart_reads_the_kpi_window_as_the_hourly_look_would_leave_it(
 ) -> None:
     """At start the service reads the KPI events since yesterday, then the older ones of the
     window, keeping what `kpi_window` keeps: the same events as reading the whole window and
-    pruning it, without holding the rest."""
+    pruning it, without holding the rest. `kpi.report` reads today's and yesterday's reports
+    the same way, and an older day's from every stored event: each equals the report of every
+    stored event."""
     from datetime import UTC, datetime, timedelta
 
     from agent.daemon.foreign import ingest
     from agent.daemon.services.visits import KPI_WINDOW_DAYS, kpi_window, load_events
+    from agent.domain import kpis
     from agent.domain.events import Stamp, format_at
 
     db = str(tmp_path / "t.db")
@@ -363,6 +366,58 @@ async def test_a_restart_reads_the_kpi_window_as_the_hourly_look_would_leave_it(
         horizon = format_at(now - timedelta(days=KPI_WINDOW_DAYS))
         window = {key: e for key, e in every.items() if e.at >= horizon}
         assert list(svc.kpi_events) == list(kpi_window(window, {"open"}, now, svc.tz))
+        local = datetime.now(UTC).astimezone(svc.tz).date()
+        for back in (0, 1, 2, 3, 5):
+            day = local - timedelta(days=back)
+            report = await op(svc, "kpi.report", day=day.isoformat())
+            as_of = datetime.now(UTC)
+            assert report == kpis.compute(every.values(), day, svc.tz, config.kpi, as_of=as_of)
+    finally:
+        writer.close()
+        store.close()
+
+
+async def test_a_days_report_reads_the_window_for_today_and_yesterday_and_everything_before(
+    tmp_path: Path,
+) -> None:
+    """`kpi.report` for today or yesterday reads only the KPI window from the store; for an
+    older day, every stored event. Each report equals that of every stored event."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from agent.daemon.services.visits import load_events
+    from agent.domain import kpis
+    from agent.domain.events import Stamp
+
+    db = str(tmp_path / "t.db")
+    writer = Writer(db, "wb1")
+    config = Config(terminal=TerminalConfig(id="wb1", database=db, socket="unused"))
+    tz = ZoneInfo(config.terminal.timezone)
+    local = datetime.now(UTC).astimezone(tz)
+    midnight = datetime(local.year, local.month, local.day, tzinfo=tz)
+    starts = {0: midnight, 1: midnight - timedelta(hours=12), 3: midnight - timedelta(days=3)}
+    truck = {"product": "P.O 42.5", "load": "bulk", "planned_kg": 30_000}
+    n = 0
+    for back, start in sorted(starts.items(), reverse=True):
+        for s, kind in ((0, "visit.arrived"), (1, "visit.gate_in"), (2, "visit.exited")):
+            n += 1
+            data = {"visit": f"v{back}", **({"plate": f"苏A{back}", "order": "SO", **truck}
+                                           if kind == "visit.arrived" else {})}  # fmt: skip
+            writer.append_sync(kind, data, stamp=Stamp(start + timedelta(seconds=s), n))
+    store = Store(db)
+    hub = Hub()
+    ctx = Context(
+        config, writer, store, hub, ApiServer("unused", hub), Alerts(writer, hub, store),
+        asyncio.Event(),
+    )  # fmt: skip
+    try:
+        svc = VisitsService(ctx)
+        every = list(load_events(store, kpi=True))
+        for back in (0, 1, 3):
+            day = (local - timedelta(days=back)).date()
+            report = await op(svc, "kpi.report", day=day.isoformat())
+            whole = kpis.compute(every, day, tz, config.kpi, as_of=datetime.now(UTC))
+            assert report == whole and report["bulk_turnaround"]["count"] == 1
     finally:
         writer.close()
         store.close()

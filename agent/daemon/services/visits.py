@@ -108,6 +108,35 @@ def kpi_keeps(live: set[str], now: datetime) -> Callable[[Event], bool]:
     return keeps
 
 
+def read_kpi_window(
+    store: Store, tz: ZoneInfo, now: datetime, open_visits: set[str], held: dict[str, Event]
+) -> dict[str, Event]:
+    """The KPI events `kpi_window` keeps at `now`, read from the store without holding the
+    events it would drop (two busy weeks read whole cost a restart 10 MiB of its heap for
+    good); an event in `held` (by id) is taken from there instead.
+
+    Read since yesterday first, which tells which visits are live (with `open_visits`); then
+    the older ones, kept by the same rule.
+    """
+    prefixes, kinds = _KPI_KINDS
+    since = recent_since(now, tz)
+    recent = {
+        ev.id: held.get(ev.id, ev)
+        for ev in store.timeline_events(prefixes=prefixes, kinds=kinds, since_at=since)
+    }
+    live = set(open_visits)
+    live.update(v for ev in recent.values() if (v := visit_named(ev)) is not None)
+    keeps = kpi_keeps(live, now)
+    oldest = format_at(now - timedelta(days=KPI_WINDOW_DAYS))
+    older = store.timeline_events(prefixes=prefixes, kinds=kinds, since_at=oldest)
+    window = {
+        ev.id: held.get(ev.id, ev)
+        for ev in itertools.takewhile(lambda e: e.at < since, older)
+        if keeps(ev)
+    }
+    return {**window, **{key: ev for key, ev in recent.items() if keeps(ev)}}
+
+
 def load_events(
     store: Store, *, kpi: bool = False, upto: int | None = None, foreign: bool = True
 ) -> Iterator[Event]:
@@ -437,8 +466,17 @@ class VisitsService:
             day = today(self.tz)
         store, cfg, tz = self.ctx.store, self.ctx.config.kpi, self.tz
         now = datetime.now(UTC)
+        if day >= today(tz) - timedelta(days=1):
+            # today's and yesterday's reports need only the window's events (`kpi_window`):
+            # every stored KPI event, read whole, is a peak the daemon would keep for good
+            live = {v.visit for v in self.proj.open_visits()}
+            return await asyncio.to_thread(
+                lambda: kpis.compute(
+                    read_kpi_window(store, tz, now, live, {}).values(), day, tz, cfg, as_of=now
+                )
+            )
         return await asyncio.to_thread(
-            lambda: kpis.compute(list(load_events(store, kpi=True)), day, tz, cfg, as_of=now)
+            lambda: kpis.compute(load_events(store, kpi=True), day, tz, cfg, as_of=now)
         )
 
     # --- the service loop ----------------------------------------------------------------------
@@ -493,31 +531,12 @@ class VisitsService:
         self.ctx.hub.publish("kpi", {**report, "warn_share": cfg.warn_share})
 
     def _load_kpi_window(self) -> dict[str, Event]:
-        """The KPI events of `kpi_window`, read from the store without holding the events it
-        would drop (two busy weeks read whole cost a restart 10 MiB of its heap for good).
-
-        Read since yesterday first, which tells which visits are live; then the older ones,
-        kept by the same rule. The events the live projection holds are taken from it, not
-        read a second time (2 MiB for two busy days; live events are shared)."""
-        now = datetime.now(UTC)
-        prefixes, kinds = _KPI_KINDS
-        store, since = self.ctx.store, recent_since(now, self.tz)
+        """The KPI events of `kpi_window`, read from the store (`read_kpi_window`); the events
+        the live projection holds are taken from it, not read a second time (2 MiB for two
+        busy days; live events are shared)."""
         held = {ev.id: ev for v in self.proj.visits.values() for _, ev in v.events}
-        recent = {
-            ev.id: held.get(ev.id, ev)
-            for ev in store.timeline_events(prefixes=prefixes, kinds=kinds, since_at=since)
-        }
         live = {v.visit for v in self.proj.open_visits()}
-        live.update(v for ev in recent.values() if (v := visit_named(ev)) is not None)
-        keeps = kpi_keeps(live, now)
-        oldest = format_at(now - timedelta(days=KPI_WINDOW_DAYS))
-        older = store.timeline_events(prefixes=prefixes, kinds=kinds, since_at=oldest)
-        window = {
-            ev.id: held.get(ev.id, ev)
-            for ev in itertools.takewhile(lambda e: e.at < since, older)
-            if keeps(ev)
-        }
-        return {**window, **{key: ev for key, ev in recent.items() if keeps(ev)}}
+        return read_kpi_window(self.ctx.store, self.tz, datetime.now(UTC), live, held)
 
     def _prune(self) -> None:
         open_visits = {v.visit for v in self.proj.open_visits()}
