@@ -60,6 +60,14 @@ async def service(tmp_path: Path) -> AsyncIterator[VisitsService]:
         store.close()
 
 
+def context_on(config: Config, writer: Writer) -> Context:
+    """A daemon's context on `writer`'s database, with a store and a hub of its own."""
+    store = Store(config.terminal.database)
+    hub = Hub()
+    alerts = Alerts(writer, hub, store)
+    return Context(config, writer, store, hub, ApiServer("unused", hub), alerts, asyncio.Event())
+
+
 async def op(svc: VisitsService, name: str, **req: Any) -> Any:
     return await svc.ctx.api.ops[name](req)
 
@@ -351,12 +359,8 @@ async def test_a_restart_reads_the_kpi_window_as_the_hourly_look_would_leave_it(
         terminal=TerminalConfig(id="wb1", database=db, socket="unused"),
         packers=(PackerConfig(name="line1", bag_kg=50),),
     )
-    store = Store(db)
-    hub = Hub()
-    ctx = Context(
-        config, writer, store, hub, ApiServer("unused", hub), Alerts(writer, hub, store),
-        asyncio.Event(),
-    )  # fmt: skip
+    ctx = context_on(config, writer)
+    store = ctx.store
     try:
         svc = VisitsService(ctx)
         kept = {e.data.get("visit") or e.data.get("weighing") or e.data.get("bags")
@@ -404,12 +408,8 @@ async def test_a_days_report_reads_the_window_for_today_and_yesterday_and_everyt
             data = {"visit": f"v{back}", **({"plate": f"苏A{back}", "order": "SO", **truck}
                                            if kind == "visit.arrived" else {})}  # fmt: skip
             writer.append_sync(kind, data, stamp=Stamp(start + timedelta(seconds=s), n))
-    store = Store(db)
-    hub = Hub()
-    ctx = Context(
-        config, writer, store, hub, ApiServer("unused", hub), Alerts(writer, hub, store),
-        asyncio.Event(),
-    )  # fmt: skip
+    ctx = context_on(config, writer)
+    store = ctx.store
     try:
         svc = VisitsService(ctx)
         every = list(load_events(store, kpi=True))
