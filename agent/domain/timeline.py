@@ -31,8 +31,8 @@ def order_key(ev: Event) -> OrderKey:
 
 
 def packed_key(packed: bytes) -> OrderKey:
-    """The order key of an event kept by `pack` (its first four fields)."""
-    at, terminal, epoch, seq = marshal.loads(packed)[:4]
+    """The order key of an event kept by `pack` (its fields as `plain_fields` lists them)."""
+    terminal, epoch, seq, _, at = marshal.loads(packed)[:5]
     return (at, terminal, epoch, seq)
 
 
@@ -130,10 +130,9 @@ class Timeline:
             self.tail.insert(i, pack(ev))
             if last:
                 self.last_key = k
-            elif self.building is None:  # a refold folds the tail once, at its end
-                replay = True
             if self.building is not None:
-                continue
+                continue  # a refold folds the tail once, at its end
+            replay = replay or not last
             if replay:
                 added[ev.id] = ev  # folded by the replay below
             else:

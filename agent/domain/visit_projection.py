@@ -14,7 +14,7 @@ from typing import Any
 from agent.config import KpiConfig
 from agent.domain import visit_checks, visit_inputs
 from agent.domain.corrections import corrected
-from agent.domain.events import Event, format_at, parse_at, plain_bytes
+from agent.domain.events import Event, format_at, parse_at, plain_bytes, plain_fields
 from agent.domain.kinds import Kind
 from agent.domain.marks import Mark, duration_ms
 from agent.domain.visit import (
@@ -97,9 +97,9 @@ class Projection:
         self.unassigned: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.assigned: dict[str, str] = {}  # weighing → visit (kept for open visits' refusals)
         self.pending_auto: OrderedDict[str, str] = OrderedDict()  # weighing → visit
-        # plate → [(index, kg)], the plate archived last at the end
-        # plate → its tares as the bytes of flat (index, kg) pairs: 110 bytes a plate, where a
-        # list of tuples took 500 (thousands of plates are kept), and plain bytes to pickle
+        # plate → its tares as the bytes of flat (index, kg) pairs, the plate archived last at
+        # the end: 110 bytes a plate, where a list of tuples took 500 (thousands of plates are
+        # kept), and plain bytes to pickle
         self.archived_tares: OrderedDict[str, bytes] = OrderedDict()
         self.closed: list[str] = []
         # Open provisional visits → when they are dropped if no arrival joined them (an `at`),
@@ -490,9 +490,7 @@ def freeze_visit(v: VisitState) -> bytes:
     seven events, where its objects take some 7 KiB), after the few fields that forgetting it
     needs: everything else in it is what those events fold to."""
     head = (v.visit, v.provisional, v.plate, v.order, list(v.merged_from))
-    rows = [(i, e.terminal, e.epoch, e.seq, str(e.kind), e.at, e.mono_ns, e.boot, e.data)
-            for i, e in v.events]  # fmt: skip
-    return plain_bytes((head, rows))
+    return plain_bytes((head, [(i, *plain_fields(e)) for i, e in v.events]))
 
 
 def settled_header(frozen: bytes) -> VisitState:
