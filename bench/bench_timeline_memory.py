@@ -8,6 +8,7 @@ measures what the events and the timeline hold afterwards, and the most they hel
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import tempfile
 import tracemalloc
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from agent.daemon.services.visits import load_events
 from agent.daemon.store import Store, Writer
-from agent.domain.events import Stamp, parse_at
+from agent.domain.events import Event, Stamp, parse_at, unpack
 from agent.domain.timeline import Timeline
 from agent.domain.visit_projection import Projection
 from bench.bench_projection_memory import TZ, _day, _Plant
@@ -42,6 +43,15 @@ def _store(folder: Path) -> str:
     return db
 
 
+def _late(timeline: Timeline) -> Event:
+    """A packing line's stage stamped between the tail's last two events: it sorts inside the
+    tail, so the timeline folds its tail again."""
+    before = unpack(timeline.tail[-2])
+    stage = {"point": "l9", "plate": "X", "order": "Y"}
+    ev = _Plant().ev("pk1", parse_at(before.at), "visit.loading_started", **stage)
+    return dataclasses.replace(ev, at=before.at)
+
+
 def run() -> list[Row]:
     """Refold the stored days into a timeline and measure what it holds."""
     with tempfile.TemporaryDirectory(prefix="tally-bench-") as folder:
@@ -54,6 +64,9 @@ def run() -> list[Row]:
             timeline.refold(load_events(store))
             gc.collect()
             held, peak = tracemalloc.get_traced_memory()
+            tracemalloc.reset_peak()
+            timeline.add([_late(timeline)])
+            replay_peak = tracemalloc.get_traced_memory()[1] - held
             tracemalloc.stop()
         finally:
             store.close()
@@ -64,6 +77,7 @@ def run() -> list[Row]:
     return [
         Row(f"timeline refolded from the store ({DAYS} busy days): held", mib, "MiB"),
         Row("  its peak while refolding", peak / 2**20, "MiB"),
+        Row("  a replay for one late event: its peak above that", replay_peak / 2**20, "MiB"),
         Row(f"  per event held ({len(ids)} events in the tail and the kept visits)",
             held / len(ids), "bytes"),
     ]  # fmt: skip

@@ -80,8 +80,9 @@ class Timeline:
     For the same reason the tail keeps its events packed (`pack`, some 300 bytes a busy
     plant's event against 700 as objects), unpacked for a replay or a compaction; the live
     projection holds the objects of the events it needs. Only the newest `hot` stay packed one
-    by one; the older ones are compressed a block at a time, and expanded again only when an
-    event sorts among them or a compaction cuts them.
+    by one; the older ones are compressed a block at a time. A replay or a compaction expands
+    one block at a time, and an event that sorts among them is put into its block, so the
+    whole tail is never held expanded.
     """
 
     def __init__(
@@ -97,8 +98,8 @@ class Timeline:
         self.base_key: OrderKey | None = None
         self.building: Projection | None = None  # the snapshot while a refold makes it
         self.cold: list[bytes] = []  # the tail's oldest events, compressed a block at a time
+        self.cold_keys: list[OrderKey] = []  # each block's last event's key
         self.cold_len = 0
-        self.cold_last: OrderKey | None = None  # the newest compressed event's key
         self.tail: list[bytes] = []  # the newest, packed, in order (keys read when needed)
         self.last_key: OrderKey | None = None  # the tail's last event's
         self.proj = make()
@@ -116,10 +117,14 @@ class Timeline:
             k = order_key(ev)
             i = len(self.tail)
             last = self.last_key is None or k > self.last_key
-            if not last:
-                if self.cold_last is not None and k <= self.cold_last:
-                    self._warm()
-                # an event's key names it: one in the tail with the same key is this one, folded
+            cold = not last and bool(self.cold_keys) and k <= self.cold_keys[-1]
+            if cold:
+                j = bisect.bisect_left(self.cold_keys, k)  # the block it sorts into
+                rows: list[bytes] = marshal.loads(zlib.decompress(self.cold[j]))
+                i = bisect.bisect_left(rows, k, key=packed_key)
+                if i < len(rows) and packed_key(rows[i]) == k:
+                    continue  # an event's key names it: this one, folded already
+            elif not last:
                 i = bisect.bisect_left(self.tail, k, key=packed_key)
                 if i < len(self.tail) and packed_key(self.tail[i]) == k:
                     continue
@@ -127,7 +132,12 @@ class Timeline:
                 self.stale = True
                 continue
             changed = True
-            self.tail.insert(i, pack(ev))
+            if cold:
+                rows.insert(i, pack(ev))
+                self.cold[j] = zlib.compress(marshal.dumps(rows), 1)
+                self.cold_len += 1
+            else:
+                self.tail.insert(i, pack(ev))
             if last:
                 self.last_key = k
             if self.building is not None:
@@ -138,19 +148,34 @@ class Timeline:
             else:
                 self.proj.apply(ev)
         if replay:
-            self.replays += 1
+            self._replay(added)
+        self._compact()
+        self._cool()
+        return changed
+
+    def _replay(self, added: dict[str, Event]) -> None:
+        """Fold the tail again onto the snapshot, after an event sorted inside it (`added`: the
+        events of this call, by id).
+
+        Of the live projection only what the new one takes is kept while it is folded: the
+        objects of its visits' events (folded again as they are) and the packers' live totals.
+        The rest of it goes first, so the two are never held side by side: the high-water mark
+        of a daemon's heap, which its RSS keeps.
+        """
+        self.replays += 1
+        known = {ev.id: ev for v in self.proj.visits.values() for _, ev in v.events}
+        known.update(added)
+        loaded = self.proj.loaded
+        self.proj = self.make()  # empty while folding: nothing reads it meanwhile
+        try:
             fresh = self.base
-            fresh.loaded = self.proj.loaded
-            # the objects the live projection and this call hold are folded again as they are
-            known = {ev.id: ev for v in self.proj.visits.values() for _, ev in v.events}
-            known.update(added)
+            fresh.loaded = loaded
             for ev in self.tail_events():
                 fresh.apply(known.get(ev.id, ev))
-            self.proj = fresh
-        self._compact()
-        if self.building is None:  # a refold compresses once, at its end
-            self._cool()
-        return changed
+        except BaseException:
+            self.stale = True  # the live projection is gone: the caller refolds from the store
+            raise
+        self.proj = fresh
 
     @property
     def tail_size(self) -> int:
@@ -168,17 +193,32 @@ class Timeline:
         while len(self.tail) > self.hot:
             block = self.tail[: self.block]
             self.cold.append(zlib.compress(marshal.dumps(block), 1))
+            self.cold_keys.append(packed_key(block[-1]))
             self.cold_len += len(block)
-            self.cold_last = packed_key(block[-1])
             del self.tail[: self.block]
 
-    def _warm(self) -> None:
-        """Expand every compressed block back into the packed events."""
-        if not self.cold:
-            return
-        rows = [p for block in self.cold for p in marshal.loads(zlib.decompress(block))]
-        self.tail[:0] = rows
-        self.cold, self.cold_len, self.cold_last = [], 0, None
+    def _oldest(self, n: int) -> Iterator[bytes]:
+        """The tail's oldest `n` events, packed, expanding one block at a time."""
+        for block in self.cold:
+            if n <= 0:
+                return
+            rows = marshal.loads(zlib.decompress(block))
+            yield from rows[:n]
+            n -= len(rows)
+        yield from self.tail[: max(n, 0)]
+
+    def _drop_oldest(self, n: int) -> None:
+        """Take the tail's oldest `n` events out of it (folded into the snapshot)."""
+        while n > 0 and self.cold:
+            rows = marshal.loads(zlib.decompress(self.cold[0]))
+            if len(rows) > n:  # the cut ends inside this block: the rest stays compressed
+                self.cold[0] = zlib.compress(marshal.dumps(rows[n:]), 1)
+                self.cold_len -= n
+                return
+            del self.cold[0], self.cold_keys[0]
+            self.cold_len -= len(rows)
+            n -= len(rows)
+        del self.tail[:n]
 
     def refold(self, events: Iterable[Event]) -> None:
         """Start again from every event (the whole stored timeline), given in timeline order.
@@ -195,7 +235,7 @@ class Timeline:
         self.base_key = None
         building = self.building = self.make()  # frozen once at the end, not at each page
         self.tail, self.last_key = [], None
-        self.cold, self.cold_len, self.cold_last = [], 0, None
+        self.cold, self.cold_keys, self.cold_len = [], [], 0
         self.proj = self.make()  # an empty one while reading: nothing reads it meanwhile
         self.stale = False
         page: list[Event] = []
@@ -220,7 +260,6 @@ class Timeline:
         for ev in self.tail_events():
             live.apply(ev)
         self.proj = live
-        self._cool()
 
     @property
     def base(self) -> Projection:
@@ -229,20 +268,24 @@ class Timeline:
 
     def _compact(self, most: int | None = None) -> None:
         """Fold the oldest tail events into the snapshot, leaving `keep`, once the tail holds
-        more than `most` (default: twice `keep`)."""
+        more than `most` (default: twice `keep`).
+
+        The events cut are expanded one compressed block at a time, and taken out of the tail
+        only once the snapshot has folded them all.
+        """
         if self.tail_size <= (2 * self.keep if most is None else most):
             return
-        self._warm()
-        cut = len(self.tail) - self.keep
+        cut = self.tail_size - self.keep
         base = self.base if self.building is None else self.building
-        for ev in map(unpack, self.tail[:cut]):
-            base.apply(ev)  # anything that old is caught by base_key from now on
+        last = b""
+        for last in self._oldest(cut):
+            base.apply(unpack(last))  # anything that old is caught by base_key from now on
         if self.building is None:  # a refold's are handed to the live projection at its end
             base.dirty.clear()
             base.pending_auto.clear()
             self.frozen = freeze(base)
-        self.base_key = packed_key(self.tail[cut - 1])
-        del self.tail[:cut]
+        self.base_key = packed_key(last)
+        self._drop_oldest(cut)
 
 
 def fold(events: Iterable[Event], make: Callable[[], Projection]) -> Projection:

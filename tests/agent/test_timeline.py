@@ -214,6 +214,53 @@ def test_any_interleaving_of_the_streams_folds_to_the_same_visits_and_kpis(
     assert kpis.compute(arrived, DAY, TZ, cfg) == kpis.compute(ALL, DAY, TZ, cfg)
 
 
+def test_a_late_event_among_the_compressed_blocks_goes_into_its_block_alone() -> None:
+    """An event that sorts among the tail's compressed events is put into the block it sorts
+    into: the other blocks stay compressed and the newest stay packed one by one, and the
+    replay folds the same as every event in order."""
+    history = sorted(ALL, key=order_key)
+    late = history.pop(1)  # it sorts into the oldest block
+    tl = Timeline(Projection, keep=len(ALL), hot=4, block=2)
+    tl.add(history)
+    blocks, hot = list(tl.cold), list(tl.tail)
+    assert len(blocks) >= 3 and len(hot) <= 4
+    assert tl.add([late]) is True and tl.replays == 1
+    assert tl.cold[1:] == blocks[1:] and tl.tail == hot  # only the first block was opened
+    assert list(tl.tail_events()) == sorted(ALL, key=order_key)
+    assert tl.proj.snapshot(live=False) == fold(ALL, Projection).snapshot(live=False)
+    assert tl.add([late]) is False and tl.replays == 1  # found in its block by its key
+
+
+class Failing(Projection):
+    """A projection whose fold raises while `broken` is set."""
+
+    broken = False
+
+    def apply(self, ev: Event) -> None:
+        if Failing.broken:
+            raise RuntimeError("a fault in the fold")
+        super().apply(ev)
+
+
+def test_a_replay_that_fails_leaves_the_timeline_to_be_refolded() -> None:
+    """A replay lets the live projection go before it folds the tail again (never two held at
+    once); when the fold fails, the timeline asks for a refold, which makes it whole."""
+    history = sorted(ALL, key=order_key)
+    late = history.pop(5)
+    tl = Timeline(Failing, keep=len(ALL))
+    tl.add(history)
+    Failing.broken = True
+    try:
+        with pytest.raises(RuntimeError):
+            tl.add([late])
+    finally:
+        Failing.broken = False
+    assert tl.stale
+    tl.refold(sorted(ALL, key=order_key))
+    assert not tl.stale
+    assert tl.proj.snapshot(live=False) == fold(ALL, Projection).snapshot(live=False)
+
+
 def test_the_order_key_is_time_then_stream_then_seq() -> None:
     a, b = EVENTS[0], EVENTS[1]
     assert order_key(a) == (a.at, "gate1", "gate1-e", 1)
