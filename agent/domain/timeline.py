@@ -99,6 +99,7 @@ class Timeline:
         self.building: Projection | None = None  # the snapshot while a refold makes it
         self.cold: list[bytes] = []  # the tail's oldest events, compressed a block at a time
         self.cold_keys: list[OrderKey] = []  # each block's last event's key
+        self.cold_sizes: list[int] = []  # and how many events it holds
         self.cold_len = 0
         self.tail: list[bytes] = []  # the newest, packed, in order (keys read when needed)
         self.last_key: OrderKey | None = None  # the tail's last event's
@@ -135,6 +136,7 @@ class Timeline:
             if cold:
                 rows.insert(i, pack(ev))
                 self.cold[j] = zlib.compress(marshal.dumps(rows), 1)
+                self.cold_sizes[j] += 1
                 self.cold_len += 1
             else:
                 self.tail.insert(i, pack(ev))
@@ -194,30 +196,33 @@ class Timeline:
             block = self.tail[: self.block]
             self.cold.append(zlib.compress(marshal.dumps(block), 1))
             self.cold_keys.append(packed_key(block[-1]))
+            self.cold_sizes.append(len(block))
             self.cold_len += len(block)
             del self.tail[: self.block]
 
     def _oldest(self, n: int) -> Iterator[bytes]:
         """The tail's oldest `n` events, packed, expanding one block at a time."""
-        for block in self.cold:
+        for block, size in zip(self.cold, self.cold_sizes, strict=True):
             if n <= 0:
                 return
             rows = marshal.loads(zlib.decompress(block))
             yield from rows[:n]
-            n -= len(rows)
+            n -= size
         yield from self.tail[: max(n, 0)]
 
     def _drop_oldest(self, n: int) -> None:
         """Take the tail's oldest `n` events out of it (folded into the snapshot)."""
         while n > 0 and self.cold:
-            rows = marshal.loads(zlib.decompress(self.cold[0]))
-            if len(rows) > n:  # the cut ends inside this block: the rest stays compressed
+            size = self.cold_sizes[0]
+            if size > n:  # the cut ends inside this block: the rest stays compressed
+                rows = marshal.loads(zlib.decompress(self.cold[0]))
                 self.cold[0] = zlib.compress(marshal.dumps(rows[n:]), 1)
+                self.cold_sizes[0] -= n
                 self.cold_len -= n
                 return
-            del self.cold[0], self.cold_keys[0]
-            self.cold_len -= len(rows)
-            n -= len(rows)
+            del self.cold[0], self.cold_keys[0], self.cold_sizes[0]
+            self.cold_len -= size
+            n -= size
         del self.tail[:n]
 
     def refold(self, events: Iterable[Event]) -> None:
@@ -235,7 +240,7 @@ class Timeline:
         self.base_key = None
         building = self.building = self.make()  # frozen once at the end, not at each page
         self.tail, self.last_key = [], None
-        self.cold, self.cold_keys, self.cold_len = [], [], 0
+        self.cold, self.cold_keys, self.cold_sizes, self.cold_len = [], [], [], 0
         self.proj = self.make()  # an empty one while reading: nothing reads it meanwhile
         self.stale = False
         page: list[Event] = []
