@@ -9,6 +9,7 @@ import marshal
 import pickle
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple
 
 from agent.domain.events import Event, pack, unpack
 from agent.domain.visit_projection import Projection
@@ -34,6 +35,24 @@ def packed_key(packed: bytes) -> OrderKey:
     """The order key of an event kept by `pack` (its fields as `plain_fields` lists them)."""
     terminal, epoch, seq, _, at = marshal.loads(packed)[:5]
     return (at, terminal, epoch, seq)
+
+
+class _Block(NamedTuple):
+    """A run of the tail's older events, compressed: the `marshal` of their packed bytes."""
+
+    data: bytes
+    last: OrderKey  # its newest event's key
+    size: int  # how many events it holds
+
+    @staticmethod
+    def of(rows: list[bytes]) -> _Block:
+        """The block of these packed events (in timeline order)."""
+        return _Block(zlib.compress(marshal.dumps(rows), 1), packed_key(rows[-1]), len(rows))
+
+    def rows(self) -> list[bytes]:
+        """Its packed events, expanded."""
+        rows: list[bytes] = marshal.loads(zlib.decompress(self.data))
+        return rows
 
 
 class _Deflate:
@@ -97,10 +116,7 @@ class Timeline:
         self.frozen = freeze(make())
         self.base_key: OrderKey | None = None
         self.building: Projection | None = None  # the snapshot while a refold makes it
-        self.cold: list[bytes] = []  # the tail's oldest events, compressed a block at a time
-        self.cold_keys: list[OrderKey] = []  # each block's last event's key
-        self.cold_sizes: list[int] = []  # and how many events it holds
-        self.cold_len = 0
+        self.cold: list[_Block] = []  # the tail's oldest events, compressed a block at a time
         self.tail: list[bytes] = []  # the newest, packed, in order (keys read when needed)
         self.last_key: OrderKey | None = None  # the tail's last event's
         self.proj = make()
@@ -118,10 +134,11 @@ class Timeline:
             k = order_key(ev)
             i = len(self.tail)
             last = self.last_key is None or k > self.last_key
-            cold = not last and bool(self.cold_keys) and k <= self.cold_keys[-1]
+            cold = not last and bool(self.cold) and k <= self.cold[-1].last
             if cold:
-                j = bisect.bisect_left(self.cold_keys, k)  # the block it sorts into
-                rows: list[bytes] = marshal.loads(zlib.decompress(self.cold[j]))
+                # the block it sorts into
+                j = bisect.bisect_left(self.cold, k, key=lambda b: b.last)
+                rows = self.cold[j].rows()
                 i = bisect.bisect_left(rows, k, key=packed_key)
                 if i < len(rows) and packed_key(rows[i]) == k:
                     continue  # an event's key names it: this one, folded already
@@ -135,9 +152,7 @@ class Timeline:
             changed = True
             if cold:
                 rows.insert(i, pack(ev))
-                self.cold[j] = zlib.compress(marshal.dumps(rows), 1)
-                self.cold_sizes[j] += 1
-                self.cold_len += 1
+                self.cold[j] = _Block.of(rows)
             else:
                 self.tail.insert(i, pack(ev))
             if last:
@@ -182,47 +197,38 @@ class Timeline:
     @property
     def tail_size(self) -> int:
         """How many events the tail holds."""
-        return self.cold_len + len(self.tail)
+        return sum(b.size for b in self.cold) + len(self.tail)
 
     def tail_events(self) -> Iterator[Event]:
         """The tail's events, unpacked (new objects), in timeline order."""
-        cold = (p for block in self.cold for p in marshal.loads(zlib.decompress(block)))
+        cold = (p for block in self.cold for p in block.rows())
         return map(unpack, itertools.chain(cold, self.tail))
 
     def _cool(self) -> None:
         """Compress the oldest packed events a block at a time while more than `hot` are
         packed one by one."""
         while len(self.tail) > self.hot:
-            block = self.tail[: self.block]
-            self.cold.append(zlib.compress(marshal.dumps(block), 1))
-            self.cold_keys.append(packed_key(block[-1]))
-            self.cold_sizes.append(len(block))
-            self.cold_len += len(block)
+            self.cold.append(_Block.of(self.tail[: self.block]))
             del self.tail[: self.block]
 
     def _oldest(self, n: int) -> Iterator[bytes]:
         """The tail's oldest `n` events, packed, expanding one block at a time."""
-        for block, size in zip(self.cold, self.cold_sizes, strict=True):
+        for block in self.cold:
             if n <= 0:
                 return
-            rows = marshal.loads(zlib.decompress(block))
-            yield from rows[:n]
-            n -= size
+            yield from block.rows()[:n]
+            n -= block.size
         yield from self.tail[: max(n, 0)]
 
     def _drop_oldest(self, n: int) -> None:
         """Take the tail's oldest `n` events out of it (folded into the snapshot)."""
         while n > 0 and self.cold:
-            size = self.cold_sizes[0]
-            if size > n:  # the cut ends inside this block: the rest stays compressed
-                rows = marshal.loads(zlib.decompress(self.cold[0]))
-                self.cold[0] = zlib.compress(marshal.dumps(rows[n:]), 1)
-                self.cold_sizes[0] -= n
-                self.cold_len -= n
+            block = self.cold[0]
+            if block.size > n:  # the cut ends inside this block: the rest stays compressed
+                self.cold[0] = _Block.of(block.rows()[n:])
                 return
-            del self.cold[0], self.cold_keys[0], self.cold_sizes[0]
-            self.cold_len -= size
-            n -= size
+            del self.cold[0]
+            n -= block.size
         del self.tail[:n]
 
     def refold(self, events: Iterable[Event]) -> None:
@@ -240,7 +246,7 @@ class Timeline:
         self.base_key = None
         building = self.building = self.make()  # frozen once at the end, not at each page
         self.tail, self.last_key = [], None
-        self.cold, self.cold_keys, self.cold_sizes, self.cold_len = [], [], [], 0
+        self.cold = []
         self.proj = self.make()  # an empty one while reading: nothing reads it meanwhile
         self.stale = False
         page: list[Event] = []
