@@ -32,6 +32,7 @@ from sync.replica.wire import (
 )
 from sync.tls import client_context, server_context, unused_context
 from sync.tokens import TokenFileError, TokenTable, expand, parse_token, read_private
+from sync.transport import LoopTransport
 
 if TYPE_CHECKING:
     from agent.daemon.runtime import Context, Service
@@ -126,7 +127,7 @@ class Puller:
         async with httpx.AsyncClient(
             verify=tls,
             timeout=httpx.Timeout(cfg.timeout_s + cfg.wait_s, connect=cfg.timeout_s),
-            transport=self.transport,
+            transport=self.transport or LoopTransport(self.tls),
             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
         ) as client:
             delay = 0.5
