@@ -30,7 +30,7 @@ from sync.replica.wire import (
     StreamMark,
     parse_answer,
 )
-from sync.tls import client_context, server_context, unused_context
+from sync.tls import client_context, server_context
 from sync.tokens import TokenFileError, TokenTable, expand, parse_token, read_private
 from sync.transport import LoopTransport
 
@@ -123,12 +123,11 @@ class Puller:
         """Pull, store, repeat; back off (jittered) while the source cannot be reached."""
         cfg = self.cfg
         # an https peer's context was built with the service (CA loaded before the loop ran)
-        tls = self.tls if self.tls is not None else unused_context()
         async with httpx.AsyncClient(
-            verify=tls,
             timeout=httpx.Timeout(cfg.timeout_s + cfg.wait_s, connect=cfg.timeout_s),
             transport=self.transport or LoopTransport(self.tls),
             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            trust_env=False,  # as the sender: no proxy from the environment (docs/sync.md)
         ) as client:
             delay = 0.5
             wait_s = 0.0  # the first pull answers at once, so the status is known quickly

@@ -24,7 +24,7 @@ from agent.domain.events import format_at
 from drivers.ticks import sleep_on_grid
 from sync import protocol
 from sync.sender.status import ACKED, LAST_ACK_AT, LAST_ERROR, read_status
-from sync.tls import client_context, unused_context
+from sync.tls import client_context
 from sync.tokens import TokenFileError, expand, parse_token, read_private, signature
 from sync.transport import LoopTransport
 
@@ -250,7 +250,6 @@ class Sender:
         self._last_error = self._store.get_state(LAST_ERROR)
         self._client = httpx.AsyncClient(
             transport=self._transport or LoopTransport(self._tls),
-            verify=self._tls if self._tls is not None else unused_context(),
             timeout=httpx.Timeout(self.cfg.timeout_s),
             limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
             trust_env=False,

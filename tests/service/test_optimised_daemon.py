@@ -79,5 +79,8 @@ def test_the_optimised_daemon_weighs_and_syncs_from_byte_code_alone(tmp_path: Pa
         from_source = [f for f in loaded if not f.endswith(".opt-2.pyc")]
         assert from_source == []
         assert all(f.startswith(str(prefix)) for f in loaded)
+        # the sender's HTTP is h11 on asyncio (sync/transport.py): httpx's own transport would
+        # bring httpcore and anyio, 2 MiB kept for the daemon's life
+        assert [f for f in loaded if re.search(r"/(httpcore|anyio)/", f)] == []
     finally:
         receiver.stop()
