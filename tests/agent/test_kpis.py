@@ -724,9 +724,10 @@ def test_a_broken_rate_of_exactly_three_per_mille_meets_a_per_mille_target() -> 
     )
 
 
-def test_the_kpi_window_keeps_what_today_can_count_and_drops_settled_visits() -> None:
-    """The daemon keeps fewer KPI events in memory (`kpi_window`); today's report must not move."""
-    from agent.daemon.services.visits import kpi_window
+def window_plant() -> tuple[list[Event], datetime]:
+    """Visits settled two days ago and yesterday, one waiting since two days ago, one that
+    arrived two days ago and left today, today's, and events that name no visit; and a time
+    today (09:00 plant time + 6 h) to report at."""
     from tests.agent.timeline import BASE
 
     days = timedelta(days=1)
@@ -753,8 +754,15 @@ def test_the_kpi_window_keeps_what_today_can_count_and_drops_settled_visits() ->
     weighing = old.event("weighing.captured", weighing="w0", scale="s1", weight_kg=15000)
     ancient = Timeline(epoch="e7", start=BASE - 15 * days).event("plan.set", day="2026-11-14")
     events = [*settled, *waiting, *yesterday, *late, *today, tally, weighing, ancient]
-    now = BASE + timedelta(hours=6)
+    return events, BASE + timedelta(hours=6)
 
+
+def test_the_kpi_window_keeps_what_today_can_count_and_drops_settled_visits() -> None:
+    """The daemon keeps fewer KPI events in memory (`kpi_window`); today's report must not move."""
+    from agent.daemon.services.visits import kpi_window
+
+    events, now = window_plant()
+    weighing = next(e for e in events if e.kind == "weighing.captured")
     kept = kpi_window({e.id: e for e in events}, {"waiting"}, now, TZ)
 
     visits = {e.data["visit"] for e in kept.values() if e.kind.startswith("visit.")}
@@ -762,3 +770,30 @@ def test_the_kpi_window_keeps_what_today_can_count_and_drops_settled_visits() ->
     assert [e for e in kept.values() if not e.kind.startswith("visit.")] == [weighing]
     assert compute(kept.values(), DAY, TZ, CFG, now) == compute(events, DAY, TZ, CFG, now)
     assert compute(kept.values(), DAY, TZ, CFG, now)["bulk_turnaround"]["count"] == 3
+
+
+def test_todays_events_give_todays_report() -> None:
+    """The refresh of today's report folds only the visits open or seen today (`today_events`):
+    yesterday's settled visit goes, the report does not move."""
+    from agent.daemon.services.visits import kpi_window, today_events
+    from tests.agent.timeline import BASE
+
+    events, now = window_plant()
+    # arrived at 23:00 last night and still waiting: its wait crossed its 2 h target today
+    overnight = visit(
+        Timeline(epoch="e8", start=BASE - timedelta(hours=10)), "overnight", "bagged", 20000, []
+    )
+    events += overnight
+    open_visits = {"waiting", "overnight"}
+    window = kpi_window({e.id: e for e in events}, open_visits, now, TZ)
+    todays = today_events(window, open_visits, now, TZ)
+
+    visits = {e.data["visit"] for e in todays if e.kind.startswith("visit.")}
+    assert visits == {"waiting", "overnight", "late", "c", "d"}
+    assert len(todays) < len(window)
+    report = compute(events, DAY, TZ, CFG, now)
+    assert compute(todays, DAY, TZ, CFG, now) == report
+    assert (report["bag_load_wait"]["count"], report["bag_load_wait"]["open"]) == (1, 1)
+    # an open visit is kept for its running wait, though it had no event today
+    unopened = today_events(window, {"waiting"}, now, TZ)
+    assert compute(unopened, DAY, TZ, CFG, now)["bag_load_wait"]["count"] == 0

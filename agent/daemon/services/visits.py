@@ -79,12 +79,29 @@ def kpi_window(
     return {key: ev for key, ev in events.items() if keeps(ev)}
 
 
-def recent_since(now: datetime, tz: ZoneInfo) -> str:
+def recent_since(now: datetime, tz: ZoneInfo, days: int = 1) -> str:
     """The start of yesterday (plant time) at `now`, as a stored UTC time: a visit with an
-    event since then may still count today."""
+    event since then may still count today or yesterday (`days` = 0: the start of today)."""
     local = now.astimezone(tz)
-    yesterday = datetime(local.year, local.month, local.day, tzinfo=tz) - timedelta(days=1)
-    return format_at(yesterday.astimezone(UTC))
+    start = datetime(local.year, local.month, local.day, tzinfo=tz) - timedelta(days=days)
+    return format_at(start.astimezone(UTC))
+
+
+def today_events(
+    events: dict[str, Event], open_visits: set[str], now: datetime, tz: ZoneInfo
+) -> list[Event]:
+    """Of the KPI window, the events today's report can count at `now`.
+
+    The window also holds yesterday's settled visits, for yesterday's report. A closed visit
+    whose last event came before today began (plant time) has no wait that belongs to today
+    (see `kpi_window`), so the refresh of today's report, made every few seconds while events
+    come, folds only the visits that are open or had an event today, and every event that
+    names no visit. The report is the same (`test_todays_events_give_todays_report`).
+    """
+    since = recent_since(now, tz, days=0)
+    seen = {v for ev in events.values() if ev.at >= since and (v := visit_named(ev)) is not None}
+    keeps = kpi_keeps(seen | open_visits, now)
+    return [ev for ev in events.values() if keeps(ev)]
 
 
 def visit_named(ev: Event) -> str | None:
@@ -514,8 +531,8 @@ class VisitsService:
         return max(0.0, due - time.monotonic()) + 0.005
 
     async def _refresh_kpi(self) -> None:
-        now = time.monotonic()
-        day = today(self.tz)
+        now, wall = time.monotonic(), datetime.now(UTC)
+        day = today(self.tz, wall)  # the same instant as today's events are cut at
         # Open waits cross their targets as time passes: refresh at least once a minute.
         fresh = not self.kpi_dirty and now - self.kpi_at < KPI_STALE_S
         if day == self.kpi_day and (fresh or now - self.kpi_at < KPI_REFRESH_S):
@@ -525,8 +542,10 @@ class VisitsService:
             self._prune()
             self.pruned_at = now
         self.kpi_dirty, self.kpi_at, self.kpi_day = False, now, day
-        events, cfg, tz = list(self.kpi_events.values()), self.ctx.config.kpi, self.tz
-        report = await asyncio.to_thread(kpis.compute, events, day, tz, cfg, datetime.now(UTC))
+        cfg, tz = self.ctx.config.kpi, self.tz
+        open_visits = {v.visit for v in self.proj.open_visits()}
+        events = today_events(self.kpi_events, open_visits, wall, tz)
+        report = await asyncio.to_thread(kpis.compute, events, day, tz, cfg, wall)
         # The TUI colours running waits from the same share as the late.* warnings.
         self.ctx.hub.publish("kpi", {**report, "warn_share": cfg.warn_share})
 
