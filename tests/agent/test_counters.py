@@ -332,6 +332,51 @@ def test_rates_last15_and_day() -> None:
     }
 
 
+def _summed_window(added: list[Progress], now: datetime) -> tuple[int, int, int, int]:
+    """The window's sums as `Rates` summed them before it kept them: every sample a reading
+    left in the window (each reading dropping those 15 minutes older than itself), then those
+    older than 15 minutes before `now` left out."""
+    kept: list[Progress] = []
+    for p in added:
+        kept = [x for x in kept if x.at > p.at - timedelta(seconds=900)]
+        if p.bags or p.returned or p.broken or p.running_ms:
+            kept.append(p)
+    recent = [x for x in kept if x.at > now - timedelta(seconds=900)]
+    return (
+        sum(x.bags for x in recent),
+        sum(x.returned for x in recent),
+        sum(x.broken for x in recent),
+        sum(x.running_ms for x in recent),
+    )
+
+
+# a reading's step in seconds: mostly forwards, sometimes a clock set back or far ahead
+STEPS = st.one_of(st.integers(0, 30), st.integers(-1200, 0), st.integers(300, 2000))
+PROGRESS = st.tuples(
+    STEPS, st.integers(0, 9), st.integers(0, 2), st.integers(0, 1), st.integers(0, 2000)
+)
+
+
+@given(st.lists(PROGRESS, max_size=300), st.integers(0, 1000))
+def test_the_windows_running_sums_equal_the_window_summed_again(
+    steps: list[tuple[int, int, int, int, int]], later: int
+) -> None:
+    r = Rates("Asia/Shanghai")
+    added: list[Progress] = []
+    t = 0
+    for step, bags, returned, broken, ms in steps:
+        t += step
+        p = Progress(at(t), bags, returned, broken, ms)
+        r = r.add(p)
+        added.append(p)
+        now = at(t + later)
+        bags_h = r.view(now, 50)["last15"]["bags_h"]
+        sums = _summed_window(added, now)
+        assert r.window == _summed_window(added, at(t))
+        assert bags_h == (round(sums[0] * 3_600_000 / sums[3], 1) if sums[3] > 0 else None)
+    assert [x.at for x in r.samples] == sorted(x.at for x in r.samples)
+
+
 def test_rates_reset_on_local_day_and_empty_view() -> None:
     r = Rates("Asia/Shanghai")
     r = r.add(Progress(datetime(2026, 11, 29, 15, 59, tzinfo=UTC), 10, 0, 0, 1000))
