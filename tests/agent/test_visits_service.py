@@ -309,15 +309,20 @@ async def test_an_event_of_a_visit_no_longer_in_memory_is_corrected_from_the_sto
 async def test_a_restart_reads_the_kpi_window_as_the_hourly_look_would_leave_it(
     tmp_path: Path,
 ) -> None:
-    """At start the service reads the KPI events since yesterday, then the older ones of the
-    window, keeping what `kpi_window` keeps: the same events as reading the whole window and
-    pruning it, without holding the rest. `kpi.report` reads today's and yesterday's reports
+    """At start the service reads the KPI events since today began, then the older ones of
+    the window, keeping what `kpi_window` keeps for today's report: the same events as reading
+    the whole window and pruning it, without holding the rest. `kpi.report` reads today's and yesterday's reports
     the same way, and an older day's from every stored event: each equals the report of every
     stored event."""
     from datetime import UTC, datetime, timedelta
 
     from agent.daemon.foreign import ingest
-    from agent.daemon.services.visits import KPI_WINDOW_DAYS, kpi_window, load_events
+    from agent.daemon.services.visits import (
+        KPI_WINDOW_DAYS,
+        kpi_window,
+        load_events,
+        recent_since,
+    )
     from agent.domain import kpis
     from agent.domain.events import Stamp, format_at
 
@@ -335,6 +340,8 @@ async def test_a_restart_reads_the_kpi_window_as_the_hourly_look_would_leave_it(
         (5, "visit.arrived", {"visit": "done", "plate": "苏A2", "order": "SO2", **truck}),
         (5, "visit.exited", {"visit": "done"}),
         (5, "visit.arrived", {"visit": "late", "plate": "苏A3", "order": "SO3", **truck}),
+        (1.1, "visit.arrived", {"visit": "yday", "plate": "苏A5", "order": "SO7", **truck}),
+        (1.0, "visit.exited", {"visit": "yday"}),  # yesterday: for yesterday's report alone
         (10, "visit.arrived", {"visit": "open", "plate": "苏A4", "order": "SO4", **truck}),
         (16, "weighing.captured", {"weighing": "w0", "scale": "scale1", "weight_kg": 1}),
         (10, "weighing.captured", {"weighing": "w1", "scale": "scale1", "weight_kg": 1}),
@@ -365,11 +372,13 @@ async def test_a_restart_reads_the_kpi_window_as_the_hourly_look_would_leave_it(
         svc = VisitsService(ctx)
         kept = {e.data.get("visit") or e.data.get("weighing") or e.data.get("bags")
                 for e in svc.kpi_events.values()}  # fmt: skip
-        assert kept == {"late", "open", "peer2", "w1", 20}
+        # "late" and "peer2" left 15 minutes ago: today, unless today began since
+        left_today = format_at(days_ago(0.01)) >= recent_since(now, svc.tz, days=0)
+        assert kept == {"open", "w1", 20} | ({"late", "peer2"} if left_today else set())
         every = {e.id: e for e in load_events(store, kpi=True)}
         horizon = format_at(now - timedelta(days=KPI_WINDOW_DAYS))
         window = {key: e for key, e in every.items() if e.at >= horizon}
-        assert list(svc.kpi_events) == list(kpi_window(window, {"open"}, now, svc.tz))
+        assert list(svc.kpi_events) == list(kpi_window(window, {"open"}, now, svc.tz, days=0))
         local = datetime.now(UTC).astimezone(svc.tz).date()
         for back in (0, 1, 2, 3, 5):
             day = local - timedelta(days=back)

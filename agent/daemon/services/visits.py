@@ -62,18 +62,19 @@ def kpi_relevant(kind: str) -> bool:
 
 
 def kpi_window(
-    events: dict[str, Event], open_visits: set[str], now: datetime, tz: ZoneInfo
+    events: dict[str, Event], open_visits: set[str], now: datetime, tz: ZoneInfo, days: int = 1
 ) -> dict[str, Event]:
-    """The KPI events today's report can still use, of `events` (by id) at `now`.
+    """The KPI events of `events` (by id) that today's and yesterday's reports can still use
+    at `now` (`days` = 0: today's alone).
 
     A wait belongs to the day it ended or crossed its target, never later than its visit's
     last event: a visit that is closed and had no event since the start of yesterday (plant
-    time) cannot count today, so its events go. An open visit, or one seen since then, keeps
-    its events (back to `KPI_WINDOW_DAYS`); so does an event that names no visit (a stage
-    recorded by plate and order, a weighing, a window ticket, a plan). Packer tallies are kept
-    for `TALLY_WINDOW_DAYS`.
+    time; of today with `days` = 0) cannot count, so its events go. An open visit, or one seen
+    since then, keeps its events (back to `KPI_WINDOW_DAYS`); so does an event that names no
+    visit (a stage recorded by plate and order, a weighing, a window ticket, a plan). Packer
+    tallies are kept for `TALLY_WINDOW_DAYS`.
     """
-    since = recent_since(now, tz)
+    since = recent_since(now, tz, days)
     seen = {v for ev in events.values() if ev.at >= since and (v := visit_named(ev)) is not None}
     keeps = kpi_keeps(seen | open_visits, now)
     return {key: ev for key, ev in events.items() if keeps(ev)}
@@ -90,18 +91,14 @@ def recent_since(now: datetime, tz: ZoneInfo, days: int = 1) -> str:
 def today_events(
     events: dict[str, Event], open_visits: set[str], now: datetime, tz: ZoneInfo
 ) -> list[Event]:
-    """Of the KPI window, the events today's report can count at `now`.
+    """Of the KPI events held, those today's report can count at `now`: every event of a visit
+    that is open or had an event today (plant time), and every event that names no visit.
 
-    The window also holds yesterday's settled visits, for yesterday's report. A closed visit
-    whose last event came before today began (plant time) has no wait that belongs to today
-    (see `kpi_window`), so the refresh of today's report, made every few seconds while events
-    come, folds only the visits that are open or had an event today, and every event that
-    names no visit. The report is the same (`test_todays_events_give_todays_report`).
+    The service holds only these since its last look (`kpi_window` with `days` = 0, every hour
+    and at each new plant day); a visit that closed since then without an event today is left
+    out here too, so each refresh folds exactly today's (`test_todays_events_give_todays_report`).
     """
-    since = recent_since(now, tz, days=0)
-    seen = {v for ev in events.values() if ev.at >= since and (v := visit_named(ev)) is not None}
-    keeps = kpi_keeps(seen | open_visits, now)
-    return [ev for ev in events.values() if keeps(ev)]
+    return list(kpi_window(events, open_visits, now, tz, days=0).values())
 
 
 def visit_named(ev: Event) -> str | None:
@@ -126,17 +123,22 @@ def kpi_keeps(live: set[str], now: datetime) -> Callable[[Event], bool]:
 
 
 def read_kpi_window(
-    store: Store, tz: ZoneInfo, now: datetime, open_visits: set[str], held: dict[str, Event]
+    store: Store,
+    tz: ZoneInfo,
+    now: datetime,
+    open_visits: set[str],
+    held: dict[str, Event],
+    days: int = 1,
 ) -> dict[str, Event]:
-    """The KPI events `kpi_window` keeps at `now`, read from the store without holding the
-    events it would drop (two busy weeks read whole cost a restart 10 MiB of its heap for
-    good); an event in `held` (by id) is taken from there instead.
+    """The KPI events `kpi_window` keeps at `now` (with `days`), read from the store without
+    holding the events it would drop (two busy weeks read whole cost a restart 10 MiB of its
+    heap for good); an event in `held` (by id) is taken from there instead.
 
-    Read since yesterday first, which tells which visits are live (with `open_visits`); then
-    the older ones, kept by the same rule.
+    Read since yesterday (today) first, which tells which visits are live (with
+    `open_visits`); then the older ones, kept by the same rule.
     """
     prefixes, kinds = _KPI_KINDS
-    since = recent_since(now, tz)
+    since = recent_since(now, tz, days)
     recent = {
         ev.id: held.get(ev.id, ev)
         for ev in store.timeline_events(prefixes=prefixes, kinds=kinds, since_at=since)
@@ -550,16 +552,19 @@ class VisitsService:
         self.ctx.hub.publish("kpi", {**report, "warn_share": cfg.warn_share})
 
     def _load_kpi_window(self) -> dict[str, Event]:
-        """The KPI events of `kpi_window`, read from the store (`read_kpi_window`); the events
-        the live projection holds are taken from it, not read a second time (2 MiB for two
-        busy days; live events are shared)."""
+        """The KPI events today's report can use (`kpi_window` with `days` = 0), read from the
+        store (`read_kpi_window`); the events the live projection holds are taken from it, not
+        read a second time (2 MiB for two busy days; live events are shared). Yesterday's
+        report (`kpi.report`) reads its own from the store."""
         held = {ev.id: ev for v in self.proj.visits.values() for _, ev in v.events}
         live = {v.visit for v in self.proj.open_visits()}
-        return read_kpi_window(self.ctx.store, self.tz, datetime.now(UTC), live, held)
+        return read_kpi_window(self.ctx.store, self.tz, datetime.now(UTC), live, held, days=0)
 
     def _prune(self) -> None:
         open_visits = {v.visit for v in self.proj.open_visits()}
-        self.kpi_events = kpi_window(self.kpi_events, open_visits, datetime.now(UTC), self.tz)
+        self.kpi_events = kpi_window(
+            self.kpi_events, open_visits, datetime.now(UTC), self.tz, days=0
+        )
 
 
 def build(ctx: Context) -> list[Service]:
