@@ -126,7 +126,6 @@ class Puller:
         async with httpx.AsyncClient(
             timeout=httpx.Timeout(cfg.timeout_s + cfg.wait_s, connect=cfg.timeout_s),
             transport=self.transport or LoopTransport(self.tls),
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
             trust_env=False,  # as the sender: no proxy from the environment (docs/sync.md)
         ) as client:
             delay = 0.5

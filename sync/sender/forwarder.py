@@ -251,7 +251,6 @@ class Sender:
         self._client = httpx.AsyncClient(
             transport=self._transport or LoopTransport(self._tls),
             timeout=httpx.Timeout(self.cfg.timeout_s),
-            limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
             trust_env=False,
             follow_redirects=False,
         )

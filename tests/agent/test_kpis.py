@@ -773,9 +773,10 @@ def test_the_kpi_window_keeps_what_today_can_count_and_drops_settled_visits() ->
 
 
 def test_todays_events_give_todays_report() -> None:
-    """The refresh of today's report folds only the visits open or seen today (`today_events`):
-    yesterday's settled visit goes, the report does not move."""
-    from agent.daemon.services.visits import kpi_window, today_events
+    """The visits service holds, and each refresh of today's report folds, only the visits open
+    or seen today (`kpi_window` with `days` = 0): yesterday's settled visit goes, the report
+    does not move."""
+    from agent.daemon.services.visits import kpi_window
     from tests.agent.timeline import BASE
 
     events, now = window_plant()
@@ -786,7 +787,7 @@ def test_todays_events_give_todays_report() -> None:
     events += overnight
     open_visits = {"waiting", "overnight"}
     window = kpi_window({e.id: e for e in events}, open_visits, now, TZ)
-    todays = today_events(window, open_visits, now, TZ)
+    todays = list(kpi_window(window, open_visits, now, TZ, days=0).values())
 
     visits = {e.data["visit"] for e in todays if e.kind.startswith("visit.")}
     assert visits == {"waiting", "overnight", "late", "c", "d"}
@@ -795,5 +796,5 @@ def test_todays_events_give_todays_report() -> None:
     assert compute(todays, DAY, TZ, CFG, now) == report
     assert (report["bag_load_wait"]["count"], report["bag_load_wait"]["open"]) == (1, 1)
     # an open visit is kept for its running wait, though it had no event today
-    unopened = today_events(window, {"waiting"}, now, TZ)
+    unopened = kpi_window(window, {"waiting"}, now, TZ, days=0).values()
     assert compute(unopened, DAY, TZ, CFG, now)["bag_load_wait"]["count"] == 0

@@ -311,9 +311,9 @@ async def test_a_restart_reads_the_kpi_window_as_the_hourly_look_would_leave_it(
 ) -> None:
     """At start the service reads the KPI events since today began, then the older ones of
     the window, keeping what `kpi_window` keeps for today's report: the same events as reading
-    the whole window and pruning it, without holding the rest. `kpi.report` reads today's and yesterday's reports
-    the same way, and an older day's from every stored event: each equals the report of every
-    stored event."""
+    the whole window and pruning it, without holding the rest. `kpi.report` reads today's and
+    yesterday's reports the same way, and an older day's from every stored event: each equals
+    the report of every stored event."""
     from datetime import UTC, datetime, timedelta
 
     from agent.daemon.foreign import ingest

@@ -88,19 +88,6 @@ def recent_since(now: datetime, tz: ZoneInfo, days: int = 1) -> str:
     return format_at(start.astimezone(UTC))
 
 
-def today_events(
-    events: dict[str, Event], open_visits: set[str], now: datetime, tz: ZoneInfo
-) -> list[Event]:
-    """Of the KPI events held, those today's report can count at `now`: every event of a visit
-    that is open or had an event today (plant time), and every event that names no visit.
-
-    The service holds only these since its last look (`kpi_window` with `days` = 0, every hour
-    and at each new plant day); a visit that closed since then without an event today is left
-    out here too, so each refresh folds exactly today's (`test_todays_events_give_todays_report`).
-    """
-    return list(kpi_window(events, open_visits, now, tz, days=0).values())
-
-
 def visit_named(ev: Event) -> str | None:
     """The visit id a visit event names, if it names one."""
     vid = ev.data.get("visit") if ev.kind.startswith("visit.") else None
@@ -534,7 +521,7 @@ class VisitsService:
 
     async def _refresh_kpi(self) -> None:
         now, wall = time.monotonic(), datetime.now(UTC)
-        day = today(self.tz, wall)  # the same instant as today's events are cut at
+        day = today(self.tz, wall)  # the same instant as the report is made at
         # Open waits cross their targets as time passes: refresh at least once a minute.
         fresh = not self.kpi_dirty and now - self.kpi_at < KPI_STALE_S
         if day == self.kpi_day and (fresh or now - self.kpi_at < KPI_REFRESH_S):
@@ -544,9 +531,9 @@ class VisitsService:
             self._prune()
             self.pruned_at = now
         self.kpi_dirty, self.kpi_at, self.kpi_day = False, now, day
-        cfg, tz = self.ctx.config.kpi, self.tz
-        open_visits = {v.visit for v in self.proj.open_visits()}
-        events = today_events(self.kpi_events, open_visits, wall, tz)
+        # the events held are today's (`kpi_window` with `days` = 0: at start, each hour and at
+        # each new plant day), so each refresh folds the visits that can still count today
+        events, cfg, tz = list(self.kpi_events.values()), self.ctx.config.kpi, self.tz
         report = await asyncio.to_thread(kpis.compute, events, day, tz, cfg, wall)
         # The TUI colours running waits from the same share as the late.* warnings.
         self.ctx.hub.publish("kpi", {**report, "warn_share": cfg.warn_share})
