@@ -114,6 +114,68 @@ class Abandoned:
 Outcome = Captured | Abandoned
 
 
+class Level:
+    """The frames of one level in time order, with their lowest and highest weight kept as
+    frames come and go (each frame is added and dropped once, so a frame costs the same
+    however many the level holds: a steady deck at 20 frames/s is watched every frame)."""
+
+    __slots__ = ("_first", "_hi", "_lo", "_next", "frames")
+
+    def __init__(self) -> None:
+        self.frames: deque[tuple[float, Weight, str | None]] = deque()
+        # (frame number, weight): the candidates for the highest (lowest) weight of the frames
+        # from each one on, the current one first
+        self._hi: deque[tuple[int, Weight]] = deque()
+        self._lo: deque[tuple[int, Weight]] = deque()
+        self._first = 0  # the number of frames[0]
+        self._next = 0  # the number the next frame gets
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def append(self, t: float, kg: Weight, mode: str | None = None) -> None:
+        """Add the newest frame."""
+        n = self._next
+        self._next = n + 1
+        self.frames.append((t, kg, mode))
+        hi, lo = self._hi, self._lo
+        while hi and hi[-1][1] <= kg:
+            hi.pop()
+        hi.append((n, kg))
+        while lo and lo[-1][1] >= kg:
+            lo.pop()
+        lo.append((n, kg))
+
+    def popleft(self) -> None:
+        """Drop the oldest frame."""
+        self.frames.popleft()
+        first = self._first
+        self._first = first + 1
+        if self._hi[0][0] == first:
+            self._hi.popleft()
+        if self._lo[0][0] == first:
+            self._lo.popleft()
+
+    def clear(self) -> None:
+        """Drop every frame."""
+        self.frames.clear()
+        self._hi.clear()
+        self._lo.clear()
+        self._first = self._next
+
+    def spread(self) -> Weight:
+        """The highest weight less the lowest (the level holds a frame)."""
+        return self._hi[0][1] - self._lo[0][1]
+
+    def within(self, kg: Weight, band: Weight) -> bool:
+        """Whether every frame's weight is within `band` of `kg`."""
+        return self._hi[0][1] - band <= kg <= self._lo[0][1] + band
+
+    def span_s(self) -> float:
+        """Seconds from the oldest frame to the newest (the level holds a frame)."""
+        return self.frames[-1][0] - self.frames[0][0]
+
+
 class GapDetector:
     """Tells when frames went missing: silence, or a gap much longer than the usual interval
     between reads that the read after it does not make up with the frames the port kept."""
@@ -134,8 +196,11 @@ class GapDetector:
         missing = gap > self.silence_s
         if gap < SAME_READ_S:
             return missing
-        late = len(self._gaps) >= 4 and gap > max(
-            GAP_FACTOR * statistics.median(self._gaps), MIN_GAP_S
+        # (no median for a gap too short to be late: the reads of a port, 10 a second)
+        late = (
+            gap > MIN_GAP_S
+            and len(self._gaps) >= 4
+            and gap > GAP_FACTOR * statistics.median(self._gaps)
         )
         if late and not missing:
             # a late read: it must bring what the port buffered while the reader waited
@@ -161,7 +226,7 @@ class Capture:
     def __init__(self, settings: CaptureSettings) -> None:
         self.settings = settings
         self.state: State = "idle"
-        self._window: deque[tuple[float, Weight, str | None]] = deque()
+        self._window = Level()
         self._gaps = GapDetector(settings.silence_s)
         self._since = 0.0
         self._max_kg: Weight = 0
@@ -215,18 +280,18 @@ class Capture:
             self._window.clear()
             return self._timeout(t)
         window = self._window
-        window.append((t, kg, reading.mode))
-        while max(w for _, w, _ in window) - min(w for _, w, _ in window) > s.band_kg:
+        window.append(t, kg, reading.mode)
+        while window.spread() > s.band_kg:
             window.popleft()
-        span = window[-1][0] - window[0][0]
+        span = window.span_s()
         if span + _EPS >= s.hold_s and len(window) >= s.min_samples:
             self.state = "captured"
             self._zero_since = None
-            weights = [w for _, w, _ in window]
+            weights = [w for _, w, _ in window.frames]
             captured = Captured(
                 at_s=t,
                 weight_kg=statistics.median_low(weights),
-                mode=window[-1][2] or "gross",
+                mode=window.frames[-1][2] or "gross",
                 stable_ms=round(span * 1000),
                 samples=len(window),
             )
@@ -266,7 +331,7 @@ class StepWatch:
         self.band_kg = band_kg
         self.hold_s = hold_s
         self.min_weight_kg = min_weight_kg
-        self._window: deque[tuple[float, int]] = deque()
+        self._window = Level()
         self._pending: tuple[float, int, int] | None = None
         self._gaps = GapDetector(silence_s)
 
@@ -283,22 +348,25 @@ class StepWatch:
             self._pending = None
             return None
         window = self._window
-        if window:
-            ref = statistics.median_low(w for _, w in window)
+        # The level's median is one of its weights: with all of them within band_kg of this
+        # frame's, so is the median, and a steady level is not sorted every frame.
+        if window and not window.within(kg, self.band_kg):
+            ref = int(statistics.median_low(w for _, w, _ in window.frames))
             if abs(kg - ref) > self.band_kg:
-                steady = window[-1][0] - window[0][0] + _EPS >= self.hold_s
+                steady = window.span_s() + _EPS >= self.hold_s
                 loaded = max(ref, kg) >= self.min_weight_kg
                 fresh = steady and loaded and self._pending is None
                 self._pending = (t, ref, kg) if fresh else None
                 window.clear()
-        window.append((t, kg))
-        while max(w for _, w in window) - min(w for _, w in window) > self.band_kg:
+        window.append(t, kg)
+        while window.spread() > self.band_kg:
             window.popleft()
             self._pending = None
         if self._pending is None:
             # A steady level needs only its last hold_s: a deck standing empty all night must
             # not keep (and scan) every frame since the evening, 72,000 an hour at 20 frames/s.
-            while len(window) > 2 and t - window[1][0] + _EPS >= self.hold_s:
+            frames = window.frames
+            while len(frames) > 2 and t - frames[1][0] + _EPS >= self.hold_s:
                 window.popleft()
         if self._pending is not None and t - self._pending[0] + _EPS >= self.hold_s:
             at, before, after = self._pending
