@@ -45,6 +45,8 @@ REPAIR_MAX_MIN = 7 * 24 * 60
 # The loop wakes for a reading or when the next tally interval ends, and at least this often:
 # interval ends are wall times, so after a step of the wall clock a tally closes this late at most.
 MAX_WAIT_S = 30.0
+_DUE = "due"  # queued by the loop's timer: a tally interval ended (or MAX_WAIT_S passed)
+_DRIVER_ENDED = "driver ended"  # queued when the driver's task ends, failed or not
 
 
 def state_key(name: str) -> str:
@@ -142,28 +144,34 @@ class PackersService:
         queue: asyncio.Queue[Any] = asyncio.Queue()
         driver = ModbusDriver([modbus_device(p) for p in self.configs.values()])
         task = asyncio.create_task(driver.run(queue.put_nowait), name="modbus driver")
+        task.add_done_callback(lambda _: queue.put_nowait(_DRIVER_ENDED))
+        loop = asyncio.get_running_loop()
+        # One timer for the next tally interval's end, put in the queue as an item when due,
+        # instead of a timeout around each wait for a reading (each left in the loop's heap
+        # until its time, 30 s ahead, four of them a second). A reading's own packer is ticked
+        # by `observe`; the others wait for the timer. One `_DUE` is queued or timed at a time.
+        timer = loop.call_soon(queue.put_nowait, _DUE)
         try:
             while True:
-                try:
-                    # not wait_for: on 3.11 it can swallow a cancellation that races an item,
-                    # and the service would never stop
-                    async with asyncio.timeout(self._until_due(datetime.now(UTC))):
-                        item = await queue.get()
-                except TimeoutError:
-                    item = None
-                if task.done():
+                item = await queue.get()
+                if item is _DRIVER_ENDED:
                     task.result()  # a failed driver fails the service, which is restarted
                     raise RuntimeError("the Modbus driver ended")
-                if item is not None:
+                if item is not _DUE:
                     await self._handle(item)
-                await self._tick(datetime.now(UTC))
+                    continue
+                await self._tick(datetime.now(UTC))  # the first opens every packer's interval
+                delay = self._until_due(datetime.now(UTC))
+                timer = loop.call_at(loop.time() + delay, queue.put_nowait, _DUE)
         except asyncio.CancelledError:
+            timer.cancel()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
             await self.flush(datetime.now(UTC))
             raise
         finally:
+            timer.cancel()
             if not task.done():
                 task.cancel()
 
