@@ -13,7 +13,7 @@ from typing import Any
 
 from agent.daemon import lifeline
 from bench.common import Row
-from bench.procs import cpu_s
+from bench.procs import run_s
 
 PACKERS = 4
 WARMUP_S = 4.0
@@ -93,9 +93,9 @@ def run() -> list[Row]:
             )
             procs.append(daemon)
             time.sleep(WARMUP_S)
-            c0, t0 = cpu_s(daemon.pid), time.monotonic()
+            c0, t0 = run_s(daemon.pid), time.monotonic()
             time.sleep(MEASURE_S)
-            c1, t1 = cpu_s(daemon.pid), time.monotonic()
+            c1, t1 = run_s(daemon.pid), time.monotonic()
             online = _online(folder / "tally.db")
         finally:
             for p in reversed(procs):

@@ -75,7 +75,7 @@ def _live(root: Path) -> list[Row]:
     daemons = {t: Daemon(c).start() for t, c in configs.items()}
     try:
         time.sleep(2)  # every puller has made contact
-        cpu0 = {t: procs.cpu_s(d.proc.pid) for t, d in daemons.items() if d.proc}
+        cpu0 = {t: procs.run_s(d.proc.pid) for t, d in daemons.items() if d.proc}
         interval = 86_400 / (DAY_EVENTS * SPEED)
         lags: list[float] = []
         started = time.monotonic()
@@ -92,7 +92,7 @@ def _live(root: Path) -> list[Row]:
             time.sleep(max(0.0, interval - (time.monotonic() - t0)))
         wall = time.monotonic() - started
         cpu = [
-            (procs.cpu_s(d.proc.pid) - cpu0[t]) / wall * 100 for t, d in daemons.items() if d.proc
+            (procs.run_s(d.proc.pid) - cpu0[t]) / wall * 100 for t, d in daemons.items() if d.proc
         ]
     finally:
         for d in daemons.values():
