@@ -496,9 +496,10 @@ class Rates:
             r = replace(
                 r, day=local_day, day_bags=0, day_returned=0, day_broken=0, day_running_ms=0
             )
-        kept, (bags, returned, broken, ms) = _recent(
+        first, (bags, returned, broken, ms) = _recent(
             r.samples, r.window, p.at - timedelta(seconds=WINDOW_S)
         )
+        kept = r.samples[first:] if first else r.samples
         if p.bags or p.returned or p.broken or p.running_ms:
             if not kept or kept[-1].at <= p.at:
                 kept = (*kept, p)
@@ -548,11 +549,10 @@ class Rates:
         return {"last15": last15, "day": day}
 
 
-def _recent(
-    samples: tuple[Progress, ...], sums: _Sums, cutoff: datetime
-) -> tuple[tuple[Progress, ...], _Sums]:
-    """The samples after `cutoff` and their sums, from time-ordered `samples` and theirs: the
-    oldest are taken away one by one (a reading a second drops about one)."""
+def _recent(samples: tuple[Progress, ...], sums: _Sums, cutoff: datetime) -> tuple[int, _Sums]:
+    """Where the samples after `cutoff` begin in time-ordered `samples`, and their sums, from
+    those of `samples`: the oldest are taken away one by one (a reading a second drops about
+    one). `view` needs only the sums, so no slice is made here."""
     bags, returned, broken, ms = sums
     i = 0
     while i < len(samples) and samples[i].at <= cutoff:
@@ -561,7 +561,7 @@ def _recent(
             bags - x.bags, returned - x.returned, broken - x.broken, ms - x.running_ms
         )  # fmt: skip
         i += 1
-    return (samples[i:] if i else samples), (bags, returned, broken, ms)
+    return i, (bags, returned, broken, ms)
 
 
 def _per_hour(bags: int, running_ms: int) -> float | None:
